@@ -1,0 +1,1 @@
+//! Per-runtime modules (JVM, Python, Node.js): filled in by the runtime issues.

@@ -1,0 +1,208 @@
+//! The loaded eBPF object: its programs, its maps, the spec table, and the attachments.
+
+pub mod attach;
+
+use std::{
+    collections::HashMap,
+    os::fd::{AsFd as _, BorrowedFd},
+};
+
+pub use attach::{AttachError, Link, ProbePoint, Scope, UprobePmu};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, MapData, PerCpuArray, RingBuf},
+    programs::UProbe,
+};
+use ustat_common::{ProbeSpec, maps};
+
+/// The eBPF object built by `build.rs`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ustat"));
+
+/// The programs in the object; see `ustat-ebpf/src/programs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Program {
+    /// Sends each hit with its arguments to the `EVENTS` ring buffer.
+    Record,
+}
+
+impl Program {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Record => "record",
+        }
+    }
+}
+
+/// Why the eBPF object could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("ustat needs root to load eBPF programs (CAP_BPF and CAP_PERFMON); run it with sudo")]
+    NotRoot,
+    #[error("this kernel has no uprobe support ({0}); ustat needs CONFIG_UPROBE_EVENTS")]
+    NoUprobes(std::io::Error),
+    #[error("the kernel refused ustat's eBPF {what}: {detail}")]
+    Kernel { what: &'static str, detail: String },
+}
+
+/// An attach failure, with the probe and file it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot attach {probe} in {path}")]
+pub struct ProbeAttachError {
+    pub probe: String,
+    pub path: String,
+    #[source]
+    pub source: AttachError,
+}
+
+pub struct Tracer {
+    ebpf: Ebpf,
+    pmu: UprobePmu,
+    specs: HashMap<ProbeSpec, u32>,
+    links: Vec<Link>,
+}
+
+impl Tracer {
+    /// Loads the object and creates its maps. Programs are loaded on first use.
+    pub fn load() -> Result<Self, LoadError> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(LoadError::NotRoot);
+        }
+        let pmu = UprobePmu::detect().map_err(LoadError::NoUprobes)?;
+        let ebpf = EbpfLoader::new()
+            .load(OBJECT)
+            .map_err(|e| LoadError::Kernel {
+                what: "maps",
+                detail: format!("{e:#}"),
+            })?;
+        Ok(Self {
+            ebpf,
+            pmu,
+            specs: HashMap::new(),
+            links: Vec::new(),
+        })
+    }
+
+    fn program_fd(ebpf: &mut Ebpf, program: Program) -> Result<BorrowedFd<'_>, LoadError> {
+        let kernel = |detail: String| LoadError::Kernel {
+            what: "program",
+            detail,
+        };
+        let uprobe: &mut UProbe = ebpf
+            .program_mut(program.name())
+            .ok_or_else(|| kernel(format!("{} is missing from the object", program.name())))?
+            .try_into()
+            .map_err(|e| kernel(format!("{}: {e}", program.name())))?;
+        if uprobe.fd().is_err() {
+            uprobe
+                .load()
+                .map_err(|e| kernel(verifier_message(program, &e)))?;
+        }
+        let fd = uprobe
+            .fd()
+            .map_err(|e| kernel(format!("{}: {e}", program.name())))?;
+        Ok(fd.as_fd())
+    }
+
+    /// The id of `spec` in the `SPECS` map, adding it if it is new. Identical specs share an id.
+    fn spec_id(&mut self, spec: &ProbeSpec) -> Result<u32, LoadError> {
+        if let Some(&id) = self.specs.get(spec) {
+            return Ok(id);
+        }
+        let id = self.specs.len() as u32;
+        let mut table: Array<&mut MapData, ProbeSpec> = Array::try_from(
+            self.ebpf
+                .map_mut(maps::SPECS)
+                .ok_or_else(|| missing_map(maps::SPECS))?,
+        )
+        .map_err(|e| map_error(maps::SPECS, e))?;
+        table.set(id, spec, 0).map_err(|e| LoadError::Kernel {
+            what: "spec table",
+            detail: format!("entry {id}: {e} (more probe sites than the table holds?)"),
+        })?;
+        self.specs.insert(*spec, id);
+        Ok(id)
+    }
+
+    /// Attaches `program` at `point` for `scope`; the program reads its arguments through
+    /// `spec`. `probe` names the probe in errors.
+    pub fn attach(
+        &mut self,
+        probe: &str,
+        program: Program,
+        point: &ProbePoint,
+        spec: &ProbeSpec,
+        scope: Scope,
+    ) -> Result<(), ProbeAttachError> {
+        let error = |source| ProbeAttachError {
+            probe: probe.to_string(),
+            path: point.path.display().to_string(),
+            source,
+        };
+        let load = |e: LoadError| {
+            error(AttachError::Os {
+                what: "loading the program",
+                source: std::io::Error::other(e.to_string()),
+            })
+        };
+        let id = self.spec_id(spec).map_err(load)?;
+        let pmu = self.pmu;
+        let fd = Self::program_fd(&mut self.ebpf, program).map_err(load)?;
+        let link = attach::attach(pmu, fd, point, scope, u64::from(id)).map_err(error)?;
+        self.links.push(link);
+        Ok(())
+    }
+
+    /// How many probe points are attached.
+    pub fn attached(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Detaches everything (also done on drop).
+    pub fn detach_all(&mut self) {
+        self.links.clear();
+    }
+
+    /// The ring buffer of events. It can be taken once.
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        let map = self
+            .ebpf
+            .take_map(maps::EVENTS)
+            .ok_or_else(|| missing_map(maps::EVENTS))?;
+        RingBuf::try_from(map).map_err(|e| map_error(maps::EVENTS, e))
+    }
+
+    /// Events that did not fit in the ring buffer, summed over CPUs.
+    pub fn dropped_events(&self) -> Result<u64, LoadError> {
+        let map = self
+            .ebpf
+            .map(maps::DROPS)
+            .ok_or_else(|| missing_map(maps::DROPS))?;
+        let drops: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(|e| map_error(maps::DROPS, e))?;
+        let per_cpu = drops.get(&0, 0).map_err(|e| map_error(maps::DROPS, e))?;
+        Ok(per_cpu.iter().sum())
+    }
+}
+
+fn missing_map(name: &str) -> LoadError {
+    LoadError::Kernel {
+        what: "maps",
+        detail: format!("map {name} is missing from the object"),
+    }
+}
+
+fn map_error(name: &str, e: aya::maps::MapError) -> LoadError {
+    LoadError::Kernel {
+        what: "maps",
+        detail: format!("{name}: {e}"),
+    }
+}
+
+/// The verifier's log is long; its last lines say what it refused.
+fn verifier_message(program: Program, error: &aya::programs::ProgramError) -> String {
+    let text = format!("{error:#}");
+    let tail: Vec<&str> = text.lines().rev().take(8).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    format!("{}: {}", program.name(), tail.join("\n"))
+}

@@ -1,0 +1,191 @@
+//! `ustat list TARGET`: the USDT probes of a binary, or of every binary a process maps.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::{
+    cli::{ListArgs, ListFormat},
+    sanitize,
+    target::{self, ProbedBinary},
+    usdt::Probe,
+};
+
+pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let binaries = target::probed_binaries(&args.target)?;
+    match args.format {
+        ListFormat::Table => table(&binaries, out)?,
+        ListFormat::Csv => csv(&binaries, out)?,
+        ListFormat::Json => {
+            let rows: Vec<JsonBinary> = binaries.iter().map(JsonBinary::from).collect();
+            serde_json::to_writer_pretty(&mut *out, &rows)?;
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The distinct argument specs of a probe's sites, in site order.
+fn distinct_args(probe: &Probe) -> Vec<&str> {
+    let mut specs: Vec<&str> = Vec::new();
+    for site in &probe.sites {
+        if !specs.contains(&site.arg_text.as_str()) {
+            specs.push(&site.arg_text);
+        }
+    }
+    specs
+}
+
+/// Why some sites cannot be traced, one reason per line.
+fn problems(probe: &Probe) -> Vec<String> {
+    probe
+        .sites
+        .iter()
+        .filter_map(|site| {
+            let reason = site.target.as_ref().err()?;
+            Some(format!("site {:#x}: {reason}", site.address))
+        })
+        .collect()
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn table(binaries: &[ProbedBinary], out: &mut dyn Write) -> std::io::Result<()> {
+    for (i, binary) in binaries.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        let sites: usize = binary.probes.iter().map(|p| p.sites.len()).sum();
+        writeln!(
+            out,
+            "{}: {} probes, {} sites",
+            sanitize::text(&binary.path.to_string_lossy()),
+            binary.probes.len(),
+            sites
+        )?;
+        let width = |f: fn(&Probe) -> usize, title: &str| {
+            binary
+                .probes
+                .iter()
+                .map(f)
+                .max()
+                .unwrap_or(0)
+                .max(title.len())
+        };
+        let pw = width(|p| p.provider.chars().count(), "PROVIDER");
+        let nw = width(|p| p.name.chars().count(), "NAME");
+        writeln!(
+            out,
+            "  {:pw$}  {:nw$}  SITES  SEMAPHORE  ARGUMENTS",
+            "PROVIDER", "NAME"
+        )?;
+        for probe in &binary.probes {
+            writeln!(
+                out,
+                "  {:pw$}  {:nw$}  {:>5}  {:9}  {}",
+                sanitize::text(&probe.provider),
+                sanitize::text(&probe.name),
+                probe.sites.len(),
+                yes_no(probe.has_semaphore()),
+                sanitize::text(&distinct_args(probe).join(" | ")),
+            )?;
+            for problem in problems(probe) {
+                writeln!(
+                    out,
+                    "  {:pw$}  {:nw$}  ! {}",
+                    "",
+                    "",
+                    sanitize::text(&problem)
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn csv(binaries: &[ProbedBinary], out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut writer = ::csv::Writer::from_writer(out);
+    writer.write_record([
+        "file",
+        "provider",
+        "name",
+        "sites",
+        "semaphore",
+        "arguments",
+        "unsupported",
+    ])?;
+    for binary in binaries {
+        for probe in &binary.probes {
+            writer.write_record([
+                sanitize::csv_cell(&binary.path.to_string_lossy()),
+                sanitize::csv_cell(&probe.provider),
+                sanitize::csv_cell(&probe.name),
+                probe.sites.len().to_string(),
+                yes_no(probe.has_semaphore()).to_string(),
+                sanitize::csv_cell(&distinct_args(probe).join(" | ")),
+                sanitize::csv_cell(&problems(probe).join("; ")),
+            ])?;
+        }
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct JsonBinary {
+    file: String,
+    probes: Vec<JsonProbe>,
+}
+
+#[derive(Serialize)]
+struct JsonProbe {
+    provider: String,
+    name: String,
+    semaphore: bool,
+    sites: Vec<JsonSite>,
+}
+
+#[derive(Serialize)]
+struct JsonSite {
+    address: u64,
+    file_offset: Option<u64>,
+    semaphore_address: Option<u64>,
+    semaphore_offset: Option<u64>,
+    arguments: String,
+    unsupported: Option<String>,
+}
+
+impl From<&ProbedBinary> for JsonBinary {
+    fn from(binary: &ProbedBinary) -> Self {
+        Self {
+            file: binary.path.to_string_lossy().into_owned(),
+            probes: binary
+                .probes
+                .iter()
+                .map(|probe| JsonProbe {
+                    provider: probe.provider.clone(),
+                    name: probe.name.clone(),
+                    semaphore: probe.has_semaphore(),
+                    sites: probe
+                        .sites
+                        .iter()
+                        .map(|site| JsonSite {
+                            address: site.address,
+                            file_offset: site.target.as_ref().ok().map(|t| t.offset),
+                            semaphore_address: site.semaphore_address,
+                            semaphore_offset: site
+                                .target
+                                .as_ref()
+                                .ok()
+                                .and_then(|t| t.semaphore_offset),
+                            arguments: site.arg_text.clone(),
+                            unsupported: site.target.as_ref().err().cloned(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}

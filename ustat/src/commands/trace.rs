@@ -1,0 +1,266 @@
+//! `ustat trace TARGET [PROBE...]`: one line per probe hit, with the arguments as the kernel
+//! read them. The quickest way to see what a probe carries, and how the tests check the engine.
+
+use std::io::{self, BufWriter, Write as _};
+
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::{SignalKind, signal},
+};
+use ustat_common::{ArgsEvent, EventHeader, event_kind};
+
+use crate::{
+    bpf::{ProbePoint, Program, Scope, Tracer},
+    cli::TraceArgs,
+    exit::UsageError,
+    sanitize,
+    target::{self, ProbedBinary, Target},
+    usdt::Probe,
+};
+
+/// What printing a hit needs to know about the site that fired (its spec's tag).
+struct TracedSite {
+    probe: String,
+    signed: Vec<bool>,
+}
+
+pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
+    let scopes = scopes(args)?;
+    let binaries = target::probed_binaries(&args.target)?;
+    let selected = select(&binaries, &args.probes)?;
+    let started = std::time::Instant::now();
+    let mut tracer = Tracer::load()?;
+    let mut sites = Vec::new();
+    for (binary, probe) in selected {
+        let probe_name = sanitize::text(&probe.full_name());
+        for site in &probe.sites {
+            let target = match &site.target {
+                Ok(target) => target,
+                Err(reason) => {
+                    eprintln!(
+                        "ustat: skipping a site of {probe_name} at {:#x}: {}",
+                        site.address,
+                        sanitize::text(reason)
+                    );
+                    continue;
+                }
+            };
+            let spec = target.probe_spec(sites.len() as u32);
+            sites.push(TracedSite {
+                probe: probe_name.clone(),
+                signed: target.signed.clone(),
+            });
+            let point = ProbePoint {
+                path: binary.host_path.clone(),
+                offset: target.offset,
+                semaphore_offset: target.semaphore_offset,
+                retprobe: false,
+            };
+            for &scope in &scopes {
+                tracer.attach(&probe_name, Program::Record, &point, &spec, scope)?;
+            }
+        }
+    }
+    if tracer.attached() == 0 {
+        anyhow::bail!("none of the selected probe sites can be traced");
+    }
+    eprintln!(
+        "ustat: tracing {} probe sites ({} attachments, attached in {} ms); Ctrl-C to stop",
+        sites.len(),
+        tracer.attached(),
+        started.elapsed().as_millis()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let events = tracer.take_events()?;
+    let result = runtime.block_on(print_events(events, &sites, args.max_events));
+    let dropped = tracer.dropped_events()?;
+    if dropped > 0 {
+        eprintln!("ustat: {dropped} events were dropped: the ring buffer was full");
+    }
+    result
+}
+
+/// A PID target is traced in that process only; a path everywhere, or in the `-p` processes.
+fn scopes(args: &TraceArgs) -> Result<Vec<Scope>, UsageError> {
+    match (&args.target, args.pid.as_slice()) {
+        (Target::Pid(pid), []) => Ok(vec![Scope::Process(*pid)]),
+        (Target::Pid(_), _) => Err(UsageError(
+            "-p goes with a path target; a PID target is already one process".into(),
+        )),
+        (Target::Path(_), []) => Ok(vec![Scope::AllProcesses]),
+        (Target::Path(_), pids) => Ok(pids.iter().map(|&pid| Scope::Process(pid)).collect()),
+    }
+}
+
+/// The probes the patterns select (all of them when there are none). A pattern that selects
+/// nothing is an error, so a typo is not a silent empty trace.
+fn select<'a>(
+    binaries: &'a [ProbedBinary],
+    patterns: &[String],
+) -> Result<Vec<(&'a ProbedBinary, &'a Probe)>, UsageError> {
+    let all = binaries
+        .iter()
+        .flat_map(|b| b.probes.iter().map(move |p| (b, p)));
+    if patterns.is_empty() {
+        return Ok(all.collect());
+    }
+    for pattern in patterns {
+        if !binaries
+            .iter()
+            .flat_map(|b| &b.probes)
+            .any(|p| probe_matches(pattern, p))
+        {
+            return Err(UsageError(format!(
+                "no probe matches `{}` (`ustat list` shows the probes)",
+                sanitize::text(pattern)
+            )));
+        }
+    }
+    Ok(all
+        .filter(|(_, p)| patterns.iter().any(|pattern| probe_matches(pattern, p)))
+        .collect())
+}
+
+/// `provider:name`, or `name` for any provider; `*` matches any run of characters.
+fn probe_matches(pattern: &str, probe: &Probe) -> bool {
+    match pattern.split_once(':') {
+        Some((provider, name)) => glob(provider, &probe.provider) && glob(name, &probe.name),
+        None => glob(pattern, &probe.name),
+    }
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(mut tail) = text.strip_prefix(head) else {
+                return false;
+            };
+            loop {
+                if glob(rest, tail) {
+                    return true;
+                }
+                let mut chars = tail.chars();
+                if chars.next().is_none() {
+                    return false;
+                }
+                tail = chars.as_str();
+            }
+        }
+    }
+}
+
+async fn print_events(
+    events: RingBuf<MapData>,
+    sites: &[TracedSite],
+    max_events: Option<u64>,
+) -> anyhow::Result<()> {
+    // SAFETY: the ring buffer owns its descriptor and keeps it open while registered.
+    let mut events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut printed = 0u64;
+    let result: io::Result<()> = async {
+        writeln!(out, "TIME_NS PID TID PROBE ARGS")?;
+        out.flush()?;
+        loop {
+            tokio::select! {
+                ready = events.readable_mut() => {
+                    let mut guard = ready?;
+                    let ring = guard.get_inner_mut();
+                    while let Some(item) = ring.next() {
+                        if let Some(line) = format_event(&item, sites) {
+                            writeln!(out, "{line}")?;
+                            printed += 1;
+                            if max_events.is_some_and(|max| printed >= max) {
+                                return out.flush();
+                            }
+                        }
+                    }
+                    guard.clear_ready();
+                    out.flush()?;
+                }
+                _ = interrupt.recv() => return out.flush(),
+                _ = terminate.recv() => return out.flush(),
+                _ = hangup.recv() => return out.flush(),
+            }
+        }
+    }
+    .await;
+    match result {
+        // The reader went away (`ustat trace ... | head`): that is how such a pipe ends.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn format_event(bytes: &[u8], sites: &[TracedSite]) -> Option<String> {
+    if bytes.len() < size_of::<EventHeader>() {
+        return None;
+    }
+    // SAFETY: at least a header's worth of bytes; read_unaligned copes with any alignment.
+    let header: EventHeader = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    if header.kind != event_kind::ARGS || bytes.len() < size_of::<ArgsEvent>() {
+        return None;
+    }
+    // SAFETY: as above, for the full event.
+    let event: ArgsEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    let site = sites.get(event.tag as usize)?;
+    let mut line = format!(
+        "{} {} {} {}",
+        header.ts_ns, header.pid, header.tid, site.probe
+    );
+    for i in 0..usize::from(event.nargs).min(event.args.len()) {
+        let value = event.args[i];
+        if event.failed & (1 << i) != 0 {
+            line.push_str(" ?");
+        } else if site.signed.get(i).copied().unwrap_or(false) {
+            line.push_str(&format!(" {}", value as i64));
+        } else {
+            line.push_str(&format!(" {value}"));
+        }
+    }
+    Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_patterns() {
+        assert!(glob("gc__begin", "gc__begin"));
+        assert!(!glob("gc__begin", "gc__end"));
+        assert!(glob("gc__*", "gc__end"));
+        assert!(glob("*", ""));
+        assert!(glob("*__begin", "mem__pool__gc__begin"));
+        assert!(glob("m*d", "method"));
+        assert!(!glob("m*x", "method"));
+        assert!(glob("*o*e*", "monitor__wait"));
+    }
+
+    fn probe(provider: &str, name: &str) -> Probe {
+        Probe {
+            provider: provider.into(),
+            name: name.into(),
+            sites: vec![],
+        }
+    }
+
+    #[test]
+    fn patterns_name_a_provider_or_not() {
+        let p = probe("hotspot", "gc__begin");
+        assert!(probe_matches("gc__begin", &p));
+        assert!(probe_matches("hotspot:gc__begin", &p));
+        assert!(probe_matches("hotspot:*", &p));
+        assert!(probe_matches("*:gc__*", &p));
+        assert!(!probe_matches("python:gc__begin", &p));
+    }
+}

@@ -1,0 +1,116 @@
+//! Exit codes, and which errors map to which. Documented in `ustat --help` and the README.
+
+use crate::{
+    bpf::{AttachError, LoadError, ProbeAttachError},
+    elf::OpenError,
+    process::ProcessError,
+    target::TargetError,
+    usdt::UsdtError,
+};
+
+/// Success.
+pub const OK: u8 = 0;
+/// Something failed at run time (the kernel refused a probe, an output file could not be written).
+pub const FAILURE: u8 = 1;
+/// The command line is wrong.
+pub const USAGE: u8 = 2;
+/// Not permitted: ustat needs root.
+pub const PRIVILEGE: u8 = 3;
+/// The target cannot be traced: no such process or file, not an x86-64 ELF binary, no probes.
+pub const TARGET: u8 = 4;
+
+/// The text for `--help`.
+pub const TABLE: &str = "\
+Exit codes:
+  0  success
+  1  failure at run time (for example the kernel refused a probe)
+  2  usage error (bad option or value)
+  3  not permitted (ustat needs root: CAP_BPF and CAP_PERFMON)
+  4  bad target (no such process or file, not an x86-64 ELF binary, no probes)";
+
+/// A usage error found after parsing (for example a probe pattern that matches nothing).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The exit code for an error: that of the first cause in its chain that has one.
+pub fn code(error: &anyhow::Error) -> u8 {
+    error.chain().find_map(code_of).unwrap_or(FAILURE)
+}
+
+fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    if cause.is::<UsageError>() {
+        return Some(USAGE);
+    }
+    if let Some(e) = cause.downcast_ref::<LoadError>() {
+        return matches!(e, LoadError::NotRoot).then_some(PRIVILEGE);
+    }
+    if let Some(e) = cause.downcast_ref::<ProbeAttachError>() {
+        return match e.source {
+            AttachError::Permission => Some(PRIVILEGE),
+            AttachError::NoProcess(_) => Some(TARGET),
+            _ => None,
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<TargetError>() {
+        return Some(target_code(e));
+    }
+    if let Some(e) = cause.downcast_ref::<UsdtError>() {
+        return Some(usdt_code(e));
+    }
+    if let Some(e) = cause.downcast_ref::<ProcessError>() {
+        return Some(process_code(e));
+    }
+    cause.downcast_ref::<OpenError>().map(open_code)
+}
+
+fn target_code(e: &TargetError) -> u8 {
+    match e {
+        TargetError::Process(e) => process_code(e),
+        TargetError::Usdt(e) => usdt_code(e),
+        TargetError::NoProbesInProcess(_) => TARGET,
+    }
+}
+
+fn usdt_code(e: &UsdtError) -> u8 {
+    match e {
+        UsdtError::Open(e) => open_code(e),
+        UsdtError::NoProbes { .. } | UsdtError::BadNotes { .. } => TARGET,
+    }
+}
+
+fn process_code(e: &ProcessError) -> u8 {
+    match e {
+        ProcessError::Permission { .. } => PRIVILEGE,
+        _ => TARGET,
+    }
+}
+
+fn open_code(e: &OpenError) -> u8 {
+    match e {
+        OpenError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            PRIVILEGE
+        }
+        _ => TARGET,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_their_documented_codes() {
+        let not_root = anyhow::Error::from(LoadError::NotRoot);
+        assert_eq!(code(&not_root), PRIVILEGE);
+        let gone = anyhow::Error::from(ProcessError::NotFound(7)).context("listing probes");
+        assert_eq!(code(&gone), TARGET);
+        let usage = anyhow::Error::from(UsageError("no probe matches `x`".into()));
+        assert_eq!(code(&usage), USAGE);
+        let no_probes = anyhow::Error::from(TargetError::Usdt(UsdtError::NoProbes {
+            path: "/bin/true".into(),
+        }));
+        assert_eq!(code(&no_probes), TARGET);
+        assert_eq!(code(&anyhow::anyhow!("disk full")), FAILURE);
+    }
+}

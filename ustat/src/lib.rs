@@ -1,0 +1,22 @@
+//! ustat: live statistics from language runtimes through USDT probes and uprobes.
+
+pub mod bpf;
+pub mod cli;
+pub mod commands;
+pub mod elf;
+pub mod exit;
+pub mod process;
+pub mod sanitize;
+pub mod target;
+pub mod usdt;
+
+use cli::{Cli, Command};
+
+/// Runs what the command line asks for.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::List(args)) => commands::list::run(&args, &mut std::io::stdout().lock()),
+        Some(Command::Trace(args)) => commands::trace::run(&args),
+        None => anyhow::bail!("the dashboard is not built yet; try `ustat list` or `ustat trace`"),
+    }
+}
