@@ -54,6 +54,15 @@ pub struct ProbeAttachError {
     pub source: AttachError,
 }
 
+/// Loading eBPF programs and opening uprobe events needs root.
+pub fn require_root() -> Result<(), LoadError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LoadError::NotRoot);
+    }
+    Ok(())
+}
+
 pub struct Tracer {
     ebpf: Ebpf,
     pmu: UprobePmu,
@@ -64,10 +73,7 @@ pub struct Tracer {
 impl Tracer {
     /// Loads the object and creates its maps. Programs are loaded on first use.
     pub fn load() -> Result<Self, LoadError> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err(LoadError::NotRoot);
-        }
+        require_root()?;
         let pmu = UprobePmu::detect().map_err(LoadError::NoUprobes)?;
         let ebpf = EbpfLoader::new()
             .load(OBJECT)

@@ -26,6 +26,8 @@ struct TracedSite {
 }
 
 pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
+    // Before anything else: without root, nothing below can work.
+    crate::bpf::require_root()?;
     let scopes = scopes(args)?;
     let binaries = target::probed_binaries(&args.target)?;
     let selected = select(&binaries, &args.probes)?;
@@ -243,7 +245,8 @@ mod tests {
         assert!(glob("*__begin", "mem__pool__gc__begin"));
         assert!(glob("m*d", "method"));
         assert!(!glob("m*x", "method"));
-        assert!(glob("*o*e*", "monitor__wait"));
+        assert!(glob("*o*a*", "monitor__wait"));
+        assert!(!glob("*o*e*", "monitor__wait"));
     }
 
     fn probe(provider: &str, name: &str) -> Probe {

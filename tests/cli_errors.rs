@@ -1,0 +1,196 @@
+//! Bad input gets one clear line on stderr and its documented exit code, never a panic.
+
+mod support;
+
+use std::{ffi::OsStr, process::Command};
+
+use support::{fixtures::UsdtFixture, run_ustat, ustat_binary};
+use ustat::exit;
+
+/// Runs ustat and checks it failed with `code` and exactly one line that contains `message`.
+fn fails_with<S: AsRef<OsStr>>(args: &[S], code: u8, message: &str) {
+    let (status, out, err) = run_ustat(args);
+    let shown: Vec<&OsStr> = args.iter().map(|a| a.as_ref()).collect();
+    assert_eq!(status, i32::from(code), "{shown:?}: {err}");
+    assert_eq!(out, "", "{shown:?}");
+    assert_eq!(err.lines().count(), 1, "{shown:?}: one line, got:\n{err}");
+    assert!(err.starts_with("ustat: "), "{shown:?}: {err}");
+    assert!(
+        err.contains(message),
+        "{shown:?}: expected `{message}` in: {err}"
+    );
+}
+
+#[test]
+fn a_pid_that_does_not_exist() {
+    fails_with(
+        &["list", "999999999"],
+        exit::TARGET,
+        "no process with PID 999999999",
+    );
+    fails_with(
+        &["trace", "999999999"],
+        exit::TARGET,
+        "no process with PID 999999999",
+    );
+}
+
+#[test]
+fn a_path_that_does_not_exist() {
+    fails_with(
+        &["list", "/no/such/file"],
+        exit::TARGET,
+        "cannot read /no/such/file: No such file",
+    );
+}
+
+#[test]
+fn a_file_that_is_not_elf() {
+    fails_with(
+        &["list", "/etc/passwd"],
+        exit::TARGET,
+        "/etc/passwd: not an ELF file",
+    );
+    fails_with(
+        &["trace", "/etc/passwd"],
+        exit::TARGET,
+        "/etc/passwd: not an ELF file",
+    );
+}
+
+#[test]
+fn a_directory() {
+    fails_with(
+        &["list", "/usr"],
+        exit::TARGET,
+        "cannot read /usr: it is a directory",
+    );
+}
+
+#[test]
+fn a_binary_of_another_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("elf32");
+    let mut header = vec![0u8; 64];
+    header[..4].copy_from_slice(b"\x7fELF");
+    header[4] = 1; // ELFCLASS32
+    header[5] = 1;
+    std::fs::write(&path, header).unwrap();
+    fails_with(
+        &[OsStr::new("list"), path.as_os_str()],
+        exit::TARGET,
+        "a 32-bit ELF file; ustat probes x86-64 executables and shared libraries",
+    );
+}
+
+#[test]
+fn a_binary_without_probes() {
+    fails_with(
+        &["list", "/bin/true"],
+        exit::TARGET,
+        "/bin/true has no USDT probes (no .note.stapsdt section)",
+    );
+    fails_with(
+        &["trace", "/bin/true"],
+        exit::TARGET,
+        "/bin/true has no USDT probes",
+    );
+}
+
+#[test]
+fn a_process_without_probes() {
+    let mut child = Command::new("sleep").arg("600").spawn().unwrap();
+    let pid = child.id().to_string();
+    fails_with(
+        &["list", &pid],
+        exit::TARGET,
+        &format!("process {pid} maps no binary with USDT probes"),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn malformed_notes() {
+    use object::{Object as _, ObjectSection as _};
+    let fixture = UsdtFixture::build();
+    let mut bytes = std::fs::read(&fixture.program).unwrap();
+    let file = object::File::parse(&*bytes).unwrap();
+    let (offset, _) = file
+        .section_by_name(".note.stapsdt")
+        .unwrap()
+        .file_range()
+        .unwrap();
+    drop(file);
+    // The first note's descriptor size (after namesz) shrinks below its three addresses.
+    let descsz = offset as usize + 4;
+    bytes[descsz..descsz + 4].copy_from_slice(&20u32.to_le_bytes());
+    let broken = fixture.dir.path().join("broken");
+    std::fs::write(&broken, &bytes).unwrap();
+    fails_with(
+        &[OsStr::new("list"), broken.as_os_str()],
+        exit::TARGET,
+        "USDT note 0 is 20 bytes, too short for its three addresses",
+    );
+}
+
+#[test]
+fn a_probe_pattern_that_matches_nothing() {
+    fails_with(
+        &["trace", "/usr/bin/python3.11", "no_such_probe"],
+        exit::USAGE,
+        "no probe matches `no_such_probe`",
+    );
+}
+
+#[test]
+fn pid_scope_on_a_pid_target() {
+    fails_with(
+        &["trace", "1", "-p", "1"],
+        exit::USAGE,
+        "-p goes with a path target",
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    for args in [
+        &["list"][..],
+        &["list", "/bin/true", "--format", "xml"],
+        &["trace", "/bin/true", "-p", "0"],
+        &["frobnicate"],
+    ] {
+        let (status, out, err) = run_ustat(args);
+        assert_eq!(status, i32::from(exit::USAGE), "{args:?}: {err}");
+        assert_eq!(out, "");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked"));
+    }
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let (status, out, _) = run_ustat(&["--help"]);
+    assert_eq!(status, 0);
+    assert!(out.contains(exit::TABLE), "{out}");
+    let (status, out, _) = run_ustat(&["trace", "--help"]);
+    assert_eq!(status, 0);
+    assert!(out.contains(exit::TABLE), "{out}");
+}
+
+#[test]
+fn tracing_without_root() {
+    // setpriv drops to nobody; the binary and python3.11 are readable by everyone.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(ustat_binary())
+        .args(["trace", "/usr/bin/python3.11"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(i32::from(exit::PRIVILEGE)), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "ustat: ustat needs root to load eBPF programs (CAP_BPF and CAP_PERFMON); run it with sudo"
+    );
+}

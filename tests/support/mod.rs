@@ -1,0 +1,244 @@
+//! Helpers shared by the end-to-end tests: running the real `ustat` binary, driving fixture
+//! programs line by line, and waiting for conditions with deadlines (never fixed sleeps).
+//!
+//! Every test works on its own processes and its own copies of the fixture binaries (their
+//! own inodes), so tests running in parallel on one kernel cannot see each other's probes.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+pub mod fixtures;
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    path::Path,
+    process::{Child, ChildStdin, Command, ExitStatus, Stdio},
+    sync::mpsc::{Receiver, RecvTimeoutError, channel},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// How long any single wait may take before the test fails. Generous: CI machines are slow
+/// and loaded; a passing test never waits this long.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+pub fn ustat_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_ustat"))
+}
+
+/// Lines of a child's output, read by a thread so a test can wait with a deadline.
+pub struct Lines {
+    rx: Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    fn spawn(reader: impl std::io::Read + Send + 'static) -> Self {
+        let (tx, rx) = channel();
+        thread::spawn(move || {
+            for line in BufReader::new(reader).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line, or `None` at end of output.
+    pub fn next(&mut self, what: &str) -> Option<String> {
+        match self.rx.recv_timeout(DEADLINE) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                Some(line)
+            }
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!(
+                    "no line within {DEADLINE:?} while waiting for {what}; seen: {:#?}",
+                    self.seen
+                )
+            }
+        }
+    }
+
+    /// Reads lines until one satisfies `pred`, and returns it.
+    pub fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        loop {
+            match self.next(what) {
+                Some(line) if pred(&line) => return line,
+                Some(_) => continue,
+                None => panic!(
+                    "output ended while waiting for {what}; seen: {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// The next `n` lines.
+    pub fn take(&mut self, n: usize, what: &str) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                self.next(what).unwrap_or_else(|| {
+                    panic!(
+                        "output ended after {i} of {n} lines of {what}; seen: {:#?}",
+                        self.seen
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Everything until the end of output.
+    pub fn rest(&mut self) -> Vec<String> {
+        let mut rest = Vec::new();
+        while let Some(line) = self.next("the end of output") {
+            rest.push(line);
+        }
+        rest
+    }
+}
+
+/// A running `ustat`.
+pub struct Ustat {
+    pub child: Child,
+    pub stdout: Lines,
+    pub stderr: Lines,
+}
+
+impl Ustat {
+    pub fn spawn<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Self {
+        let mut child = Command::new(ustat_binary())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ustat");
+        let stdout = Lines::spawn(child.stdout.take().unwrap());
+        let stderr = Lines::spawn(child.stderr.take().unwrap());
+        Self {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// `ustat trace ...`, returned once its probes are attached.
+    pub fn trace<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Self {
+        let mut all: Vec<std::ffi::OsString> = vec!["trace".into()];
+        all.extend(args.iter().map(|a| a.as_ref().to_os_string()));
+        let mut ustat = Self::spawn(&all);
+        ustat
+            .stderr
+            .wait_for("ustat to attach", |l| l.starts_with("ustat: tracing "));
+        let header = ustat.stdout.next("the trace header");
+        assert_eq!(header.as_deref(), Some("TIME_NS PID TID PROBE ARGS"));
+        ustat
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill ustat");
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        wait_with_deadline(&mut self.child, "ustat to exit")
+    }
+}
+
+impl Drop for Ustat {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_with_deadline(child: &mut Child, what: &str) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Polls `f` until it returns `Some`, or fails the test at the deadline.
+pub fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = f() {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A program driven by one-line commands on stdin, each answered by one line on stdout.
+pub struct Driven {
+    pub child: Child,
+    stdin: ChildStdin,
+    pub stdout: Lines,
+}
+
+impl Driven {
+    /// Starts `command` and waits for its first line (`ready ...`).
+    pub fn spawn(command: &mut Command) -> Self {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+        let stdin = child.stdin.take().unwrap();
+        let stdout = Lines::spawn(child.stdout.take().unwrap());
+        let mut driven = Self {
+            child,
+            stdin,
+            stdout,
+        };
+        driven
+            .stdout
+            .wait_for("the program to be ready", |l| l.starts_with("ready"));
+        driven
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends one command and returns its answer.
+    pub fn send(&mut self, command: &str) -> String {
+        writeln!(self.stdin, "{command}").expect("write command");
+        self.stdin.flush().expect("flush command");
+        self.stdout
+            .next(command)
+            .unwrap_or_else(|| panic!("the program exited on `{command}`"))
+    }
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs ustat to completion and returns (exit code, stdout, stderr).
+pub fn run_ustat<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String, String) {
+    let out = Command::new(ustat_binary())
+        .args(args)
+        .output()
+        .expect("run ustat");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
