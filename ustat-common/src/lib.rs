@@ -15,16 +15,70 @@ pub mod maps {
     pub const SPECS: &str = "SPECS";
     /// `RingBuf` of events (`EventHeader` first).
     pub const EVENTS: &str = "EVENTS";
-    /// `PerCpuArray<u64>` of events that did not fit in `EVENTS`.
-    pub const DROPS: &str = "DROPS";
+    /// `PerCpuArray<u64>` indexed by `lost::*`: what could not be recorded, and why.
+    pub const LOST: &str = "LOST";
     /// `PerCpuHashMap<CountKey, CountValue>`: per-process event counts.
     pub const COUNTS: &str = "COUNTS";
-    /// `HashMap<OpenSpanKey, OpenSpan>`: spans begun and not yet ended, per thread.
+    /// `HashMap<SpanThreadKey, u32>`: how many spans each thread has open, per category.
+    pub const SPAN_DEPTH: &str = "SPAN_DEPTH";
+    /// `LruHashMap<OpenSpanKey, OpenSpan>`: spans begun and not yet ended.
     pub const OPEN_SPANS: &str = "OPEN_SPANS";
     /// `PerCpuHashMap<CountKey, SpanTotals>`: finished spans per process.
     pub const SPANS: &str = "SPANS";
     /// `PerCpuHashMap<HistKey, u64>`: span durations, bucketed like HdrHistogram.
     pub const SPAN_HIST: &str = "SPAN_HIST";
+    /// `PerCpuHashMap<KeyedKey, CountValue>`: counts per key (method, class, ...).
+    pub const KEYED: &str = "KEYED";
+}
+
+/// Slots of the `LOST` map.
+pub mod lost {
+    /// Events not sent: the ring buffer was full.
+    pub const RING_FULL: u32 = 0;
+    /// Hits not counted: an aggregation map was full.
+    pub const MAP_FULL: u32 = 1;
+    /// Spans not timed: a thread nested more than `MAX_SPAN_DEPTH` of one category.
+    pub const TOO_DEEP: u32 = 2;
+    pub const SLOTS: u32 = 3;
+}
+
+/// What a runtime event counts as. The kernel only passes these through; userspace gives
+/// them meaning.
+pub mod category {
+    pub const GC: u32 = 1;
+    pub const CLASS_LOADED: u32 = 2;
+    pub const CLASS_UNLOADED: u32 = 3;
+    pub const THREAD_STARTED: u32 = 4;
+    pub const THREAD_STOPPED: u32 = 5;
+    pub const METHOD_CALL: u32 = 6;
+    pub const OBJECT_ALLOC: u32 = 7;
+    pub const MONITOR_CONTENDED: u32 = 8;
+    /// Memory pool usage when a GC starts (value: bytes used), keyed by manager and pool.
+    pub const POOL_GC_BEGIN: u32 = 9;
+    /// Memory pool usage when a GC ends (value: bytes used), keyed by manager and pool.
+    pub const POOL_GC_END: u32 = 10;
+    pub const IMPORT: u32 = 11;
+    pub const HTTP_REQUEST: u32 = 12;
+}
+
+/// Most spans of one category a thread can have open at once (nested imports, say).
+pub const MAX_SPAN_DEPTH: u32 = 32;
+
+/// Significant bits kept of a span duration: HdrHistogram with 3 significant decimal digits
+/// has 2048 sub-buckets, so truncating a duration to its top 11 bits gives the lowest value
+/// of the HdrHistogram bucket it falls in. The kernel counts per truncated value; userspace
+/// records each into an HdrHistogram and gets exactly the histogram of the raw durations.
+pub const HIST_SIGNIFICANT_BITS: u32 = 11;
+
+/// The lowest value of `value`'s HdrHistogram bucket (see `HIST_SIGNIFICANT_BITS`).
+#[inline(always)]
+pub fn hist_bucket(value: u64) -> u64 {
+    let bits = 64 - value.leading_zeros();
+    if bits <= HIST_SIGNIFICANT_BITS {
+        return value;
+    }
+    let shift = bits - HIST_SIGNIFICANT_BITS;
+    (value >> shift) << shift
 }
 
 /// Where a USDT argument lives (`ArgSpec::kind`).
@@ -97,6 +151,33 @@ const _: () = assert!(size_of::<ArgSpec>() == 16);
 /// "No argument" in the argument-index fields of `ProbeSpec`.
 pub const NO_ARG: u8 = 0xff;
 
+/// What the `keyed` program does with one argument of the key (`KeyArg::kind`).
+pub mod key_kind {
+    /// This slot of the key is unused (0).
+    pub const NONE: u8 = 0;
+    /// The argument's value is the key; it has no name.
+    pub const VALUE: u8 = 1;
+    /// The argument points at a string whose length is argument `len_arg` (HotSpot's names,
+    /// which are not NUL-terminated). The pointer is the key; the string is its name.
+    pub const PTR_LEN: u8 = 2;
+    /// The argument points at a NUL-terminated string (CPython's, Ruby's names).
+    pub const CSTR: u8 = 3;
+}
+
+/// One slot of a `keyed` program's key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KeyArg {
+    pub kind: u8,
+    pub arg: u8,
+    pub len_arg: u8,
+    pub _pad: u8,
+}
+const _: () = assert!(size_of::<KeyArg>() == 4);
+
+/// Slots in a `keyed` key.
+pub const KEY_SLOTS: usize = 3;
+
 /// One entry of the `SPECS` map: a probe site's argument specs and what its program does
 /// with them. The attach cookie is the entry's index.
 #[repr(C)]
@@ -109,11 +190,14 @@ pub struct ProbeSpec {
     /// Argument whose value is summed (bytes allocated, objects collected), or `NO_ARG`.
     pub value_arg: u8,
     pub _pad: u8,
-    /// The category the program counts into (see `category`), or the probe's number for the
+    /// The category the program counts into (see `category`), or the site's number for the
     /// `record` program.
     pub tag: u32,
+    /// The key of the `keyed` program.
+    pub keys: [KeyArg; KEY_SLOTS],
+    pub _pad2: u32,
 }
-const _: () = assert!(size_of::<ProbeSpec>() == 200);
+const _: () = assert!(size_of::<ProbeSpec>() == 216);
 
 impl ProbeSpec {
     pub const EMPTY: Self = Self {
@@ -131,6 +215,13 @@ impl ProbeSpec {
         value_arg: NO_ARG,
         _pad: 0,
         tag: 0,
+        keys: [KeyArg {
+            kind: key_kind::NONE,
+            arg: NO_ARG,
+            len_arg: NO_ARG,
+            _pad: 0,
+        }; KEY_SLOTS],
+        _pad2: 0,
     };
 }
 
@@ -138,6 +229,8 @@ impl ProbeSpec {
 pub mod event_kind {
     /// An `ArgsEvent`: a probe hit with its arguments.
     pub const ARGS: u32 = 1;
+    /// A `NameEvent`: the strings of a new `keyed` key.
+    pub const NAMES: u32 = 2;
 }
 
 /// The start of every event in the `EVENTS` ring buffer.
@@ -190,6 +283,87 @@ pub struct CountValue {
 }
 const _: () = assert!(size_of::<CountValue>() == 16);
 
+/// Value of the `SPANS` map (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpanTotals {
+    pub count: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+    /// Sum of the end probe's `ProbeSpec::value_arg` (objects collected, say).
+    pub value_sum: u64,
+}
+const _: () = assert!(size_of::<SpanTotals>() == 32);
+
+/// Key of the per-thread span maps.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SpanThreadKey {
+    pub tid: u32,
+    pub category: u32,
+}
+const _: () = assert!(size_of::<SpanThreadKey>() == 8);
+
+/// Key of `OPEN_SPANS`: a thread's open span of a category at a nesting depth.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct OpenSpanKey {
+    pub tid: u32,
+    pub category: u32,
+    pub depth: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<OpenSpanKey>() == 16);
+
+/// Value of `OPEN_SPANS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenSpan {
+    pub start_ns: u64,
+    pub subkey: u64,
+}
+const _: () = assert!(size_of::<OpenSpan>() == 16);
+
+/// Key of `SPAN_HIST`: spans of a process and category whose duration falls in the
+/// HdrHistogram bucket starting at `bucket` nanoseconds (see `hist_bucket`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HistKey {
+    pub pid: u32,
+    pub category: u32,
+    pub subkey: u64,
+    pub bucket: u64,
+}
+const _: () = assert!(size_of::<HistKey>() == 24);
+
+/// Key of `KEYED`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyedKey {
+    pub pid: u32,
+    pub category: u32,
+    /// The values of the spec's key arguments (pointers for names), 0 for unused slots.
+    pub keys: [u64; KEY_SLOTS],
+}
+const _: () = assert!(size_of::<KeyedKey>() == 32);
+
+/// Longest name a `NameEvent` carries; longer ones are cut (and marked by their length).
+pub const NAME_LEN: usize = 256;
+
+/// The strings of a new `keyed` key, sent once when the key first appears.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct NameEvent {
+    pub header: EventHeader,
+    pub key: KeyedKey,
+    /// Bytes of each name read (at most `NAME_LEN`); 0 for slots without a name.
+    pub lens: [u16; KEY_SLOTS],
+    /// Bit i set: name i could not be read.
+    pub failed: u16,
+    pub names: [[u8; NAME_LEN]; KEY_SLOTS],
+}
+const _: () = assert!(size_of::<NameEvent>() == 24 + 32 + 8 + 3 * NAME_LEN);
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all of these are `#[repr(C)]`, made of integers, with no implicit padding
@@ -197,4 +371,7 @@ mod pod {
     unsafe impl aya::Pod for super::ProbeSpec {}
     unsafe impl aya::Pod for super::CountKey {}
     unsafe impl aya::Pod for super::CountValue {}
+    unsafe impl aya::Pod for super::SpanTotals {}
+    unsafe impl aya::Pod for super::HistKey {}
+    unsafe impl aya::Pod for super::KeyedKey {}
 }

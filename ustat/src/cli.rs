@@ -1,7 +1,10 @@
 //! The command line. Values are checked here, so a bad one is a usage error (exit code 2)
 //! before anything is attached.
 
+use std::{path::PathBuf, time::Duration};
+
 use clap::{Parser, Subcommand, ValueEnum};
+use ustat_runtimes::Runtime;
 
 use crate::{exit, target::Target};
 
@@ -10,11 +13,61 @@ use crate::{exit, target::Target};
     name = "ustat",
     version,
     about = "Live statistics from language runtimes (JVM, Python, Node.js) through USDT probes and uprobes",
-    after_help = exit::TABLE
+    long_about = "Live statistics from language runtimes (JVM, Python, Node.js) through USDT probes and \
+                  uprobes.\n\nWithout a command, ustat shows a dashboard of every runtime process on the \
+                  host (or those given with -p), or writes CSV with --csv.",
+    after_help = exit::TABLE,
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+/// Options of the dashboard and of CSV output.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WatchArgs {
+    /// Trace only these processes (comma-separated PIDs).
+    #[arg(short, long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
+    pub pid: Vec<u32>,
+    /// Seconds between refreshes (0.1 to 3600).
+    #[arg(short, long, default_value = "1", value_parser = parse_interval)]
+    pub interval: Duration,
+    /// Show only processes of this runtime.
+    #[arg(long, value_parser = runtime_name)]
+    pub runtime: Option<&'static Runtime>,
+    /// Write CSV instead of showing the dashboard: to FILE, or to stdout without FILE or with
+    /// `-`. An existing FILE is never overwritten.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub csv: Option<PathBuf>,
+    /// Stop after COUNT intervals.
+    #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(0.1..=3600.0).contains(&seconds) {
+        return Err(format!(
+            "{seconds} s is out of range: the interval is 0.1 to 3600 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn runtime_name(text: &str) -> Result<&'static Runtime, String> {
+    ustat_runtimes::by_name(text).ok_or_else(|| {
+        let names: Vec<&str> = ustat_runtimes::ALL.iter().map(|r| r.name).collect();
+        format!(
+            "`{text}` is not a runtime ustat knows ({})",
+            names.join(", ")
+        )
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,4 +110,33 @@ pub struct TraceArgs {
     /// Stop after this many events.
     #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_events: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("1"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_interval("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_interval("0").unwrap_err().contains("out of range"));
+        assert!(parse_interval("soon").unwrap_err().contains("not a number"));
+    }
+
+    #[test]
+    fn csv_file_is_optional() {
+        let cli = Cli::try_parse_from(["ustat", "--csv"]).unwrap();
+        assert_eq!(cli.watch.csv, Some(PathBuf::from("-")));
+        let cli = Cli::try_parse_from([
+            "ustat", "--csv", "out.csv", "-i", "2", "-n", "3", "-p", "1,2",
+        ])
+        .unwrap();
+        assert_eq!(cli.watch.csv, Some(PathBuf::from("out.csv")));
+        assert_eq!(cli.watch.pid, [1, 2]);
+        assert_eq!(cli.watch.count, Some(3));
+        assert!(Cli::try_parse_from(["ustat", "--runtime", "cobol"]).is_err());
+        assert!(Cli::try_parse_from(["ustat", "-p", "1", "list", "/bin/true"]).is_err());
+    }
 }

@@ -4,6 +4,7 @@ use crate::{
     bpf::{AttachError, LoadError, ProbeAttachError},
     elf::OpenError,
     process::ProcessError,
+    source::SelectionError,
     target::TargetError,
     usdt::UsdtError,
 };
@@ -51,6 +52,12 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             AttachError::NoProcess(_) => Some(TARGET),
             _ => None,
         };
+    }
+    if let Some(e) = cause.downcast_ref::<SelectionError>() {
+        return Some(match e {
+            SelectionError::Process(e) => process_code(e),
+            SelectionError::NotARuntime { .. } => TARGET,
+        });
     }
     if let Some(e) = cause.downcast_ref::<TargetError>() {
         return Some(target_code(e));

@@ -3,11 +3,19 @@
 pub mod bpf;
 pub mod cli;
 pub mod commands;
+pub mod discovery;
 pub mod elf;
 pub mod exit;
+pub mod export;
+pub mod plan;
 pub mod process;
 pub mod sanitize;
+pub mod signals;
+pub mod snapshot;
+pub mod source;
+pub mod stats;
 pub mod target;
+pub mod tui;
 pub mod usdt;
 
 use cli::{Cli, Command};
@@ -17,6 +25,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::List(args)) => commands::list::run(&args, &mut std::io::stdout().lock()),
         Some(Command::Trace(args)) => commands::trace::run(&args),
-        None => anyhow::bail!("the dashboard is not built yet; try `ustat list` or `ustat trace`"),
+        None => commands::watch::run(&cli.watch),
     }
 }

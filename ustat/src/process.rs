@@ -47,6 +47,8 @@ pub struct MappedObject {
     /// A path ustat can open and probe from here: through `/proc/PID/root`, or through
     /// `/proc/PID/map_files` when the file was deleted or replaced since it was mapped.
     pub host_path: PathBuf,
+    /// Device and inode: the file's identity, whatever path reaches it.
+    pub dev: (i32, i32),
     pub inode: u64,
 }
 
@@ -102,10 +104,82 @@ pub fn parse_mapped_objects(pid: u32, maps: &[u8]) -> Result<Vec<MappedObject>, 
         objects.push(MappedObject {
             path,
             host_path,
+            dev: map.dev,
             inode: map.inode,
         });
     }
     Ok(objects)
+}
+
+/// When the process started (clock ticks since boot): with the PID, it tells a process from a
+/// later one that reused its PID.
+pub fn start_time(pid: u32) -> Result<u64, ProcessError> {
+    let stat = read_proc(pid, "stat")?;
+    parse_start_time(&stat).ok_or_else(|| ProcessError::Io {
+        pid,
+        file: "stat",
+        source: io::Error::other("unexpected format"),
+    })
+}
+
+/// Field 22 of `/proc/PID/stat`, counted after the command, which may hold spaces and `)`.
+fn parse_start_time(stat: &[u8]) -> Option<u64> {
+    let after_command = stat.iter().rposition(|&b| b == b')')? + 1;
+    let rest = std::str::from_utf8(&stat[after_command..]).ok()?;
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// The command-line arguments.
+pub fn args(pid: u32) -> Result<Vec<String>, ProcessError> {
+    Ok(split_nul(&read_proc(pid, "cmdline")?))
+}
+
+/// The values of the named environment variables, where set.
+pub fn env(pid: u32, names: &[&str]) -> Result<Vec<(String, String)>, ProcessError> {
+    Ok(split_nul(&read_proc(pid, "environ")?)
+        .into_iter()
+        .filter_map(|entry| {
+            let (name, value) = entry.split_once('=')?;
+            names
+                .contains(&name)
+                .then(|| (name.to_string(), value.to_string()))
+        })
+        .collect())
+}
+
+fn split_nul(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .split(|&b| b == 0)
+        .filter(|part| !part.is_empty())
+        .map(|part| String::from_utf8_lossy(part).into_owned())
+        .collect()
+}
+
+/// The names of the process's threads, cleaned of control characters, by thread id.
+pub fn threads(pid: u32) -> Result<Vec<String>, ProcessError> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map_err(|e| ProcessError::from_io(pid, "task", e))?;
+    let mut threads: Vec<(u32, String)> = dir
+        .filter_map(|entry| {
+            let tid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
+            Some((
+                tid,
+                crate::sanitize::text(String::from_utf8_lossy(&comm).trim_end()),
+            ))
+        })
+        .collect();
+    threads.sort();
+    Ok(threads.into_iter().map(|(_, name)| name).collect())
+}
+
+/// All processes now.
+pub fn all_pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 /// The command name (`comm`), with anything unprintable removed.
@@ -156,6 +230,23 @@ mod tests {
             objects[2].host_path,
             Path::new("/proc/42/map_files/7f0000200000-7f0000300000")
         );
+    }
+
+    #[test]
+    fn start_time_is_field_22_even_with_odd_commands() {
+        let stat =
+            b"1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 98765 1000 200";
+        assert_eq!(parse_start_time(stat), Some(98765));
+        assert_eq!(parse_start_time(b"garbage"), None);
+    }
+
+    #[test]
+    fn this_process_can_be_read() {
+        let me = std::process::id();
+        assert!(start_time(me).unwrap() > 0);
+        assert!(!args(me).unwrap().is_empty());
+        assert!(!threads(me).unwrap().is_empty());
+        assert!(all_pids().contains(&me));
     }
 
     #[test]

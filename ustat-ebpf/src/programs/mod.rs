@@ -1,16 +1,25 @@
-//! The programs and the maps they share. Each program finds its probe's spec through the
+//! The programs and the maps they share. Each program finds its site's spec through the
 //! attach cookie, which is the spec's index in `SPECS`.
 
+mod count;
+mod keyed;
 mod record;
+mod span;
 
 use aya_ebpf::{
     EbpfContext as _,
+    bindings::BPF_F_NO_PREALLOC,
     helpers::generated::bpf_get_attach_cookie,
     macros::map,
-    maps::{Array, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::ProbeContext,
 };
-use ustat_common::ProbeSpec;
+use ustat_common::{
+    CountKey, CountValue, HistKey, KeyedKey, MAX_ARGS, NO_ARG, OpenSpan, OpenSpanKey, ProbeSpec,
+    SpanThreadKey, SpanTotals, lost,
+};
+
+use crate::args;
 
 /// Room for every site of several runtimes (libjvm.so alone has about 500).
 const MAX_SPECS: u32 = 16_384;
@@ -22,7 +31,29 @@ static SPECS: Array<ProbeSpec> = Array::with_max_entries(MAX_SPECS, 0);
 static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 
 #[map]
-static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(lost::SLOTS, 0);
+
+#[map]
+static COUNTS: PerCpuHashMap<CountKey, CountValue> =
+    PerCpuHashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
+
+#[map]
+static SPAN_DEPTH: HashMap<SpanThreadKey, u32> = HashMap::with_max_entries(65_536, 0);
+
+#[map]
+static OPEN_SPANS: LruHashMap<OpenSpanKey, OpenSpan> = LruHashMap::with_max_entries(65_536, 0);
+
+#[map]
+static SPANS: PerCpuHashMap<CountKey, SpanTotals> =
+    PerCpuHashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
+
+#[map]
+static SPAN_HIST: PerCpuHashMap<HistKey, u64> =
+    PerCpuHashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+
+#[map]
+static KEYED: PerCpuHashMap<KeyedKey, CountValue> =
+    PerCpuHashMap::with_max_entries(262_144, BPF_F_NO_PREALLOC);
 
 /// The spec of the site that fired.
 #[inline(always)]
@@ -32,11 +63,56 @@ fn spec_of(ctx: &ProbeContext) -> Option<&'static ProbeSpec> {
     SPECS.get(cookie as u32)
 }
 
-/// Counts an event that did not fit in the ring buffer, so it is reported, not lost silently.
+/// Counts something that could not be recorded, so it is reported, never lost silently.
 #[inline(always)]
-fn count_drop() {
-    if let Some(drops) = DROPS.get_ptr_mut(0) {
-        // SAFETY: per-CPU slot, so no other program writes it concurrently.
-        unsafe { *drops += 1 };
+fn count_lost(slot: u32) {
+    if let Some(counter) = LOST.get_ptr_mut(slot) {
+        // SAFETY: a per-CPU slot: no other program runs on this CPU meanwhile.
+        unsafe { *counter += 1 };
     }
+}
+
+/// The value of the spec's argument `arg`, or 0 when the spec names none (`NO_ARG`) or it
+/// cannot be read.
+#[inline(always)]
+fn optional_arg(ctx: &ProbeContext, spec: &ProbeSpec, arg: u8) -> u64 {
+    if arg == NO_ARG || usize::from(arg) >= MAX_ARGS {
+        return 0;
+    }
+    args::read(ctx, spec, usize::from(arg)).unwrap_or(0)
+}
+
+/// Adds to a per-CPU aggregate: in place when the key exists, else by inserting `first`.
+/// Returns whether this call created the key.
+#[inline(always)]
+fn accumulate<K, V: Copy>(
+    map: &PerCpuHashMap<K, V>,
+    key: &K,
+    first: &V,
+    add: impl Fn(&mut V),
+) -> bool {
+    if let Some(value) = map.get_ptr_mut(key) {
+        // SAFETY: this CPU's copy of the value; nothing else writes it meanwhile.
+        add(unsafe { &mut *value });
+        return false;
+    }
+    match map.insert(key, first, aya_ebpf::bindings::BPF_NOEXIST.into()) {
+        Ok(()) => true,
+        // Another CPU created the key first: its copy is separate from this CPU's.
+        Err(_) => {
+            match map.get_ptr_mut(key) {
+                // SAFETY: as above.
+                Some(value) => add(unsafe { &mut *value }),
+                None => count_lost(lost::MAP_FULL),
+            }
+            false
+        }
+    }
+}
+
+/// (pid, tid) of the current thread, as the root pid namespace sees them.
+#[inline(always)]
+fn pid_tid() -> (u32, u32) {
+    let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    ((pid_tgid >> 32) as u32, pid_tgid as u32)
 }

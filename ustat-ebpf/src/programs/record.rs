@@ -5,16 +5,16 @@ use aya_ebpf::{
     macros::uprobe,
     programs::ProbeContext,
 };
-use ustat_common::{ArgsEvent, EventHeader, MAX_ARGS, event_kind};
+use ustat_common::{ArgsEvent, EventHeader, MAX_ARGS, event_kind, lost};
 
-use super::{EVENTS, count_drop, spec_of};
+use super::{EVENTS, count_lost, spec_of};
 use crate::args;
 
 #[uprobe]
 pub fn record(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
     let Some(mut entry) = EVENTS.reserve::<ArgsEvent>(0) else {
-        count_drop();
+        count_lost(lost::RING_FULL);
         return 0;
     };
     let pid_tgid = bpf_get_current_pid_tgid();

@@ -29,7 +29,7 @@ pub enum Scope {
 }
 
 /// Where to attach: an instruction in a file, by file offset.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbePoint {
     pub path: PathBuf,
     pub offset: u64,

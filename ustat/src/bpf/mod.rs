@@ -1,6 +1,7 @@
 //! The loaded eBPF object: its programs, its maps, the spec table, and the attachments.
 
 pub mod attach;
+mod totals;
 
 use std::{
     collections::HashMap,
@@ -10,9 +11,10 @@ use std::{
 pub use attach::{AttachError, Link, ProbePoint, Scope, UprobePmu};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, RingBuf},
     programs::UProbe,
 };
+pub use totals::{Lost, Totals};
 use ustat_common::{ProbeSpec, maps};
 
 /// The eBPF object built by `build.rs`.
@@ -23,12 +25,24 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/us
 pub enum Program {
     /// Sends each hit with its arguments to the `EVENTS` ring buffer.
     Record,
+    /// Counts hits per process, category and subkey; sums the value argument.
+    Count,
+    /// Opens a span on the thread.
+    SpanBegin,
+    /// Closes the thread's innermost open span of the category and records its duration.
+    SpanEnd,
+    /// Counts hits per process, category and key; sends the key's names once.
+    Keyed,
 }
 
 impl Program {
     fn name(self) -> &'static str {
         match self {
             Self::Record => "record",
+            Self::Count => "count",
+            Self::SpanBegin => "span_begin",
+            Self::SpanEnd => "span_end",
+            Self::Keyed => "keyed",
         }
     }
 }
@@ -110,6 +124,12 @@ impl Tracer {
         Ok(fd.as_fd())
     }
 
+    /// Loads `program` into the kernel now (it is otherwise loaded on first attach), so a
+    /// verifier refusal shows up at start.
+    pub fn load_program(&mut self, program: Program) -> Result<(), LoadError> {
+        Self::program_fd(&mut self.ebpf, program).map(|_| ())
+    }
+
     /// The id of `spec` in the `SPECS` map, adding it if it is new. Identical specs share an id.
     fn spec_id(&mut self, spec: &ProbeSpec) -> Result<u32, LoadError> {
         if let Some(&id) = self.specs.get(spec) {
@@ -178,27 +198,30 @@ impl Tracer {
         RingBuf::try_from(map).map_err(|e| map_error(maps::EVENTS, e))
     }
 
-    /// Events that did not fit in the ring buffer, summed over CPUs.
-    pub fn dropped_events(&self) -> Result<u64, LoadError> {
-        let map = self
-            .ebpf
-            .map(maps::DROPS)
-            .ok_or_else(|| missing_map(maps::DROPS))?;
-        let drops: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(|e| map_error(maps::DROPS, e))?;
-        let per_cpu = drops.get(&0, 0).map_err(|e| map_error(maps::DROPS, e))?;
-        Ok(per_cpu.iter().sum())
+    /// Everything the aggregation maps hold now, summed over CPUs.
+    pub fn totals(&self) -> Result<Totals, LoadError> {
+        totals::read(&self.ebpf)
+    }
+
+    /// What could not be recorded so far, summed over CPUs.
+    pub fn lost(&self) -> Result<Lost, LoadError> {
+        totals::read_lost(&self.ebpf)
+    }
+
+    /// Removes everything the maps hold about `pid` (it exited).
+    pub fn forget_process(&mut self, pid: u32) -> Result<(), LoadError> {
+        totals::forget_process(&mut self.ebpf, pid)
     }
 }
 
-fn missing_map(name: &str) -> LoadError {
+pub(crate) fn missing_map(name: &str) -> LoadError {
     LoadError::Kernel {
         what: "maps",
         detail: format!("map {name} is missing from the object"),
     }
 }
 
-fn map_error(name: &str, e: aya::maps::MapError) -> LoadError {
+pub(crate) fn map_error(name: &str, e: aya::maps::MapError) -> LoadError {
     LoadError::Kernel {
         what: "maps",
         detail: format!("{name}: {e}"),

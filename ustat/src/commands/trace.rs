@@ -78,7 +78,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
         .build()?;
     let events = tracer.take_events()?;
     let result = runtime.block_on(print_events(events, &sites, args.max_events));
-    let dropped = tracer.dropped_events()?;
+    let dropped = tracer.lost()?.ring_full;
     if dropped > 0 {
         eprintln!("ustat: {dropped} events were dropped: the ring buffer was full");
     }

@@ -1,0 +1,332 @@
+//! HotSpot JVMs, through the `hotspot` USDT provider in `libjvm.so` (no semaphores).
+//!
+//! Strings are (pointer, length) pairs, not NUL-terminated; class names use `/`. Method,
+//! allocation and monitor probes fire only when the JVM was started with the flags that
+//! enable them; `missing` says which.
+
+use std::path::Path;
+
+use ustat_common::category::{
+    CLASS_LOADED, CLASS_UNLOADED, GC, METHOD_CALL, MONITOR_CONTENDED, OBJECT_ALLOC, POOL_GC_BEGIN,
+    POOL_GC_END, THREAD_STARTED, THREAD_STOPPED,
+};
+
+use crate::{Action, Arg, Key, Missing, ProcessFacts, Rule, Runtime};
+
+pub static JVM: Runtime = Runtime {
+    name: "jvm",
+    is_binary: |file_name| file_name == "libjvm.so",
+    binary_hint: "libjvm.so",
+    rules: RULES,
+    // gc__begin's argument is "is this a full GC".
+    gc_kind: |is_full| if is_full != 0 { "major" } else { "minor" },
+    gc_kinds: &["minor", "major"],
+    key_label,
+    version,
+    missing,
+};
+
+const fn count(category: u32) -> Action {
+    Action::Count {
+        category,
+        subkey: Arg::None,
+        value: Arg::None,
+    }
+}
+
+static RULES: &[Rule] = &[
+    // gc__begin(is_full) and gc__end() wrap each GC pause, on the VM thread.
+    Rule::usdt(
+        "hotspot",
+        "gc__begin",
+        Action::SpanBegin {
+            category: GC,
+            subkey: Arg::N(0),
+        },
+    ),
+    Rule::usdt(
+        "hotspot",
+        "gc__end",
+        Action::SpanEnd {
+            category: GC,
+            value: Arg::None,
+        },
+    ),
+    // Once per memory pool per GC (manager, pool, init, used, committed, max): pool usage
+    // before and after, never extra GCs.
+    Rule::usdt(
+        "hotspot",
+        "mem__pool__gc__begin",
+        Action::Keyed {
+            category: POOL_GC_BEGIN,
+            keys: [Key::PtrLen(0, 1), Key::PtrLen(2, 3), Key::None],
+            value: Arg::N(5),
+        },
+    ),
+    Rule::usdt(
+        "hotspot",
+        "mem__pool__gc__end",
+        Action::Keyed {
+            category: POOL_GC_END,
+            keys: [Key::PtrLen(0, 1), Key::PtrLen(2, 3), Key::None],
+            value: Arg::N(5),
+        },
+    ),
+    Rule::usdt("hotspot", "class__loaded", count(CLASS_LOADED)),
+    Rule::usdt("hotspot", "class__unloaded", count(CLASS_UNLOADED)),
+    Rule::usdt("hotspot", "thread__start", count(THREAD_STARTED)),
+    Rule::usdt("hotspot", "thread__stop", count(THREAD_STOPPED)),
+    // method__entry(thread, class, len, method, len, signature, len): keyed by the three
+    // name pointers, which stay put while the class is loaded.
+    Rule::usdt(
+        "hotspot",
+        "method__entry",
+        Action::Keyed {
+            category: METHOD_CALL,
+            keys: [Key::PtrLen(1, 2), Key::PtrLen(3, 4), Key::PtrLen(5, 6)],
+            value: Arg::None,
+        },
+    ),
+    // object__alloc(thread, class, len, size)
+    Rule::usdt(
+        "hotspot",
+        "object__alloc",
+        Action::Keyed {
+            category: OBJECT_ALLOC,
+            keys: [Key::PtrLen(1, 2), Key::None, Key::None],
+            value: Arg::N(3),
+        },
+    ),
+    // monitor__contended__enter(thread, monitor, class, len)
+    Rule::usdt(
+        "hotspot",
+        "monitor__contended__enter",
+        Action::Keyed {
+            category: MONITOR_CONTENDED,
+            keys: [Key::PtrLen(2, 3), Key::None, Key::None],
+            value: Arg::None,
+        },
+    ),
+];
+
+/// `java/lang/String` -> `java.lang.String`
+fn dotted(class: &str) -> String {
+    class.replace('/', ".")
+}
+
+fn key_label(category: u32, [first, second, _]: [&str; 3], _values: [u64; 3]) -> String {
+    match category {
+        METHOD_CALL => format!("{}.{second}", dotted(first)),
+        POOL_GC_BEGIN | POOL_GC_END => format!("{first}: {second}"),
+        _ => dotted(first),
+    }
+}
+
+/// The JVM's major version: `17` from `17.0.15`, `8` from `1.8.0_392`.
+pub fn major_version(version: &str) -> Option<u32> {
+    let mut parts = version.split(['.', '_', '-', '+']);
+    match parts.next()?.parse().ok()? {
+        1 => parts.next()?.parse().ok(),
+        major => Some(major),
+    }
+}
+
+/// The JDK version from the `release` file of the Java home that holds `libjvm`
+/// (`<home>/lib/server/libjvm.so`, or `<home>/jre/lib/amd64/server/libjvm.so` for JDK 8).
+pub fn version(libjvm: &Path) -> Option<String> {
+    libjvm.ancestors().skip(1).take(5).find_map(|dir| {
+        let release = std::fs::read_to_string(dir.join("release")).ok()?;
+        release.lines().find_map(|line| {
+            let value = line.strip_prefix("JAVA_VERSION=")?;
+            Some(value.trim_matches('"').to_string())
+        })
+    })
+}
+
+/// The last setting of a boolean `-XX:` flag on the command line or in the option
+/// variables the JVM reads.
+fn flag(facts: &ProcessFacts, name: &str) -> Option<bool> {
+    let on = format!("-XX:+{name}");
+    let off = format!("-XX:-{name}");
+    // HotSpot reads JAVA_TOOL_OPTIONS, then the command line (the launcher puts
+    // JDK_JAVA_OPTIONS in front of it), then _JAVA_OPTIONS; the last setting wins.
+    let from_env = ["JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS"]
+        .iter()
+        .filter_map(|var| facts.env(var))
+        .flat_map(str::split_whitespace);
+    let args = facts.args.iter().map(String::as_str);
+    let overrides = facts
+        .env("_JAVA_OPTIONS")
+        .into_iter()
+        .flat_map(str::split_whitespace);
+    let settings: Vec<bool> = from_env
+        .chain(args)
+        .chain(overrides)
+        .filter_map(|arg| {
+            if arg == on {
+                Some(true)
+            } else if arg == off {
+                Some(false)
+            } else {
+                None
+            }
+        })
+        .collect();
+    settings.last().copied()
+}
+
+fn missing(facts: &ProcessFacts) -> Vec<Missing> {
+    let major = facts.version.as_deref().and_then(major_version);
+    // JDK 20 made ExtendedDTraceProbes a no-op; the three specific flags work everywhere.
+    let extended_works = major.is_none_or(|m| m <= 19);
+    let extended = extended_works && flag(facts, "ExtendedDTraceProbes") == Some(true);
+    let mut lines = Vec::new();
+    for (category, what, specific) in [
+        (METHOD_CALL, "method calls", "DTraceMethodProbes"),
+        (OBJECT_ALLOC, "allocations", "DTraceAllocProbes"),
+        (
+            MONITOR_CONTENDED,
+            "monitor contention",
+            "DTraceMonitorProbes",
+        ),
+    ] {
+        if extended || flag(facts, specific) == Some(true) {
+            continue;
+        }
+        let how = if extended_works {
+            format!("-XX:+ExtendedDTraceProbes (or -XX:+{specific})")
+        } else {
+            format!("-XX:+{specific}")
+        };
+        lines.push(Missing {
+            category,
+            text: format!(
+                "{what}: not traced; HotSpot fires these probes only when started with {how}, \
+                 which cannot be switched on in a running JVM"
+            ),
+        });
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(args: &[&str], env: &[(&str, &str)], version: &str) -> ProcessFacts {
+        ProcessFacts {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            version: Some(version.to_string()),
+        }
+    }
+
+    #[test]
+    fn finds_libjvm_only() {
+        assert!((JVM.is_binary)("libjvm.so"));
+        assert!(!(JVM.is_binary)("libjava.so"));
+        assert!(!(JVM.is_binary)("java"));
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(major_version("17.0.15"), Some(17));
+        assert_eq!(major_version("1.8.0_392"), Some(8));
+        assert_eq!(major_version("25"), Some(25));
+        assert_eq!(major_version("21-ea"), Some(21));
+        assert_eq!(major_version("x"), None);
+    }
+
+    #[test]
+    fn without_flags_everything_optional_is_missing_and_the_flag_is_named() {
+        let lines: Vec<String> = missing(&facts(&["java", "-jar", "app.jar"], &[], "17.0.15"))
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[0].starts_with("method calls: not traced"),
+            "{lines:?}"
+        );
+        assert!(lines[0].contains("-XX:+ExtendedDTraceProbes"), "{lines:?}");
+        let lines = missing(&facts(&["java"], &[], "21.0.2"));
+        assert_eq!(lines[0].category, METHOD_CALL);
+        assert!(
+            lines[0].text.contains("-XX:+DTraceMethodProbes"),
+            "{lines:?}"
+        );
+        assert!(!lines[0].text.contains("Extended"), "{lines:?}");
+    }
+
+    #[test]
+    fn extended_probes_enable_all_up_to_jdk_19() {
+        assert!(
+            missing(&facts(
+                &["java", "-XX:+ExtendedDTraceProbes"],
+                &[],
+                "17.0.15"
+            ))
+            .is_empty()
+        );
+        assert_eq!(
+            missing(&facts(&["java", "-XX:+ExtendedDTraceProbes"], &[], "21")).len(),
+            3
+        );
+        let later_off = facts(
+            &[
+                "java",
+                "-XX:+ExtendedDTraceProbes",
+                "-XX:-ExtendedDTraceProbes",
+            ],
+            &[],
+            "17",
+        );
+        assert_eq!(missing(&later_off).len(), 3);
+    }
+
+    #[test]
+    fn specific_flags_and_option_variables() {
+        let lines = missing(&facts(&["java", "-XX:+DTraceMethodProbes"], &[], "21"));
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| l.category != METHOD_CALL));
+        let env = facts(
+            &["java"],
+            &[("JAVA_TOOL_OPTIONS", "-Xmx1g -XX:+ExtendedDTraceProbes")],
+            "17",
+        );
+        assert!(missing(&env).is_empty());
+        let overridden = facts(
+            &["java", "-XX:+ExtendedDTraceProbes"],
+            &[("_JAVA_OPTIONS", "-XX:-ExtendedDTraceProbes")],
+            "17",
+        );
+        assert_eq!(missing(&overridden).len(), 3);
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(
+            key_label(
+                METHOD_CALL,
+                ["java/lang/String", "hashCode", "()I"],
+                [1, 2, 3]
+            ),
+            "java.lang.String.hashCode"
+        );
+        assert_eq!(
+            key_label(OBJECT_ALLOC, ["[Ljava/lang/Object;", "", ""], [1, 0, 0]),
+            "[Ljava.lang.Object;"
+        );
+        assert_eq!(
+            key_label(
+                POOL_GC_END,
+                ["G1 Young Generation", "G1 Eden Space", ""],
+                [1, 2, 0]
+            ),
+            "G1 Young Generation: G1 Eden Space"
+        );
+    }
+}

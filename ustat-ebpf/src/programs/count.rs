@@ -1,0 +1,32 @@
+//! `count`: counts hits per process and category (split by the subkey argument), and sums
+//! the value argument.
+
+use aya_ebpf::{macros::uprobe, programs::ProbeContext};
+use ustat_common::{CountKey, CountValue};
+
+use super::{COUNTS, accumulate, optional_arg, pid_tid, spec_of};
+
+#[uprobe]
+pub fn count(ctx: ProbeContext) -> u32 {
+    let Some(spec) = spec_of(&ctx) else { return 0 };
+    let (pid, _) = pid_tid();
+    let key = CountKey {
+        pid,
+        category: spec.tag,
+        subkey: optional_arg(&ctx, spec, spec.subkey_arg),
+    };
+    let value = optional_arg(&ctx, spec, spec.value_arg);
+    accumulate(
+        &COUNTS,
+        &key,
+        &CountValue {
+            count: 1,
+            sum: value,
+        },
+        |v| {
+            v.count += 1;
+            v.sum += value;
+        },
+    );
+    0
+}

@@ -1,0 +1,109 @@
+//! `keyed`: counts hits per process, category and key (a method, a class), and sums the value
+//! argument. Keys are the arguments' values (for names: their pointers, which stay fixed
+//! while the runtime keeps the name), so a hit costs a hash update, not a string copy. The
+//! first hit of a key sends its strings to userspace once.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        generated::{bpf_probe_read_user, bpf_probe_read_user_str},
+    },
+    macros::uprobe,
+    programs::ProbeContext,
+};
+use ustat_common::{
+    CountValue, EventHeader, KEY_SLOTS, KeyedKey, NAME_LEN, NameEvent, ProbeSpec, event_kind,
+    key_kind, lost,
+};
+
+use super::{EVENTS, KEYED, accumulate, count_lost, optional_arg, pid_tid, spec_of};
+
+#[uprobe]
+pub fn keyed(ctx: ProbeContext) -> u32 {
+    let Some(spec) = spec_of(&ctx) else { return 0 };
+    let (pid, tid) = pid_tid();
+    let mut key = KeyedKey {
+        pid,
+        category: spec.tag,
+        keys: [0; KEY_SLOTS],
+    };
+    for slot in 0..KEY_SLOTS {
+        let k = &spec.keys[slot];
+        if k.kind != key_kind::NONE {
+            key.keys[slot] = optional_arg(&ctx, spec, k.arg);
+        }
+    }
+    let value = optional_arg(&ctx, spec, spec.value_arg);
+    let created = accumulate(
+        &KEYED,
+        &key,
+        &CountValue {
+            count: 1,
+            sum: value,
+        },
+        |v| {
+            v.count += 1;
+            v.sum += value;
+        },
+    );
+    if created {
+        send_names(&ctx, spec, &key, tid);
+    }
+    0
+}
+
+fn send_names(ctx: &ProbeContext, spec: &ProbeSpec, key: &KeyedKey, tid: u32) {
+    let Some(mut entry) = EVENTS.reserve::<NameEvent>(0) else {
+        count_lost(lost::RING_FULL);
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    // SAFETY: `event` points at a reserved ring buffer entry of the right size; every field
+    // read by userspace is written below (names only up to their length).
+    unsafe {
+        (*event).header = EventHeader {
+            kind: event_kind::NAMES,
+            pid: key.pid,
+            tid,
+            cpu: bpf_get_smp_processor_id(),
+            ts_ns: bpf_ktime_get_ns(),
+        };
+        (*event).key = *key;
+        (*event).failed = 0;
+        for slot in 0..KEY_SLOTS {
+            (*event).lens[slot] = 0;
+            let k = &spec.keys[slot];
+            let dst = (*event).names[slot].as_mut_ptr().cast();
+            let src = key.keys[slot] as *const core::ffi::c_void;
+            let read = match k.kind {
+                key_kind::PTR_LEN => {
+                    let len = optional_arg(ctx, spec, k.len_arg) as i64;
+                    let len = if len < 0 {
+                        0
+                    } else if len > NAME_LEN as i64 {
+                        NAME_LEN as i64
+                    } else {
+                        len
+                    };
+                    if bpf_probe_read_user(dst, len as u32, src) == 0 {
+                        len
+                    } else {
+                        -1
+                    }
+                }
+                key_kind::CSTR => {
+                    // Returns the length with the NUL.
+                    let n = bpf_probe_read_user_str(dst, NAME_LEN as u32, src);
+                    if n > 0 { n - 1 } else { -1 }
+                }
+                _ => 0,
+            };
+            if read < 0 {
+                (*event).failed |= 1 << slot;
+            } else {
+                (*event).lens[slot] = read as u16;
+            }
+        }
+    }
+    entry.submit(0);
+}

@@ -1,0 +1,107 @@
+//! Finding runtime processes: a process runs a runtime when it maps the runtime's binary
+//! (libjvm.so, libpython, node), whatever its command is called.
+
+use std::collections::HashMap;
+
+use ustat_runtimes::Runtime;
+
+use crate::process::{self, MappedObject, ProcessError};
+
+/// A process running a runtime.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub pid: u32,
+    pub start_time: u64,
+    pub runtime: &'static Runtime,
+    /// The runtime's binary as this process maps it.
+    pub binary: MappedObject,
+}
+
+/// The runtime of `pid`, if it maps a runtime's binary.
+pub fn runtime_of(pid: u32) -> Result<Option<(&'static Runtime, MappedObject)>, ProcessError> {
+    for object in process::mapped_objects(pid)? {
+        let Some(name) = object.path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if let Some(runtime) = ustat_runtimes::ALL.iter().find(|r| (r.is_binary)(name)) {
+            return Ok(Some((runtime, object)));
+        }
+    }
+    Ok(None)
+}
+
+/// What a scan remembers of a process.
+#[derive(Debug)]
+struct Known {
+    start_time: u64,
+    found: Option<Found>,
+    /// Scans since first seen.
+    age: u64,
+}
+
+/// Keeps track of processes across scans, so each scan reads little: a runtime process is
+/// only checked to be alive; another process's mappings are read again often while it is
+/// young (a launcher loads libjvm.so some milliseconds after exec) and rarely after.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    known: HashMap<u32, Known>,
+}
+
+/// How often (in scans) an old process without a runtime is looked at again, in case it
+/// loads one (an embedded interpreter).
+const RECHECK_EVERY: u64 = 10;
+/// Scans during which a new process is looked at every time.
+const YOUNG: u64 = 5;
+
+impl Discovery {
+    /// The runtime processes now, among `pids` (every process when `None`), by PID.
+    pub fn scan(&mut self, pids: Option<&[u32]>) -> Vec<Found> {
+        let candidates = match pids {
+            Some(pids) => pids.to_vec(),
+            None => process::all_pids(),
+        };
+        let own = std::process::id();
+        let mut alive = HashMap::with_capacity(candidates.len());
+        for pid in candidates {
+            if pid == own {
+                continue;
+            }
+            let Ok(start_time) = process::start_time(pid) else {
+                continue;
+            };
+            let known = match self.known.remove(&pid) {
+                Some(k) if k.start_time == start_time => k,
+                _ => Known {
+                    start_time,
+                    found: None,
+                    age: 0,
+                },
+            };
+            alive.insert(pid, refresh(pid, known));
+        }
+        self.known = alive;
+        let mut found: Vec<Found> = self
+            .known
+            .values()
+            .filter_map(|k| k.found.clone())
+            .collect();
+        found.sort_by_key(|f| f.pid);
+        found
+    }
+}
+
+/// Looks at a process's mappings again when it is due.
+fn refresh(pid: u32, mut known: Known) -> Known {
+    let due =
+        known.found.is_none() && (known.age < YOUNG || known.age.is_multiple_of(RECHECK_EVERY));
+    if due && let Ok(Some((runtime, binary))) = runtime_of(pid) {
+        known.found = Some(Found {
+            pid,
+            start_time: known.start_time,
+            runtime,
+            binary,
+        });
+    }
+    known.age += 1;
+    known
+}

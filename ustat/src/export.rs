@@ -1,0 +1,363 @@
+//! CSV: one row per process per interval. The columns are stable and documented (README,
+//! "CSV columns"); new ones only ever go at the end.
+
+use std::{
+    fs::{File, OpenOptions},
+    io::{self, Write},
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use serde::Serialize;
+
+use crate::{
+    sanitize,
+    snapshot::{ProcessSnapshot, Snapshot},
+};
+
+/// The header, in order.
+pub const COLUMNS: &[&str] = &[
+    "timestamp",
+    "interval_s",
+    "pid",
+    "runtime",
+    "command",
+    "gc_count",
+    "gc_pause_ms_total",
+    "gc_pause_ms_p99",
+    "gc_pause_ms_max",
+    "class_loaded",
+    "class_unloaded",
+    "threads_started",
+    "threads_stopped",
+    "threads_live",
+    "objects_allocated",
+    "bytes_allocated",
+    "method_calls",
+    "gc_gen0",
+    "gc_gen1",
+    "gc_gen2",
+    "gc_minor",
+    "gc_major",
+    "monitor_contended",
+    "imports",
+    "import_ms_total",
+    "http_requests",
+    "exited",
+];
+
+/// One row; field order is `COLUMNS` order (checked by a test).
+#[derive(Debug, Serialize)]
+struct Row {
+    timestamp: String,
+    interval_s: String,
+    pid: u32,
+    runtime: String,
+    command: String,
+    gc_count: u64,
+    gc_pause_ms_total: String,
+    gc_pause_ms_p99: String,
+    gc_pause_ms_max: String,
+    class_loaded: u64,
+    class_unloaded: u64,
+    threads_started: u64,
+    threads_stopped: u64,
+    threads_live: u64,
+    objects_allocated: u64,
+    bytes_allocated: u64,
+    method_calls: u64,
+    gc_gen0: Option<u64>,
+    gc_gen1: Option<u64>,
+    gc_gen2: Option<u64>,
+    gc_minor: Option<u64>,
+    gc_major: Option<u64>,
+    monitor_contended: u64,
+    imports: u64,
+    import_ms_total: String,
+    http_requests: u64,
+    exited: u8,
+}
+
+/// Nanoseconds as milliseconds with microsecond precision: `12.345`.
+pub fn ms(ns: u64) -> String {
+    format!("{}.{:03}", ns / 1_000_000, (ns / 1_000) % 1_000)
+}
+
+/// `2026-11-25T03:30:01.123Z`
+pub fn timestamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+fn row(snapshot: &Snapshot, p: &ProcessSnapshot) -> Row {
+    let runtime = ustat_runtimes::by_name(p.runtime);
+    let kind = |kind: &str| {
+        runtime
+            .is_some_and(|r| r.gc_kinds.contains(&kind))
+            .then(|| p.gc_of_kind(kind))
+    };
+    let pause = |f: fn(&crate::snapshot::PauseStats) -> u64| {
+        p.pause.as_ref().map(|s| ms(f(s))).unwrap_or_default()
+    };
+    let i = &p.interval;
+    Row {
+        timestamp: timestamp(snapshot.taken_at),
+        interval_s: format!("{:.3}", snapshot.interval.as_secs_f64()),
+        pid: p.pid,
+        runtime: sanitize::csv_cell(p.runtime),
+        command: sanitize::csv_cell(&p.command),
+        gc_count: i.gc_count,
+        gc_pause_ms_total: ms(i.gc_pause_ns),
+        gc_pause_ms_p99: pause(|s| s.p99_ns),
+        gc_pause_ms_max: pause(|s| s.max_ns),
+        class_loaded: i.class_loaded,
+        class_unloaded: i.class_unloaded,
+        threads_started: i.threads_started,
+        threads_stopped: i.threads_stopped,
+        threads_live: p.threads_live,
+        objects_allocated: i.objects_allocated,
+        bytes_allocated: i.bytes_allocated,
+        method_calls: i.method_calls,
+        gc_gen0: kind("gen0"),
+        gc_gen1: kind("gen1"),
+        gc_gen2: kind("gen2"),
+        gc_minor: kind("minor"),
+        gc_major: kind("major"),
+        monitor_contended: i.monitor_contended,
+        imports: i.imports,
+        import_ms_total: ms(i.import_ns),
+        http_requests: i.http_requests,
+        exited: u8::from(p.exited),
+    }
+}
+
+/// Writes the header at once, then rows, flushing after each snapshot so a reader (or a
+/// `tail -f`) sees every interval as it ends.
+pub struct CsvWriter<W: Write> {
+    inner: csv::Writer<W>,
+}
+
+impl<W: Write> CsvWriter<W> {
+    pub fn new(out: W) -> io::Result<Self> {
+        let mut inner = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(out);
+        inner.write_record(COLUMNS)?;
+        inner.flush()?;
+        Ok(Self { inner })
+    }
+
+    pub fn write(&mut self, snapshot: &Snapshot) -> io::Result<()> {
+        for process in &snapshot.processes {
+            self.inner
+                .serialize(row(snapshot, process))
+                .map_err(io::Error::other)?;
+        }
+        self.inner.flush()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("{path} exists; ustat never overwrites a file: give another name or move it away", path = path.display())]
+    Exists { path: PathBuf },
+    #[error("cannot create {path}", path = path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Creates `path` for writing; an existing file is an error, never truncated.
+pub fn create_new(path: &Path) -> Result<File, CreateError> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|source| {
+            if source.kind() == io::ErrorKind::AlreadyExists {
+                CreateError::Exists {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                CreateError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })
+}
+
+/// Writes `snapshot` to a new file in `dir` named after its time
+/// (`ustat-20261125-033001.csv`, or `...-2.csv` and so on if that exists), and returns its path.
+pub fn snapshot_file(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, CreateError> {
+    let stamp: String = timestamp(snapshot.taken_at)
+        .chars()
+        .take(19)
+        .filter(char::is_ascii_digit)
+        .collect();
+    let base = format!("ustat-{}-{}", &stamp[..8], &stamp[8..]);
+    for n in 1.. {
+        let name = if n == 1 {
+            format!("{base}.csv")
+        } else {
+            format!("{base}-{n}.csv")
+        };
+        let path = dir.join(name);
+        match create_new(&path) {
+            Ok(file) => {
+                let mut writer = CsvWriter::new(file).map_err(|source| CreateError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                writer.write(snapshot).map_err(|source| CreateError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                return Ok(path);
+            }
+            Err(CreateError::Exists { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("1.. is endless")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::snapshot::{Counters, GcKind, PauseStats};
+
+    fn process(pid: u32, command: &str) -> ProcessSnapshot {
+        ProcessSnapshot {
+            pid,
+            runtime: "jvm",
+            command: command.to_string(),
+            exited: false,
+            interval: Counters {
+                gc_count: 2,
+                gc_pause_ns: 3_456_789,
+                class_loaded: 5,
+                method_calls: 7,
+                ..Counters::default()
+            },
+            total: Counters::default(),
+            pause: Some(PauseStats {
+                count: 2,
+                p50_ns: 1_000_000,
+                p99_ns: 2_456_789,
+                max_ns: 2_456_789,
+            }),
+            pause_total: None,
+            gc_kinds: vec![GcKind {
+                kind: "major",
+                interval: 2,
+                total: 9,
+                pause_ns_total: 0,
+                collected_total: 0,
+            }],
+            threads_live: 12,
+            threads: vec![],
+            top_methods: vec![],
+            top_allocations: vec![],
+            top_monitors: vec![],
+            pools: vec![],
+            missing: vec![],
+        }
+    }
+
+    fn snapshot(processes: Vec<ProcessSnapshot>) -> Snapshot {
+        let mut s = Snapshot::empty(
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_041_401_123),
+            Duration::from_millis(1002),
+        );
+        s.processes = processes;
+        s
+    }
+
+    fn written(snapshot: &Snapshot) -> String {
+        let mut out = Vec::new();
+        CsvWriter::new(&mut out).unwrap().write(snapshot).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn header_then_one_row_per_process() {
+        let text = written(&snapshot(vec![process(7, "java"), process(8, "java")]));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], COLUMNS.join(","));
+        assert_eq!(
+            lines[1],
+            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,0,0,7,,,,0,2,0,0,0.000,0,0"
+        );
+        assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn the_row_struct_follows_the_documented_columns() {
+        let text = written(&snapshot(vec![process(1, "java")]));
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(
+            reader.headers().unwrap().iter().collect::<Vec<_>>(),
+            COLUMNS
+        );
+        assert_eq!(
+            reader.records().next().unwrap().unwrap().len(),
+            COLUMNS.len()
+        );
+    }
+
+    #[test]
+    fn no_pause_means_empty_percentiles_not_zero() {
+        let mut p = process(1, "java");
+        p.pause = None;
+        let text = written(&snapshot(vec![p]));
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.contains(",3.456,,,5,"), "{row}");
+    }
+
+    #[test]
+    fn hostile_commands_are_quoted_and_defused() {
+        let text = written(&snapshot(vec![
+            process(1, "=cmd|' /C calc'!A0"),
+            process(2, "a,\"b\"\nc\x1b[31m"),
+        ]));
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let commands: Vec<String> = reader
+            .records()
+            .map(|r| r.unwrap()[4].to_string())
+            .collect();
+        assert_eq!(commands, ["'=cmd|' /C calc'!A0", "a,\"b\"?c?[31m"]);
+        // RFC 4180: the comma and quotes are quoted, not escaped away.
+        assert!(text.contains("\"a,\"\"b\"\"?c?[31m\""), "{text}");
+    }
+
+    #[test]
+    fn milliseconds() {
+        assert_eq!(ms(0), "0.000");
+        assert_eq!(ms(999), "0.000");
+        assert_eq!(ms(1_000), "0.001");
+        assert_eq!(ms(12_345_678), "12.345");
+    }
+
+    #[test]
+    fn existing_files_are_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        std::fs::write(&path, "precious").unwrap();
+        assert!(matches!(create_new(&path), Err(CreateError::Exists { .. })));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+
+        let snap = snapshot(vec![process(1, "java")]);
+        let first = snapshot_file(dir.path(), &snap).unwrap();
+        let second = snapshot_file(dir.path(), &snap).unwrap();
+        assert_eq!(first.file_name().unwrap(), "ustat-20251125-033001.csv");
+        assert_eq!(second.file_name().unwrap(), "ustat-20251125-033001-2.csv");
+        assert_eq!(
+            std::fs::read_to_string(&first).unwrap(),
+            std::fs::read_to_string(&second).unwrap()
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! The kernel as a `Source`: finds runtime processes, attaches each runtime binary once,
+//! reads the aggregation maps every interval, and turns them into snapshots.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    time::{Instant, SystemTime},
+};
+
+use aya::maps::{MapData, RingBuf};
+use ustat_common::{EventHeader, NameEvent, event_kind};
+use ustat_runtimes::{Missing, ProcessFacts};
+
+use crate::{
+    bpf::{Program, Scope, Totals, Tracer},
+    discovery::{self, Discovery, Found},
+    plan,
+    process::{self, ProcessError},
+    sanitize,
+    snapshot::{ProcessSnapshot, Snapshot, Source},
+    stats::{self, Names},
+};
+
+/// Which processes to trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every runtime process on the host, also ones started later.
+    All,
+    /// Only these processes.
+    Pids(Vec<u32>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SelectionError {
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("process {pid} runs no runtime ustat traces: it maps none of {binaries}")]
+    NotARuntime { pid: u32, binaries: String },
+}
+
+/// What has been attached, so each binary (or binary and process, when scoped) is attached once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Attached {
+    File { dev: (i32, i32), inode: u64 },
+    Process { pid: u32, start_time: u64 },
+}
+
+struct Tracked {
+    found: Found,
+    command: String,
+    missing: Vec<Missing>,
+}
+
+pub struct KernelSource {
+    tracer: Tracer,
+    events: RingBuf<MapData>,
+    selection: Selection,
+    discovery: Discovery,
+    attached: HashSet<Attached>,
+    tracked: BTreeMap<u32, Tracked>,
+    previous: Totals,
+    names: Names,
+    last_poll: Instant,
+    warnings: Vec<String>,
+}
+
+/// Environment variables runtimes read options from.
+const OPTION_VARIABLES: &[&str] = &[
+    "JAVA_TOOL_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "_JAVA_OPTIONS",
+    "NODE_OPTIONS",
+    "PYTHONOPTIMIZE",
+];
+
+impl KernelSource {
+    /// Loads the programs, finds the selected runtime processes and attaches to them.
+    pub fn start(selection: Selection) -> anyhow::Result<Self> {
+        let mut tracer = Tracer::load()?;
+        for program in [
+            Program::Count,
+            Program::SpanBegin,
+            Program::SpanEnd,
+            Program::Keyed,
+        ] {
+            tracer.load_program(program)?;
+        }
+        if let Selection::Pids(pids) = &selection {
+            for &pid in pids {
+                if discovery::runtime_of(pid)
+                    .map_err(SelectionError::from)?
+                    .is_none()
+                {
+                    let binaries: Vec<&str> =
+                        ustat_runtimes::ALL.iter().map(|r| r.binary_hint).collect();
+                    return Err(SelectionError::NotARuntime {
+                        pid,
+                        binaries: binaries.join(", "),
+                    }
+                    .into());
+                }
+            }
+        }
+        let events = tracer.take_events()?;
+        let mut source = Self {
+            tracer,
+            events,
+            selection,
+            discovery: Discovery::default(),
+            attached: HashSet::new(),
+            tracked: BTreeMap::new(),
+            previous: Totals::default(),
+            names: Names::new(),
+            last_poll: Instant::now(),
+            warnings: Vec::new(),
+        };
+        source.discover();
+        source.last_poll = Instant::now();
+        Ok(source)
+    }
+
+    /// How many processes are traced now.
+    pub fn traced(&self) -> usize {
+        self.tracked.len()
+    }
+
+    /// The traced processes: (pid, runtime).
+    pub fn processes(&self) -> Vec<(u32, &'static str)> {
+        self.tracked
+            .values()
+            .map(|t| (t.found.pid, t.found.runtime.name))
+            .collect()
+    }
+
+    /// Finds processes that appeared, attaches what they need, and returns those that are gone.
+    fn discover(&mut self) -> Vec<Tracked> {
+        let pids = match &self.selection {
+            Selection::All => None,
+            Selection::Pids(pids) => Some(pids.as_slice()),
+        };
+        let found = self.discovery.scan(pids);
+        let alive: HashSet<(u32, u64)> = found.iter().map(|f| (f.pid, f.start_time)).collect();
+        let gone: Vec<u32> = self
+            .tracked
+            .values()
+            .filter(|t| !alive.contains(&(t.found.pid, t.found.start_time)))
+            .map(|t| t.found.pid)
+            .collect();
+        let gone: Vec<Tracked> = gone
+            .iter()
+            .filter_map(|pid| self.tracked.remove(pid))
+            .collect();
+        for found in found {
+            if self.tracked.contains_key(&found.pid) {
+                continue;
+            }
+            self.attach(&found);
+            let facts = ProcessFacts {
+                args: process::args(found.pid).unwrap_or_default(),
+                env: process::env(found.pid, OPTION_VARIABLES).unwrap_or_default(),
+                version: (found.runtime.version)(&found.binary.host_path),
+            };
+            self.tracked.insert(
+                found.pid,
+                Tracked {
+                    command: process::command(found.pid).unwrap_or_default(),
+                    missing: (found.runtime.missing)(&facts),
+                    found,
+                },
+            );
+        }
+        gone
+    }
+
+    /// Attaches the runtime's rules in the process's binary, once per binary (per process
+    /// when tracing selected processes).
+    fn attach(&mut self, found: &Found) {
+        let (key, scope) = match self.selection {
+            Selection::All => (
+                Attached::File {
+                    dev: found.binary.dev,
+                    inode: found.binary.inode,
+                },
+                Scope::AllProcesses,
+            ),
+            Selection::Pids(_) => (
+                Attached::Process {
+                    pid: found.pid,
+                    start_time: found.start_time,
+                },
+                Scope::Process(found.pid),
+            ),
+        };
+        if !self.attached.insert(key) {
+            return;
+        }
+        let plan = match plan::plan(found.runtime, &found.binary.host_path) {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.warnings.push(format!("{e:#}"));
+                return;
+            }
+        };
+        self.warnings
+            .extend(plan.problems.iter().map(|p| sanitize::text(p)));
+        for planned in &plan.attachments {
+            if let Err(e) = self.tracer.attach(
+                &planned.probe,
+                planned.program,
+                &planned.point,
+                &planned.spec,
+                scope,
+            ) {
+                self.warnings
+                    .push(sanitize::text(&format!("{:#}", anyhow::Error::from(e))));
+            }
+        }
+    }
+
+    /// Takes the names the kernel sent for new keys.
+    fn drain_events(&mut self) {
+        while let Some(item) = self.events.next() {
+            let bytes: &[u8] = &item;
+            if bytes.len() < size_of::<EventHeader>() {
+                continue;
+            }
+            // SAFETY: long enough for a header; read_unaligned copes with any alignment.
+            let header: EventHeader = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+            if header.kind == event_kind::NAMES && bytes.len() >= size_of::<NameEvent>() {
+                // SAFETY: long enough for the whole event.
+                let event: NameEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+                let names = std::array::from_fn(|slot| {
+                    let len = usize::from(event.lens[slot]).min(event.names[slot].len());
+                    sanitize::text(&String::from_utf8_lossy(&event.names[slot][..len]))
+                });
+                self.names.insert(event.key, names);
+            }
+        }
+    }
+
+    fn snapshot_of(
+        &self,
+        tracked: &Tracked,
+        now: &stats::PidTotals,
+        exited: bool,
+    ) -> ProcessSnapshot {
+        let found = &tracked.found;
+        let computed = stats::compute(found.runtime, now, &self.previous, &self.names);
+        let threads = if exited {
+            Vec::new()
+        } else {
+            process::threads(found.pid).unwrap_or_default()
+        };
+        ProcessSnapshot {
+            pid: found.pid,
+            runtime: found.runtime.name,
+            command: tracked.command.clone(),
+            exited,
+            threads_live: threads.len() as u64,
+            threads,
+            missing: tracked
+                .missing
+                .iter()
+                .filter(|m| !computed.seen.contains(&m.category))
+                .map(|m| m.text.clone())
+                .collect(),
+            interval: computed.interval,
+            total: computed.total,
+            pause: computed.pause,
+            pause_total: computed.pause_total,
+            gc_kinds: computed.gc_kinds,
+            top_methods: computed.top_methods,
+            top_allocations: computed.top_allocations,
+            top_monitors: computed.top_monitors,
+            pools: computed.pools,
+        }
+    }
+}
+
+impl Source for KernelSource {
+    fn poll(&mut self) -> anyhow::Result<Snapshot> {
+        let gone = self.discover();
+        let totals = self.tracer.totals()?;
+        self.drain_events();
+        let now = Instant::now();
+        let interval = now - self.last_poll;
+        self.last_poll = now;
+
+        let by_pid = stats::by_pid(&totals);
+        let empty = stats::PidTotals::default();
+        let mut processes: Vec<ProcessSnapshot> = self
+            .tracked
+            .values()
+            .map(|t| self.snapshot_of(t, by_pid.get(&t.found.pid).unwrap_or(&empty), false))
+            .collect();
+        // A process that exited still reports what it did since the last interval, once.
+        for tracked in &gone {
+            let pid = tracked.found.pid;
+            processes.push(self.snapshot_of(tracked, by_pid.get(&pid).unwrap_or(&empty), true));
+        }
+        processes.sort_by_key(|p| p.pid);
+        for tracked in &gone {
+            let pid = tracked.found.pid;
+            self.tracer.forget_process(pid)?;
+            self.names.retain(|key, _| key.pid != pid);
+        }
+        let mut totals = totals;
+        for tracked in &gone {
+            let pid = tracked.found.pid;
+            totals.counts.retain(|k, _| k.pid != pid);
+            totals.spans.retain(|k, _| k.pid != pid);
+            totals.hist.retain(|k, _| k.pid != pid);
+            totals.keyed.retain(|k, _| k.pid != pid);
+        }
+        self.previous = totals;
+        Ok(Snapshot {
+            taken_at: SystemTime::now(),
+            interval,
+            processes,
+            lost: self.tracer.lost()?,
+            warnings: self.warnings.clone(),
+        })
+    }
+}

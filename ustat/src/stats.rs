@@ -1,0 +1,443 @@
+//! From two cumulative readings of the kernel maps to one interval's numbers per process.
+//! Pure functions over `Totals`, so every rule here is tested without a kernel.
+
+use std::collections::HashMap;
+
+use hdrhistogram::Histogram;
+use ustat_common::{CountKey, CountValue, HistKey, KeyedKey, SpanTotals, category};
+use ustat_runtimes::Runtime;
+
+use crate::{
+    bpf::Totals,
+    snapshot::{Counters, GcKind, PauseStats, PoolUsage, Ranked},
+};
+
+/// How many entries the top lists keep.
+pub const TOP: usize = 20;
+
+/// One process's share of a `Totals` reading.
+#[derive(Debug, Default, Clone)]
+pub struct PidTotals {
+    pub counts: Vec<(CountKey, CountValue)>,
+    pub spans: Vec<(CountKey, SpanTotals)>,
+    pub hist: Vec<(HistKey, u64)>,
+    pub keyed: Vec<(KeyedKey, CountValue)>,
+}
+
+/// Splits a reading by process.
+pub fn by_pid(totals: &Totals) -> HashMap<u32, PidTotals> {
+    let mut out: HashMap<u32, PidTotals> = HashMap::new();
+    for (k, v) in &totals.counts {
+        out.entry(k.pid).or_default().counts.push((*k, *v));
+    }
+    for (k, v) in &totals.spans {
+        out.entry(k.pid).or_default().spans.push((*k, *v));
+    }
+    for (k, v) in &totals.hist {
+        out.entry(k.pid).or_default().hist.push((*k, *v));
+    }
+    for (k, v) in &totals.keyed {
+        out.entry(k.pid).or_default().keyed.push((*k, *v));
+    }
+    out
+}
+
+/// The strings of each `keyed` key, as the kernel sent them once per key.
+pub type Names = HashMap<KeyedKey, [String; 3]>;
+
+/// One process's numbers for an interval and since attach.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Computed {
+    pub interval: Counters,
+    pub total: Counters,
+    pub pause: Option<PauseStats>,
+    pub pause_total: Option<PauseStats>,
+    pub gc_kinds: Vec<GcKind>,
+    pub top_methods: Vec<Ranked>,
+    pub top_allocations: Vec<Ranked>,
+    pub top_monitors: Vec<Ranked>,
+    pub pools: Vec<PoolUsage>,
+    /// Categories that had any hit since attach.
+    pub seen: Vec<u32>,
+}
+
+fn add_count(counters: &mut Counters, category: u32, count: u64, sum: u64) {
+    match category {
+        category::CLASS_LOADED => counters.class_loaded += count,
+        category::CLASS_UNLOADED => counters.class_unloaded += count,
+        category::THREAD_STARTED => counters.threads_started += count,
+        category::THREAD_STOPPED => counters.threads_stopped += count,
+        category::HTTP_REQUEST => counters.http_requests += count,
+        category::METHOD_CALL => counters.method_calls += count,
+        category::MONITOR_CONTENDED => counters.monitor_contended += count,
+        category::OBJECT_ALLOC => {
+            counters.objects_allocated += count;
+            counters.bytes_allocated += sum;
+        }
+        _ => {}
+    }
+}
+
+fn add_span(counters: &mut Counters, category: u32, count: u64, total_ns: u64) {
+    match category {
+        category::GC => {
+            counters.gc_count += count;
+            counters.gc_pause_ns += total_ns;
+        }
+        category::IMPORT => {
+            counters.imports += count;
+            counters.import_ns += total_ns;
+        }
+        _ => {}
+    }
+}
+
+/// Percentiles of a distribution given as (HdrHistogram bucket, count) pairs.
+pub fn pause_stats(buckets: impl IntoIterator<Item = (u64, u64)>) -> Option<PauseStats> {
+    let mut histogram = Histogram::<u64>::new(3).ok()?;
+    for (bucket, count) in buckets {
+        if count > 0 {
+            histogram.record_n(bucket, count).ok()?;
+        }
+    }
+    (!histogram.is_empty()).then(|| PauseStats {
+        count: histogram.len(),
+        p50_ns: histogram.value_at_quantile(0.5),
+        p99_ns: histogram.value_at_quantile(0.99),
+        max_ns: histogram.max(),
+    })
+}
+
+/// The label of a keyed entry, or `?` where its names never arrived.
+fn label(runtime: &Runtime, key: &KeyedKey, names: &Names) -> String {
+    match names.get(key) {
+        Some([a, b, c]) => (runtime.key_label)(key.category, [a, b, c], key.keys),
+        None => "?".to_string(),
+    }
+}
+
+/// Sorts by this interval, then since attach, then name; keeps the top `TOP`.
+fn top(mut entries: Vec<Ranked>) -> Vec<Ranked> {
+    entries.sort_by(|a, b| {
+        b.interval
+            .cmp(&a.interval)
+            .then(b.total.cmp(&a.total))
+            .then(a.name.cmp(&b.name))
+    });
+    entries.truncate(TOP);
+    entries
+}
+
+/// The numbers of one process: `now` is its share of the latest reading, `previous` the
+/// whole previous reading (empty at the first interval, so that interval counts everything
+/// since attach).
+pub fn compute(runtime: &Runtime, now: &PidTotals, previous: &Totals, names: &Names) -> Computed {
+    let mut out = Computed::default();
+    let mut seen = std::collections::BTreeSet::new();
+
+    for (key, value) in &now.counts {
+        let before = previous.counts.get(key).copied().unwrap_or_default();
+        add_count(&mut out.total, key.category, value.count, value.sum);
+        add_count(
+            &mut out.interval,
+            key.category,
+            value.count.saturating_sub(before.count),
+            value.sum.saturating_sub(before.sum),
+        );
+        seen.insert(key.category);
+    }
+
+    let mut kinds: HashMap<&'static str, GcKind> = HashMap::new();
+    for (key, value) in &now.spans {
+        let before = previous.spans.get(key).copied().unwrap_or_default();
+        let count = value.count.saturating_sub(before.count);
+        add_span(&mut out.total, key.category, value.count, value.total_ns);
+        add_span(
+            &mut out.interval,
+            key.category,
+            count,
+            value.total_ns.saturating_sub(before.total_ns),
+        );
+        seen.insert(key.category);
+        if key.category == category::GC {
+            let kind = (runtime.gc_kind)(key.subkey);
+            let entry = kinds.entry(kind).or_insert(GcKind {
+                kind,
+                interval: 0,
+                total: 0,
+                pause_ns_total: 0,
+                collected_total: 0,
+            });
+            entry.interval += count;
+            entry.total += value.count;
+            entry.pause_ns_total += value.total_ns;
+            entry.collected_total += value.value_sum;
+        }
+    }
+    out.gc_kinds = kinds.into_values().collect();
+    out.gc_kinds.sort_by_key(|k| k.kind);
+
+    let gc_buckets = || now.hist.iter().filter(|(k, _)| k.category == category::GC);
+    out.pause = pause_stats(gc_buckets().map(|(k, n)| {
+        (
+            k.bucket,
+            n.saturating_sub(previous.hist.get(k).copied().unwrap_or(0)),
+        )
+    }));
+    out.pause_total = pause_stats(gc_buckets().map(|(k, n)| (k.bucket, *n)));
+
+    let mut ranked: HashMap<u32, Vec<Ranked>> = HashMap::new();
+    let mut pools: HashMap<String, (u64, i128)> = HashMap::new();
+    for (key, value) in &now.keyed {
+        let before = previous.keyed.get(key).copied().unwrap_or_default();
+        let interval = value.count.saturating_sub(before.count);
+        let interval_value = value.sum.saturating_sub(before.sum);
+        add_count(&mut out.total, key.category, value.count, value.sum);
+        add_count(&mut out.interval, key.category, interval, interval_value);
+        seen.insert(key.category);
+        match key.category {
+            category::POOL_GC_BEGIN | category::POOL_GC_END => {
+                let pool = pools.entry(label(runtime, key, names)).or_default();
+                if key.category == category::POOL_GC_BEGIN {
+                    pool.0 += interval;
+                    pool.1 += i128::from(interval_value);
+                } else {
+                    pool.1 -= i128::from(interval_value);
+                }
+            }
+            _ => ranked.entry(key.category).or_default().push(Ranked {
+                name: label(runtime, key, names),
+                interval,
+                total: value.count,
+                interval_value,
+                total_value: value.sum,
+            }),
+        }
+    }
+    let mut take = |category| top(ranked.remove(&category).unwrap_or_default());
+    out.top_methods = take(category::METHOD_CALL);
+    out.top_allocations = take(category::OBJECT_ALLOC);
+    out.top_monitors = take(category::MONITOR_CONTENDED);
+    out.pools = pools
+        .into_iter()
+        .filter(|(_, (gcs, _))| *gcs > 0)
+        .map(|(name, (gcs, reclaimed))| PoolUsage {
+            name,
+            gcs,
+            reclaimed_bytes: reclaimed.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+        })
+        .collect();
+    out.pools.sort_by(|a, b| a.name.cmp(&b.name));
+    out.seen = seen.into_iter().collect();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ustat_common::hist_bucket;
+    use ustat_runtimes::jvm::JVM;
+
+    const PID: u32 = 42;
+
+    fn count_key(category: u32, subkey: u64) -> CountKey {
+        CountKey {
+            pid: PID,
+            category,
+            subkey,
+        }
+    }
+
+    fn keyed_key(category: u32, a: u64, b: u64) -> KeyedKey {
+        KeyedKey {
+            pid: PID,
+            category,
+            keys: [a, b, 0],
+        }
+    }
+
+    fn reading(gcs: u64, classes: u64, calls: &[(u64, u64)]) -> Totals {
+        let mut totals = Totals::default();
+        totals.counts.insert(
+            count_key(category::CLASS_LOADED, 0),
+            CountValue {
+                count: classes,
+                sum: 0,
+            },
+        );
+        totals.spans.insert(
+            count_key(category::GC, 1),
+            SpanTotals {
+                count: gcs,
+                total_ns: gcs * 1_000_000,
+                max_ns: 1_000_000,
+                value_sum: 0,
+            },
+        );
+        totals.hist.insert(
+            HistKey {
+                pid: PID,
+                category: category::GC,
+                subkey: 1,
+                bucket: 999_936,
+            },
+            gcs,
+        );
+        for &(method, count) in calls {
+            totals.keyed.insert(
+                keyed_key(category::METHOD_CALL, 0x10, method),
+                CountValue { count, sum: 0 },
+            );
+        }
+        totals
+    }
+
+    fn names() -> Names {
+        let mut names = Names::new();
+        for (method, name) in [(1, "run"), (2, "hashCode")] {
+            names.insert(
+                keyed_key(category::METHOD_CALL, 0x10, method),
+                ["java/lang/String".into(), name.into(), "()V".into()],
+            );
+        }
+        names
+    }
+
+    #[test]
+    fn the_first_interval_counts_everything_since_attach() {
+        let now = reading(3, 7, &[(1, 5)]);
+        let computed = compute(&JVM, &by_pid(&now)[&PID], &Totals::default(), &names());
+        assert_eq!(computed.interval.gc_count, 3);
+        assert_eq!(computed.interval.gc_pause_ns, 3_000_000);
+        assert_eq!(computed.interval.class_loaded, 7);
+        assert_eq!(computed.interval.method_calls, 5);
+        assert_eq!(computed.interval, computed.total);
+    }
+
+    #[test]
+    fn later_intervals_count_the_difference() {
+        let before = reading(3, 7, &[(1, 5)]);
+        let now = reading(5, 7, &[(1, 9), (2, 4)]);
+        let computed = compute(&JVM, &by_pid(&now)[&PID], &before, &names());
+        assert_eq!(computed.interval.gc_count, 2);
+        assert_eq!(computed.total.gc_count, 5);
+        assert_eq!(computed.interval.class_loaded, 0);
+        assert_eq!(computed.interval.method_calls, 8);
+        assert_eq!(computed.top_methods.len(), 2);
+        assert_eq!(computed.top_methods[0].name, "java.lang.String.run");
+        assert_eq!(
+            (
+                computed.top_methods[0].interval,
+                computed.top_methods[0].total
+            ),
+            (4, 9)
+        );
+        assert_eq!(computed.top_methods[1].name, "java.lang.String.hashCode");
+        assert_eq!(
+            computed.gc_kinds,
+            [GcKind {
+                kind: "major",
+                interval: 2,
+                total: 5,
+                pause_ns_total: 5_000_000,
+                collected_total: 0
+            }]
+        );
+        let pause = computed.pause.unwrap();
+        assert_eq!(pause.count, 2);
+        assert_eq!(computed.pause_total.unwrap().count, 5);
+    }
+
+    #[test]
+    fn counters_never_go_backwards() {
+        // A key that shrank (it cannot, but a reused pid could look like it) counts 0.
+        let before = reading(9, 9, &[(1, 9)]);
+        let now = reading(5, 7, &[(1, 2)]);
+        let computed = compute(&JVM, &by_pid(&now)[&PID], &before, &names());
+        assert_eq!(computed.interval, Counters::default());
+        assert_eq!(computed.pause, None);
+    }
+
+    #[test]
+    fn entries_without_names_are_labelled_unknown() {
+        let now = reading(0, 0, &[(7, 1)]);
+        let computed = compute(&JVM, &by_pid(&now)[&PID], &Totals::default(), &names());
+        assert_eq!(computed.top_methods[0].name, "?");
+    }
+
+    #[test]
+    fn pools_report_reclaimed_bytes_and_are_not_gcs() {
+        let mut before = Totals::default();
+        let mut now = Totals::default();
+        let begin = keyed_key(category::POOL_GC_BEGIN, 1, 2);
+        let end = keyed_key(category::POOL_GC_END, 1, 2);
+        before
+            .keyed
+            .insert(begin, CountValue { count: 1, sum: 100 });
+        before.keyed.insert(end, CountValue { count: 1, sum: 10 });
+        now.keyed.insert(
+            begin,
+            CountValue {
+                count: 3,
+                sum: 100 + 500 + 700,
+            },
+        );
+        now.keyed.insert(
+            end,
+            CountValue {
+                count: 3,
+                sum: 10 + 50 + 60,
+            },
+        );
+        let mut names = Names::new();
+        names.insert(
+            begin,
+            [
+                "G1 Young Generation".into(),
+                "G1 Eden Space".into(),
+                String::new(),
+            ],
+        );
+        names.insert(
+            end,
+            [
+                "G1 Young Generation".into(),
+                "G1 Eden Space".into(),
+                String::new(),
+            ],
+        );
+        let computed = compute(&JVM, &by_pid(&now)[&PID], &before, &names);
+        assert_eq!(computed.interval.gc_count, 0);
+        assert_eq!(
+            computed.pools,
+            [PoolUsage {
+                name: "G1 Young Generation: G1 Eden Space".into(),
+                gcs: 2,
+                reclaimed_bytes: 1200 - 110
+            }]
+        );
+    }
+
+    /// The kernel counts durations per `hist_bucket`; recording those buckets must give the
+    /// same percentiles as recording every raw duration.
+    #[test]
+    fn kernel_buckets_give_the_same_percentiles_as_raw_values() {
+        let mut raw = Histogram::<u64>::new(3).unwrap();
+        let mut buckets: HashMap<u64, u64> = HashMap::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..50_000 {
+            // xorshift; durations from 1 ns to about 17 minutes, spread over magnitudes
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let value = (x >> (x % 54 + 4)).max(1);
+            raw.record(value).unwrap();
+            *buckets.entry(hist_bucket(value)).or_default() += 1;
+        }
+        let stats = pause_stats(buckets).unwrap();
+        assert_eq!(stats.count, raw.len());
+        assert_eq!(stats.p50_ns, raw.value_at_quantile(0.5));
+        assert_eq!(stats.p99_ns, raw.value_at_quantile(0.99));
+        assert_eq!(stats.max_ns, raw.max());
+    }
+}
