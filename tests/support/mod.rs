@@ -6,6 +6,8 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod fixtures;
+pub mod jvm;
+pub mod tmux;
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
@@ -241,4 +243,34 @@ pub fn run_ustat<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String, String)
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The rows of a CSV file, each a map from column to cell.
+pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut reader =
+        csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            headers
+                .iter()
+                .zip(record.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The sum of a numeric column over the rows of one process.
+pub fn sum_for(rows: &[std::collections::HashMap<String, String>], pid: u32, column: &str) -> u64 {
+    rows.iter()
+        .filter(|r| r["pid"] == pid.to_string())
+        .map(|r| {
+            r[column]
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("{column} = {:?}", r[column]))
+        })
+        .sum()
 }

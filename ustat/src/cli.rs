@@ -42,6 +42,9 @@ pub struct WatchArgs {
     /// `-`. An existing FILE is never overwritten.
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
     pub csv: Option<PathBuf>,
+    /// With --csv: also write every method's calls per interval, as CSV, to FILE.
+    #[arg(long, value_name = "FILE", requires = "csv")]
+    pub methods: Option<PathBuf>,
     /// Stop after COUNT intervals.
     #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,

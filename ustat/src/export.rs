@@ -156,6 +156,61 @@ impl<W: Write> CsvWriter<W> {
     }
 }
 
+/// The header of the per-method CSV (`--methods`), in order.
+pub const METHOD_COLUMNS: &[&str] = &[
+    "timestamp",
+    "interval_s",
+    "pid",
+    "runtime",
+    "method",
+    "calls",
+];
+
+#[derive(Debug, Serialize)]
+struct MethodRow<'a> {
+    timestamp: &'a str,
+    interval_s: &'a str,
+    pid: u32,
+    runtime: &'a str,
+    method: String,
+    calls: u64,
+}
+
+/// One row per process and method with calls in the interval.
+pub struct MethodsCsvWriter<W: Write> {
+    inner: csv::Writer<W>,
+}
+
+impl<W: Write> MethodsCsvWriter<W> {
+    pub fn new(out: W) -> io::Result<Self> {
+        let mut inner = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(out);
+        inner.write_record(METHOD_COLUMNS)?;
+        inner.flush()?;
+        Ok(Self { inner })
+    }
+
+    pub fn write(&mut self, snapshot: &Snapshot) -> io::Result<()> {
+        let timestamp = timestamp(snapshot.taken_at);
+        let interval_s = format!("{:.3}", snapshot.interval.as_secs_f64());
+        for process in &snapshot.processes {
+            for method in process.top_methods.iter().filter(|m| m.interval > 0) {
+                let row = MethodRow {
+                    timestamp: &timestamp,
+                    interval_s: &interval_s,
+                    pid: process.pid,
+                    runtime: process.runtime,
+                    method: sanitize::csv_cell(&method.name),
+                    calls: method.interval,
+                };
+                self.inner.serialize(row).map_err(io::Error::other)?;
+            }
+        }
+        self.inner.flush()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
     #[error("{path} exists; ustat never overwrites a file: give another name or move it away", path = path.display())]
@@ -332,6 +387,37 @@ mod tests {
         assert_eq!(commands, ["'=cmd|' /C calc'!A0", "a,\"b\"?c?[31m"]);
         // RFC 4180: the comma and quotes are quoted, not escaped away.
         assert!(text.contains("\"a,\"\"b\"\"?c?[31m\""), "{text}");
+    }
+
+    #[test]
+    fn method_rows_for_methods_called_in_the_interval() {
+        let mut p = process(7, "java");
+        let ranked = |name: &str, interval| crate::snapshot::Ranked {
+            name: name.into(),
+            interval,
+            total: 10,
+            interval_value: 0,
+            total_value: 0,
+        };
+        p.top_methods = vec![
+            ranked("Workload.marker", 1000),
+            ranked("=evil", 2),
+            ranked("Idle.run", 0),
+        ];
+        let mut out = Vec::new();
+        MethodsCsvWriter::new(&mut out)
+            .unwrap()
+            .write(&snapshot(vec![p]))
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], METHOD_COLUMNS.join(","));
+        assert_eq!(
+            lines[1],
+            "2025-11-25T03:30:01.123Z,1.002,7,jvm,Workload.marker,1000"
+        );
+        assert_eq!(lines[2], "2025-11-25T03:30:01.123Z,1.002,7,jvm,'=evil,2");
+        assert_eq!(lines.len(), 3);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, SystemTime};
 
+pub use ustat_runtimes::Missing;
+
 use crate::bpf::Lost;
 
 /// Event counts of one process.
@@ -91,11 +93,16 @@ pub struct ProcessSnapshot {
     pub top_allocations: Vec<Ranked>,
     pub top_monitors: Vec<Ranked>,
     pub pools: Vec<PoolUsage>,
-    /// What this process's runtime or settings do not let ustat see, one line each.
-    pub missing: Vec<String>,
+    /// What this process's runtime or settings do not let ustat see, each with its line.
+    pub missing: Vec<Missing>,
 }
 
 impl ProcessSnapshot {
+    /// Does the process's runtime or settings leave this category untraced?
+    pub fn untraced(&self, category: u32) -> bool {
+        self.missing.iter().any(|m| m.category == category)
+    }
+
     pub fn gc_of_kind(&self, kind: &str) -> u64 {
         self.gc_kinds
             .iter()

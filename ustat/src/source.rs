@@ -29,6 +29,16 @@ pub enum Selection {
     Pids(Vec<u32>),
 }
 
+/// What to trace and how much to keep.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub selection: Selection,
+    /// Only processes of this runtime (name), when given.
+    pub runtime: Option<&'static str>,
+    /// Entries kept in each top list (methods, allocations).
+    pub top: usize,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SelectionError {
     #[error(transparent)]
@@ -53,7 +63,7 @@ struct Tracked {
 pub struct KernelSource {
     tracer: Tracer,
     events: RingBuf<MapData>,
-    selection: Selection,
+    options: Options,
     discovery: Discovery,
     attached: HashSet<Attached>,
     tracked: BTreeMap<u32, Tracked>,
@@ -74,7 +84,7 @@ const OPTION_VARIABLES: &[&str] = &[
 
 impl KernelSource {
     /// Loads the programs, finds the selected runtime processes and attaches to them.
-    pub fn start(selection: Selection) -> anyhow::Result<Self> {
+    pub fn start(options: Options) -> anyhow::Result<Self> {
         let mut tracer = Tracer::load()?;
         for program in [
             Program::Count,
@@ -84,7 +94,7 @@ impl KernelSource {
         ] {
             tracer.load_program(program)?;
         }
-        if let Selection::Pids(pids) = &selection {
+        if let Selection::Pids(pids) = &options.selection {
             for &pid in pids {
                 if discovery::runtime_of(pid)
                     .map_err(SelectionError::from)?
@@ -104,7 +114,7 @@ impl KernelSource {
         let mut source = Self {
             tracer,
             events,
-            selection,
+            options,
             discovery: Discovery::default(),
             attached: HashSet::new(),
             tracked: BTreeMap::new(),
@@ -133,11 +143,14 @@ impl KernelSource {
 
     /// Finds processes that appeared, attaches what they need, and returns those that are gone.
     fn discover(&mut self) -> Vec<Tracked> {
-        let pids = match &self.selection {
+        let pids = match &self.options.selection {
             Selection::All => None,
             Selection::Pids(pids) => Some(pids.as_slice()),
         };
-        let found = self.discovery.scan(pids);
+        let mut found = self.discovery.scan(pids);
+        if let Some(runtime) = self.options.runtime {
+            found.retain(|f| f.runtime.name == runtime);
+        }
         let alive: HashSet<(u32, u64)> = found.iter().map(|f| (f.pid, f.start_time)).collect();
         let gone: Vec<u32> = self
             .tracked
@@ -174,7 +187,7 @@ impl KernelSource {
     /// Attaches the runtime's rules in the process's binary, once per binary (per process
     /// when tracing selected processes).
     fn attach(&mut self, found: &Found) {
-        let (key, scope) = match self.selection {
+        let (key, scope) = match self.options.selection {
             Selection::All => (
                 Attached::File {
                     dev: found.binary.dev,
@@ -244,7 +257,13 @@ impl KernelSource {
         exited: bool,
     ) -> ProcessSnapshot {
         let found = &tracked.found;
-        let computed = stats::compute(found.runtime, now, &self.previous, &self.names);
+        let computed = stats::compute(
+            found.runtime,
+            now,
+            &self.previous,
+            &self.names,
+            self.options.top,
+        );
         let threads = if exited {
             Vec::new()
         } else {
@@ -261,7 +280,7 @@ impl KernelSource {
                 .missing
                 .iter()
                 .filter(|m| !computed.seen.contains(&m.category))
-                .map(|m| m.text.clone())
+                .cloned()
                 .collect(),
             interval: computed.interval,
             total: computed.total,

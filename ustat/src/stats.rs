@@ -12,8 +12,8 @@ use crate::{
     snapshot::{Counters, GcKind, PauseStats, PoolUsage, Ranked},
 };
 
-/// How many entries the top lists keep.
-pub const TOP: usize = 20;
+/// How many entries the top lists keep for the dashboard.
+pub const TOP: usize = 100;
 
 /// One process's share of a `Totals` reading.
 #[derive(Debug, Default, Clone)]
@@ -116,22 +116,29 @@ fn label(runtime: &Runtime, key: &KeyedKey, names: &Names) -> String {
     }
 }
 
-/// Sorts by this interval, then since attach, then name; keeps the top `TOP`.
-fn top(mut entries: Vec<Ranked>) -> Vec<Ranked> {
+/// Sorts by this interval, then since attach, then name; keeps the first `limit`.
+fn top(mut entries: Vec<Ranked>, limit: usize) -> Vec<Ranked> {
     entries.sort_by(|a, b| {
         b.interval
             .cmp(&a.interval)
             .then(b.total.cmp(&a.total))
             .then(a.name.cmp(&b.name))
     });
-    entries.truncate(TOP);
+    entries.truncate(limit);
     entries
 }
 
 /// The numbers of one process: `now` is its share of the latest reading, `previous` the
 /// whole previous reading (empty at the first interval, so that interval counts everything
 /// since attach).
-pub fn compute(runtime: &Runtime, now: &PidTotals, previous: &Totals, names: &Names) -> Computed {
+/// The top lists keep `limit` entries each.
+pub fn compute(
+    runtime: &Runtime,
+    now: &PidTotals,
+    previous: &Totals,
+    names: &Names,
+    limit: usize,
+) -> Computed {
     let mut out = Computed::default();
     let mut seen = std::collections::BTreeSet::new();
 
@@ -214,7 +221,7 @@ pub fn compute(runtime: &Runtime, now: &PidTotals, previous: &Totals, names: &Na
             }),
         }
     }
-    let mut take = |category| top(ranked.remove(&category).unwrap_or_default());
+    let mut take = |category| top(ranked.remove(&category).unwrap_or_default(), limit);
     out.top_methods = take(category::METHOD_CALL);
     out.top_allocations = take(category::OBJECT_ALLOC);
     out.top_monitors = take(category::MONITOR_CONTENDED);
@@ -306,7 +313,7 @@ mod tests {
     #[test]
     fn the_first_interval_counts_everything_since_attach() {
         let now = reading(3, 7, &[(1, 5)]);
-        let computed = compute(&JVM, &by_pid(&now)[&PID], &Totals::default(), &names());
+        let computed = compute(&JVM, &by_pid(&now)[&PID], &Totals::default(), &names(), TOP);
         assert_eq!(computed.interval.gc_count, 3);
         assert_eq!(computed.interval.gc_pause_ns, 3_000_000);
         assert_eq!(computed.interval.class_loaded, 7);
@@ -318,7 +325,7 @@ mod tests {
     fn later_intervals_count_the_difference() {
         let before = reading(3, 7, &[(1, 5)]);
         let now = reading(5, 7, &[(1, 9), (2, 4)]);
-        let computed = compute(&JVM, &by_pid(&now)[&PID], &before, &names());
+        let computed = compute(&JVM, &by_pid(&now)[&PID], &before, &names(), TOP);
         assert_eq!(computed.interval.gc_count, 2);
         assert_eq!(computed.total.gc_count, 5);
         assert_eq!(computed.interval.class_loaded, 0);
@@ -353,7 +360,7 @@ mod tests {
         // A key that shrank (it cannot, but a reused pid could look like it) counts 0.
         let before = reading(9, 9, &[(1, 9)]);
         let now = reading(5, 7, &[(1, 2)]);
-        let computed = compute(&JVM, &by_pid(&now)[&PID], &before, &names());
+        let computed = compute(&JVM, &by_pid(&now)[&PID], &before, &names(), TOP);
         assert_eq!(computed.interval, Counters::default());
         assert_eq!(computed.pause, None);
     }
@@ -361,7 +368,7 @@ mod tests {
     #[test]
     fn entries_without_names_are_labelled_unknown() {
         let now = reading(0, 0, &[(7, 1)]);
-        let computed = compute(&JVM, &by_pid(&now)[&PID], &Totals::default(), &names());
+        let computed = compute(&JVM, &by_pid(&now)[&PID], &Totals::default(), &names(), TOP);
         assert_eq!(computed.top_methods[0].name, "?");
     }
 
@@ -406,7 +413,7 @@ mod tests {
                 String::new(),
             ],
         );
-        let computed = compute(&JVM, &by_pid(&now)[&PID], &before, &names);
+        let computed = compute(&JVM, &by_pid(&now)[&PID], &before, &names, TOP);
         assert_eq!(computed.interval.gc_count, 0);
         assert_eq!(
             computed.pools,

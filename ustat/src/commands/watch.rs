@@ -8,27 +8,25 @@ use std::{
 
 use crate::{
     cli::WatchArgs,
-    export::{self, CsvWriter},
+    export::{self, CsvWriter, MethodsCsvWriter},
     signals::StopFlag,
-    snapshot::{Snapshot, Source},
-    source::{KernelSource, Selection},
+    snapshot::Source,
+    source::{KernelSource, Options, Selection},
 };
 
 impl WatchArgs {
-    pub fn selection(&self) -> Selection {
-        if self.pid.is_empty() {
+    /// What the source traces, keeping `top` entries in each top list.
+    pub fn source_options(&self, top: usize) -> Options {
+        let selection = if self.pid.is_empty() {
             Selection::All
         } else {
             Selection::Pids(self.pid.clone())
+        };
+        Options {
+            selection,
+            runtime: self.runtime.map(|r| r.name),
+            top,
         }
-    }
-
-    /// Keeps only the processes of the `--runtime` filter.
-    pub fn filter(&self, mut snapshot: Snapshot) -> Snapshot {
-        if let Some(runtime) = self.runtime {
-            snapshot.processes.retain(|p| p.runtime == runtime.name);
-        }
-        snapshot
     }
 }
 
@@ -47,8 +45,14 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
     } else {
         Box::new(export::create_new(path)?)
     };
+    let mut methods = match &args.methods {
+        Some(path) => Some(MethodsCsvWriter::new(export::create_new(path)?)?),
+        None => None,
+    };
     let stop = StopFlag::install()?;
-    let mut source = KernelSource::start(args.selection())?;
+    // The methods file has every method; the main file needs no top lists at all.
+    let top = if methods.is_some() { usize::MAX } else { 0 };
+    let mut source = KernelSource::start(args.source_options(top))?;
     eprintln!(
         "ustat: tracing {} runtime processes{}; a CSV row per process every {:.3} s to {}; Ctrl-C to stop",
         source.traced(),
@@ -71,8 +75,11 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
         // A signal ends the interval early; its partial counts are still written.
         let stopping = stop.sleep_until(next);
         next += args.interval;
-        let snapshot = args.filter(source.poll()?);
+        let snapshot = source.poll()?;
         writer.write(&snapshot)?;
+        if let Some(methods) = &mut methods {
+            methods.write(&snapshot)?;
+        }
         intervals += 1;
         if stopping || args.count.is_some_and(|count| intervals >= count) {
             return Ok(());

@@ -1,0 +1,187 @@
+//! The dashboard in a real terminal (tmux): it shows the JVM's row, every documented key does
+//! what the help says, `q` quits, and afterwards the terminal is back to normal and none of
+//! ustat's eBPF programs is still loaded.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use support::{
+    jvm::{Jvm, java},
+    poll,
+    tmux::Tmux,
+    ustat_binary,
+};
+
+/// The BPF program ids a process holds (from the fdinfo of its program and link fds).
+fn bpf_programs_of(pid: u32) -> BTreeSet<u32> {
+    let mut ids = BTreeSet::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap() {
+        let Ok(text) = std::fs::read_to_string(entry.unwrap().path()) else {
+            continue;
+        };
+        for line in text.lines() {
+            if let Some(id) = line.strip_prefix("prog_id:") {
+                ids.insert(id.trim().parse().unwrap());
+            }
+        }
+    }
+    ids
+}
+
+/// Program ids loaded in the kernel now.
+fn loaded_programs() -> BTreeSet<u32> {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .map(|p| p.id())
+        .collect()
+}
+
+fn child_of(parent: u32) -> Option<u32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn the_dashboard_shows_the_jvm_obeys_every_key_and_cleans_up() {
+    let mut jvm = Jvm::start(java(), &["-XX:+ExtendedDTraceProbes"]);
+    jvm.send("spin");
+    let pid = jvm.pid().to_string();
+    let command = format!(
+        "{} -p {pid} -i 0.5; echo USTAT_EXIT=$?; stty -a; sleep 600",
+        ustat_binary().display()
+    );
+    let tmux = Tmux::start(jvm.dir.path(), 120, 40, &command);
+    // A table row starts with its PID (after the selection marker).
+    let is_row =
+        |line: &str| line.trim_start_matches('▶').split_whitespace().next() == Some(pid.as_str());
+    let row = |screen: &str| screen.lines().find(|l| is_row(l)).map(str::to_string);
+    // The JVM's row, with its method calls counted.
+    tmux.wait_for("the JVM's row with calls", |s| {
+        row(s).is_some_and(|r| r.contains("jvm") && !r.trim_end().ends_with(" 0"))
+    });
+
+    let shell: u32 = tmux.pane("#{pane_pid}").parse().unwrap();
+    let ustat = poll("ustat under the shell", || child_of(shell));
+    let programs = bpf_programs_of(ustat);
+    assert!(
+        programs.len() >= 4,
+        "count, span_begin, span_end, keyed: {programs:?}"
+    );
+
+    tmux.press("?", "the help", |s| {
+        s.contains("Keys (Esc closes)") && s.contains("sort by the next column")
+    });
+    tmux.press("Escape", "the help closed", |s| {
+        !s.contains("Keys (Esc closes)")
+    });
+    tmux.press("s", "sorted by pause", |s| s.contains("sort PAUSE p99 ▼"));
+    tmux.press("S", "the order reversed", |s| {
+        s.contains("sort PAUSE p99 ▲")
+    });
+    tmux.press("r", "only JVMs", |s| s.contains("runtime jvm"));
+    tmux.press("j", "selection moved", |s| s.contains("▶"));
+    tmux.press("k", "selection moved back", |s| s.contains("▶"));
+    tmux.press("End", "last row", |s| s.contains("▶"));
+    tmux.press("Home", "first row", |s| s.contains("▶"));
+    tmux.press("PageDown", "a page down", |s| s.contains("▶"));
+    tmux.press("PageUp", "a page up", |s| s.contains("▶"));
+    // Select the JVM, whichever row it is on, then open it.
+    tmux.press("g", "first row", |s| s.contains("▶"));
+    for _ in 0..50 {
+        let screen = tmux.capture();
+        if screen.lines().any(|l| l.starts_with("▶") && is_row(l)) {
+            break;
+        }
+        tmux.send("Down");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let detail = tmux.press("Enter", "the detail view", |s| {
+        s.contains("Top methods") && s.contains(&format!("PID {pid}"))
+    });
+    assert!(
+        detail.contains("GC pauses") && detail.contains("Threads ("),
+        "{detail}"
+    );
+    tmux.wait_for("the marker method among the top methods", |s| {
+        s.contains("Workload.marker")
+    });
+    tmux.press("Escape", "back to the table", |s| {
+        s.contains("COMMAND") && !s.contains("Top methods")
+    });
+    tmux.press("l", "the detail view again", |s| s.contains("Top methods"));
+    tmux.press("Left", "the table again", |s| !s.contains("Top methods"));
+    tmux.press(" ", "paused", |s| s.contains("PAUSED"));
+    tmux.press(" ", "resumed", |s| !s.contains("PAUSED"));
+    let exported = tmux.press("e", "the export's path", |s| {
+        s.contains("snapshot written to ")
+    });
+    let path = exported
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("snapshot written to "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let rows = support::read_csv(std::path::Path::new(&path));
+    assert!(
+        rows.iter()
+            .any(|r| r["pid"] == pid && r["runtime"] == "jvm"),
+        "{rows:?}"
+    );
+    tmux.press("F1", "the help", |s| s.contains("Keys (Esc closes)"));
+    tmux.press("?", "the help closed", |s| !s.contains("Keys (Esc closes)"));
+
+    let after = tmux.press("q", "ustat's exit", |s| {
+        s.contains("USTAT_EXIT=") && s.contains("speed")
+    });
+    assert!(after.contains("USTAT_EXIT=0"), "{after}");
+    // Back to a normal terminal: main screen, line editing and echo on, cursor shown.
+    assert_eq!(tmux.pane("#{alternate_on}"), "0");
+    assert_eq!(tmux.pane("#{cursor_flag}"), "1");
+    let stty: Vec<&str> = after.split_whitespace().collect();
+    for setting in ["icanon", "echo", "isig", "icrnl", "opost"] {
+        assert!(stty.contains(&setting), "{setting} should be on: {after}");
+    }
+    // Every program ustat held is gone from the kernel.
+    poll("ustat's programs to be unloaded", || {
+        let loaded = loaded_programs();
+        programs.iter().all(|id| !loaded.contains(id)).then_some(())
+    });
+}
+
+#[test]
+fn sigterm_and_sighup_restore_the_terminal_too() {
+    for signal in ["TERM", "HUP"] {
+        let dir = tempfile::tempdir().unwrap();
+        let command = format!(
+            "{} -i 0.5; echo USTAT_EXIT=$?; stty -a; sleep 600",
+            ustat_binary().display()
+        );
+        let tmux = Tmux::start(dir.path(), 100, 30, &command);
+        tmux.wait_for("the dashboard", |s| {
+            s.contains("ustat ") && s.contains("processes")
+        });
+        let shell: u32 = tmux.pane("#{pane_pid}").parse().unwrap();
+        let ustat = poll("ustat under the shell", || child_of(shell));
+        let programs = bpf_programs_of(ustat);
+        let out = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &ustat.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let after = tmux.wait_for("ustat's exit", |s| {
+            s.contains("USTAT_EXIT=") && s.contains("speed")
+        });
+        assert!(after.contains("USTAT_EXIT=0"), "SIG{signal}: {after}");
+        assert_eq!(tmux.pane("#{alternate_on}"), "0", "SIG{signal}");
+        assert!(
+            after.split_whitespace().any(|w| w == "icanon"),
+            "SIG{signal}: {after}"
+        );
+        poll("ustat's programs to be unloaded", || {
+            let loaded = loaded_programs();
+            programs.iter().all(|id| !loaded.contains(id)).then_some(())
+        });
+    }
+}

@@ -1,0 +1,498 @@
+//! The dashboard's state. `App` never does I/O: `apply` takes a snapshot, `update` takes an
+//! action and returns what the loop must do (quit, export).
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    time::Duration,
+};
+
+use crate::snapshot::{ProcessSnapshot, Snapshot};
+
+/// Columns of the process table, in display order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Pid,
+    Command,
+    Runtime,
+    Gc,
+    PauseP99,
+    Classes,
+    Threads,
+    Allocations,
+    Calls,
+}
+
+impl Column {
+    pub const ALL: [Self; 9] = [
+        Self::Pid,
+        Self::Command,
+        Self::Runtime,
+        Self::Gc,
+        Self::PauseP99,
+        Self::Classes,
+        Self::Threads,
+        Self::Allocations,
+        Self::Calls,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Pid => "PID",
+            Self::Command => "COMMAND",
+            Self::Runtime => "RUNTIME",
+            Self::Gc => "GC/s",
+            Self::PauseP99 => "PAUSE p99",
+            Self::Classes => "CLASS/s",
+            Self::Threads => "THREAD/s",
+            Self::Allocations => "ALLOC/s",
+            Self::Calls => "CALLS/s",
+        }
+    }
+
+    fn next(self) -> Self {
+        let i = Self::ALL.iter().position(|c| *c == self).unwrap_or(0);
+        Self::ALL[(i + 1) % Self::ALL.len()]
+    }
+
+    /// The value sorted on: numbers for numeric columns.
+    fn key(self, p: &ProcessSnapshot) -> f64 {
+        let i = &p.interval;
+        match self {
+            Self::Pid | Self::Command | Self::Runtime => 0.0,
+            Self::Gc => i.gc_count as f64,
+            Self::PauseP99 => p.pause.map_or(0.0, |s| s.p99_ns as f64),
+            Self::Classes => i.class_loaded as f64,
+            Self::Threads => i.threads_started as f64,
+            Self::Allocations => i.objects_allocated as f64,
+            Self::Calls => i.method_calls as f64,
+        }
+    }
+
+    fn compare(self, a: &ProcessSnapshot, b: &ProcessSnapshot) -> std::cmp::Ordering {
+        match self {
+            Self::Pid => a.pid.cmp(&b.pid),
+            Self::Command => a.command.cmp(&b.command),
+            Self::Runtime => a.runtime.cmp(b.runtime),
+            _ => self.key(a).total_cmp(&self.key(b)),
+        }
+    }
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    First,
+    Last,
+    OpenDetail,
+    Back,
+    NextSort,
+    ReverseSort,
+    NextRuntime,
+    Export,
+    TogglePause,
+    ToggleHelp,
+    None,
+}
+
+/// What the event loop must do after an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    None,
+    Quit,
+    /// Write the current snapshot to a CSV file and report its path with `exported`.
+    Export,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Table,
+    Detail,
+}
+
+/// How many intervals of history the detail charts keep.
+pub const HISTORY: usize = 600;
+
+/// One process's counts over the last intervals, oldest first.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct History {
+    pub gc: VecDeque<u64>,
+    pub allocations: VecDeque<u64>,
+    pub calls: VecDeque<u64>,
+    pub classes: VecDeque<u64>,
+    pub threads: VecDeque<u64>,
+}
+
+impl History {
+    fn push(&mut self, p: &ProcessSnapshot) {
+        let i = &p.interval;
+        for (series, value) in [
+            (&mut self.gc, i.gc_count),
+            (&mut self.allocations, i.objects_allocated),
+            (&mut self.calls, i.method_calls),
+            (&mut self.classes, i.class_loaded),
+            (&mut self.threads, i.threads_started),
+        ] {
+            if series.len() == HISTORY {
+                series.pop_front();
+            }
+            series.push_back(value);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct App {
+    /// The snapshot on screen.
+    pub snapshot: Option<Snapshot>,
+    /// While paused, the newest snapshot waits here.
+    pending: Option<Snapshot>,
+    pub history: BTreeMap<u32, History>,
+    pub selected: Option<u32>,
+    pub sort: Column,
+    pub descending: bool,
+    /// Show only this runtime's processes.
+    pub runtime: Option<&'static str>,
+    pub view: View,
+    pub help: bool,
+    pub paused: bool,
+    /// A line for the user (the path of an exported file).
+    pub status: Option<String>,
+    pub interval: Duration,
+    /// What is traced, for the title: `all runtime processes` or `PID 1234`.
+    pub scope: String,
+    /// Rows a page moves (set by drawing, from the table's height).
+    pub page: usize,
+}
+
+impl App {
+    pub fn new(interval: Duration, scope: String) -> Self {
+        Self {
+            snapshot: None,
+            pending: None,
+            history: BTreeMap::new(),
+            selected: None,
+            sort: Column::Gc,
+            descending: true,
+            runtime: None,
+            view: View::Table,
+            help: false,
+            paused: false,
+            status: None,
+            interval,
+            scope,
+            page: 10,
+        }
+    }
+
+    /// Takes a new snapshot: history always grows; the screen changes unless paused.
+    pub fn apply(&mut self, snapshot: Snapshot) {
+        for p in &snapshot.processes {
+            self.history.entry(p.pid).or_default().push(p);
+        }
+        self.history
+            .retain(|pid, _| snapshot.processes.iter().any(|p| p.pid == *pid));
+        if self.paused {
+            self.pending = Some(snapshot);
+        } else {
+            self.snapshot = Some(snapshot);
+            self.keep_selection();
+        }
+    }
+
+    /// The table's rows: filtered by runtime, sorted, ties broken by PID.
+    pub fn rows(&self) -> Vec<&ProcessSnapshot> {
+        let Some(snapshot) = &self.snapshot else {
+            return Vec::new();
+        };
+        let mut rows: Vec<&ProcessSnapshot> = snapshot
+            .processes
+            .iter()
+            .filter(|p| self.runtime.is_none_or(|r| p.runtime == r))
+            .collect();
+        rows.sort_by(|a, b| {
+            let order = self.sort.compare(a, b);
+            let order = if self.descending {
+                order.reverse()
+            } else {
+                order
+            };
+            order.then(a.pid.cmp(&b.pid))
+        });
+        rows
+    }
+
+    /// The selected row's index in `rows()`.
+    pub fn selected_index(&self) -> Option<usize> {
+        let pid = self.selected?;
+        self.rows().iter().position(|p| p.pid == pid)
+    }
+
+    pub fn selected_process(&self) -> Option<&ProcessSnapshot> {
+        let pid = self.selected?;
+        self.snapshot
+            .as_ref()?
+            .processes
+            .iter()
+            .find(|p| p.pid == pid)
+    }
+
+    /// Keeps a selection while there are rows: the same process when it is still there.
+    fn keep_selection(&mut self) {
+        let rows = self.rows();
+        if self
+            .selected
+            .is_none_or(|pid| !rows.iter().any(|p| p.pid == pid))
+        {
+            self.selected = rows.first().map(|p| p.pid);
+        }
+    }
+
+    fn move_selection(&mut self, delta: isize) {
+        let rows = self.rows();
+        if rows.is_empty() {
+            return;
+        }
+        let current = self.selected_index().unwrap_or(0) as isize;
+        let target = (current + delta).clamp(0, rows.len() as isize - 1) as usize;
+        self.selected = Some(rows[target].pid);
+    }
+
+    pub fn update(&mut self, action: Action) -> Effect {
+        self.status = None;
+        if self.help {
+            match action {
+                Action::Quit => return Effect::Quit,
+                Action::ToggleHelp | Action::Back => self.help = false,
+                _ => {}
+            }
+            return Effect::None;
+        }
+        match action {
+            Action::Quit => return Effect::Quit,
+            Action::Up => self.move_selection(-1),
+            Action::Down => self.move_selection(1),
+            Action::PageUp => self.move_selection(-(self.page as isize)),
+            Action::PageDown => self.move_selection(self.page as isize),
+            Action::First => self.move_selection(isize::MIN / 2),
+            Action::Last => self.move_selection(isize::MAX / 2),
+            Action::OpenDetail => {
+                if self.selected_process().is_some() {
+                    self.view = View::Detail;
+                }
+            }
+            Action::Back => self.view = View::Table,
+            Action::NextSort => {
+                self.sort = self.sort.next();
+                // Text columns read best A to Z, numbers biggest first.
+                self.descending =
+                    !matches!(self.sort, Column::Pid | Column::Command | Column::Runtime);
+            }
+            Action::ReverseSort => self.descending = !self.descending,
+            Action::NextRuntime => {
+                let names: Vec<&str> = ustat_runtimes::ALL.iter().map(|r| r.name).collect();
+                self.runtime = match self.runtime {
+                    None => names.first().copied(),
+                    Some(current) => {
+                        let i = names
+                            .iter()
+                            .position(|n| *n == current)
+                            .unwrap_or(names.len());
+                        names.get(i + 1).copied()
+                    }
+                };
+                self.keep_selection();
+            }
+            Action::Export => return Effect::Export,
+            Action::TogglePause => {
+                self.paused = !self.paused;
+                if !self.paused
+                    && let Some(snapshot) = self.pending.take()
+                {
+                    self.snapshot = Some(snapshot);
+                    self.keep_selection();
+                }
+            }
+            Action::ToggleHelp => self.help = true,
+            Action::None => {}
+        }
+        Effect::None
+    }
+
+    /// The loop reports an export's result here.
+    pub fn exported(&mut self, result: Result<std::path::PathBuf, String>) {
+        self.status = Some(match result {
+            Ok(path) => format!("snapshot written to {}", path.display()),
+            Err(e) => format!("export failed: {e}"),
+        });
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::snapshot::{Counters, ProcessSnapshot};
+
+    pub fn process(
+        pid: u32,
+        runtime: &'static str,
+        command: &str,
+        gcs: u64,
+        calls: u64,
+    ) -> ProcessSnapshot {
+        ProcessSnapshot {
+            pid,
+            runtime,
+            command: command.into(),
+            exited: false,
+            interval: Counters {
+                gc_count: gcs,
+                method_calls: calls,
+                ..Counters::default()
+            },
+            total: Counters {
+                gc_count: gcs * 10,
+                method_calls: calls * 10,
+                ..Counters::default()
+            },
+            pause: None,
+            pause_total: None,
+            gc_kinds: vec![],
+            threads_live: 3,
+            threads: vec![],
+            top_methods: vec![],
+            top_allocations: vec![],
+            top_monitors: vec![],
+            pools: vec![],
+            missing: vec![],
+        }
+    }
+
+    pub fn snapshot(processes: Vec<ProcessSnapshot>) -> Snapshot {
+        let mut s = Snapshot::empty(SystemTime::UNIX_EPOCH, Duration::from_secs(1));
+        s.processes = processes;
+        s
+    }
+
+    fn app() -> App {
+        let mut app = App::new(Duration::from_secs(1), "all runtime processes".into());
+        app.apply(snapshot(vec![
+            process(10, "jvm", "java", 1, 500),
+            process(20, "python", "python3", 5, 0),
+            process(30, "jvm", "kafka", 3, 100),
+        ]));
+        app
+    }
+
+    fn pids(app: &App) -> Vec<u32> {
+        app.rows().iter().map(|p| p.pid).collect()
+    }
+
+    #[test]
+    fn sorted_by_gc_rate_biggest_first_and_the_top_row_selected() {
+        let app = app();
+        assert_eq!(pids(&app), [20, 30, 10]);
+        assert_eq!(app.selected, Some(20));
+    }
+
+    #[test]
+    fn sorting_cycles_through_the_columns_and_reverses() {
+        let mut app = app();
+        app.update(Action::NextSort); // PAUSE p99: all equal, PID order
+        app.update(Action::NextSort); // CLASS/s
+        app.update(Action::NextSort); // THREAD/s
+        app.update(Action::NextSort); // ALLOC/s
+        app.update(Action::NextSort); // CALLS/s
+        assert_eq!(app.sort, Column::Calls);
+        assert_eq!(pids(&app), [10, 30, 20]);
+        app.update(Action::ReverseSort);
+        assert_eq!(pids(&app), [20, 30, 10]);
+        app.update(Action::NextSort); // PID, ascending
+        assert_eq!(pids(&app), [10, 20, 30]);
+        app.update(Action::NextSort); // COMMAND
+        assert_eq!(pids(&app), [10, 30, 20]);
+    }
+
+    #[test]
+    fn selection_moves_within_bounds_and_follows_its_process() {
+        let mut app = app();
+        app.update(Action::Down);
+        assert_eq!(app.selected, Some(30));
+        app.update(Action::Last);
+        assert_eq!(app.selected, Some(10));
+        app.update(Action::Down);
+        assert_eq!(app.selected, Some(10));
+        app.update(Action::First);
+        assert_eq!(app.selected, Some(20));
+        app.update(Action::Down);
+        // A new snapshot reorders the rows; the selection stays on PID 30.
+        app.apply(snapshot(vec![
+            process(10, "jvm", "java", 9, 0),
+            process(30, "jvm", "kafka", 0, 0),
+        ]));
+        assert_eq!(app.selected, Some(30));
+        // PID 30 exits: the selection goes to the first row.
+        app.apply(snapshot(vec![process(10, "jvm", "java", 9, 0)]));
+        assert_eq!(app.selected, Some(10));
+    }
+
+    #[test]
+    fn the_runtime_filter_cycles_through_runtimes_then_all() {
+        let mut app = app();
+        app.update(Action::NextRuntime);
+        assert_eq!(app.runtime, Some("jvm"));
+        assert_eq!(pids(&app), [30, 10]);
+        assert_eq!(app.selected, Some(30));
+        for _ in 0..ustat_runtimes::ALL.len() {
+            app.update(Action::NextRuntime);
+        }
+        assert_eq!(app.runtime, None);
+        assert_eq!(pids(&app).len(), 3);
+    }
+
+    #[test]
+    fn detail_help_pause_export_and_quit() {
+        let mut app = app();
+        assert_eq!(app.update(Action::OpenDetail), Effect::None);
+        assert_eq!(app.view, View::Detail);
+        app.update(Action::Back);
+        assert_eq!(app.view, View::Table);
+        app.update(Action::ToggleHelp);
+        assert!(app.help);
+        // While help is open, keys other than quit only close it.
+        app.update(Action::Down);
+        assert_eq!(app.selected, Some(20));
+        app.update(Action::Back);
+        assert!(!app.help);
+        assert_eq!(app.update(Action::Export), Effect::Export);
+        app.update(Action::TogglePause);
+        app.apply(snapshot(vec![process(99, "jvm", "new", 1, 1)]));
+        assert_eq!(
+            pids(&app),
+            [20, 30, 10],
+            "paused: the screen keeps its snapshot"
+        );
+        app.update(Action::TogglePause);
+        assert_eq!(pids(&app), [99]);
+        assert_eq!(app.update(Action::Quit), Effect::Quit);
+    }
+
+    #[test]
+    fn history_keeps_the_last_intervals() {
+        let mut app = App::new(Duration::from_secs(1), String::new());
+        for i in 0..(HISTORY as u64 + 5) {
+            app.apply(snapshot(vec![process(1, "jvm", "java", i, 0)]));
+        }
+        let gc = &app.history[&1].gc;
+        assert_eq!(gc.len(), HISTORY);
+        assert_eq!(gc.back(), Some(&(HISTORY as u64 + 4)));
+        app.apply(snapshot(vec![]));
+        assert!(app.history.is_empty(), "gone processes drop their history");
+    }
+}
