@@ -87,7 +87,9 @@ static RULES: &[Rule] = &[
             value: Arg::None,
         },
     ),
-    // object__alloc(thread, class, len, size)
+    // object__alloc(thread, class, len, size). OpenJDK 17 passes a size of 0 for many
+    // allocations and garbage (about 2^31, or negative) for a few, during start-up and in
+    // java.lang.invoke; sizes from 1 GiB up are not believed (the argument is an int).
     Rule::usdt(
         "hotspot",
         "object__alloc",
@@ -96,7 +98,8 @@ static RULES: &[Rule] = &[
             keys: [Key::PtrLen(1, 2), Key::None, Key::None],
             value: Arg::N(3),
         },
-    ),
+    )
+    .values_below(1 << 30),
     // monitor__contended__enter(thread, monitor, class, len)
     Rule::usdt(
         "hotspot",

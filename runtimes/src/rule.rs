@@ -62,15 +62,22 @@ pub struct Rule {
     pub point: Point,
     pub action: Action,
     pub optional: bool,
+    /// Summed values must be below this (0: no limit); others are garbage, not summed.
+    pub value_max: u64,
 }
 
 impl Rule {
-    pub const fn usdt(provider: &'static str, name: &'static str, action: Action) -> Self {
+    pub const fn new(point: Point, action: Action) -> Self {
         Self {
-            point: Point::Usdt { provider, name },
+            point,
             action,
             optional: false,
+            value_max: 0,
         }
+    }
+
+    pub const fn usdt(provider: &'static str, name: &'static str, action: Action) -> Self {
+        Self::new(Point::Usdt { provider, name }, action)
     }
 
     pub const fn optional(self) -> Self {
@@ -78,5 +85,9 @@ impl Rule {
             optional: true,
             ..self
         }
+    }
+
+    pub const fn values_below(self, value_max: u64) -> Self {
+        Self { value_max, ..self }
     }
 }

@@ -39,7 +39,10 @@ pub mod lost {
     pub const MAP_FULL: u32 = 1;
     /// Spans not timed: a thread nested more than `MAX_SPAN_DEPTH` of one category.
     pub const TOO_DEEP: u32 = 2;
-    pub const SLOTS: u32 = 3;
+    /// Values not summed: negative, or not below the spec's `value_max` (a runtime passed
+    /// garbage; the hit itself is still counted).
+    pub const BAD_VALUE: u32 = 3;
+    pub const SLOTS: u32 = 4;
 }
 
 /// What a runtime event counts as. The kernel only passes these through; userspace gives
@@ -196,8 +199,10 @@ pub struct ProbeSpec {
     /// The key of the `keyed` program.
     pub keys: [KeyArg; KEY_SLOTS],
     pub _pad2: u32,
+    /// Summed values must be below this (0: no limit); others are discarded and counted.
+    pub value_max: u64,
 }
-const _: () = assert!(size_of::<ProbeSpec>() == 216);
+const _: () = assert!(size_of::<ProbeSpec>() == 224);
 
 impl ProbeSpec {
     pub const EMPTY: Self = Self {
@@ -222,6 +227,7 @@ impl ProbeSpec {
             _pad: 0,
         }; KEY_SLOTS],
         _pad2: 0,
+        value_max: 0,
     };
 }
 

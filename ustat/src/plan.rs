@@ -71,9 +71,10 @@ fn key_arg(key: Key) -> KeyArg {
     }
 }
 
-/// The program for an action, and the spec fields that configure it.
-fn configure(action: Action, spec: &mut ProbeSpec) -> Program {
-    match action {
+/// The program for a rule's action, and the spec fields that configure it.
+fn configure(rule: &Rule, spec: &mut ProbeSpec) -> Program {
+    spec.value_max = rule.value_max;
+    match rule.action {
         Action::Count {
             category,
             subkey,
@@ -121,14 +122,10 @@ pub fn plan_elf(rules: &[Rule], elf: &Elf<'_>, path: &Path) -> Plan {
     for rule in rules {
         let problem = match rule.point {
             Point::Usdt { provider, name } => {
-                plan_usdt(&probes, provider, name, rule.action, path, &mut plan)
+                plan_usdt(&probes, provider, name, rule, path, &mut plan)
             }
-            Point::Function { symbol } => {
-                plan_function(elf, symbol, false, rule.action, path, &mut plan)
-            }
-            Point::Return { symbol } => {
-                plan_function(elf, symbol, true, rule.action, path, &mut plan)
-            }
+            Point::Function { symbol } => plan_function(elf, symbol, false, rule, path, &mut plan),
+            Point::Return { symbol } => plan_function(elf, symbol, true, rule, path, &mut plan),
         };
         if let Some(problem) = problem
             && !rule.optional
@@ -143,7 +140,7 @@ fn plan_usdt(
     probes: &[usdt::Probe],
     provider: &str,
     name: &str,
-    action: Action,
+    rule: &Rule,
     path: &Path,
     plan: &mut Plan,
 ) -> Option<String> {
@@ -159,7 +156,7 @@ fn plan_usdt(
         match &site.target {
             Ok(target) => {
                 let mut spec = target.probe_spec(0);
-                let program = configure(action, &mut spec);
+                let program = configure(rule, &mut spec);
                 plan.attachments.push(Planned {
                     probe: full.clone(),
                     program,
@@ -182,7 +179,7 @@ fn plan_function(
     elf: &Elf<'_>,
     symbol: &str,
     retprobe: bool,
-    action: Action,
+    rule: &Rule,
     path: &Path,
     plan: &mut Plan,
 ) -> Option<String> {
@@ -204,7 +201,7 @@ fn plan_function(
         }
         spec.nargs = ABI_ARGS.len() as u8;
     }
-    let program = configure(action, &mut spec);
+    let program = configure(rule, &mut spec);
     plan.attachments.push(Planned {
         probe: if retprobe {
             format!("{symbol} (return)")
@@ -301,36 +298,33 @@ mod tests {
     fn functions_are_found_by_symbol_with_abi_arguments() {
         // python3.11 is stripped but exports its API in .dynsym.
         let rules = [
-            Rule {
-                point: Point::Function {
+            Rule::new(
+                Point::Function {
                     symbol: "PyGC_Collect",
                 },
-                action: Action::SpanBegin {
+                Action::SpanBegin {
                     category: 1,
                     subkey: Arg::N(1),
                 },
-                optional: false,
-            },
-            Rule {
-                point: Point::Return {
+            ),
+            Rule::new(
+                Point::Return {
                     symbol: "PyGC_Collect",
                 },
-                action: Action::SpanEnd {
+                Action::SpanEnd {
                     category: 1,
                     value: Arg::N(0),
                 },
-                optional: false,
-            },
-            Rule {
-                point: Point::Function {
+            ),
+            Rule::new(
+                Point::Function {
                     symbol: "no_such_function",
                 },
-                action: Action::SpanBegin {
+                Action::SpanBegin {
                     category: 1,
                     subkey: Arg::None,
                 },
-                optional: false,
-            },
+            ),
         ];
         let path = Path::new("/usr/bin/python3.11");
         let file = MappedFile::open(path).unwrap();

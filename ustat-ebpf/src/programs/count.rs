@@ -4,7 +4,7 @@
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use ustat_common::{CountKey, CountValue};
 
-use super::{COUNTS, accumulate, optional_arg, pid_tid, spec_of};
+use super::{COUNTS, accumulate, optional_arg, pid_tid, spec_of, summed_value};
 
 #[uprobe]
 pub fn count(ctx: ProbeContext) -> u32 {
@@ -15,7 +15,7 @@ pub fn count(ctx: ProbeContext) -> u32 {
         category: spec.tag,
         subkey: optional_arg(&ctx, spec, spec.subkey_arg),
     };
-    let value = optional_arg(&ctx, spec, spec.value_arg);
+    let value = summed_value(&ctx, spec);
     accumulate(
         &COUNTS,
         &key,

@@ -16,7 +16,7 @@ use ustat_common::{
     key_kind, lost,
 };
 
-use super::{EVENTS, KEYED, accumulate, count_lost, optional_arg, pid_tid, spec_of};
+use super::{EVENTS, KEYED, accumulate, count_lost, optional_arg, pid_tid, spec_of, summed_value};
 
 #[uprobe]
 pub fn keyed(ctx: ProbeContext) -> u32 {
@@ -33,7 +33,7 @@ pub fn keyed(ctx: ProbeContext) -> u32 {
             key.keys[slot] = optional_arg(&ctx, spec, k.arg);
         }
     }
-    let value = optional_arg(&ctx, spec, spec.value_arg);
+    let value = summed_value(&ctx, spec);
     let created = accumulate(
         &KEYED,
         &key,

@@ -82,6 +82,21 @@ fn optional_arg(ctx: &ProbeContext, spec: &ProbeSpec, arg: u8) -> u64 {
     args::read(ctx, spec, usize::from(arg)).unwrap_or(0)
 }
 
+/// The value to sum: the spec's `value_arg`. Summed values are sizes and counts, so a negative
+/// one, or one not below the spec's `value_max`, is garbage from the runtime (HotSpot passes
+/// such sizes for some allocations): it is not summed, and it is counted as such.
+#[inline(always)]
+fn summed_value(ctx: &ProbeContext, spec: &ProbeSpec) -> u64 {
+    let value = optional_arg(ctx, spec, spec.value_arg);
+    let index = usize::from(spec.value_arg);
+    let negative = index < MAX_ARGS && spec.args[index].signed != 0 && (value as i64) < 0;
+    if negative || (spec.value_max != 0 && value >= spec.value_max) {
+        count_lost(lost::BAD_VALUE);
+        return 0;
+    }
+    value
+}
+
 /// Adds to a per-CPU aggregate: in place when the key exists, else by inserting `first`.
 /// Returns whether this call created the key.
 #[inline(always)]

@@ -10,7 +10,7 @@ use ustat_common::{
 
 use super::{
     OPEN_SPANS, SPAN_DEPTH, SPAN_HIST, SPANS, accumulate, count_lost, optional_arg, pid_tid,
-    spec_of,
+    spec_of, summed_value,
 };
 
 #[uprobe]
@@ -84,7 +84,7 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
     let _ = OPEN_SPANS.remove(&key);
 
     let duration = now.saturating_sub(open.start_ns);
-    let value = optional_arg(&ctx, spec, spec.value_arg);
+    let value = summed_value(&ctx, spec);
     let totals_key = CountKey {
         pid,
         category: spec.tag,

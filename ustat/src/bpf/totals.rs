@@ -25,6 +25,7 @@ pub struct Lost {
     pub ring_full: u64,
     pub map_full: u64,
     pub too_deep: u64,
+    pub bad_values: u64,
 }
 
 fn per_cpu_map<'a, K: Pod, V: Pod>(
@@ -92,6 +93,7 @@ pub(super) fn read_lost(ebpf: &Ebpf) -> Result<Lost, LoadError> {
         ring_full: slot(lost::RING_FULL)?,
         map_full: slot(lost::MAP_FULL)?,
         too_deep: slot(lost::TOO_DEEP)?,
+        bad_values: slot(lost::BAD_VALUE)?,
     })
 }
 

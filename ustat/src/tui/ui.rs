@@ -86,13 +86,19 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     }
     if let Some(snapshot) = &app.snapshot {
         let lost = snapshot.lost;
-        let total = lost.ring_full + lost.map_full + lost.too_deep;
-        if total > 0 {
+        let parts: Vec<String> = [
+            (lost.ring_full, "events dropped"),
+            (lost.map_full, "hits not counted (map full)"),
+            (lost.too_deep, "spans too deep"),
+            (lost.bad_values, "bad sizes ignored"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{} {what}", format::count(*n)))
+        .collect();
+        if !parts.is_empty() {
             spans.push(Span::styled(
-                format!(
-                    "  lost: {} events, {} counts, {} spans",
-                    lost.ring_full, lost.map_full, lost.too_deep
-                ),
+                format!("  lost: {}", parts.join(", ")),
                 Style::new().fg(WARN),
             ));
         }
