@@ -29,6 +29,29 @@ fn bpf_programs_of(pid: u32) -> BTreeSet<u32> {
     ids
 }
 
+/// Moves the selection to `pid`'s row, whichever row it is on.
+fn select(tmux: &Tmux, pid: u32) {
+    let pid = pid.to_string();
+    let selected = |screen: &str| {
+        screen.lines().any(|l| {
+            l.starts_with('▶')
+                && l.trim_start_matches('▶').split_whitespace().next() == Some(pid.as_str())
+        })
+    };
+    tmux.press("g", "the first row", |s| s.contains('▶'));
+    for _ in 0..50 {
+        if selected(&tmux.capture()) {
+            return;
+        }
+        let before = tmux.capture();
+        // j, not Down: one byte, so no escape-sequence timing can split it.
+        tmux.send("j");
+        // The marker moves or the list ended; either way the screen tells.
+        let _ = tmux.wait_for("the selection to move", |s| s != before || selected(s));
+    }
+    panic!("PID {pid} is not in the table:\n{}", tmux.capture());
+}
+
 /// Program ids loaded in the kernel now.
 fn loaded_programs() -> BTreeSet<u32> {
     aya::programs::loaded_programs()
@@ -88,15 +111,7 @@ fn the_dashboard_shows_the_jvm_obeys_every_key_and_cleans_up() {
     tmux.press("PageDown", "a page down", |s| s.contains("▶"));
     tmux.press("PageUp", "a page up", |s| s.contains("▶"));
     // Select the JVM, whichever row it is on, then open it.
-    tmux.press("g", "first row", |s| s.contains("▶"));
-    for _ in 0..50 {
-        let screen = tmux.capture();
-        if screen.lines().any(|l| l.starts_with("▶") && is_row(l)) {
-            break;
-        }
-        tmux.send("Down");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    select(&tmux, jvm.pid());
     let detail = tmux.press("Enter", "the detail view", |s| {
         s.contains("Top methods") && s.contains(&format!("PID {pid}"))
     });
@@ -183,5 +198,51 @@ fn sigterm_and_sighup_restore_the_terminal_too() {
             let loaded = loaded_programs();
             programs.iter().all(|id| !loaded.contains(id)).then_some(())
         });
+    }
+}
+
+/// Each runtime build's gaps are said in one line in the detail view; no empty screen, no error.
+#[test]
+fn the_views_explain_what_a_runtime_build_lacks() {
+    use support::interpreters::{node, pyenv_python, python};
+    let modern = python(&pyenv_python("3.12.1"));
+    let old = python(&pyenv_python("3.8.18"));
+    let node = node();
+    let pids = [modern.pid(), old.pid(), node.pid()];
+    let dir = tempfile::tempdir().unwrap();
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    let command = format!(
+        "{} -p {} -i 0.5; sleep 600",
+        ustat_binary().display(),
+        list.join(",")
+    );
+    let tmux = Tmux::start(dir.path(), 130, 40, &command);
+    tmux.wait_for("all three rows", |s| {
+        pids.iter().all(|p| s.contains(&p.to_string()))
+    });
+    let expectations: [(u32, &[&str]); 3] = [
+        (
+            modern.pid(),
+            &[
+                "imports: not traced: this CPython was built without USDT probes",
+                "function calls: not traced: this CPython has no function__entry probe",
+            ],
+        ),
+        (
+            old.pid(),
+            &["GC: not traced: this CPython has neither USDT probes nor a collector function"],
+        ),
+        (node.pid(), &["not traced: node has no such probes"]),
+    ];
+    for (pid, lines) in expectations {
+        select(&tmux, pid);
+        let detail = tmux.press("Enter", "the detail view", |s| {
+            s.contains("Top methods") && s.contains(&format!("PID {pid} ·"))
+        });
+        let flat = detail.split_whitespace().collect::<Vec<_>>().join(" ");
+        for line in lines {
+            assert!(flat.contains(line), "PID {pid}: `{line}` in:\n{detail}");
+        }
+        tmux.press("BSpace", "the table", |s| s.contains("COMMAND"));
     }
 }

@@ -3,38 +3,13 @@
 
 mod support;
 
-use std::{ffi::OsStr, path::Path};
+use std::ffi::OsStr;
 
 use support::{
-    Ustat,
+    csv_ustat,
     jvm::{Jvm, java, private_jdk},
-    poll, read_csv, sum_for,
+    poll, read_csv, stop, sum_for,
 };
-
-fn csv_ustat(csv: &Path, extra: &[&OsStr]) -> Ustat {
-    let mut args: Vec<&OsStr> = vec![
-        OsStr::new("--csv"),
-        csv.as_os_str(),
-        OsStr::new("-i"),
-        OsStr::new("0.5"),
-    ];
-    args.extend_from_slice(extra);
-    let mut ustat = Ustat::spawn(&args);
-    ustat
-        .stderr
-        .wait_for("ustat to attach", |l| l.starts_with("ustat: tracing "));
-    ustat
-}
-
-fn stop(mut ustat: Ustat) {
-    ustat.signal(libc::SIGINT);
-    let status = ustat.wait();
-    assert!(
-        status.success(),
-        "ustat: {status:?}; stderr: {:?}",
-        ustat.stderr.rest()
-    );
-}
 
 #[test]
 fn csv_rows_add_up_to_exactly_what_the_jvm_did() {

@@ -11,13 +11,13 @@ use ustat_common::category::{
     POOL_GC_END, THREAD_STARTED, THREAD_STOPPED,
 };
 
-use crate::{Action, Arg, Key, Missing, ProcessFacts, Rule, Runtime};
+use crate::{Action, Arg, Feature, Key, Missing, ProcessFacts, Rule, Runtime};
 
 pub static JVM: Runtime = Runtime {
     name: "jvm",
-    is_binary: |file_name| file_name == "libjvm.so",
     binary_hint: "libjvm.so",
-    rules: RULES,
+    binary_rank: |file_name| (file_name == "libjvm.so").then_some(0),
+    features: FEATURES,
     // gc__begin's argument is "is this a full GC".
     gc_kind: |is_full| if is_full != 0 { "major" } else { "minor" },
     gc_kinds: &["minor", "major"],
@@ -34,81 +34,125 @@ const fn count(category: u32) -> Action {
     }
 }
 
-static RULES: &[Rule] = &[
-    // gc__begin(is_full) and gc__end() wrap each GC pause, on the VM thread.
-    Rule::usdt(
-        "hotspot",
-        "gc__begin",
-        Action::SpanBegin {
-            category: GC,
-            subkey: Arg::N(0),
-        },
+/// A feature that is a fixed set of hotspot probes (every libjvm.so has them all).
+const fn hotspot(
+    name: &'static str,
+    categories: &'static [u32],
+    rules: &'static [&'static [Rule]],
+) -> Feature {
+    Feature {
+        name,
+        categories,
+        alternatives: rules,
+        unavailable: "not traced: this libjvm.so lacks the hotspot USDT probes (a build without DTrace support)",
+    }
+}
+
+static FEATURES: &[Feature] = &[
+    hotspot(
+        "gc",
+        &[GC],
+        &[&[
+            // gc__begin(is_full) and gc__end() wrap each GC pause, on the VM thread.
+            Rule::usdt(
+                "hotspot",
+                "gc__begin",
+                Action::SpanBegin {
+                    category: GC,
+                    subkey: Arg::N(0),
+                },
+            ),
+            Rule::usdt(
+                "hotspot",
+                "gc__end",
+                Action::SpanEnd {
+                    category: GC,
+                    value: Arg::None,
+                },
+            ),
+            // Once per memory pool per GC (manager, pool, init, used, committed, max): pool
+            // usage before and after, never extra GCs.
+            Rule::usdt(
+                "hotspot",
+                "mem__pool__gc__begin",
+                Action::Keyed {
+                    category: POOL_GC_BEGIN,
+                    keys: [Key::PtrLen(0, 1), Key::PtrLen(2, 3), Key::None],
+                    value: Arg::N(5),
+                },
+            ),
+            Rule::usdt(
+                "hotspot",
+                "mem__pool__gc__end",
+                Action::Keyed {
+                    category: POOL_GC_END,
+                    keys: [Key::PtrLen(0, 1), Key::PtrLen(2, 3), Key::None],
+                    value: Arg::N(5),
+                },
+            ),
+        ]],
     ),
-    Rule::usdt(
-        "hotspot",
-        "gc__end",
-        Action::SpanEnd {
-            category: GC,
-            value: Arg::None,
-        },
+    hotspot(
+        "classes",
+        &[CLASS_LOADED, CLASS_UNLOADED],
+        &[&[
+            Rule::usdt("hotspot", "class__loaded", count(CLASS_LOADED)),
+            Rule::usdt("hotspot", "class__unloaded", count(CLASS_UNLOADED)),
+        ]],
     ),
-    // Once per memory pool per GC (manager, pool, init, used, committed, max): pool usage
-    // before and after, never extra GCs.
-    Rule::usdt(
-        "hotspot",
-        "mem__pool__gc__begin",
-        Action::Keyed {
-            category: POOL_GC_BEGIN,
-            keys: [Key::PtrLen(0, 1), Key::PtrLen(2, 3), Key::None],
-            value: Arg::N(5),
-        },
+    hotspot(
+        "threads",
+        &[THREAD_STARTED, THREAD_STOPPED],
+        &[&[
+            Rule::usdt("hotspot", "thread__start", count(THREAD_STARTED)),
+            Rule::usdt("hotspot", "thread__stop", count(THREAD_STOPPED)),
+        ]],
     ),
-    Rule::usdt(
-        "hotspot",
-        "mem__pool__gc__end",
-        Action::Keyed {
-            category: POOL_GC_END,
-            keys: [Key::PtrLen(0, 1), Key::PtrLen(2, 3), Key::None],
-            value: Arg::N(5),
-        },
-    ),
-    Rule::usdt("hotspot", "class__loaded", count(CLASS_LOADED)),
-    Rule::usdt("hotspot", "class__unloaded", count(CLASS_UNLOADED)),
-    Rule::usdt("hotspot", "thread__start", count(THREAD_STARTED)),
-    Rule::usdt("hotspot", "thread__stop", count(THREAD_STOPPED)),
     // method__entry(thread, class, len, method, len, signature, len): keyed by the three
     // name pointers, which stay put while the class is loaded.
-    Rule::usdt(
-        "hotspot",
-        "method__entry",
-        Action::Keyed {
-            category: METHOD_CALL,
-            keys: [Key::PtrLen(1, 2), Key::PtrLen(3, 4), Key::PtrLen(5, 6)],
-            value: Arg::None,
-        },
+    hotspot(
+        "calls",
+        &[METHOD_CALL],
+        &[&[Rule::usdt(
+            "hotspot",
+            "method__entry",
+            Action::Keyed {
+                category: METHOD_CALL,
+                keys: [Key::PtrLen(1, 2), Key::PtrLen(3, 4), Key::PtrLen(5, 6)],
+                value: Arg::None,
+            },
+        )]],
     ),
-    // object__alloc(thread, class, len, size). OpenJDK 17 passes a size of 0 for many
-    // allocations and garbage (about 2^31, or negative) for a few, during start-up and in
-    // java.lang.invoke; sizes from 1 GiB up are not believed (the argument is an int).
-    Rule::usdt(
-        "hotspot",
-        "object__alloc",
-        Action::Keyed {
-            category: OBJECT_ALLOC,
-            keys: [Key::PtrLen(1, 2), Key::None, Key::None],
-            value: Arg::N(3),
-        },
-    )
-    .values_below(1 << 30),
+    // object__alloc(thread, class, len, size). OpenJDK 17's interpreter calls the probe
+    // without its size argument, so interpreted allocations carry 0 or a stray register
+    // (seen: about 2^31, or negative); sizes from 1 GiB up are not believed (it is an int).
+    hotspot(
+        "allocations",
+        &[OBJECT_ALLOC],
+        &[&[Rule::usdt(
+            "hotspot",
+            "object__alloc",
+            Action::Keyed {
+                category: OBJECT_ALLOC,
+                keys: [Key::PtrLen(1, 2), Key::None, Key::None],
+                value: Arg::N(3),
+            },
+        )
+        .values_below(1 << 30)]],
+    ),
     // monitor__contended__enter(thread, monitor, class, len)
-    Rule::usdt(
-        "hotspot",
-        "monitor__contended__enter",
-        Action::Keyed {
-            category: MONITOR_CONTENDED,
-            keys: [Key::PtrLen(2, 3), Key::None, Key::None],
-            value: Arg::None,
-        },
+    hotspot(
+        "monitors",
+        &[MONITOR_CONTENDED],
+        &[&[Rule::usdt(
+            "hotspot",
+            "monitor__contended__enter",
+            Action::Keyed {
+                category: MONITOR_CONTENDED,
+                keys: [Key::PtrLen(2, 3), Key::None, Key::None],
+                value: Arg::None,
+            },
+        )]],
     ),
 ];
 
@@ -202,7 +246,7 @@ fn missing(facts: &ProcessFacts) -> Vec<Missing> {
             format!("-XX:+{specific}")
         };
         lines.push(Missing {
-            category,
+            categories: vec![category],
             text: format!(
                 "{what}: not traced; HotSpot fires these probes only when started with {how}, \
                  which cannot be switched on in a running JVM"
@@ -224,14 +268,15 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             version: Some(version.to_string()),
+            resolved: vec!["calls", "allocations", "monitors"],
         }
     }
 
     #[test]
     fn finds_libjvm_only() {
-        assert!((JVM.is_binary)("libjvm.so"));
-        assert!(!(JVM.is_binary)("libjava.so"));
-        assert!(!(JVM.is_binary)("java"));
+        assert_eq!((JVM.binary_rank)("libjvm.so"), Some(0));
+        assert_eq!((JVM.binary_rank)("libjava.so"), None);
+        assert_eq!((JVM.binary_rank)("java"), None);
     }
 
     #[test]
@@ -256,7 +301,7 @@ mod tests {
         );
         assert!(lines[0].contains("-XX:+ExtendedDTraceProbes"), "{lines:?}");
         let lines = missing(&facts(&["java"], &[], "21.0.2"));
-        assert_eq!(lines[0].category, METHOD_CALL);
+        assert_eq!(lines[0].categories, [METHOD_CALL]);
         assert!(
             lines[0].text.contains("-XX:+DTraceMethodProbes"),
             "{lines:?}"
@@ -294,7 +339,7 @@ mod tests {
     fn specific_flags_and_option_variables() {
         let lines = missing(&facts(&["java", "-XX:+DTraceMethodProbes"], &[], "21"));
         assert_eq!(lines.len(), 2);
-        assert!(lines.iter().all(|l| l.category != METHOD_CALL));
+        assert!(lines.iter().all(|l| l.categories != [METHOD_CALL]));
         let env = facts(
             &["java"],
             &[("JAVA_TOOL_OPTIONS", "-Xmx1g -XX:+ExtendedDTraceProbes")],

@@ -5,22 +5,26 @@
 //! reading and diffing. A new runtime is one new file here and a line in `ALL`.
 
 pub mod jvm;
+pub mod node;
+pub mod python;
 mod rule;
 
-pub use rule::{Action, Arg, Key, Point, Rule};
+use std::path::Path;
+
+pub use rule::{Action, Arg, Feature, Key, Point, Rule};
 
 /// A runtime ustat can trace.
 #[derive(Debug)]
 pub struct Runtime {
     /// Short name, as in the `runtime` CSV column and the `--runtime` filter: `jvm`.
     pub name: &'static str,
-    /// Is a mapped file with this file name the runtime's binary (the one with its probes or
-    /// symbols)? Called with the last path component.
-    pub is_binary: fn(&str) -> bool,
-    /// The binary's name, for messages: `libjvm.so`.
+    /// The binaries that carry it, for messages: `libjvm.so`.
     pub binary_hint: &'static str,
-    /// What to attach in that binary.
-    pub rules: &'static [Rule],
+    /// How well a mapped file (by file name) serves as the runtime's binary: `None` when it
+    /// is not one, lower is better (libpython over a python executable that links it).
+    pub binary_rank: fn(&str) -> Option<u8>,
+    /// What to attach, feature by feature.
+    pub features: &'static [Feature],
     /// The kind of a GC, from its subkey: one of `gen0`, `gen1`, `gen2`, `minor`, `major`,
     /// `other` (the CSV has a column for each of the first five).
     pub gc_kind: fn(u64) -> &'static str,
@@ -29,19 +33,10 @@ pub struct Runtime {
     /// How to show a `keyed` key, per category, from its names (empty where a slot has
     /// none) and its values: `java.lang.String.hashCode`.
     pub key_label: fn(category: u32, names: [&str; 3], values: [u64; 3]) -> String,
-    /// The runtime's version, from files next to its binary (at this path).
-    pub version: fn(&std::path::Path) -> Option<String>,
+    /// The runtime's version, from its binary (at this path) or files next to it.
+    pub version: fn(&Path) -> Option<String>,
     /// What the process's settings leave out, each saying what to do about it.
     pub missing: fn(&ProcessFacts) -> Vec<Missing>,
-}
-
-/// Something a process's settings keep ustat from seeing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Missing {
-    /// The category that stays empty; if its events show up after all, the line goes.
-    pub category: u32,
-    /// One line that says what is missing and what to do about it.
-    pub text: String,
 }
 
 /// What ustat learned about a process, for `Runtime::missing`.
@@ -53,6 +48,8 @@ pub struct ProcessFacts {
     pub env: Vec<(String, String)>,
     /// The runtime's version, where known (`17.0.15`).
     pub version: Option<String>,
+    /// The features that resolved in the process's binary.
+    pub resolved: Vec<&'static str>,
 }
 
 impl ProcessFacts {
@@ -64,8 +61,17 @@ impl ProcessFacts {
     }
 }
 
+/// Something a process's runtime or settings keep ustat from seeing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// The categories that stay empty; if their events show up after all, the line goes.
+    pub categories: Vec<u32>,
+    /// One line that says what is missing and what to do about it.
+    pub text: String,
+}
+
 /// Every runtime, in the order ustat checks them.
-pub static ALL: &[&Runtime] = &[&jvm::JVM];
+pub static ALL: &[&Runtime] = &[&jvm::JVM, &python::PYTHON, &node::NODE];
 
 /// The runtime with this short name.
 pub fn by_name(name: &str) -> Option<&'static Runtime> {

@@ -8,11 +8,18 @@ pub enum Point {
         provider: &'static str,
         name: &'static str,
     },
-    /// The entry of a function, found by symbol name; arguments are read as the x86-64
-    /// System V ABI passes them (`Arg::N(0)` is %rdi, ...).
-    Function { symbol: &'static str },
-    /// The return of a function; `Arg::N(0)` is the return value (%rax).
-    Return { symbol: &'static str },
+    /// The entry of a function, by symbol name (a trailing `*` matches any suffix, for C++
+    /// names whose parameter types change between versions). `args` says where the
+    /// arguments are, in the USDT argument language: `8@%rdi -4@%esi 1@72(%rdi)`.
+    Function {
+        symbol: &'static str,
+        args: &'static str,
+    },
+    /// The return of a function; `args` is usually `8@%rax` (the return value).
+    Return {
+        symbol: &'static str,
+        args: &'static str,
+    },
 }
 
 /// An argument of the probe (0-based), or none.
@@ -55,15 +62,16 @@ pub enum Action {
     },
 }
 
-/// Attach `action` at `point`. Optional rules may be missing from a binary (older builds)
-/// without making the runtime unusable.
+/// Attach `action` at `point`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
     pub point: Point,
     pub action: Action,
-    pub optional: bool,
     /// Summed values must be below this (0: no limit); others are garbage, not summed.
     pub value_max: u64,
+    /// Set in the high 32 bits of the subkey, so userspace can tell which rule (and so which
+    /// encoding) a subkey came from when a feature has alternatives.
+    pub subkey_tag: u32,
 }
 
 impl Rule {
@@ -71,8 +79,8 @@ impl Rule {
         Self {
             point,
             action,
-            optional: false,
             value_max: 0,
+            subkey_tag: 0,
         }
     }
 
@@ -80,14 +88,31 @@ impl Rule {
         Self::new(Point::Usdt { provider, name }, action)
     }
 
-    pub const fn optional(self) -> Self {
-        Self {
-            optional: true,
-            ..self
-        }
+    pub const fn function(symbol: &'static str, args: &'static str, action: Action) -> Self {
+        Self::new(Point::Function { symbol, args }, action)
+    }
+
+    pub const fn function_return(symbol: &'static str, args: &'static str, action: Action) -> Self {
+        Self::new(Point::Return { symbol, args }, action)
     }
 
     pub const fn values_below(self, value_max: u64) -> Self {
         Self { value_max, ..self }
     }
+
+    pub const fn subkey_tag(self, subkey_tag: u32) -> Self {
+        Self { subkey_tag, ..self }
+    }
+}
+
+/// Something ustat shows (GCs, threads, calls), and the ways to get it from a binary, best
+/// first: the first alternative whose every rule resolves in the binary is used.
+#[derive(Debug, Clone, Copy)]
+pub struct Feature {
+    pub name: &'static str,
+    /// The categories it fills; they are "not traced" when no alternative resolves.
+    pub categories: &'static [u32],
+    pub alternatives: &'static [&'static [Rule]],
+    /// The line shown when no alternative resolves: what is missing and why.
+    pub unavailable: &'static str,
 }

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod fixtures;
+pub mod interpreters;
 pub mod jvm;
 pub mod tmux;
 
@@ -243,6 +244,33 @@ pub fn run_ustat<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String, String)
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `ustat --csv FILE -i 0.5 ARGS...`, returned once it has attached.
+pub fn csv_ustat(csv: &Path, args: &[&std::ffi::OsStr]) -> Ustat {
+    let mut all: Vec<&std::ffi::OsStr> = vec![
+        "--csv".as_ref(),
+        csv.as_os_str(),
+        "-i".as_ref(),
+        "0.5".as_ref(),
+    ];
+    all.extend_from_slice(args);
+    let mut ustat = Ustat::spawn(&all);
+    ustat
+        .stderr
+        .wait_for("ustat to attach", |l| l.starts_with("ustat: tracing "));
+    ustat
+}
+
+/// Stops ustat with SIGINT (it writes the partial last interval) and checks it exited well.
+pub fn stop(mut ustat: Ustat) {
+    ustat.signal(libc::SIGINT);
+    let status = ustat.wait();
+    assert!(
+        status.success(),
+        "ustat: {status:?}; stderr: {:?}",
+        ustat.stderr.rest()
+    );
 }
 
 /// The rows of a CSV file, each a map from column to cell.

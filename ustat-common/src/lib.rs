@@ -61,7 +61,8 @@ pub mod category {
     /// Memory pool usage when a GC ends (value: bytes used), keyed by manager and pool.
     pub const POOL_GC_END: u32 = 10;
     pub const IMPORT: u32 = 11;
-    pub const HTTP_REQUEST: u32 = 12;
+    /// An HTTP message parsed; the subkey is llhttp's type: 1 request, 2 response.
+    pub const HTTP_PARSED: u32 = 12;
 }
 
 /// Most spans of one category a thread can have open at once (nested imports, say).
@@ -198,7 +199,8 @@ pub struct ProbeSpec {
     pub tag: u32,
     /// The key of the `keyed` program.
     pub keys: [KeyArg; KEY_SLOTS],
-    pub _pad2: u32,
+    /// Set in the high 32 bits of the subkey: which rule (and encoding) it came from.
+    pub subkey_tag: u32,
     /// Summed values must be below this (0: no limit); others are discarded and counted.
     pub value_max: u64,
 }
@@ -226,7 +228,7 @@ impl ProbeSpec {
             len_arg: NO_ARG,
             _pad: 0,
         }; KEY_SLOTS],
-        _pad2: 0,
+        subkey_tag: 0,
         value_max: 0,
     };
 }

@@ -17,17 +17,23 @@ pub struct Found {
     pub binary: MappedObject,
 }
 
-/// The runtime of `pid`, if it maps a runtime's binary.
+/// The runtime of `pid`, if it maps a runtime's binary: the best-ranked one it maps
+/// (libpython over the python executable that links it).
 pub fn runtime_of(pid: u32) -> Result<Option<(&'static Runtime, MappedObject)>, ProcessError> {
+    let mut best: Option<(u8, &'static Runtime, MappedObject)> = None;
     for object in process::mapped_objects(pid)? {
         let Some(name) = object.path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if let Some(runtime) = ustat_runtimes::ALL.iter().find(|r| (r.is_binary)(name)) {
-            return Ok(Some((runtime, object)));
+        for runtime in ustat_runtimes::ALL {
+            if let Some(rank) = (runtime.binary_rank)(name)
+                && best.as_ref().is_none_or(|(r, _, _)| rank < *r)
+            {
+                best = Some((rank, runtime, object.clone()));
+            }
         }
     }
-    Ok(None)
+    Ok(best.map(|(_, runtime, object)| (runtime, object)))
 }
 
 /// What a scan remembers of a process.

@@ -122,24 +122,40 @@ impl<'data> Elf<'data> {
         Some((section.address(), section.data().ok()?))
     }
 
-    /// Addresses of the named symbols, from `.symtab` and `.dynsym`; defined symbols only.
-    /// One pass over the tables, whatever the number of names.
-    pub fn symbol_addresses(&self, names: &[&str]) -> Vec<Option<u64>> {
-        let mut found = vec![None; names.len()];
-        let symbols = self.file.symbols().chain(self.file.dynamic_symbols());
-        for symbol in symbols {
+    /// The address of the symbol named `pattern` (a trailing `*` matches any suffix), from
+    /// `.symtab` and `.dynsym`; defined symbols only. Several symbols may match if they are
+    /// aliases of one address; matches at different addresses are ambiguous.
+    pub fn symbol_address(&self, pattern: &str) -> Result<u64, SymbolError> {
+        let matches = |name: &str| match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == pattern,
+        };
+        let mut found: Option<u64> = None;
+        for symbol in self.file.symbols().chain(self.file.dynamic_symbols()) {
             if symbol.is_undefined() || symbol.address() == 0 {
                 continue;
             }
             let Ok(name) = symbol.name() else { continue };
-            if let Some(i) = names.iter().position(|n| *n == name)
-                && found[i].is_none()
-            {
-                found[i] = Some(symbol.address());
+            if !matches(name) {
+                continue;
+            }
+            match found {
+                Some(address) if address != symbol.address() => {
+                    return Err(SymbolError::Ambiguous(pattern.to_string()));
+                }
+                _ => found = Some(symbol.address()),
             }
         }
-        found
+        found.ok_or_else(|| SymbolError::NotFound(pattern.to_string()))
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SymbolError {
+    #[error("no symbol {0}")]
+    NotFound(String),
+    #[error("symbol {0} matches functions at several addresses")]
+    Ambiguous(String),
 }
 
 /// Translates a virtual address through the loadable segments, with checked arithmetic.

@@ -320,6 +320,7 @@ mod tests {
             top_monitors: vec![],
             pools: vec![],
             missing: vec![],
+            traced: vec![],
         }
     }
 

@@ -1,15 +1,16 @@
-//! Turns a runtime's rules into attachments for one binary: which program, at which file
-//! offset, with which spec. Pure apart from reading the binary, so it is tested on real files.
+//! Turns a runtime's features into attachments for one binary: for each feature, the first
+//! alternative whose every rule resolves (USDT probe present, symbol found), and for each
+//! rule, which program, at which file offset, with which spec.
 
 use std::path::Path;
 
-use ustat_common::{ArgSpec, KeyArg, NO_ARG, ProbeSpec, arg_kind, key_kind, pt_regs};
-use ustat_runtimes::{Action, Arg, Key, Point, Rule, Runtime};
+use ustat_common::{KeyArg, NO_ARG, ProbeSpec, key_kind};
+use ustat_runtimes::{Action, Arg, Feature, Key, Missing, Point, Rule, Runtime};
 
 use crate::{
     bpf::{ProbePoint, Program},
     elf::{Elf, MappedFile, OpenError},
-    usdt,
+    usdt::{self, spec},
 };
 
 /// One attachment to make.
@@ -22,31 +23,17 @@ pub struct Planned {
     pub spec: ProbeSpec,
 }
 
-/// The attachments for `runtime` in the binary at `path`, and a line for each required
-/// rule the binary cannot satisfy.
+/// What a runtime gets from one binary.
 #[derive(Debug, Default)]
 pub struct Plan {
     pub attachments: Vec<Planned>,
-    pub problems: Vec<String>,
-}
-
-/// Registers that carry the first six integer arguments (x86-64 System V ABI).
-const ABI_ARGS: [u16; 6] = [
-    pt_regs::RDI,
-    pt_regs::RSI,
-    pt_regs::RDX,
-    pt_regs::RCX,
-    pt_regs::R8,
-    pt_regs::R9,
-];
-
-fn register_arg(reg_off: u16) -> ArgSpec {
-    ArgSpec {
-        kind: arg_kind::REG,
-        reg_off,
-        size: 8,
-        ..ArgSpec::default()
-    }
+    /// Features that resolved.
+    pub resolved: Vec<&'static str>,
+    /// Features that did not, with the line that says why.
+    pub unavailable: Vec<Missing>,
+    /// Sites that could not be used although their probe resolved (an argument spec ustat
+    /// cannot read), one line each.
+    pub warnings: Vec<String>,
 }
 
 fn arg_index(arg: Arg) -> u8 {
@@ -74,6 +61,7 @@ fn key_arg(key: Key) -> KeyArg {
 /// The program for a rule's action, and the spec fields that configure it.
 fn configure(rule: &Rule, spec: &mut ProbeSpec) -> Program {
     spec.value_max = rule.value_max;
+    spec.subkey_tag = rule.subkey_tag;
     match rule.action {
         Action::Count {
             category,
@@ -108,56 +96,73 @@ fn configure(rule: &Rule, spec: &mut ProbeSpec) -> Program {
     }
 }
 
-/// Plans `runtime`'s rules in the binary at `path` (a path ustat can open; attachments use
-/// it too).
+/// Plans `runtime`'s features in the binary at `path` (a path ustat can open; attachments
+/// use it too).
 pub fn plan(runtime: &Runtime, path: &Path) -> Result<Plan, OpenError> {
     let file = MappedFile::open(path)?;
     let elf = file.elf()?;
-    Ok(plan_elf(runtime.rules, &elf, path))
+    Ok(plan_elf(runtime.features, &elf, path))
 }
 
-pub fn plan_elf(rules: &[Rule], elf: &Elf<'_>, path: &Path) -> Plan {
+pub fn plan_elf(features: &[Feature], elf: &Elf<'_>, path: &Path) -> Plan {
     let probes = usdt::probes_in(elf).ok().flatten().unwrap_or_default();
     let mut plan = Plan::default();
-    for rule in rules {
-        let problem = match rule.point {
-            Point::Usdt { provider, name } => {
-                plan_usdt(&probes, provider, name, rule, path, &mut plan)
+    for feature in features {
+        let chosen = feature.alternatives.iter().find_map(|rules| {
+            let mut attachments = Vec::new();
+            let mut warnings = Vec::new();
+            for rule in *rules {
+                let planned = match rule.point {
+                    Point::Usdt { provider, name } => {
+                        plan_usdt(&probes, provider, name, rule, path, &mut warnings)
+                    }
+                    Point::Function { symbol, args } => {
+                        plan_function(elf, symbol, args, false, rule, path)
+                    }
+                    Point::Return { symbol, args } => {
+                        plan_function(elf, symbol, args, true, rule, path)
+                    }
+                };
+                attachments.extend(planned.ok()?);
             }
-            Point::Function { symbol } => plan_function(elf, symbol, false, rule, path, &mut plan),
-            Point::Return { symbol } => plan_function(elf, symbol, true, rule, path, &mut plan),
-        };
-        if let Some(problem) = problem
-            && !rule.optional
-        {
-            plan.problems.push(problem);
+            Some((attachments, warnings))
+        });
+        match chosen {
+            Some((attachments, warnings)) => {
+                plan.attachments.extend(attachments);
+                plan.warnings.extend(warnings);
+                plan.resolved.push(feature.name);
+            }
+            None => plan.unavailable.push(Missing {
+                categories: feature.categories.to_vec(),
+                text: feature.unavailable.to_string(),
+            }),
         }
     }
     plan
 }
 
+/// Every usable site of the probe; `Err` when the binary does not have it or none is usable.
 fn plan_usdt(
     probes: &[usdt::Probe],
     provider: &str,
     name: &str,
     rule: &Rule,
     path: &Path,
-    plan: &mut Plan,
-) -> Option<String> {
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Planned>, String> {
     let full = format!("{provider}:{name}");
-    let Some(probe) = probes
+    let probe = probes
         .iter()
         .find(|p| p.provider == provider && p.name == name)
-    else {
-        return Some(format!("{} has no USDT probe {full}", path.display()));
-    };
-    let mut problems = Vec::new();
+        .ok_or_else(|| format!("{} has no USDT probe {full}", path.display()))?;
+    let mut planned = Vec::new();
     for site in &probe.sites {
         match &site.target {
             Ok(target) => {
                 let mut spec = target.probe_spec(0);
                 let program = configure(rule, &mut spec);
-                plan.attachments.push(Planned {
+                planned.push(Planned {
                     probe: full.clone(),
                     program,
                     point: ProbePoint {
@@ -169,44 +174,50 @@ fn plan_usdt(
                     spec,
                 });
             }
-            Err(reason) => problems.push(format!("{full} site {:#x}: {reason}", site.address)),
+            Err(reason) => {
+                warnings.push(format!("{full} site {:#x} skipped: {reason}", site.address))
+            }
         }
     }
-    (!problems.is_empty()).then(|| problems.join("; "))
+    if planned.is_empty() {
+        return Err(format!("no site of {full} can be traced"));
+    }
+    Ok(planned)
+}
+
+/// Resolves no symbols: function argument specs only name registers and memory.
+struct NoSymbols;
+
+impl spec::SymbolLookup for NoSymbols {
+    fn address_of(&self, _: &str) -> Option<u64> {
+        None
+    }
 }
 
 fn plan_function(
     elf: &Elf<'_>,
     symbol: &str,
+    args: &str,
     retprobe: bool,
     rule: &Rule,
     path: &Path,
-    plan: &mut Plan,
-) -> Option<String> {
-    let Some(address) = elf.symbol_addresses(&[symbol])[0] else {
-        return Some(format!("{} has no symbol {symbol}", path.display()));
-    };
-    let Some(offset) = elf.file_offset(address, true) else {
-        return Some(format!(
-            "symbol {symbol} at {address:#x} is not in an executable segment"
-        ));
-    };
+) -> Result<Vec<Planned>, String> {
+    let address = elf.symbol_address(symbol).map_err(|e| e.to_string())?;
+    let offset = elf.file_offset(address, true).ok_or_else(|| {
+        format!("symbol {symbol} at {address:#x} is not in an executable segment")
+    })?;
+    let parsed = spec::parse(args).map_err(|e| format!("{symbol}: {e}"))?;
+    let lowered = spec::lower(&parsed, address, &NoSymbols)?;
     let mut spec = ProbeSpec::EMPTY;
-    if retprobe {
-        spec.args[0] = register_arg(pt_regs::RAX);
-        spec.nargs = 1;
-    } else {
-        for (slot, reg) in spec.args.iter_mut().zip(ABI_ARGS) {
-            *slot = register_arg(reg);
-        }
-        spec.nargs = ABI_ARGS.len() as u8;
-    }
+    spec.args[..lowered.len()].copy_from_slice(&lowered);
+    spec.nargs = lowered.len() as u8;
     let program = configure(rule, &mut spec);
-    plan.attachments.push(Planned {
+    let name = symbol.trim_end_matches('*');
+    Ok(vec![Planned {
         probe: if retprobe {
-            format!("{symbol} (return)")
+            format!("{name} (return)")
         } else {
-            symbol.to_string()
+            name.to_string()
         },
         program,
         point: ProbePoint {
@@ -216,32 +227,51 @@ fn plan_function(
             retprobe,
         },
         spec,
-    });
-    None
+    }])
 }
 
 #[cfg(test)]
 mod tests {
+    use ustat_common::{arg_kind, category, pt_regs};
+    use ustat_runtimes::{jvm::JVM, node::NODE, python::PYTHON};
+
     use super::*;
-    use ustat_common::category;
 
     const LIBJVM: &str = "/usr/lib/jvm/java-17-openjdk-amd64/lib/server/libjvm.so";
 
+    fn plan_of(runtime: &Runtime, path: &str) -> Plan {
+        plan(runtime, Path::new(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn pyenv(version: &str, lib: &str) -> String {
+        format!(
+            "{}/.pyenv/versions/{version}/lib/{lib}",
+            std::env::var("HOME").unwrap()
+        )
+    }
+
     #[test]
-    fn the_jvm_rules_plan_every_probe_of_libjvm() {
-        let plan = plan(&ustat_runtimes::jvm::JVM, Path::new(LIBJVM)).unwrap();
-        assert_eq!(plan.problems, Vec::<String>::new());
-        let gc_begin: Vec<_> = plan
+    fn every_jvm_feature_resolves_in_libjvm() {
+        let plan = plan_of(&JVM, LIBJVM);
+        assert_eq!(
+            plan.resolved,
+            [
+                "gc",
+                "classes",
+                "threads",
+                "calls",
+                "allocations",
+                "monitors"
+            ]
+        );
+        assert!(plan.unavailable.is_empty());
+        let begin = plan
             .attachments
             .iter()
-            .filter(|a| a.probe == "hotspot:gc__begin")
-            .collect();
-        assert!(!gc_begin.is_empty());
-        assert_eq!(gc_begin[0].program, Program::SpanBegin);
-        assert_eq!(
-            (gc_begin[0].spec.tag, gc_begin[0].spec.subkey_arg),
-            (category::GC, 0)
-        );
+            .find(|a| a.probe == "hotspot:gc__begin")
+            .unwrap();
+        assert_eq!(begin.program, Program::SpanBegin);
+        assert_eq!((begin.spec.tag, begin.spec.subkey_arg), (category::GC, 0));
         let entry = plan
             .attachments
             .iter()
@@ -257,93 +287,169 @@ mod tests {
                 _pad: 0
             }
         );
-        assert_eq!(entry.spec.nargs, 7);
+        let alloc = plan
+            .attachments
+            .iter()
+            .find(|a| a.probe == "hotspot:object__alloc")
+            .unwrap();
+        assert_eq!(alloc.spec.value_max, 1 << 30);
     }
 
     #[test]
-    fn a_missing_probe_is_a_problem_unless_optional() {
-        let rules = [
-            Rule::usdt(
-                "hotspot",
-                "no__such__probe",
-                Action::Count {
-                    category: 1,
-                    subkey: Arg::None,
-                    value: Arg::None,
-                },
-            ),
-            Rule::usdt(
-                "hotspot",
-                "other__missing",
-                Action::Count {
-                    category: 1,
-                    subkey: Arg::None,
-                    value: Arg::None,
-                },
-            )
-            .optional(),
-        ];
-        let file = MappedFile::open(Path::new(LIBJVM)).unwrap();
-        let plan = plan_elf(&rules, &file.elf().unwrap(), Path::new(LIBJVM));
-        assert!(plan.attachments.is_empty());
-        assert_eq!(
-            plan.problems,
-            [format!(
-                "{LIBJVM} has no USDT probe hotspot:no__such__probe"
-            )]
+    fn debian_python_uses_its_usdt_probes() {
+        let plan = plan_of(&PYTHON, "/usr/bin/python3.11");
+        assert_eq!(plan.resolved, ["gc", "threads", "imports", "calls"]);
+        let probes: Vec<&str> = plan.attachments.iter().map(|a| a.probe.as_str()).collect();
+        assert!(
+            probes.contains(&"python:gc__start") && probes.contains(&"python:gc__done"),
+            "{probes:?}"
+        );
+        assert!(probes.contains(&"PyThread_start_new_thread"), "{probes:?}");
+        let start = plan
+            .attachments
+            .iter()
+            .find(|a| a.probe == "python:gc__start")
+            .unwrap();
+        assert!(
+            start.point.semaphore_offset.is_some(),
+            "CPython's probes are semaphore-gated"
         );
     }
 
     #[test]
-    fn functions_are_found_by_symbol_with_abi_arguments() {
-        // python3.11 is stripped but exports its API in .dynsym.
-        let rules = [
-            Rule::new(
-                Point::Function {
-                    symbol: "PyGC_Collect",
-                },
-                Action::SpanBegin {
-                    category: 1,
-                    subkey: Arg::N(1),
-                },
-            ),
-            Rule::new(
-                Point::Return {
-                    symbol: "PyGC_Collect",
-                },
-                Action::SpanEnd {
-                    category: 1,
-                    value: Arg::N(0),
-                },
-            ),
-            Rule::new(
-                Point::Function {
-                    symbol: "no_such_function",
-                },
-                Action::SpanBegin {
-                    category: 1,
-                    subkey: Arg::None,
-                },
-            ),
-        ];
-        let path = Path::new("/usr/bin/python3.11");
-        let file = MappedFile::open(path).unwrap();
-        let plan = plan_elf(&rules, &file.elf().unwrap(), path);
-        assert_eq!(plan.attachments.len(), 2);
-        let entry = &plan.attachments[0];
+    fn pyenv_pythons_fall_back_to_symbols() {
+        let plan = plan_of(&PYTHON, &pyenv("3.12.1", "libpython3.12.so.1.0"));
+        assert_eq!(plan.resolved, ["gc", "threads"]);
+        let entry = plan
+            .attachments
+            .iter()
+            .find(|a| a.probe == "gc_collect_main")
+            .unwrap();
         assert!(!entry.point.retprobe);
-        assert_eq!(entry.spec.args[1], register_arg(pt_regs::RSI));
         assert_eq!(entry.spec.subkey_arg, 1);
-        let ret = &plan.attachments[1];
+        assert_eq!(
+            (
+                entry.spec.args[1].kind,
+                entry.spec.args[1].reg_off,
+                entry.spec.args[1].size,
+                entry.spec.args[1].signed
+            ),
+            (arg_kind::REG, pt_regs::RSI, 4, 1),
+            "the generation is an int: only %esi counts"
+        );
+        let ret = plan
+            .attachments
+            .iter()
+            .find(|a| a.probe == "gc_collect_main (return)")
+            .unwrap();
         assert!(ret.point.retprobe);
         assert_eq!(ret.point.offset, entry.point.offset);
         assert_eq!(
-            (ret.spec.nargs, ret.spec.args[0]),
-            (1, register_arg(pt_regs::RAX))
+            (ret.spec.args[0].reg_off, ret.spec.value_arg),
+            (pt_regs::RAX, 0)
         );
+        let missing: Vec<&str> = plan.unavailable.iter().map(|m| m.text.as_str()).collect();
+        assert!(missing[0].starts_with("imports: not traced"), "{missing:?}");
+        assert!(
+            missing[1].starts_with("function calls: not traced"),
+            "{missing:?}"
+        );
+        assert_eq!(plan.unavailable[1].categories, [category::METHOD_CALL]);
+
+        let probes = |version: &str, lib: &str| -> Vec<String> {
+            plan_of(&PYTHON, &pyenv(version, lib))
+                .attachments
+                .into_iter()
+                .map(|a| a.probe)
+                .collect()
+        };
+        assert!(
+            probes("3.13.0", "libpython3.13.so.1.0")
+                .contains(&"PyThread_start_joinable_thread".to_string())
+        );
+        assert!(probes("3.10.13", "libpython3.10.so.1.0").contains(&"gc_collect_main".to_string()));
+        assert!(probes("3.9.18", "libpython3.9.so.1.0").contains(&"collect".to_string()));
+        let old = plan_of(&PYTHON, &pyenv("3.8.18", "libpython3.8.so.1.0"));
+        assert_eq!(old.resolved, ["threads"]);
+        assert!(old.unavailable[0].text.starts_with("GC: not traced"));
+    }
+
+    #[test]
+    fn node_resolves_v8_and_libuv_symbols() {
+        let plan = plan_of(&NODE, "/usr/bin/node");
+        assert_eq!(plan.resolved, ["gc", "threads", "http"]);
+        let gc = plan
+            .attachments
+            .iter()
+            .find(|a| a.probe == "_ZN2v88internal4Heap24PerformGarbageCollection")
+            .unwrap();
         assert_eq!(
-            plan.problems,
-            ["/usr/bin/python3.11 has no symbol no_such_function"]
+            (gc.spec.args[1].reg_off, gc.spec.args[1].size),
+            (pt_regs::RSI, 1)
+        );
+        let http = plan
+            .attachments
+            .iter()
+            .find(|a| a.program == Program::Count && a.spec.tag == category::HTTP_PARSED)
+            .unwrap();
+        assert_eq!(
+            (http.spec.args[0].kind, http.spec.args[0].val_off),
+            (arg_kind::MEM, 72)
+        );
+    }
+
+    #[test]
+    fn the_first_alternative_that_resolves_wins() {
+        static FEATURES: &[Feature] = &[
+            Feature {
+                name: "gc",
+                categories: &[category::GC],
+                alternatives: &[
+                    &[Rule::usdt(
+                        "nope",
+                        "gc",
+                        Action::SpanBegin {
+                            category: category::GC,
+                            subkey: Arg::None,
+                        },
+                    )],
+                    &[Rule::function(
+                        "PyGC_Collect",
+                        "8@%rdi",
+                        Action::SpanBegin {
+                            category: category::GC,
+                            subkey: Arg::None,
+                        },
+                    )],
+                ],
+                unavailable: "GC: no",
+            },
+            Feature {
+                name: "other",
+                categories: &[category::IMPORT],
+                alternatives: &[&[Rule::function(
+                    "no_such_function",
+                    "",
+                    Action::SpanBegin {
+                        category: category::IMPORT,
+                        subkey: Arg::None,
+                    },
+                )]],
+                unavailable: "other: no",
+            },
+        ];
+        let path = Path::new("/usr/bin/python3.11");
+        let file = MappedFile::open(path).unwrap();
+        let plan = plan_elf(FEATURES, &file.elf().unwrap(), path);
+        assert_eq!(plan.resolved, ["gc"]);
+        assert_eq!(plan.attachments.len(), 1);
+        assert_eq!(plan.attachments[0].probe, "PyGC_Collect");
+        assert_eq!(
+            plan.unavailable,
+            [Missing {
+                categories: vec![category::IMPORT],
+                text: "other: no".into()
+            }]
         );
     }
 }

@@ -95,12 +95,19 @@ pub struct ProcessSnapshot {
     pub pools: Vec<PoolUsage>,
     /// What this process's runtime or settings do not let ustat see, each with its line.
     pub missing: Vec<Missing>,
+    /// The categories its runtime's binary lets ustat trace (`ustat_common::category`).
+    pub traced: Vec<u32>,
 }
 
 impl ProcessSnapshot {
-    /// Does the process's runtime or settings leave this category untraced?
+    /// Is this category not traced in this process: its runtime has no such events, its
+    /// binary lacks the probes, or its settings keep them off?
     pub fn untraced(&self, category: u32) -> bool {
-        self.missing.iter().any(|m| m.category == category)
+        !self.traced.contains(&category)
+            || self
+                .missing
+                .iter()
+                .any(|m| m.categories.contains(&category))
     }
 
     pub fn gc_of_kind(&self, kind: &str) -> u64 {

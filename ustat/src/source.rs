@@ -2,7 +2,7 @@
 //! reads the aggregation maps every interval, and turns them into snapshots.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     time::{Instant, SystemTime},
 };
 
@@ -54,10 +54,20 @@ enum Attached {
     Process { pid: u32, start_time: u64 },
 }
 
+/// What a runtime's binary lets ustat see.
+#[derive(Debug, Clone, Default)]
+struct Coverage {
+    resolved: Vec<&'static str>,
+    /// The categories of the resolved features.
+    traced: Vec<u32>,
+    unavailable: Vec<Missing>,
+}
+
 struct Tracked {
     found: Found,
     command: String,
     missing: Vec<Missing>,
+    traced: Vec<u32>,
 }
 
 pub struct KernelSource {
@@ -65,7 +75,7 @@ pub struct KernelSource {
     events: RingBuf<MapData>,
     options: Options,
     discovery: Discovery,
-    attached: HashSet<Attached>,
+    attached: HashMap<Attached, Coverage>,
     tracked: BTreeMap<u32, Tracked>,
     previous: Totals,
     names: Names,
@@ -116,7 +126,7 @@ impl KernelSource {
             events,
             options,
             discovery: Discovery::default(),
-            attached: HashSet::new(),
+            attached: HashMap::new(),
             tracked: BTreeMap::new(),
             previous: Totals::default(),
             names: Names::new(),
@@ -166,17 +176,22 @@ impl KernelSource {
             if self.tracked.contains_key(&found.pid) {
                 continue;
             }
-            self.attach(&found);
+            let coverage = self.attach(&found);
             let facts = ProcessFacts {
                 args: process::args(found.pid).unwrap_or_default(),
                 env: process::env(found.pid, OPTION_VARIABLES).unwrap_or_default(),
                 version: (found.runtime.version)(&found.binary.host_path),
+                resolved: coverage.resolved,
             };
+            let traced = coverage.traced;
+            let mut missing = coverage.unavailable;
+            missing.extend((found.runtime.missing)(&facts));
             self.tracked.insert(
                 found.pid,
                 Tracked {
                     command: process::command(found.pid).unwrap_or_default(),
-                    missing: (found.runtime.missing)(&facts),
+                    missing,
+                    traced,
                     found,
                 },
             );
@@ -184,9 +199,9 @@ impl KernelSource {
         gone
     }
 
-    /// Attaches the runtime's rules in the process's binary, once per binary (per process
-    /// when tracing selected processes).
-    fn attach(&mut self, found: &Found) {
+    /// Attaches the runtime's features in the process's binary, once per binary (per
+    /// process when tracing selected processes), and says what the binary covers.
+    fn attach(&mut self, found: &Found) -> Coverage {
         let (key, scope) = match self.options.selection {
             Selection::All => (
                 Attached::File {
@@ -203,30 +218,46 @@ impl KernelSource {
                 Scope::Process(found.pid),
             ),
         };
-        if !self.attached.insert(key) {
-            return;
+        if let Some(coverage) = self.attached.get(&key) {
+            return coverage.clone();
         }
-        let plan = match plan::plan(found.runtime, &found.binary.host_path) {
-            Ok(plan) => plan,
+        let coverage = match plan::plan(found.runtime, &found.binary.host_path) {
+            Ok(plan) => {
+                self.warnings
+                    .extend(plan.warnings.iter().map(|w| sanitize::text(w)));
+                for planned in &plan.attachments {
+                    let attached = self.tracer.attach(
+                        &planned.probe,
+                        planned.program,
+                        &planned.point,
+                        &planned.spec,
+                        scope,
+                    );
+                    if let Err(e) = attached {
+                        let message = format!("{:#}", anyhow::Error::from(e));
+                        self.warnings.push(sanitize::text(&message));
+                    }
+                }
+                let traced = found
+                    .runtime
+                    .features
+                    .iter()
+                    .filter(|f| plan.resolved.contains(&f.name))
+                    .flat_map(|f| f.categories.iter().copied())
+                    .collect();
+                Coverage {
+                    resolved: plan.resolved,
+                    traced,
+                    unavailable: plan.unavailable,
+                }
+            }
             Err(e) => {
-                self.warnings.push(format!("{e:#}"));
-                return;
+                self.warnings.push(sanitize::text(&format!("{e:#}")));
+                Coverage::default()
             }
         };
-        self.warnings
-            .extend(plan.problems.iter().map(|p| sanitize::text(p)));
-        for planned in &plan.attachments {
-            if let Err(e) = self.tracer.attach(
-                &planned.probe,
-                planned.program,
-                &planned.point,
-                &planned.spec,
-                scope,
-            ) {
-                self.warnings
-                    .push(sanitize::text(&format!("{:#}", anyhow::Error::from(e))));
-            }
-        }
+        self.attached.insert(key, coverage.clone());
+        coverage
     }
 
     /// Takes the names the kernel sent for new keys.
@@ -279,9 +310,10 @@ impl KernelSource {
             missing: tracked
                 .missing
                 .iter()
-                .filter(|m| !computed.seen.contains(&m.category))
+                .filter(|m| !m.categories.iter().any(|c| computed.seen.contains(c)))
                 .cloned()
                 .collect(),
+            traced: tracked.traced.clone(),
             interval: computed.interval,
             total: computed.total,
             pause: computed.pause,

@@ -67,7 +67,7 @@ fn add_count(counters: &mut Counters, category: u32, count: u64, sum: u64) {
         category::CLASS_UNLOADED => counters.class_unloaded += count,
         category::THREAD_STARTED => counters.threads_started += count,
         category::THREAD_STOPPED => counters.threads_stopped += count,
-        category::HTTP_REQUEST => counters.http_requests += count,
+
         category::METHOD_CALL => counters.method_calls += count,
         category::MONITOR_CONTENDED => counters.monitor_contended += count,
         category::OBJECT_ALLOC => {
@@ -143,6 +143,16 @@ pub fn compute(
     let mut seen = std::collections::BTreeSet::new();
 
     for (key, value) in &now.counts {
+        // Parsed HTTP messages: requests (llhttp type 1) count; responses do not.
+        if key.category == category::HTTP_PARSED {
+            seen.insert(key.category);
+            if key.subkey & 0xffff_ffff == 1 {
+                let before = previous.counts.get(key).map_or(0, |b| b.count);
+                out.total.http_requests += value.count;
+                out.interval.http_requests += value.count.saturating_sub(before);
+            }
+            continue;
+        }
         let before = previous.counts.get(key).copied().unwrap_or_default();
         add_count(&mut out.total, key.category, value.count, value.sum);
         add_count(

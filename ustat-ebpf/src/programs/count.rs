@@ -4,7 +4,7 @@
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use ustat_common::{CountKey, CountValue};
 
-use super::{COUNTS, accumulate, optional_arg, pid_tid, spec_of, summed_value};
+use super::{COUNTS, accumulate, pid_tid, spec_of, subkey, summed_value};
 
 #[uprobe]
 pub fn count(ctx: ProbeContext) -> u32 {
@@ -13,7 +13,7 @@ pub fn count(ctx: ProbeContext) -> u32 {
     let key = CountKey {
         pid,
         category: spec.tag,
-        subkey: optional_arg(&ctx, spec, spec.subkey_arg),
+        subkey: subkey(&ctx, spec),
     };
     let value = summed_value(&ctx, spec);
     accumulate(

@@ -82,6 +82,12 @@ fn optional_arg(ctx: &ProbeContext, spec: &ProbeSpec, arg: u8) -> u64 {
     args::read(ctx, spec, usize::from(arg)).unwrap_or(0)
 }
 
+/// The subkey: the spec's `subkey_arg`, tagged with its `subkey_tag` in the high 32 bits.
+#[inline(always)]
+fn subkey(ctx: &ProbeContext, spec: &ProbeSpec) -> u64 {
+    optional_arg(ctx, spec, spec.subkey_arg) | (u64::from(spec.subkey_tag) << 32)
+}
+
 /// The value to sum: the spec's `value_arg`. Summed values are sizes and counts, so a negative
 /// one, or one not below the spec's `value_max`, is garbage from the runtime (HotSpot passes
 /// such sizes for some allocations): it is not summed, and it is counted as such.

@@ -9,8 +9,8 @@ use ustat_common::{
 };
 
 use super::{
-    OPEN_SPANS, SPAN_DEPTH, SPAN_HIST, SPANS, accumulate, count_lost, optional_arg, pid_tid,
-    spec_of, summed_value,
+    OPEN_SPANS, SPAN_DEPTH, SPAN_HIST, SPANS, accumulate, count_lost, pid_tid, spec_of, subkey,
+    summed_value,
 };
 
 #[uprobe]
@@ -27,7 +27,7 @@ pub fn span_begin(ctx: ProbeContext) -> u32 {
         let open = OpenSpan {
             // SAFETY: plain helper.
             start_ns: unsafe { bpf_ktime_get_ns() },
-            subkey: optional_arg(&ctx, spec, spec.subkey_arg),
+            subkey: subkey(&ctx, spec),
         };
         let key = OpenSpanKey {
             tid,

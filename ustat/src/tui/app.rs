@@ -371,6 +371,14 @@ pub mod tests {
             top_monitors: vec![],
             pools: vec![],
             missing: vec![],
+            traced: ustat_runtimes::by_name(runtime)
+                .map(|r| {
+                    r.features
+                        .iter()
+                        .flat_map(|f| f.categories.iter().copied())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 

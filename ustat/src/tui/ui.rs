@@ -454,9 +454,31 @@ fn draw_pauses(frame: &mut Frame, area: Rect, process: &ProcessSnapshot) {
         let kinds: Vec<String> = process
             .gc_kinds
             .iter()
-            .map(|k| format!("{} {}", k.kind, format::count(k.total)))
+            .map(|k| match k.collected_total {
+                0 => format!("{} {}", k.kind, format::count(k.total)),
+                n => format!(
+                    "{} {} ({} collected)",
+                    k.kind,
+                    format::count(k.total),
+                    format::count(n)
+                ),
+            })
             .collect();
         lines.push(Line::from(format!("by kind: {}", kinds.join(" · "))));
+    }
+    let total = &process.total;
+    if total.imports > 0 {
+        lines.push(Line::from(format!(
+            "imports: {} since attach, {} in all",
+            format::count(total.imports),
+            format::nanos(total.import_ns)
+        )));
+    }
+    if total.http_requests > 0 {
+        lines.push(Line::from(format!(
+            "HTTP requests: {} since attach",
+            format::count(total.http_requests)
+        )));
     }
     for pool in &process.pools {
         lines.push(Line::from(format!(
@@ -488,8 +510,15 @@ fn draw_ranked(
     category: u32,
 ) {
     let block = Block::new().borders(Borders::TOP).title(title.bold());
-    if let Some(missing) = process.missing.iter().find(|m| m.category == category) {
-        let text = missing.text.clone();
+    if process.untraced(category) {
+        let text = process
+            .missing
+            .iter()
+            .find(|m| m.categories.contains(&category))
+            .map_or_else(
+                || format!("not traced: {} has no such probes", process.runtime),
+                |m| m.text.clone(),
+            );
         frame.render_widget(
             Paragraph::new(text)
                 .wrap(Wrap { trim: true })
@@ -653,21 +682,51 @@ mod tests {
         let mut plain = process(5151, "jvm", "kafka", 0, 0);
         plain.missing = vec![
             Missing {
-                category: category::METHOD_CALL,
+                categories: vec![category::METHOD_CALL],
                 text: "method calls: not traced; start the JVM with -XX:+ExtendedDTraceProbes"
                     .into(),
             },
             Missing {
-                category: category::OBJECT_ALLOC,
+                categories: vec![category::OBJECT_ALLOC],
                 text: "allocations: not traced; start the JVM with -XX:+ExtendedDTraceProbes"
                     .into(),
             },
         ];
         let odd = process(6000, "jvm", "?[2Jevil", 1, 10);
+        let mut python = process(7070, "python", "gunicorn", 5, 0);
+        python.gc_kinds = vec![
+            GcKind {
+                kind: "gen0",
+                interval: 4,
+                total: 40,
+                pause_ns_total: 0,
+                collected_total: 0,
+            },
+            GcKind {
+                kind: "gen2",
+                interval: 1,
+                total: 5,
+                pause_ns_total: 0,
+                collected_total: 12_345,
+            },
+        ];
+        python.missing = vec![
+            Missing {
+                categories: vec![category::IMPORT],
+                text: "imports: not traced: this CPython was built without USDT probes (--with-dtrace)".into(),
+            },
+            Missing {
+                categories: vec![category::METHOD_CALL],
+                text: "function calls: not traced: this CPython has no function__entry probe".into(),
+            },
+        ];
+        let mut node = process(8080, "node", "node", 2, 0);
+        node.total.http_requests = 1234;
+        let all = vec![rich, plain, odd, python, node];
         for _ in 0..20 {
-            app.apply(snapshot(vec![rich.clone(), plain.clone(), odd.clone()]));
+            app.apply(snapshot(all.clone()));
         }
-        let mut last = snapshot(vec![rich, plain, odd]);
+        let mut last = snapshot(all);
         last.warnings = vec![
             "cannot attach hotspot:object__alloc in /usr/lib/jvm/x/libjvm.so: not permitted".into(),
         ];
@@ -698,6 +757,14 @@ mod tests {
     fn detail_of_a_jvm_without_the_flags_says_why() {
         let mut app = busy_app();
         app.selected = Some(5151);
+        app.update(Action::OpenDetail);
+        insta::assert_snapshot!(render(&mut app, 110, 30).backend());
+    }
+
+    #[test]
+    fn detail_of_a_python_without_usdt_says_why() {
+        let mut app = busy_app();
+        app.selected = Some(7070);
         app.update(Action::OpenDetail);
         insta::assert_snapshot!(render(&mut app, 110, 30).backend());
     }

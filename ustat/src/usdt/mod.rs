@@ -128,7 +128,7 @@ struct ElfSymbols<'a, 'data>(&'a Elf<'data>);
 
 impl spec::SymbolLookup for ElfSymbols<'_, '_> {
     fn address_of(&self, name: &str) -> Option<u64> {
-        self.0.symbol_addresses(&[name])[0]
+        self.0.symbol_address(name).ok()
     }
 }
 

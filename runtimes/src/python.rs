@@ -1,0 +1,270 @@
+//! CPython, found by the interpreter or libpython a process maps, whatever the command.
+//!
+//! Builds with USDT (Debian's python3.11, `--with-dtrace`) have the `python` provider, all
+//! semaphore-gated: GC, imports, and function calls (which 3.11 fires only under a profiler,
+//! and 3.12–3.14 do not have). Builds without (pyenv, most images) keep a full symbol table
+//! in libpython: the collector and thread start are uprobed by name.
+
+use std::path::Path;
+
+use ustat_common::category::{GC, IMPORT, METHOD_CALL, THREAD_STARTED};
+
+use crate::{Action, Arg, Feature, Key, Missing, ProcessFacts, Rule, Runtime};
+
+pub static PYTHON: Runtime = Runtime {
+    name: "python",
+    binary_hint: "libpython or a pythonX.Y interpreter",
+    binary_rank,
+    features: FEATURES,
+    gc_kind: |generation| match generation {
+        0 => "gen0",
+        1 => "gen1",
+        2 => "gen2",
+        _ => "other",
+    },
+    gc_kinds: &["gen0", "gen1", "gen2"],
+    key_label,
+    version,
+    missing,
+};
+
+/// libpython carries the interpreter when a process maps it (pyenv's python3.12 is a small
+/// launcher that links it); otherwise the pythonX.Y executable does (Debian's).
+fn binary_rank(file_name: &str) -> Option<u8> {
+    if let Some(rest) = file_name.strip_prefix("libpython") {
+        return is_version(rest.split(".so").next()?).then_some(0);
+    }
+    let rest = file_name.strip_prefix("python")?;
+    (rest.is_empty() || is_version(rest)).then_some(1)
+}
+
+/// `3.12`, `3.6m`, `3.13t`, `2.7`, `3`
+fn is_version(text: &str) -> bool {
+    let digits = text.trim_end_matches(['m', 'd', 't']);
+    !digits.is_empty()
+        && digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+/// `3.12` from `libpython3.12.so.1.0` or `python3.12`.
+fn version(binary: &Path) -> Option<String> {
+    let name = binary.file_name()?.to_str()?;
+    let rest = name
+        .strip_prefix("libpython")
+        .or_else(|| name.strip_prefix("python"))?;
+    let version: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let version = version.trim_end_matches('.');
+    version.contains('.').then(|| version.to_string())
+}
+
+fn minor_version(facts: &ProcessFacts) -> Option<(u32, u32)> {
+    let version = facts.version.as_deref()?;
+    let (major, minor) = version.split_once('.')?;
+    Some((major.parse().ok()?, minor.split('.').next()?.parse().ok()?))
+}
+
+/// The collector's entry and return: (tstate, int generation, ...) -> Py_ssize_t collected.
+/// gc_collect_main is 3.10 to 3.13; 3.9's is `collect`. Older builds only have compiler
+/// clones of `collect` whose arguments moved, so they are not guessed at.
+macro_rules! collector {
+    ($symbol:literal) => {
+        &[
+            Rule::function(
+                $symbol,
+                "8@%rdi -4@%esi",
+                Action::SpanBegin {
+                    category: GC,
+                    subkey: Arg::N(1),
+                },
+            ),
+            Rule::function_return(
+                $symbol,
+                "-8@%rax",
+                Action::SpanEnd {
+                    category: GC,
+                    value: Arg::N(0),
+                },
+            ),
+        ]
+    };
+}
+
+const fn thread_start(symbol: &'static str) -> Rule {
+    Rule::function(
+        symbol,
+        "8@%rdi",
+        Action::Count {
+            category: THREAD_STARTED,
+            subkey: Arg::None,
+            value: Arg::None,
+        },
+    )
+}
+
+static FEATURES: &[Feature] = &[
+    Feature {
+        name: "gc",
+        categories: &[GC],
+        alternatives: &[
+            // gc__start(generation), gc__done(collected)
+            &[
+                Rule::usdt(
+                    "python",
+                    "gc__start",
+                    Action::SpanBegin {
+                        category: GC,
+                        subkey: Arg::N(0),
+                    },
+                ),
+                Rule::usdt(
+                    "python",
+                    "gc__done",
+                    Action::SpanEnd {
+                        category: GC,
+                        value: Arg::N(0),
+                    },
+                ),
+            ],
+            collector!("gc_collect_main"),
+            collector!("collect"),
+        ],
+        unavailable: "GC: not traced: this CPython has neither USDT probes nor a collector function ustat \\
+                      can read (CPython 3.8 and older built without --with-dtrace)",
+    },
+    Feature {
+        name: "threads",
+        categories: &[THREAD_STARTED],
+        // 3.13 starts every thread through PyThread_start_joinable_thread (which
+        // PyThread_start_new_thread calls); earlier versions through PyThread_start_new_thread.
+        alternatives: &[
+            &[thread_start("PyThread_start_joinable_thread")],
+            &[thread_start("PyThread_start_new_thread")],
+        ],
+        unavailable: "threads: not traced: this CPython exports no PyThread_start_new_thread",
+    },
+    Feature {
+        name: "imports",
+        categories: &[IMPORT],
+        alternatives: &[&[
+            Rule::usdt(
+                "python",
+                "import__find__load__start",
+                Action::SpanBegin {
+                    category: IMPORT,
+                    subkey: Arg::None,
+                },
+            ),
+            Rule::usdt(
+                "python",
+                "import__find__load__done",
+                Action::SpanEnd {
+                    category: IMPORT,
+                    value: Arg::None,
+                },
+            ),
+        ]],
+        unavailable: "imports: not traced: this CPython was built without USDT probes (--with-dtrace)",
+    },
+    Feature {
+        name: "calls",
+        categories: &[METHOD_CALL],
+        // function__entry(filename, funcname, lineno): the strings belong to the code
+        // object, so their pointers are a stable key.
+        alternatives: &[&[Rule::usdt(
+            "python",
+            "function__entry",
+            Action::Keyed {
+                category: METHOD_CALL,
+                keys: [Key::CStr(0), Key::CStr(1), Key::Value(2)],
+                value: Arg::None,
+            },
+        )]],
+        unavailable: "function calls: not traced: this CPython has no function__entry probe (builds \\
+                      without --with-dtrace have none, and 3.12 to 3.14 dropped them)",
+    },
+];
+
+/// `fib (/srv/app.py:12)`
+fn key_label(_category: u32, [file, function, _]: [&str; 3], [_, _, line]: [u64; 3]) -> String {
+    format!("{function} ({file}:{line})")
+}
+
+fn missing(facts: &ProcessFacts) -> Vec<Missing> {
+    let profiler_only = matches!(minor_version(facts), Some((3, 11..=14)));
+    if profiler_only && facts.resolved.contains(&"calls") {
+        return vec![Missing {
+            categories: vec![METHOD_CALL],
+            text: "function calls: CPython 3.11 fires its call probes only while a profiler is active \\
+                   (sys.setprofile, cProfile); none was seen yet"
+                .to_string(),
+        }];
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpython_beats_the_executable() {
+        for (name, rank) in [
+            ("libpython3.12.so.1.0", Some(0)),
+            ("libpython3.6m.so.1.0", Some(0)),
+            ("libpython2.7.so.1.0", Some(0)),
+            ("python3.11", Some(1)),
+            ("python3.13t", Some(1)),
+            ("python3", Some(1)),
+            ("python", Some(1)),
+            ("python-config", None),
+            ("pythonista", None),
+            ("libpythonfoo.so", None),
+            ("node", None),
+        ] {
+            assert_eq!(binary_rank(name), rank, "{name}");
+        }
+    }
+
+    #[test]
+    fn versions_from_file_names() {
+        assert_eq!(
+            version(Path::new("/usr/bin/python3.11")).as_deref(),
+            Some("3.11")
+        );
+        assert_eq!(
+            version(Path::new("/x/lib/libpython3.12.so.1.0")).as_deref(),
+            Some("3.12")
+        );
+        assert_eq!(
+            version(Path::new("/x/lib/libpython3.6m.so.1.0")).as_deref(),
+            Some("3.6")
+        );
+        assert_eq!(version(Path::new("/usr/bin/python3")), None);
+    }
+
+    #[test]
+    fn only_3_11_with_call_probes_needs_a_profiler() {
+        let facts = |version: &str, resolved: &[&'static str]| ProcessFacts {
+            version: Some(version.into()),
+            resolved: resolved.to_vec(),
+            ..ProcessFacts::default()
+        };
+        assert_eq!(missing(&facts("3.11", &["gc", "calls"])).len(), 1);
+        assert!(
+            missing(&facts("3.11", &["gc"])).is_empty(),
+            "the feature's own line covers it"
+        );
+        assert!(missing(&facts("3.10", &["calls"])).is_empty());
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(
+            key_label(METHOD_CALL, ["/srv/app.py", "fib", ""], [1, 2, 12]),
+            "fib (/srv/app.py:12)"
+        );
+    }
+}

@@ -1,0 +1,54 @@
+//! The Python and Node workloads of `tests/fixtures`, started and warmed up: every command
+//! runs once before the test attaches, so the measured phase does only what it is told.
+
+use std::{path::PathBuf, process::Command};
+
+use super::Driven;
+
+fn fixture(path: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(path)
+}
+
+/// Debian's python3.11, built with USDT probes.
+pub const DEBIAN_PYTHON: &str = "/usr/bin/python3.11";
+
+/// A pyenv build (no USDT, full symbol table), by version: `3.12.1`.
+pub fn pyenv_python(version: &str) -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let major_minor: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
+    let path = PathBuf::from(home)
+        .join(".pyenv/versions")
+        .join(version)
+        .join("bin")
+        .join(format!("python{major_minor}"));
+    assert!(
+        path.exists(),
+        "{} is missing: the pyenv builds ship in this machine's image",
+        path.display()
+    );
+    path
+}
+
+/// The Python workload under `interpreter`, warmed up.
+pub fn python(interpreter: &std::path::Path) -> Driven {
+    let mut python = Driven::spawn(Command::new(interpreter).arg(fixture("python/workload.py")));
+    for warmup in ["gc 1", "threads 1", "tree", "import colorsys"] {
+        assert_eq!(python.send(warmup), "ok", "warm-up {warmup}");
+    }
+    python
+}
+
+/// The Node workload (`node --expose-gc`), warmed up.
+pub fn node() -> Driven {
+    let mut node = Driven::spawn(
+        Command::new("node")
+            .arg("--expose-gc")
+            .arg(fixture("node/workload.js")),
+    );
+    for warmup in ["gc 1", "workers 1", "http 1"] {
+        assert_eq!(node.send(warmup), "ok", "warm-up {warmup}");
+    }
+    node
+}
