@@ -194,3 +194,61 @@ fn tracing_without_root() {
         "ustat: ustat needs root to load eBPF programs (CAP_BPF and CAP_PERFMON); run it with sudo"
     );
 }
+
+#[test]
+fn an_existing_csv_file_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("precious.csv");
+    std::fs::write(&path, "keep me").unwrap();
+    let methods = dir.path().join("methods.csv");
+    std::fs::write(&methods, "keep me too").unwrap();
+    fails_with(
+        &[
+            OsStr::new("--csv"),
+            path.as_os_str(),
+            OsStr::new("-n"),
+            OsStr::new("1"),
+        ],
+        exit::USAGE,
+        "precious.csv exists; ustat never overwrites a file",
+    );
+    fails_with(
+        &[
+            OsStr::new("--csv"),
+            OsStr::new("-"),
+            OsStr::new("--methods"),
+            methods.as_os_str(),
+        ],
+        exit::USAGE,
+        "methods.csv exists; ustat never overwrites a file",
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+    assert_eq!(std::fs::read_to_string(&methods).unwrap(), "keep me too");
+}
+
+#[test]
+fn tracing_a_process_that_runs_no_runtime() {
+    let mut child = Command::new("sleep").arg("600").spawn().unwrap();
+    let pid = child.id().to_string();
+    fails_with(
+        &["--csv", "-", "-p", &pid],
+        exit::TARGET,
+        &format!("process {pid} runs no runtime ustat traces: it maps none of libjvm.so"),
+    );
+    fails_with(
+        &["--csv", "-", "-p", "999999999"],
+        exit::TARGET,
+        "no process with PID 999999999",
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn the_dashboard_needs_a_terminal() {
+    fails_with(
+        &["-n", "1"],
+        exit::USAGE,
+        "the dashboard needs a terminal; use --csv",
+    );
+}

@@ -3,6 +3,7 @@
 use crate::{
     bpf::{AttachError, LoadError, ProbeAttachError},
     elf::OpenError,
+    export::CreateError,
     process::ProcessError,
     source::SelectionError,
     target::TargetError,
@@ -25,7 +26,7 @@ pub const TABLE: &str = "\
 Exit codes:
   0  success
   1  failure at run time (for example the kernel refused a probe)
-  2  usage error (bad option or value)
+  2  usage error (bad option or value, an existing output file)
   3  not permitted (ustat needs root: CAP_BPF and CAP_PERFMON)
   4  bad target (no such process or file, not an x86-64 ELF binary, no probes)";
 
@@ -51,6 +52,17 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             AttachError::Permission => Some(PRIVILEGE),
             AttachError::NoProcess(_) => Some(TARGET),
             _ => None,
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<CreateError>() {
+        return match e {
+            CreateError::Exists { .. } => Some(USAGE),
+            CreateError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                Some(PRIVILEGE)
+            }
+            CreateError::Io { .. } => None,
         };
     }
     if let Some(e) = cause.downcast_ref::<SelectionError>() {
