@@ -11,7 +11,7 @@ use ustat_common::category::{
     POOL_GC_END, THREAD_STARTED, THREAD_STOPPED,
 };
 
-use crate::{Action, Arg, Feature, Key, Missing, ProcessFacts, Rule, Runtime};
+use crate::{Action, Arg, Feature, Flow, Key, Missing, Point, ProcessFacts, Rule, Runtime};
 
 pub static JVM: Runtime = Runtime {
     name: "jvm",
@@ -24,7 +24,23 @@ pub static JVM: Runtime = Runtime {
     key_label,
     version,
     missing,
+    flow: Some(Flow {
+        entry: Point::Usdt {
+            provider: "hotspot",
+            name: "method__entry",
+        },
+        exit: Point::Usdt {
+            provider: "hotspot",
+            name: "method__return",
+        },
+        keys: METHOD_KEYS,
+        class_prefix: |prefix| prefix.replace('.', "/"),
+    }),
 };
+
+/// method__entry/return(thread, class, len, method, len, signature, len): a method is its
+/// three name pointers, which stay put while the class is loaded.
+const METHOD_KEYS: [Key; 3] = [Key::PtrLen(1, 2), Key::PtrLen(3, 4), Key::PtrLen(5, 6)];
 
 const fn count(category: u32) -> Action {
     Action::Count {
@@ -108,8 +124,6 @@ static FEATURES: &[Feature] = &[
             Rule::usdt("hotspot", "thread__stop", count(THREAD_STOPPED)),
         ]],
     ),
-    // method__entry(thread, class, len, method, len, signature, len): keyed by the three
-    // name pointers, which stay put while the class is loaded.
     hotspot(
         "calls",
         &[METHOD_CALL],
@@ -118,7 +132,7 @@ static FEATURES: &[Feature] = &[
             "method__entry",
             Action::Keyed {
                 category: METHOD_CALL,
-                keys: [Key::PtrLen(1, 2), Key::PtrLen(3, 4), Key::PtrLen(5, 6)],
+                keys: METHOD_KEYS,
                 value: Arg::None,
             },
         )]],

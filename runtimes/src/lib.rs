@@ -37,6 +37,21 @@ pub struct Runtime {
     pub version: fn(&Path) -> Option<String>,
     /// What the process's settings leave out, each saying what to do about it.
     pub missing: fn(&ProcessFacts) -> Vec<Missing>,
+    /// Method entry and return probes for the flow view and per-method timing, if any.
+    pub flow: Option<Flow>,
+}
+
+/// A runtime's method entry and return probes.
+#[derive(Debug, Clone, Copy)]
+pub struct Flow {
+    pub entry: Point,
+    pub exit: Point,
+    /// What identifies a method in both probes; a slot the calls feature keys on but this
+    /// leaves out (`Key::None`) is merged (CPython's return probe carries the return line).
+    pub keys: [Key; 3],
+    /// How a name prefix the user types for slot 0 looks in the runtime's own strings
+    /// (`java.util` is `java/util` in HotSpot).
+    pub class_prefix: fn(&str) -> String,
 }
 
 /// What ustat learned about a process, for `Runtime::missing`.

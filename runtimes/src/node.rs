@@ -22,6 +22,8 @@ pub static NODE: Runtime = Runtime {
     key_label: |_, [name, _, _], _| name.to_string(),
     version: |_: &Path| None,
     missing: |_: &ProcessFacts| Vec::<Missing>::new(),
+    // JavaScript runs as JIT code in anonymous memory: no probe sees its calls.
+    flow: None,
 };
 
 /// Subkeys from the USDT probe (GCType flags) carry this tag; untagged ones are V8's

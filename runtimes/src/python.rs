@@ -9,7 +9,7 @@ use std::path::Path;
 
 use ustat_common::category::{GC, IMPORT, METHOD_CALL, THREAD_STARTED};
 
-use crate::{Action, Arg, Feature, Key, Missing, ProcessFacts, Rule, Runtime};
+use crate::{Action, Arg, Feature, Flow, Key, Missing, Point, ProcessFacts, Rule, Runtime};
 
 pub static PYTHON: Runtime = Runtime {
     name: "python",
@@ -26,6 +26,19 @@ pub static PYTHON: Runtime = Runtime {
     key_label,
     version,
     missing,
+    // function__return's line is the return's, so a function is its file and name.
+    flow: Some(Flow {
+        entry: Point::Usdt {
+            provider: "python",
+            name: "function__entry",
+        },
+        exit: Point::Usdt {
+            provider: "python",
+            name: "function__return",
+        },
+        keys: [Key::CStr(0), Key::CStr(1), Key::None],
+        class_prefix: |prefix| prefix.to_string(),
+    }),
 };
 
 /// libpython carries the interpreter when a process maps it (pyenv's python3.12 is a small

@@ -5,10 +5,12 @@ use std::{path::PathBuf, process::Command};
 
 use super::Driven;
 
-fn fixture(path: &str) -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+/// A fixture's canonical path (what an interpreter reports as the file's name).
+pub fn fixture(path: &str) -> PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/fixtures")
-        .join(path)
+        .join(path);
+    std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Debian's python3.11, built with USDT probes.

@@ -29,6 +29,17 @@ pub mod maps {
     pub const SPAN_HIST: &str = "SPAN_HIST";
     /// `PerCpuHashMap<KeyedKey, CountValue>`: counts per key (method, class, ...).
     pub const KEYED: &str = "KEYED";
+    /// `HashMap<u32, ThreadStack>`: each traced thread's shadow stack of method calls.
+    pub const STACKS: &str = "STACKS";
+    /// `PerCpuHashMap<CountKey, MethodTotals>`: timing per method (subkey: `method_hash`).
+    pub const METHODS: &str = "METHODS";
+    /// `PerCpuHashMap<CountKey, PathTotals>`: calls per call path (subkey: the path's hash).
+    pub const PATHS: &str = "PATHS";
+    /// `Array<FlowConfig>` with one entry: whether to send flow events, and the filter.
+    pub const FLOW_CONFIG: &str = "FLOW_CONFIG";
+    /// `LruHashMap<CountKey, u32>`: per method, the filter generation it passed (subkey:
+    /// `method_hash`), so the name is compared once per method and filter.
+    pub const FLOW_PASS: &str = "FLOW_PASS";
 }
 
 /// Slots of the `LOST` map.
@@ -63,6 +74,41 @@ pub mod category {
     pub const IMPORT: u32 = 11;
     /// An HTTP message parsed; the subkey is llhttp's type: 1 request, 2 response.
     pub const HTTP_PARSED: u32 = 12;
+    /// Method timing (`METHODS`, and durations in `SPAN_HIST`): the subkey is `method_hash`.
+    pub const METHOD_TIME: u32 = 13;
+    /// Call paths (`PATHS`): the subkey is the path's hash.
+    pub const CALL_PATH: u32 = 14;
+}
+
+/// Most calls a thread's shadow stack holds; deeper calls are counted (`lost::TOO_DEEP`)
+/// and kept in the depth, but not timed.
+pub const MAX_STACK: usize = 128;
+
+/// Mixes a method's key values into the hash that identifies it in the stack, timing and
+/// path maps (the kernel and userspace compute it alike).
+#[inline(always)]
+pub fn method_hash(keys: &[u64; KEY_SLOTS]) -> u64 {
+    let mut hash: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut i = 0;
+    while i < KEY_SLOTS {
+        hash = mix(hash ^ keys[i]);
+        i += 1;
+    }
+    hash
+}
+
+/// The hash of a call path: its parent path's hash and the method called.
+#[inline(always)]
+pub fn path_hash(parent: u64, method: u64) -> u64 {
+    mix(parent.rotate_left(17) ^ method)
+}
+
+/// splitmix64's finalizer.
+#[inline(always)]
+const fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// Most spans of one category a thread can have open at once (nested imports, say).
@@ -239,6 +285,8 @@ pub mod event_kind {
     pub const ARGS: u32 = 1;
     /// A `NameEvent`: the strings of a new `keyed` key.
     pub const NAMES: u32 = 2;
+    /// A `FlowEvent`: a method entered or returned.
+    pub const FLOW: u32 = 3;
 }
 
 /// The start of every event in the `EVENTS` ring buffer.
@@ -372,6 +420,104 @@ pub struct NameEvent {
 }
 const _: () = assert!(size_of::<NameEvent>() == 24 + 32 + 8 + 3 * NAME_LEN);
 
+/// One call on a thread's shadow stack.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Frame {
+    pub method: u64,
+    pub start_ns: u64,
+    /// Time spent in the calls it made (their whole durations).
+    pub child_ns: u64,
+    /// Hash of the call path that ends in this call.
+    pub path: u64,
+    /// 1 when a call of the same method is below it on the stack (recursion): its time is
+    /// already in that call's total.
+    pub nested: u64,
+}
+const _: () = assert!(size_of::<Frame>() == 40);
+
+/// A thread's shadow stack.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadStack {
+    /// Calls open now; may exceed `MAX_STACK` (deeper frames are not stored).
+    pub depth: u32,
+    pub pid: u32,
+    pub frames: [Frame; MAX_STACK],
+}
+const _: () = assert!(size_of::<ThreadStack>() == 8 + 40 * MAX_STACK);
+
+/// Value of `METHODS` (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MethodTotals {
+    pub calls: u64,
+    /// Inclusive time, recursion counted once: only calls not nested in another call of the
+    /// same method add to it.
+    pub total_ns: u64,
+    /// Exclusive time: each call's duration minus its callees'.
+    pub self_ns: u64,
+    /// Every call's inclusive duration, nested recursive calls too (for the mean).
+    pub sum_ns: u64,
+}
+const _: () = assert!(size_of::<MethodTotals>() == 32);
+
+/// Value of `PATHS` (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PathTotals {
+    pub calls: u64,
+    /// The path this one extends (0 for a root).
+    pub parent: u64,
+    /// The method it ends in (`method_hash`).
+    pub method: u64,
+    pub self_ns: u64,
+}
+const _: () = assert!(size_of::<PathTotals>() == 32);
+
+/// Longest filter prefix.
+pub const PREFIX_LEN: usize = 64;
+
+/// The one entry of `FLOW_CONFIG`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// 1: send `FlowEvent`s; 0: keep only the statistics.
+    pub events: u32,
+    /// Bumped on every filter change, so cached filter results go stale.
+    pub generation: u32,
+    /// Prefixes that key slot 0 (class, file) and slot 1 (method, function) must start
+    /// with; a length of 0 passes everything.
+    pub class_len: u32,
+    pub method_len: u32,
+    pub class_prefix: [u8; PREFIX_LEN],
+    pub method_prefix: [u8; PREFIX_LEN],
+}
+const _: () = assert!(size_of::<FlowConfig>() == 16 + 2 * PREFIX_LEN);
+
+/// What a `FlowEvent` reports (`FlowEvent::kind`).
+pub mod flow_kind {
+    pub const ENTRY: u32 = 1;
+    pub const RETURN: u32 = 2;
+    /// A call that ended without its return probe (an exception unwound it); its duration
+    /// runs to the return that revealed it.
+    pub const UNWOUND: u32 = 3;
+}
+
+/// A method entered or returned, in the order the thread did it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowEvent {
+    pub header: EventHeader,
+    pub kind: u32,
+    /// Calls open on the thread below this one (0 for a call with no traced caller).
+    pub depth: u32,
+    pub method: u64,
+    /// Inclusive duration, for returns.
+    pub duration_ns: u64,
+}
+const _: () = assert!(size_of::<FlowEvent>() == 48);
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all of these are `#[repr(C)]`, made of integers, with no implicit padding
@@ -382,4 +528,8 @@ mod pod {
     unsafe impl aya::Pod for super::SpanTotals {}
     unsafe impl aya::Pod for super::HistKey {}
     unsafe impl aya::Pod for super::KeyedKey {}
+    unsafe impl aya::Pod for super::MethodTotals {}
+    unsafe impl aya::Pod for super::PathTotals {}
+    unsafe impl aya::Pod for super::FlowConfig {}
+    unsafe impl aya::Pod for super::ThreadStack {}
 }

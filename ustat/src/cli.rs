@@ -45,6 +45,25 @@ pub struct WatchArgs {
     /// With --csv: also write every method's calls per interval, as CSV, to FILE.
     #[arg(long, value_name = "FILE", requires = "csv")]
     pub methods: Option<PathBuf>,
+    /// Follow the method calls of one process (-p PID): a live call tree, or text lines when
+    /// stdout is not a terminal or with --text.
+    #[arg(long, requires = "pid", conflicts_with = "csv")]
+    pub flow: bool,
+    /// With --flow: plain text, one line per entry and return.
+    #[arg(long, requires = "flow")]
+    pub text: bool,
+    /// With --flow: only this thread.
+    #[arg(long, requires = "flow", value_parser = clap::value_parser!(u32).range(1..))]
+    pub tid: Option<u32>,
+    /// With --flow: only calls whose class (JVM) or file (Python) starts with PREFIX.
+    #[arg(long, value_name = "PREFIX", requires = "flow")]
+    pub class: Option<String>,
+    /// With --flow: only calls whose method or function name starts with PREFIX.
+    #[arg(long = "method", value_name = "PREFIX", requires = "flow")]
+    pub method_prefix: Option<String>,
+    /// With --flow: when it ends, write the call tree as folded stacks (`a;b;c calls`) to FILE.
+    #[arg(long, value_name = "FILE", requires = "flow")]
+    pub folded: Option<PathBuf>,
     /// Stop after COUNT intervals.
     #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,

@@ -164,8 +164,14 @@ pub const METHOD_COLUMNS: &[&str] = &[
     "runtime",
     "method",
     "calls",
+    "returns",
+    "total_ms",
+    "self_ms",
+    "mean_us",
+    "p99_us",
 ];
 
+/// One row; the timing columns are empty unless the method's return probe is attached.
 #[derive(Debug, Serialize)]
 struct MethodRow<'a> {
     timestamp: &'a str,
@@ -174,6 +180,21 @@ struct MethodRow<'a> {
     runtime: &'a str,
     method: String,
     calls: u64,
+    returns: Option<u64>,
+    total_ms: Option<String>,
+    self_ms: Option<String>,
+    mean_us: Option<String>,
+    p99_us: Option<String>,
+}
+
+/// Nanoseconds as microseconds with nanosecond precision: `12.345`.
+pub fn us(ns: u64) -> String {
+    format!("{}.{:03}", ns / 1_000, ns % 1_000)
+}
+
+/// Nanoseconds as milliseconds with nanosecond precision: `12.345678`.
+pub fn ms_exact(ns: u64) -> String {
+    format!("{}.{:06}", ns / 1_000_000, ns % 1_000_000)
 }
 
 /// One row per process and method with calls in the interval.
@@ -195,7 +216,12 @@ impl<W: Write> MethodsCsvWriter<W> {
         let timestamp = timestamp(snapshot.taken_at);
         let interval_s = format!("{:.3}", snapshot.interval.as_secs_f64());
         for process in &snapshot.processes {
-            for method in process.top_methods.iter().filter(|m| m.interval > 0) {
+            for method in process
+                .top_methods
+                .iter()
+                .filter(|m| m.interval > 0 || m.timing.is_some_and(|t| t.calls > 0))
+            {
+                let timing = method.timing;
                 let row = MethodRow {
                     timestamp: &timestamp,
                     interval_s: &interval_s,
@@ -203,6 +229,11 @@ impl<W: Write> MethodsCsvWriter<W> {
                     runtime: process.runtime,
                     method: sanitize::csv_cell(&method.name),
                     calls: method.interval,
+                    returns: timing.map(|t| t.calls),
+                    total_ms: timing.map(|t| ms_exact(t.total_ns)),
+                    self_ms: timing.map(|t| ms_exact(t.self_ns)),
+                    mean_us: timing.map(|t| us(t.mean_ns)),
+                    p99_us: timing.map(|t| us(t.p99_ns)),
                 };
                 self.inner.serialize(row).map_err(io::Error::other)?;
             }
@@ -243,39 +274,53 @@ pub fn create_new(path: &Path) -> Result<File, CreateError> {
         })
 }
 
-/// Writes `snapshot` to a new file in `dir` named after its time
-/// (`ustat-20261125-033001.csv`, or `...-2.csv` and so on if that exists), and returns its path.
-pub fn snapshot_file(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, CreateError> {
-    let stamp: String = timestamp(snapshot.taken_at)
+/// A new file in `dir` named `{base}-{time}.{extension}` (`-2`, `-3`, ... before the
+/// extension if that exists), created for writing; returns its path.
+pub fn new_file(dir: &Path, base: &str, extension: &str) -> Result<(PathBuf, File), CreateError> {
+    new_file_at(dir, base, extension, SystemTime::now())
+}
+
+fn new_file_at(
+    dir: &Path,
+    base: &str,
+    extension: &str,
+    at: SystemTime,
+) -> Result<(PathBuf, File), CreateError> {
+    let stamp: String = timestamp(at)
         .chars()
         .take(19)
         .filter(char::is_ascii_digit)
         .collect();
-    let base = format!("ustat-{}-{}", &stamp[..8], &stamp[8..]);
+    let stem = format!("{base}-{}-{}", &stamp[..8], &stamp[8..]);
     for n in 1.. {
         let name = if n == 1 {
-            format!("{base}.csv")
+            format!("{stem}.{extension}")
         } else {
-            format!("{base}-{n}.csv")
+            format!("{stem}-{n}.{extension}")
         };
         let path = dir.join(name);
         match create_new(&path) {
-            Ok(file) => {
-                let mut writer = CsvWriter::new(file).map_err(|source| CreateError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                writer.write(snapshot).map_err(|source| CreateError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                return Ok(path);
-            }
+            Ok(file) => return Ok((path, file)),
             Err(CreateError::Exists { .. }) => continue,
             Err(e) => return Err(e),
         }
     }
     unreachable!("1.. is endless")
+}
+
+/// Writes `snapshot` to a new file in `dir` named after its time
+/// (`ustat-20261125-033001.csv`, or `...-2.csv` and so on if that exists), and returns its path.
+pub fn snapshot_file(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, CreateError> {
+    let (path, file) = new_file_at(dir, "ustat", "csv", snapshot.taken_at)?;
+    let io = |source| CreateError::Io {
+        path: path.clone(),
+        source,
+    };
+    CsvWriter::new(file)
+        .map_err(io)?
+        .write(snapshot)
+        .map_err(io)?;
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -399,12 +444,21 @@ mod tests {
             total: 10,
             interval_value: 0,
             total_value: 0,
+            timing: None,
+            timing_total: None,
         };
         p.top_methods = vec![
             ranked("Workload.marker", 1000),
             ranked("=evil", 2),
             ranked("Idle.run", 0),
         ];
+        p.top_methods[0].timing = Some(crate::snapshot::Timing {
+            calls: 999,
+            total_ns: 2_500_000,
+            self_ns: 2_000_000,
+            mean_ns: 2_502,
+            p99_ns: 10_007,
+        });
         let mut out = Vec::new();
         MethodsCsvWriter::new(&mut out)
             .unwrap()
@@ -415,9 +469,12 @@ mod tests {
         assert_eq!(lines[0], METHOD_COLUMNS.join(","));
         assert_eq!(
             lines[1],
-            "2025-11-25T03:30:01.123Z,1.002,7,jvm,Workload.marker,1000"
+            "2025-11-25T03:30:01.123Z,1.002,7,jvm,Workload.marker,1000,999,2.500000,2.000000,2.502,10.007"
         );
-        assert_eq!(lines[2], "2025-11-25T03:30:01.123Z,1.002,7,jvm,'=evil,2");
+        assert_eq!(
+            lines[2],
+            "2025-11-25T03:30:01.123Z,1.002,7,jvm,'=evil,2,,,,,"
+        );
         assert_eq!(lines.len(), 3);
     }
 

@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod elf;
 pub mod exit;
 pub mod export;
+pub mod flow;
 pub mod plan;
 pub mod process;
 pub mod sanitize;

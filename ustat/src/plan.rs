@@ -230,6 +230,46 @@ fn plan_function(
     }])
 }
 
+/// The flow probes of `runtime` in the binary at `path`: `flow_entry` at every site of its
+/// method entry probe, `flow_return` at every site of its return probe.
+pub fn plan_flow(runtime: &Runtime, path: &Path) -> Result<Vec<Planned>, String> {
+    let flow = runtime.flow.ok_or_else(|| {
+        format!(
+            "{} has no method probes: its calls cannot be followed",
+            runtime.name
+        )
+    })?;
+    let file = MappedFile::open(path).map_err(|e| format!("{e:#}"))?;
+    let elf = file.elf().map_err(|e| format!("{e:#}"))?;
+    let probes = usdt::probes_in(&elf).ok().flatten().unwrap_or_default();
+    let mut planned = Vec::new();
+    for (point, program) in [
+        (flow.entry, Program::FlowEntry),
+        (flow.exit, Program::FlowReturn),
+    ] {
+        let rule = Rule::new(
+            point,
+            Action::Keyed {
+                category: ustat_common::category::METHOD_TIME,
+                keys: flow.keys,
+                value: Arg::None,
+            },
+        );
+        let mut warnings = Vec::new();
+        let sites = match point {
+            Point::Usdt { provider, name } => {
+                plan_usdt(&probes, provider, name, &rule, path, &mut warnings)
+            }
+            Point::Function { symbol, args } => {
+                plan_function(&elf, symbol, args, false, &rule, path)
+            }
+            Point::Return { symbol, args } => plan_function(&elf, symbol, args, true, &rule, path),
+        }?;
+        planned.extend(sites.into_iter().map(|p| Planned { program, ..p }));
+    }
+    Ok(planned)
+}
+
 #[cfg(test)]
 mod tests {
     use ustat_common::{arg_kind, category, pt_regs};

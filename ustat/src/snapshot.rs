@@ -55,6 +55,25 @@ pub struct Ranked {
     /// Summed value (bytes, for allocations).
     pub interval_value: u64,
     pub total_value: u64,
+    /// A method's timing this interval, where its entry and return probes are attached.
+    pub timing: Option<Timing>,
+    /// The same since they were attached.
+    pub timing_total: Option<Timing>,
+}
+
+/// A method's calls and their times over an interval, from the kernel's shadow stacks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// Calls that returned.
+    pub calls: u64,
+    /// Inclusive time, recursion counted once.
+    pub total_ns: u64,
+    /// Exclusive time.
+    pub self_ns: u64,
+    /// Mean inclusive duration of a call.
+    pub mean_ns: u64,
+    /// 99th percentile of a call's inclusive duration (HdrHistogram, 3 digits).
+    pub p99_ns: u64,
 }
 
 /// A memory pool's usage around this interval's GCs (HotSpot).

@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 
 use hdrhistogram::Histogram;
-use ustat_common::{CountKey, CountValue, HistKey, KeyedKey, SpanTotals, category};
+use ustat_common::{CountKey, CountValue, HistKey, KeyedKey, MethodTotals, SpanTotals, category};
 use ustat_runtimes::Runtime;
 
 use crate::{
-    bpf::Totals,
-    snapshot::{Counters, GcKind, PauseStats, PoolUsage, Ranked},
+    bpf::{FlowTotals, Totals},
+    snapshot::{Counters, GcKind, PauseStats, PoolUsage, Ranked, Timing},
 };
 
 /// How many entries the top lists keep for the dashboard.
@@ -131,12 +131,77 @@ fn top(mut entries: Vec<Ranked>, limit: usize) -> Vec<Ranked> {
 /// The numbers of one process: `now` is its share of the latest reading, `previous` the
 /// whole previous reading (empty at the first interval, so that interval counts everything
 /// since attach).
+/// Method timing from the flow maps: the latest reading and the previous one.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FlowReadings<'a> {
+    pub now: Option<&'a FlowTotals>,
+    pub previous: Option<&'a FlowTotals>,
+}
+
+/// A method's timing over the interval and since attach: its `METHODS` entry and duration
+/// buckets.
+fn timing(
+    pid: u32,
+    hash: u64,
+    now: &PidTotals,
+    previous: &Totals,
+    flow: FlowReadings<'_>,
+) -> Option<(Timing, Timing)> {
+    let key = CountKey {
+        pid,
+        category: category::METHOD_TIME,
+        subkey: hash,
+    };
+    let current = *flow.now?.methods.get(&key)?;
+    let before = flow
+        .previous
+        .and_then(|p| p.methods.get(&key))
+        .copied()
+        .unwrap_or_default();
+    let buckets = || {
+        now.hist
+            .iter()
+            .filter(move |(k, _)| k.category == category::METHOD_TIME && k.subkey == hash)
+    };
+    let p99 = |buckets: Vec<(u64, u64)>| pause_stats(buckets).map_or(0, |s| s.p99_ns);
+    let interval = MethodTotals {
+        calls: current.calls.saturating_sub(before.calls),
+        total_ns: current.total_ns.saturating_sub(before.total_ns),
+        self_ns: current.self_ns.saturating_sub(before.self_ns),
+        sum_ns: current.sum_ns.saturating_sub(before.sum_ns),
+    };
+    let interval_p99 = p99(buckets()
+        .map(|(k, n)| {
+            (
+                k.bucket,
+                n.saturating_sub(previous.hist.get(k).copied().unwrap_or(0)),
+            )
+        })
+        .collect());
+    let total_p99 = p99(buckets().map(|(k, n)| (k.bucket, *n)).collect());
+    Some((
+        timing_of(&interval, interval_p99),
+        timing_of(&current, total_p99),
+    ))
+}
+
+fn timing_of(totals: &MethodTotals, p99_ns: u64) -> Timing {
+    Timing {
+        calls: totals.calls,
+        total_ns: totals.total_ns,
+        self_ns: totals.self_ns,
+        mean_ns: totals.sum_ns.checked_div(totals.calls).unwrap_or(0),
+        p99_ns,
+    }
+}
+
 /// The top lists keep `limit` entries each.
 pub fn compute(
     runtime: &Runtime,
     now: &PidTotals,
     previous: &Totals,
     names: &Names,
+    flow: FlowReadings<'_>,
     limit: usize,
 ) -> Computed {
     let mut out = Computed::default();
@@ -222,13 +287,21 @@ pub fn compute(
                     pool.1 -= i128::from(interval_value);
                 }
             }
-            _ => ranked.entry(key.category).or_default().push(Ranked {
-                name: label(runtime, key, names),
-                interval,
-                total: value.count,
-                interval_value,
-                total_value: value.sum,
-            }),
+            _ => {
+                let timing = (key.category == category::METHOD_CALL)
+                    .then(|| crate::flow::flow_hash(runtime, key))
+                    .flatten()
+                    .and_then(|hash| timing(key.pid, hash, now, previous, flow));
+                ranked.entry(key.category).or_default().push(Ranked {
+                    name: label(runtime, key, names),
+                    interval,
+                    total: value.count,
+                    interval_value,
+                    total_value: value.sum,
+                    timing: timing.map(|(interval, _)| interval),
+                    timing_total: timing.map(|(_, total)| total),
+                })
+            }
         }
     }
     let mut take = |category| top(ranked.remove(&category).unwrap_or_default(), limit);
@@ -323,7 +396,14 @@ mod tests {
     #[test]
     fn the_first_interval_counts_everything_since_attach() {
         let now = reading(3, 7, &[(1, 5)]);
-        let computed = compute(&JVM, &by_pid(&now)[&PID], &Totals::default(), &names(), TOP);
+        let computed = compute(
+            &JVM,
+            &by_pid(&now)[&PID],
+            &Totals::default(),
+            &names(),
+            FlowReadings::default(),
+            TOP,
+        );
         assert_eq!(computed.interval.gc_count, 3);
         assert_eq!(computed.interval.gc_pause_ns, 3_000_000);
         assert_eq!(computed.interval.class_loaded, 7);
@@ -335,7 +415,14 @@ mod tests {
     fn later_intervals_count_the_difference() {
         let before = reading(3, 7, &[(1, 5)]);
         let now = reading(5, 7, &[(1, 9), (2, 4)]);
-        let computed = compute(&JVM, &by_pid(&now)[&PID], &before, &names(), TOP);
+        let computed = compute(
+            &JVM,
+            &by_pid(&now)[&PID],
+            &before,
+            &names(),
+            FlowReadings::default(),
+            TOP,
+        );
         assert_eq!(computed.interval.gc_count, 2);
         assert_eq!(computed.total.gc_count, 5);
         assert_eq!(computed.interval.class_loaded, 0);
@@ -370,7 +457,14 @@ mod tests {
         // A key that shrank (it cannot, but a reused pid could look like it) counts 0.
         let before = reading(9, 9, &[(1, 9)]);
         let now = reading(5, 7, &[(1, 2)]);
-        let computed = compute(&JVM, &by_pid(&now)[&PID], &before, &names(), TOP);
+        let computed = compute(
+            &JVM,
+            &by_pid(&now)[&PID],
+            &before,
+            &names(),
+            FlowReadings::default(),
+            TOP,
+        );
         assert_eq!(computed.interval, Counters::default());
         assert_eq!(computed.pause, None);
     }
@@ -378,7 +472,14 @@ mod tests {
     #[test]
     fn entries_without_names_are_labelled_unknown() {
         let now = reading(0, 0, &[(7, 1)]);
-        let computed = compute(&JVM, &by_pid(&now)[&PID], &Totals::default(), &names(), TOP);
+        let computed = compute(
+            &JVM,
+            &by_pid(&now)[&PID],
+            &Totals::default(),
+            &names(),
+            FlowReadings::default(),
+            TOP,
+        );
         assert_eq!(computed.top_methods[0].name, "?");
     }
 
@@ -423,7 +524,14 @@ mod tests {
                 String::new(),
             ],
         );
-        let computed = compute(&JVM, &by_pid(&now)[&PID], &before, &names, TOP);
+        let computed = compute(
+            &JVM,
+            &by_pid(&now)[&PID],
+            &before,
+            &names,
+            FlowReadings::default(),
+            TOP,
+        );
         assert_eq!(computed.interval.gc_count, 0);
         assert_eq!(
             computed.pools,

@@ -2,6 +2,7 @@
 //! attach cookie, which is the spec's index in `SPECS`.
 
 mod count;
+mod flow;
 mod keyed;
 mod record;
 mod span;

@@ -1,6 +1,7 @@
 //! The loaded eBPF object: its programs, its maps, the spec table, and the attachments.
 
 pub mod attach;
+mod flow;
 mod totals;
 
 use std::{
@@ -14,7 +15,17 @@ use aya::{
     maps::{Array, MapData, RingBuf},
     programs::UProbe,
 };
+pub use flow::FlowTotals;
 pub use totals::{Lost, Totals};
+
+/// Attachments that come and go together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Group {
+    /// Everything the dashboard and CSV need, for as long as ustat runs.
+    Main,
+    /// The method entry and return probes of a flow being watched.
+    Flow,
+}
 use ustat_common::{ProbeSpec, maps};
 
 /// The eBPF object built by `build.rs`.
@@ -33,6 +44,10 @@ pub enum Program {
     SpanEnd,
     /// Counts hits per process, category and key; sends the key's names once.
     Keyed,
+    /// Pushes a call on the thread's shadow stack (and sends it while the flow is watched).
+    FlowEntry,
+    /// Pops it: duration, self time, per-method and per-path totals.
+    FlowReturn,
 }
 
 impl Program {
@@ -43,6 +58,8 @@ impl Program {
             Self::SpanBegin => "span_begin",
             Self::SpanEnd => "span_end",
             Self::Keyed => "keyed",
+            Self::FlowEntry => "flow_entry",
+            Self::FlowReturn => "flow_return",
         }
     }
 }
@@ -81,7 +98,9 @@ pub struct Tracer {
     ebpf: Ebpf,
     pmu: UprobePmu,
     specs: HashMap<ProbeSpec, u32>,
-    links: Vec<Link>,
+    links: Vec<(Group, Link)>,
+    /// Bumped with every flow filter, so the kernel's cached verdicts go stale.
+    flow_generation: u32,
 }
 
 impl Tracer {
@@ -100,6 +119,7 @@ impl Tracer {
             pmu,
             specs: HashMap::new(),
             links: Vec::new(),
+            flow_generation: 0,
         })
     }
 
@@ -160,6 +180,19 @@ impl Tracer {
         spec: &ProbeSpec,
         scope: Scope,
     ) -> Result<(), ProbeAttachError> {
+        self.attach_in(Group::Main, probe, program, point, spec, scope)
+    }
+
+    /// Attaches as `attach` does, in a group that can be detached on its own.
+    pub fn attach_in(
+        &mut self,
+        group: Group,
+        probe: &str,
+        program: Program,
+        point: &ProbePoint,
+        spec: &ProbeSpec,
+        scope: Scope,
+    ) -> Result<(), ProbeAttachError> {
         let error = |source| ProbeAttachError {
             probe: probe.to_string(),
             path: point.path.display().to_string(),
@@ -175,13 +208,54 @@ impl Tracer {
         let pmu = self.pmu;
         let fd = Self::program_fd(&mut self.ebpf, program).map_err(load)?;
         let link = attach::attach(pmu, fd, point, scope, u64::from(id)).map_err(error)?;
-        self.links.push(link);
+        self.links.push((group, link));
         Ok(())
+    }
+
+    /// Detaches the group's attachments.
+    pub fn detach(&mut self, group: Group) {
+        self.links.retain(|(g, _)| *g != group);
+    }
+
+    /// Sends flow events (`events`), for methods whose slot-0 and slot-1 names start with
+    /// these prefixes (empty: any), or only keeps the statistics.
+    pub fn set_flow(
+        &mut self,
+        events: bool,
+        class_prefix: &str,
+        method_prefix: &str,
+    ) -> Result<(), LoadError> {
+        self.flow_generation = self.flow_generation.wrapping_add(1);
+        let config = flow::config(events, self.flow_generation, class_prefix, method_prefix);
+        let mut array: Array<&mut MapData, ustat_common::FlowConfig> = Array::try_from(
+            self.ebpf
+                .map_mut(maps::FLOW_CONFIG)
+                .ok_or_else(|| missing_map(maps::FLOW_CONFIG))?,
+        )
+        .map_err(|e| map_error(maps::FLOW_CONFIG, e))?;
+        array
+            .set(0, config, 0)
+            .map_err(|e| map_error(maps::FLOW_CONFIG, e))
+    }
+
+    /// Per-method timing and call paths, summed over CPUs.
+    pub fn flow_totals(&self) -> Result<flow::FlowTotals, LoadError> {
+        flow::read(&self.ebpf)
+    }
+
+    /// Forgets the shadow stacks of threads that are gone.
+    pub fn forget_threads(&mut self, alive: impl Fn(u32) -> bool) -> Result<(), LoadError> {
+        flow::forget_threads(&mut self.ebpf, alive)
     }
 
     /// How many probe points are attached.
     pub fn attached(&self) -> usize {
         self.links.len()
+    }
+
+    /// How many probe points of a group are attached.
+    pub fn attached_in(&self, group: Group) -> usize {
+        self.links.iter().filter(|(g, _)| *g == group).count()
     }
 
     /// Detaches everything (also done on drop).

@@ -37,7 +37,7 @@ fn per_cpu_map<'a, K: Pod, V: Pod>(
 }
 
 /// Every entry of a per-CPU map, its CPU copies combined by `fold`.
-fn read_per_cpu<K, V>(
+pub(super) fn read_per_cpu<K, V>(
     ebpf: &Ebpf,
     name: &str,
     fold: impl Fn(&mut V, &V),
@@ -98,7 +98,7 @@ pub(super) fn read_lost(ebpf: &Ebpf) -> Result<Lost, LoadError> {
 }
 
 /// Deletes the keys of `pid` from a per-CPU map.
-fn forget<K: Pod + Eq + std::hash::Hash, V: Pod>(
+pub(super) fn forget<K: Pod + Eq + std::hash::Hash, V: Pod>(
     ebpf: &mut Ebpf,
     name: &str,
     is_pid: impl Fn(&K) -> bool,
@@ -122,6 +122,7 @@ pub(super) fn forget_process(ebpf: &mut Ebpf, pid: u32) -> Result<(), LoadError>
     forget::<CountKey, SpanTotals>(ebpf, maps::SPANS, |k| k.pid == pid)?;
     forget::<HistKey, u64>(ebpf, maps::SPAN_HIST, |k| k.pid == pid)?;
     forget::<KeyedKey, CountValue>(ebpf, maps::KEYED, |k| k.pid == pid)?;
+    super::flow::forget_process(ebpf, pid)?;
     // Per-thread span state is keyed by thread id; dead threads' entries age out of the LRU
     // map of open spans, and the depth entry goes when a thread's last span ends.
     Ok(())

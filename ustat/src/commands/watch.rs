@@ -26,12 +26,14 @@ impl WatchArgs {
             selection,
             runtime: self.runtime.map(|r| r.name),
             top,
+            method_times: self.methods.is_some(),
         }
     }
 }
 
 pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     match &args.csv {
+        _ if args.flow => super::flow::run(args),
         Some(path) => run_csv(args, path),
         None => crate::tui::run(args),
     }

@@ -6,6 +6,10 @@ use std::{
     time::Duration,
 };
 
+use super::{
+    flow::{Field, FlowView},
+    keys::Mode,
+};
 use crate::snapshot::{ProcessSnapshot, Snapshot};
 
 /// Columns of the process table, in display order.
@@ -96,22 +100,48 @@ pub enum Action {
     Export,
     TogglePause,
     ToggleHelp,
+    /// Follow the selected process's method calls.
+    OpenFlow,
+    /// In the flow view: fold the call under the cursor.
+    Fold,
+    NextThread,
+    EditClass,
+    EditMethod,
+    Slower,
+    Faster,
+    ExportFolded,
+    /// Typing a filter.
+    Type(char),
+    Erase,
+    Commit,
     None,
 }
 
 /// What the event loop must do after an action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     None,
     Quit,
     /// Write the current snapshot to a CSV file and report its path with `exported`.
     Export,
+    /// Start following this process's calls (then `flow_opened`).
+    OpenFlow(u32),
+    /// Stop following.
+    CloseFlow,
+    /// Tell the kernel the flow filter changed.
+    FilterFlow {
+        class: String,
+        method: String,
+    },
+    /// Write this process's call tree as folded stacks (then `flow_status`).
+    ExportFolded(u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
     Table,
     Detail,
+    Flow,
 }
 
 /// How many intervals of history the detail charts keep.
@@ -167,6 +197,10 @@ pub struct App {
     pub scope: String,
     /// Rows a page moves (set by drawing, from the table's height).
     pub page: usize,
+    /// The flow being watched, in the flow view.
+    pub flow: Option<FlowView>,
+    /// Leaving the flow view quits (`ustat --flow`).
+    pub flow_only: bool,
 }
 
 impl App {
@@ -186,6 +220,35 @@ impl App {
             interval,
             scope,
             page: 10,
+            flow: None,
+            flow_only: false,
+        }
+    }
+
+    /// What the keys act on now.
+    pub fn mode(&self) -> Mode {
+        match (&self.flow, self.view) {
+            (Some(flow), View::Flow) if flow.editing.is_some() => Mode::Typing,
+            (Some(_), View::Flow) => Mode::Flow,
+            _ => Mode::Dashboard,
+        }
+    }
+
+    /// The flow the loop opened (for `Effect::OpenFlow`), or why it could not.
+    pub fn flow_opened(&mut self, result: Result<FlowView, String>) {
+        match result {
+            Ok(flow) => {
+                self.flow = Some(flow);
+                self.view = View::Flow;
+            }
+            Err(e) => self.status = Some(format!("cannot follow the calls: {e}")),
+        }
+    }
+
+    /// A line for the flow view (where the folded stacks went).
+    pub fn flow_status(&mut self, status: String) {
+        if let Some(flow) = &mut self.flow {
+            flow.status = Some(status);
         }
     }
 
@@ -264,6 +327,9 @@ impl App {
 
     pub fn update(&mut self, action: Action) -> Effect {
         self.status = None;
+        if self.view == View::Flow && !self.help {
+            return self.update_flow(action);
+        }
         if self.help {
             match action {
                 Action::Quit => return Effect::Quit,
@@ -280,11 +346,7 @@ impl App {
             Action::PageDown => self.move_selection(self.page as isize),
             Action::First => self.move_selection(isize::MIN / 2),
             Action::Last => self.move_selection(isize::MAX / 2),
-            Action::OpenDetail => {
-                if self.selected_process().is_some() {
-                    self.view = View::Detail;
-                }
-            }
+            Action::OpenDetail if self.selected_process().is_some() => self.view = View::Detail,
             Action::Back => self.view = View::Table,
             Action::NextSort => {
                 self.sort = self.sort.next();
@@ -318,7 +380,68 @@ impl App {
                 }
             }
             Action::ToggleHelp => self.help = true,
-            Action::None => {}
+            Action::OpenFlow => {
+                if let Some(pid) = self.selected {
+                    return Effect::OpenFlow(pid);
+                }
+            }
+            _ => {}
+        }
+        Effect::None
+    }
+
+    fn update_flow(&mut self, action: Action) -> Effect {
+        let Some(flow) = &mut self.flow else {
+            self.view = View::Table;
+            return Effect::None;
+        };
+        flow.status = None;
+        if let Some((_, text)) = &mut flow.editing {
+            match action {
+                Action::Type(c) if !c.is_control() && text.len() < ustat_common::PREFIX_LEN => {
+                    text.push(c)
+                }
+                Action::Erase => {
+                    text.pop();
+                }
+                Action::Back => flow.editing = None,
+                Action::Commit if flow.commit_edit() => {
+                    return Effect::FilterFlow {
+                        class: flow.class_prefix.clone(),
+                        method: flow.method_prefix.clone(),
+                    };
+                }
+                Action::Quit => return Effect::Quit,
+                _ => {}
+            }
+            return Effect::None;
+        }
+        match action {
+            Action::Quit => return Effect::Quit,
+            Action::Back => {
+                if self.flow_only {
+                    return Effect::Quit;
+                }
+                self.flow = None;
+                self.view = View::Detail;
+                return Effect::CloseFlow;
+            }
+            Action::Up => flow.move_cursor(-1),
+            Action::Down => flow.move_cursor(1),
+            Action::PageUp => flow.move_cursor(-(self.page as isize)),
+            Action::PageDown => flow.move_cursor(self.page as isize),
+            Action::First => flow.move_cursor(isize::MIN / 2),
+            Action::Last => flow.follow_newest(),
+            Action::Fold => flow.toggle_fold(),
+            Action::NextThread => flow.next_thread(),
+            Action::EditClass => flow.editing = Some((Field::Class, flow.class_prefix.clone())),
+            Action::EditMethod => flow.editing = Some((Field::Method, flow.method_prefix.clone())),
+            Action::Slower => flow.slower(),
+            Action::Faster => flow.faster(),
+            Action::TogglePause => flow.toggle_pause(),
+            Action::ExportFolded => return Effect::ExportFolded(flow.pid),
+            Action::ToggleHelp => self.help = true,
+            _ => {}
         }
         Effect::None
     }

@@ -12,7 +12,7 @@ use ustat_common::category;
 use super::{
     app::{App, Column, View},
     format,
-    keys::HELP,
+    keys::{FLOW_HELP, HELP},
 };
 use crate::snapshot::{ProcessSnapshot, Ranked};
 
@@ -43,11 +43,17 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
             Some(process) => draw_detail(frame, body, app, process),
             None => draw_table(frame, body, app),
         },
+        View::Flow => super::flow_ui::draw(frame, body, app),
     }
     draw_notice(frame, notice, app);
     draw_footer(frame, footer, app);
     if app.help {
-        draw_help(frame, area);
+        let help = if app.view == View::Flow {
+            FLOW_HELP
+        } else {
+            HELP
+        };
+        draw_help(frame, area, help);
     }
 }
 
@@ -146,6 +152,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
             ("s", "sort"),
             ("r", "runtime"),
             ("e", "export"),
+            ("f", "flow"),
             ("␣", "pause"),
         ],
         View::Detail => &[
@@ -154,6 +161,19 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
             ("Esc", "back"),
             ("↑↓", "other process"),
             ("e", "export"),
+            ("f", "flow"),
+            ("␣", "pause"),
+        ],
+        View::Flow => &[
+            ("q", "quit"),
+            ("?", "help"),
+            ("Esc", "back"),
+            ("↑↓", "move"),
+            ("End", "follow"),
+            ("z", "fold"),
+            ("t", "thread"),
+            ("/ m", "filter"),
+            ("x", "folded"),
             ("␣", "pause"),
         ],
     };
@@ -565,16 +585,16 @@ fn draw_ranked(
     frame.render_widget(table, area);
 }
 
-fn draw_help(frame: &mut Frame, area: Rect) {
-    let width = 72.min(area.width);
-    let height = (HELP.len() as u16 + 4).min(area.height);
+fn draw_help(frame: &mut Frame, area: Rect, help: &[(&str, &str)]) {
+    let width = 76.min(area.width);
+    let height = (help.len() as u16 + 4).min(area.height);
     let popup = Rect {
         x: area.x + (area.width - width) / 2,
         y: area.y + (area.height - height) / 2,
         width,
         height,
     };
-    let lines: Vec<Line> = HELP
+    let lines: Vec<Line> = help
         .iter()
         .map(|(keys, what)| {
             Line::from(vec![
@@ -615,6 +635,8 @@ mod tests {
             total,
             interval_value: bytes,
             total_value: bytes * 10,
+            timing: None,
+            timing_total: None,
         }
     }
 
@@ -769,6 +791,79 @@ mod tests {
         insta::assert_snapshot!(render(&mut app, 110, 30).backend());
     }
 
+    /// The flow view after a() -> b, b and a recursive d(), with per-method timing.
+    fn flow_app() -> App {
+        use crate::{
+            flow::{FlowLine, Kind},
+            snapshot::Timing,
+            tui::flow::FlowView,
+        };
+        let mut app = busy_app();
+        let mut view = FlowView::new(4242, "java (PID 4242, jvm)".into());
+        let calls = [
+            (Kind::Entry, 0, 1, 0),
+            (Kind::Entry, 1, 2, 0),
+            (Kind::Return, 1, 2, 4_000),
+            (Kind::Entry, 1, 2, 0),
+            (Kind::Return, 1, 2, 2_500_000),
+            (Kind::Return, 0, 1, 2_600_000),
+            (Kind::Entry, 0, 3, 0),
+            (Kind::Entry, 1, 3, 0),
+            (Kind::Return, 1, 3, 2_000),
+            (Kind::Unwound, 0, 3, 9_000),
+        ];
+        view.push(
+            calls
+                .iter()
+                .enumerate()
+                .map(|(i, &(kind, depth, method, duration_ns))| FlowLine {
+                    seq: i as u64,
+                    ts_ns: 1_000_000_000 + i as u64 * 1_500,
+                    pid: 4242,
+                    tid: 4243,
+                    kind,
+                    depth,
+                    method,
+                    duration_ns,
+                })
+                .collect(),
+        );
+        for (method, name) in [(1, "Tree.a"), (2, "Tree.b"), (3, "Tree.d")] {
+            view.labels.insert(method, name.into());
+        }
+        app.selected = Some(4242);
+        app.flow_opened(Ok(view));
+        if let Some(snapshot) = &mut app.snapshot {
+            let timing = Timing {
+                calls: 2,
+                total_ns: 2_504_000,
+                self_ns: 2_504_000,
+                mean_ns: 1_252_000,
+                p99_ns: 2_500_000,
+            };
+            snapshot.processes[0].top_methods[0].timing_total = Some(timing);
+        }
+        app
+    }
+
+    #[test]
+    fn flow_view() {
+        let mut app = flow_app();
+        insta::assert_snapshot!(render(&mut app, 100, 24).backend());
+    }
+
+    #[test]
+    fn flow_view_folded_and_filtering() {
+        let mut app = flow_app();
+        app.update(Action::First);
+        app.update(Action::Fold);
+        app.update(Action::EditClass);
+        for c in "Tree".chars() {
+            app.update(Action::Type(c));
+        }
+        insta::assert_snapshot!(render(&mut app, 100, 24).backend());
+    }
+
     #[test]
     fn help_overlay() {
         let mut app = busy_app();
@@ -794,8 +889,17 @@ mod tests {
 
     #[test]
     fn no_size_panics() {
-        for view in [Action::Back, Action::OpenDetail, Action::ToggleHelp] {
-            let mut app = busy_app();
+        for view in [
+            Action::Back,
+            Action::OpenDetail,
+            Action::ToggleHelp,
+            Action::OpenFlow,
+        ] {
+            let mut app = if view == Action::OpenFlow {
+                flow_app()
+            } else {
+                busy_app()
+            };
             app.update(view);
             for width in (0..130).step_by(13) {
                 for height in (0..45).step_by(5) {

@@ -1,6 +1,8 @@
 //! The kernel as a `Source`: finds runtime processes, attaches each runtime binary once,
 //! reads the aggregation maps every interval, and turns them into snapshots.
 
+mod flow;
+
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     time::{Instant, SystemTime},
@@ -11,7 +13,7 @@ use ustat_common::{EventHeader, NameEvent, event_kind};
 use ustat_runtimes::{Missing, ProcessFacts};
 
 use crate::{
-    bpf::{Program, Scope, Totals, Tracer},
+    bpf::{Group, Program, Scope, Totals, Tracer},
     discovery::{self, Discovery, Found},
     plan,
     process::{self, ProcessError},
@@ -37,6 +39,8 @@ pub struct Options {
     pub runtime: Option<&'static str>,
     /// Entries kept in each top list (methods, allocations).
     pub top: usize,
+    /// Also attach every process's method entry and return probes, for per-method timing.
+    pub method_times: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +85,7 @@ pub struct KernelSource {
     names: Names,
     last_poll: Instant,
     warnings: Vec<String>,
+    flow: flow::FlowState,
 }
 
 /// Environment variables runtimes read options from.
@@ -103,6 +108,10 @@ impl KernelSource {
             Program::Keyed,
         ] {
             tracer.load_program(program)?;
+        }
+        if options.method_times {
+            tracer.load_program(Program::FlowEntry)?;
+            tracer.load_program(Program::FlowReturn)?;
         }
         if let Selection::Pids(pids) = &options.selection {
             for &pid in pids {
@@ -132,6 +141,7 @@ impl KernelSource {
             names: Names::new(),
             last_poll: Instant::now(),
             warnings: Vec::new(),
+            flow: flow::FlowState::default(),
         };
         source.discover();
         source.last_poll = Instant::now();
@@ -245,6 +255,9 @@ impl KernelSource {
                     .filter(|f| plan.resolved.contains(&f.name))
                     .flat_map(|f| f.categories.iter().copied())
                     .collect();
+                if self.options.method_times {
+                    self.attach_flow(found, Group::Main, scope);
+                }
                 Coverage {
                     resolved: plan.resolved,
                     traced,
@@ -262,6 +275,7 @@ impl KernelSource {
 
     /// Takes the names the kernel sent for new keys.
     fn drain_events(&mut self) {
+        let mut names = Vec::new();
         while let Some(item) = self.events.next() {
             let bytes: &[u8] = &item;
             if bytes.len() < size_of::<EventHeader>() {
@@ -272,12 +286,17 @@ impl KernelSource {
             if header.kind == event_kind::NAMES && bytes.len() >= size_of::<NameEvent>() {
                 // SAFETY: long enough for the whole event.
                 let event: NameEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-                let names = std::array::from_fn(|slot| {
+                let text: [String; 3] = std::array::from_fn(|slot| {
                     let len = usize::from(event.lens[slot]).min(event.names[slot].len());
                     sanitize::text(&String::from_utf8_lossy(&event.names[slot][..len]))
                 });
-                self.names.insert(event.key, names);
+                names.push((event.key, text));
+            } else if header.kind == event_kind::FLOW {
+                self.flow.receive(bytes);
             }
+        }
+        for (key, text) in names {
+            self.remember_names(key, text);
         }
     }
 
@@ -293,6 +312,7 @@ impl KernelSource {
             now,
             &self.previous,
             &self.names,
+            self.flow.readings(),
             self.options.top,
         );
         let threads = if exited {
@@ -331,6 +351,7 @@ impl Source for KernelSource {
     fn poll(&mut self) -> anyhow::Result<Snapshot> {
         let gone = self.discover();
         let totals = self.tracer.totals()?;
+        self.read_flow_totals()?;
         self.drain_events();
         let now = Instant::now();
         let interval = now - self.last_poll;
@@ -353,6 +374,7 @@ impl Source for KernelSource {
             let pid = tracked.found.pid;
             self.tracer.forget_process(pid)?;
             self.names.retain(|key, _| key.pid != pid);
+            self.flow.forget_process(pid);
         }
         let mut totals = totals;
         for tracked in &gone {
@@ -363,6 +385,7 @@ impl Source for KernelSource {
             totals.keyed.retain(|k, _| k.pid != pid);
         }
         self.previous = totals;
+        self.flow.end_interval();
         Ok(Snapshot {
             taken_at: SystemTime::now(),
             interval,

@@ -1,0 +1,109 @@
+//! The flow maps: per-method timing, call paths, the flow config, the shadow stacks.
+
+use std::collections::HashMap;
+
+use aya::{
+    Ebpf,
+    maps::{HashMap as AyaHashMap, MapData},
+};
+use ustat_common::{CountKey, FlowConfig, MethodTotals, PREFIX_LEN, PathTotals, ThreadStack, maps};
+
+use super::{
+    LoadError, map_error, missing_map,
+    totals::{forget, read_per_cpu},
+};
+
+/// Cumulative per-method timing and per-path counts, by key (subkey: method or path hash).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FlowTotals {
+    pub methods: HashMap<CountKey, MethodTotals>,
+    pub paths: HashMap<CountKey, PathTotals>,
+}
+
+/// The config entry; prefixes longer than the kernel compares are cut.
+pub(super) fn config(events: bool, generation: u32, class: &str, method: &str) -> FlowConfig {
+    let mut config = FlowConfig {
+        events: u32::from(events),
+        generation,
+        class_len: 0,
+        method_len: 0,
+        class_prefix: [0; PREFIX_LEN],
+        method_prefix: [0; PREFIX_LEN],
+    };
+    let class = &class.as_bytes()[..class.len().min(PREFIX_LEN)];
+    let method = &method.as_bytes()[..method.len().min(PREFIX_LEN)];
+    config.class_prefix[..class.len()].copy_from_slice(class);
+    config.method_prefix[..method.len()].copy_from_slice(method);
+    config.class_len = class.len() as u32;
+    config.method_len = method.len() as u32;
+    config
+}
+
+pub(super) fn read(ebpf: &Ebpf) -> Result<FlowTotals, LoadError> {
+    Ok(FlowTotals {
+        methods: read_per_cpu(
+            ebpf,
+            maps::METHODS,
+            |t: &mut MethodTotals, v: &MethodTotals| {
+                t.calls += v.calls;
+                t.total_ns += v.total_ns;
+                t.self_ns += v.self_ns;
+                t.sum_ns += v.sum_ns;
+            },
+        )?,
+        paths: read_per_cpu(ebpf, maps::PATHS, |t: &mut PathTotals, v: &PathTotals| {
+            t.calls += v.calls;
+            t.self_ns += v.self_ns;
+            // Every CPU's copy names the same parent and method; take them from any.
+            if v.calls > 0 {
+                t.parent = v.parent;
+                t.method = v.method;
+            }
+        })?,
+    })
+}
+
+pub(super) fn forget_process(ebpf: &mut Ebpf, pid: u32) -> Result<(), LoadError> {
+    forget::<CountKey, MethodTotals>(ebpf, maps::METHODS, |k| k.pid == pid)?;
+    forget::<CountKey, PathTotals>(ebpf, maps::PATHS, |k| k.pid == pid)
+}
+
+pub(super) fn forget_threads(
+    ebpf: &mut Ebpf,
+    alive: impl Fn(u32) -> bool,
+) -> Result<(), LoadError> {
+    let map = ebpf
+        .map_mut(maps::STACKS)
+        .ok_or_else(|| missing_map(maps::STACKS))?;
+    let mut stacks: AyaHashMap<&mut MapData, u32, ThreadStack> =
+        AyaHashMap::try_from(map).map_err(|e| map_error(maps::STACKS, e))?;
+    let dead: Vec<u32> = stacks
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|tid| !alive(*tid))
+        .collect();
+    for tid in dead {
+        let _ = stacks.remove(&tid);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_copied_and_cut() {
+        let c = config(true, 7, "java/util", "");
+        assert_eq!(
+            (c.events, c.generation, c.class_len, c.method_len),
+            (1, 7, 9, 0)
+        );
+        assert_eq!(&c.class_prefix[..9], b"java/util");
+        let long = "x".repeat(100);
+        assert_eq!(
+            config(false, 0, &long, &long).class_len as usize,
+            PREFIX_LEN
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! The flow side of `KernelSource`: watching one process's method calls, the event stream,
+//! method names by hash, per-method timing, folded stacks.
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use ustat_common::{KeyedKey, category};
+
+use super::KernelSource;
+use crate::{
+    bpf::{FlowTotals, Group, Program, Scope},
+    discovery::Found,
+    flow::{self, FlowLine},
+    plan, sanitize,
+    stats::FlowReadings,
+};
+
+/// Lines kept between two `take_flow` calls; beyond, the oldest go (and are counted).
+const MAX_PENDING: usize = 1 << 20;
+
+#[derive(Debug, Default)]
+pub(super) struct FlowState {
+    /// The process whose calls are being watched.
+    watched: Option<u32>,
+    pending: Vec<FlowLine>,
+    seq: u64,
+    /// Lines dropped because nobody took them in time.
+    overflow: u64,
+    /// Method names by (pid, method hash).
+    labels: HashMap<(u32, u64), String>,
+    /// Whether any flow programs are attached (so the flow maps are worth reading).
+    attached: bool,
+    now: Option<FlowTotals>,
+    previous: Option<FlowTotals>,
+}
+
+impl FlowState {
+    pub(super) fn receive(&mut self, bytes: &[u8]) {
+        let Some(line) = flow::decode(bytes, self.seq) else {
+            return;
+        };
+        if self.watched != Some(line.pid) {
+            return;
+        }
+        self.seq += 1;
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.remove(0);
+            self.overflow += 1;
+        }
+        self.pending.push(line);
+    }
+
+    pub(super) fn readings(&self) -> FlowReadings<'_> {
+        FlowReadings {
+            now: self.now.as_ref(),
+            previous: self.previous.as_ref(),
+        }
+    }
+
+    pub(super) fn end_interval(&mut self) {
+        if let Some(now) = self.now.take() {
+            self.previous = Some(now);
+        }
+    }
+
+    pub(super) fn forget_process(&mut self, pid: u32) {
+        self.labels.retain(|(p, _), _| *p != pid);
+    }
+}
+
+impl KernelSource {
+    /// Keeps a key's names, and for a method also its label by flow hash.
+    pub(super) fn remember_names(&mut self, key: KeyedKey, names: [String; 3]) {
+        if key.category == category::METHOD_CALL
+            && let Some(tracked) = self.tracked.get(&key.pid)
+        {
+            let runtime = tracked.found.runtime;
+            if let Some(hash) = flow::flow_hash(runtime, &key) {
+                let [a, b, c] = &names;
+                let label = (runtime.key_label)(key.category, [a, b, c], key.keys);
+                self.flow.labels.insert((key.pid, hash), label);
+            }
+        }
+        self.names.insert(key, names);
+    }
+
+    /// Reads the flow maps, if any flow programs are attached.
+    pub(super) fn read_flow_totals(&mut self) -> anyhow::Result<()> {
+        if self.flow.attached {
+            self.flow.now = Some(self.tracer.flow_totals()?);
+            let alive = |tid: u32| std::path::Path::new(&format!("/proc/{tid}")).exists();
+            self.tracer.forget_threads(alive)?;
+        }
+        Ok(())
+    }
+
+    /// Attaches the flow programs for `found`'s runtime; returns how many sites took.
+    pub(super) fn attach_flow(&mut self, found: &Found, group: Group, scope: Scope) -> usize {
+        let planned = match plan::plan_flow(found.runtime, &found.binary.host_path) {
+            Ok(planned) => planned,
+            Err(e) => {
+                self.warnings.push(sanitize::text(&e));
+                return 0;
+            }
+        };
+        let mut attached = 0;
+        for p in &planned {
+            match self
+                .tracer
+                .attach_in(group, &p.probe, p.program, &p.point, &p.spec, scope)
+            {
+                Ok(()) => attached += 1,
+                Err(e) => self
+                    .warnings
+                    .push(sanitize::text(&format!("{:#}", anyhow::Error::from(e)))),
+            }
+        }
+        self.flow.attached |= attached > 0;
+        attached
+    }
+
+    /// Starts sending `pid`'s method entries and returns (see `take_flow`).
+    pub fn watch_flow(&mut self, pid: u32) -> anyhow::Result<()> {
+        self.unwatch_flow()?;
+        let found = self
+            .tracked
+            .get(&pid)
+            .map(|t| t.found.clone())
+            .with_context(|| format!("process {pid} is not traced"))?;
+        if found.runtime.flow.is_none() {
+            anyhow::bail!(
+                "{} has no method probes: its calls cannot be followed",
+                found.runtime.name
+            );
+        }
+        // With --methods the probes are attached already; twice would push every call twice.
+        if !self.options.method_times {
+            self.tracer.load_program(Program::FlowEntry)?;
+            self.tracer.load_program(Program::FlowReturn)?;
+            if self.attach_flow(&found, Group::Flow, Scope::Process(pid)) == 0 {
+                anyhow::bail!("no method probe of process {pid} could be attached");
+            }
+        }
+        self.tracer.set_flow(true, "", "")?;
+        self.flow.watched = Some(pid);
+        Ok(())
+    }
+
+    /// Sends only calls whose class (or file) and method (or function) start with these.
+    pub fn filter_flow(&mut self, class: &str, method: &str) -> anyhow::Result<()> {
+        let Some(pid) = self.flow.watched else {
+            return Ok(());
+        };
+        let class = match self.tracked.get(&pid).and_then(|t| t.found.runtime.flow) {
+            Some(flow) => (flow.class_prefix)(class),
+            None => class.to_string(),
+        };
+        self.tracer.set_flow(true, &class, method)?;
+        Ok(())
+    }
+
+    /// Stops watching; the method probes go unless --methods needs them.
+    pub fn unwatch_flow(&mut self) -> anyhow::Result<()> {
+        if self.flow.watched.take().is_some() {
+            self.tracer.set_flow(false, "", "")?;
+            if !self.options.method_times {
+                self.tracer.detach(Group::Flow);
+            }
+        }
+        self.flow.pending.clear();
+        Ok(())
+    }
+
+    /// Reads what the kernel sent since the last call (names, flow events) without waiting.
+    pub fn pump(&mut self) {
+        self.drain_events();
+    }
+
+    /// The watched process's entries and returns since the last call, in order.
+    pub fn take_flow(&mut self) -> Vec<FlowLine> {
+        std::mem::take(&mut self.flow.pending)
+    }
+
+    /// Flow events lost so far: the ring buffer was full, or nobody took them in time.
+    pub fn flow_dropped(&self) -> anyhow::Result<u64> {
+        Ok(self.tracer.lost()?.ring_full + self.flow.overflow)
+    }
+
+    /// A method's name, from its flow hash.
+    pub fn method_label(&self, pid: u32, method: u64) -> String {
+        self.flow
+            .labels
+            .get(&(pid, method))
+            .cloned()
+            .unwrap_or_else(|| "?".to_string())
+    }
+
+    /// `pid`'s call tree as folded stacks (`a;b;c calls`).
+    pub fn folded(&mut self, pid: u32) -> anyhow::Result<Vec<String>> {
+        self.drain_events();
+        let totals = self.tracer.flow_totals()?;
+        Ok(flow::folded(&totals.paths, pid, |m| {
+            self.method_label(pid, m)
+        }))
+    }
+}

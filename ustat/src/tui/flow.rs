@@ -1,0 +1,334 @@
+//! The flow view's state: the calls received, which thread is shown, what is folded, the
+//! slow-call threshold, the name filter being typed. No I/O: the loop feeds it lines and
+//! names and carries out the effects it returns.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use crate::flow::{FlowLine, Kind};
+
+/// Lines kept; older ones go first.
+pub const KEEP: usize = 100_000;
+
+/// Which filter field is being typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Class,
+    Method,
+}
+
+#[derive(Debug)]
+pub struct FlowView {
+    pub pid: u32,
+    /// `java (PID 1234, jvm)`
+    pub title: String,
+    lines: VecDeque<FlowLine>,
+    /// Method names by hash.
+    pub labels: HashMap<u64, String>,
+    /// Threads seen, for cycling with `t`.
+    pub threads: BTreeSet<u32>,
+    /// Only this thread, when set.
+    pub thread: Option<u32>,
+    /// Entry lines (by seq) whose subtree is folded.
+    pub folded: HashSet<u64>,
+    /// Returns at least this slow are highlighted.
+    pub slow_ns: u64,
+    /// While paused, new lines wait here.
+    pub paused: bool,
+    waiting: Vec<FlowLine>,
+    /// Follow the newest line; moving the cursor stops following.
+    pub follow: bool,
+    /// The selected line, as an index into `visible()`.
+    pub cursor: usize,
+    pub class_prefix: String,
+    pub method_prefix: String,
+    /// The field being typed, and what has been typed.
+    pub editing: Option<(Field, String)>,
+    pub received: u64,
+    /// Events the kernel could not deliver, or that came too fast to keep.
+    pub dropped: u64,
+    /// A line for the user (the folded stacks' file).
+    pub status: Option<String>,
+}
+
+impl FlowView {
+    pub fn new(pid: u32, title: String) -> Self {
+        Self {
+            pid,
+            title,
+            lines: VecDeque::new(),
+            labels: HashMap::new(),
+            threads: BTreeSet::new(),
+            thread: None,
+            folded: HashSet::new(),
+            slow_ns: 1_000_000,
+            paused: false,
+            waiting: Vec::new(),
+            follow: true,
+            cursor: 0,
+            class_prefix: String::new(),
+            method_prefix: String::new(),
+            editing: None,
+            received: 0,
+            dropped: 0,
+            status: None,
+        }
+    }
+
+    /// Takes new lines (kept aside while paused).
+    pub fn push(&mut self, lines: Vec<FlowLine>) {
+        self.received += lines.len() as u64;
+        if self.paused {
+            self.waiting.extend(lines);
+            // Pausing must not grow memory without bound: the oldest waiting lines go.
+            if self.waiting.len() > KEEP {
+                let extra = self.waiting.len() - KEEP;
+                self.waiting.drain(..extra);
+            }
+            return;
+        }
+        self.append(lines);
+    }
+
+    fn append(&mut self, lines: Vec<FlowLine>) {
+        for line in lines {
+            self.threads.insert(line.tid);
+            self.lines.push_back(line);
+        }
+        while self.lines.len() > KEEP {
+            if let Some(old) = self.lines.pop_front() {
+                self.folded.remove(&old.seq);
+            }
+        }
+    }
+
+    pub fn toggle_pause(&mut self) {
+        self.paused = !self.paused;
+        if !self.paused {
+            let waiting = std::mem::take(&mut self.waiting);
+            self.append(waiting);
+        }
+    }
+
+    /// Methods named in the lines that have no name yet.
+    pub fn unnamed(&self) -> BTreeSet<u64> {
+        self.lines
+            .iter()
+            .map(|l| l.method)
+            .filter(|m| self.labels.get(m).is_none_or(|l| l == "?"))
+            .collect()
+    }
+
+    pub fn label(&self, method: u64) -> &str {
+        self.labels.get(&method).map_or("?", String::as_str)
+    }
+
+    /// The lines shown: of the chosen thread, without the insides of folded calls.
+    pub fn visible(&self) -> Vec<&FlowLine> {
+        let mut shown = Vec::new();
+        // Per thread, the depth of the folded call being skipped.
+        let mut skipping: HashMap<u32, u32> = HashMap::new();
+        for line in &self.lines {
+            if self.thread.is_some_and(|t| t != line.tid) {
+                continue;
+            }
+            if let Some(&depth) = skipping.get(&line.tid) {
+                if line.depth > depth {
+                    continue;
+                }
+                // The folded call's own return (or a shallower line) ends the fold.
+                skipping.remove(&line.tid);
+                if line.depth == depth && line.kind != Kind::Entry {
+                    shown.push(line);
+                    continue;
+                }
+            }
+            if line.kind == Kind::Entry && self.folded.contains(&line.seq) {
+                skipping.insert(line.tid, line.depth);
+            }
+            shown.push(line);
+        }
+        shown
+    }
+
+    /// Keeps the cursor on a line, on the newest one while following.
+    pub fn clamp_cursor(&mut self, visible: usize) {
+        if self.follow || self.cursor >= visible {
+            self.cursor = visible.saturating_sub(1);
+        }
+    }
+
+    pub fn move_cursor(&mut self, delta: isize) {
+        let visible = self.visible().len();
+        if visible == 0 {
+            return;
+        }
+        let target = (self.cursor as isize + delta).clamp(0, visible as isize - 1) as usize;
+        self.cursor = target;
+        self.follow = target == visible - 1 && delta > 0;
+    }
+
+    pub fn follow_newest(&mut self) {
+        self.follow = true;
+        self.cursor = self.visible().len().saturating_sub(1);
+    }
+
+    /// Folds or unfolds the call whose entry is under the cursor.
+    pub fn toggle_fold(&mut self) {
+        let Some(line) = self.visible().get(self.cursor).map(|l| (l.seq, l.kind)) else {
+            return;
+        };
+        if line.1 == Kind::Entry && !self.folded.remove(&line.0) {
+            self.folded.insert(line.0);
+        }
+    }
+
+    /// Shows one thread, the next, ... then all again.
+    pub fn next_thread(&mut self) {
+        self.thread = match self.thread {
+            None => self.threads.iter().next().copied(),
+            Some(current) => self.threads.range(current + 1..).next().copied(),
+        };
+        self.follow_newest();
+    }
+
+    pub fn slower(&mut self) {
+        self.slow_ns = self.slow_ns.saturating_mul(2);
+    }
+
+    pub fn faster(&mut self) {
+        self.slow_ns = (self.slow_ns / 2).max(1_000);
+    }
+
+    /// Ends typing a filter; returns whether the filter changed (the kernel must know).
+    pub fn commit_edit(&mut self) -> bool {
+        let Some((field, text)) = self.editing.take() else {
+            return false;
+        };
+        let slot = match field {
+            Field::Class => &mut self.class_prefix,
+            Field::Method => &mut self.method_prefix,
+        };
+        let changed = *slot != text;
+        *slot = text;
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(seq: u64, tid: u32, kind: Kind, depth: u32, method: u64) -> FlowLine {
+        FlowLine {
+            seq,
+            ts_ns: seq * 10,
+            pid: 1,
+            tid,
+            kind,
+            depth,
+            method,
+            duration_ns: 5,
+        }
+    }
+
+    /// a(b, b) on thread 7, interleaved with x() on thread 8.
+    fn view() -> FlowView {
+        let mut view = FlowView::new(1, "java".into());
+        view.push(vec![
+            line(0, 7, Kind::Entry, 0, 1),
+            line(1, 7, Kind::Entry, 1, 2),
+            line(2, 8, Kind::Entry, 0, 9),
+            line(3, 7, Kind::Return, 1, 2),
+            line(4, 7, Kind::Entry, 1, 2),
+            line(5, 8, Kind::Return, 0, 9),
+            line(6, 7, Kind::Return, 1, 2),
+            line(7, 7, Kind::Return, 0, 1),
+        ]);
+        view
+    }
+
+    fn seqs(view: &FlowView) -> Vec<u64> {
+        view.visible().iter().map(|l| l.seq).collect()
+    }
+
+    #[test]
+    fn threads_filter_and_cycle() {
+        let mut view = view();
+        assert_eq!(seqs(&view).len(), 8);
+        view.next_thread();
+        assert_eq!(view.thread, Some(7));
+        assert_eq!(seqs(&view), [0, 1, 3, 4, 6, 7]);
+        view.next_thread();
+        assert_eq!(seqs(&view), [2, 5]);
+        view.next_thread();
+        assert_eq!(view.thread, None);
+    }
+
+    #[test]
+    fn folding_hides_a_calls_inside_but_not_other_threads() {
+        let mut view = view();
+        view.follow = false;
+        view.cursor = 0;
+        view.toggle_fold();
+        assert_eq!(seqs(&view), [0, 2, 5, 7]);
+        view.toggle_fold();
+        assert_eq!(seqs(&view).len(), 8);
+        // Only entries fold.
+        view.cursor = 3;
+        view.toggle_fold();
+        assert!(view.folded.is_empty());
+    }
+
+    #[test]
+    fn pause_holds_lines_back_until_resumed() {
+        let mut view = view();
+        view.toggle_pause();
+        view.push(vec![line(8, 7, Kind::Entry, 0, 3)]);
+        assert_eq!(seqs(&view).len(), 8);
+        view.toggle_pause();
+        assert_eq!(seqs(&view).len(), 9);
+        assert_eq!(view.received, 9);
+    }
+
+    #[test]
+    fn the_cursor_follows_until_moved() {
+        let mut view = view();
+        view.clamp_cursor(8);
+        assert_eq!(view.cursor, 7);
+        view.move_cursor(-3);
+        assert!(!view.follow);
+        assert_eq!(view.cursor, 4);
+        view.push(vec![line(8, 7, Kind::Entry, 0, 3)]);
+        view.clamp_cursor(9);
+        assert_eq!(view.cursor, 4, "scrolled back: stays");
+        view.follow_newest();
+        assert_eq!(view.cursor, 8);
+    }
+
+    #[test]
+    fn editing_a_filter() {
+        let mut view = view();
+        view.editing = Some((Field::Class, "java.util".into()));
+        assert!(view.commit_edit());
+        assert_eq!(view.class_prefix, "java.util");
+        view.editing = Some((Field::Class, "java.util".into()));
+        assert!(!view.commit_edit());
+        view.slower();
+        assert_eq!(view.slow_ns, 2_000_000);
+        view.faster();
+        view.faster();
+        assert_eq!(view.slow_ns, 500_000);
+    }
+
+    #[test]
+    fn only_so_many_lines_are_kept() {
+        let mut view = FlowView::new(1, String::new());
+        view.push(
+            (0..KEEP as u64 + 10)
+                .map(|i| line(i, 1, Kind::Entry, 0, 1))
+                .collect(),
+        );
+        assert_eq!(view.visible().len(), KEEP);
+        assert_eq!(view.visible()[0].seq, 10);
+    }
+}

@@ -1,0 +1,237 @@
+//! Drawing the flow view: the calls as an indented tree, the per-method timing of the
+//! process, the filter being typed.
+
+use ratatui::{
+    Frame,
+    layout::{Constraint, Layout, Rect},
+    style::{Color, Modifier, Style, Stylize as _},
+    text::{Line, Span},
+    widgets::{Block, Borders, Cell, Paragraph, Row, Table},
+};
+
+use super::{
+    app::App,
+    flow::{Field, FlowView},
+    format,
+};
+use crate::{flow::Kind, snapshot::Ranked};
+
+const ACCENT: Color = Color::Cyan;
+const SLOW: Color = Color::Red;
+
+/// Rows of the timing table under the calls.
+const TIMING_ROWS: u16 = 6;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &mut App) {
+    let page = usize::from(area.height.saturating_sub(TIMING_ROWS + 4)).max(1);
+    app.page = page;
+    let timing = app
+        .flow
+        .as_ref()
+        .and_then(|f| {
+            app.snapshot
+                .as_ref()?
+                .processes
+                .iter()
+                .find(|p| p.pid == f.pid)
+        })
+        .map(|p| p.top_methods.clone())
+        .unwrap_or_default();
+    let Some(flow) = &mut app.flow else { return };
+    let [status, body, stats, input] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(TIMING_ROWS + 2),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_status(frame, status, flow);
+    draw_calls(frame, body, flow);
+    draw_timing(frame, stats, &timing);
+    draw_input(frame, input, flow);
+}
+
+fn draw_status(frame: &mut Frame, area: Rect, flow: &FlowView) {
+    let thread = flow.thread.map_or("all".to_string(), |t| t.to_string());
+    let filter = |prefix: &str| {
+        if prefix.is_empty() {
+            "any".to_string()
+        } else {
+            format!("{prefix}*")
+        }
+    };
+    let mut spans = vec![
+        Span::styled(
+            " flow ",
+            Style::new()
+                .fg(Color::Black)
+                .bg(ACCENT)
+                .add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(format!(
+            " {} · thread {thread} · class {} · method {} · {} calls · slow ≥ {}",
+            flow.title,
+            filter(&flow.class_prefix),
+            filter(&flow.method_prefix),
+            format::count(flow.received),
+            format::nanos(flow.slow_ns),
+        )),
+    ];
+    if flow.dropped > 0 {
+        spans.push(Span::styled(
+            format!(" · {} dropped", format::count(flow.dropped)),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
+    let mode = if flow.paused {
+        Span::styled("  PAUSED", Style::new().fg(Color::Yellow).bold())
+    } else if flow.follow {
+        Span::styled("  following", Style::new().dim())
+    } else {
+        Span::styled("  scrolled back (End follows)", Style::new().dim())
+    };
+    spans.push(mode);
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn draw_calls(frame: &mut Frame, area: Rect, flow: &mut FlowView) {
+    let visible_count = flow.visible().len();
+    flow.clamp_cursor(visible_count);
+    let visible = flow.visible();
+    if visible.is_empty() {
+        let text = if flow.received == 0 {
+            "Waiting for calls… (a JVM needs -XX:+ExtendedDTraceProbes; CPython 3.11 a profiler)"
+        } else {
+            "No calls of this thread kept."
+        };
+        frame.render_widget(Paragraph::new(text).dim(), area);
+        return;
+    }
+    let height = usize::from(area.height);
+    // The window keeps the cursor in view, near the bottom while following.
+    let start = (flow.cursor + 1).saturating_sub(height);
+    let first_ts = visible.first().map_or(0, |l| l.ts_ns);
+    let lines: Vec<Line> = visible
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(height)
+        .map(|(index, line)| {
+            let time = format!(
+                "{:>10.6} {:>7} ",
+                (line.ts_ns - first_ts) as f64 / 1e9,
+                line.tid
+            );
+            let indent = "  ".repeat(line.depth as usize);
+            let name = flow.label(line.method);
+            let (text, style) = match line.kind {
+                Kind::Entry if flow.folded.contains(&line.seq) => {
+                    (format!("{indent}-> {name} ▸ folded"), Style::new().italic())
+                }
+                Kind::Entry => (format!("{indent}-> {name}"), Style::new()),
+                Kind::Return | Kind::Unwound => {
+                    let unwound = if line.kind == Kind::Unwound {
+                        " (unwound)"
+                    } else {
+                        ""
+                    };
+                    let style = if line.duration_ns >= flow.slow_ns {
+                        Style::new().fg(SLOW).bold()
+                    } else {
+                        Style::new()
+                    };
+                    (
+                        format!(
+                            "{indent}<- {name} {}{unwound}",
+                            format::nanos(line.duration_ns)
+                        ),
+                        style,
+                    )
+                }
+            };
+            let mut line = Line::from(vec![
+                Span::styled(time, Style::new().dim()),
+                Span::styled(text, style),
+            ]);
+            if index == flow.cursor {
+                line = line.patch_style(Style::new().add_modifier(Modifier::REVERSED));
+            }
+            line
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+fn draw_timing(frame: &mut Frame, area: Rect, methods: &[Ranked]) {
+    let block = Block::new()
+        .borders(Borders::TOP)
+        .title(" Per method since the flow opened (by self time) ".bold());
+    let mut timed: Vec<&Ranked> = methods
+        .iter()
+        .filter(|m| m.timing_total.is_some_and(|t| t.calls > 0))
+        .collect();
+    timed.sort_by_key(|m| std::cmp::Reverse(m.timing_total.map_or(0, |t| t.self_ns)));
+    if timed.is_empty() {
+        frame.render_widget(
+            Paragraph::new("no call has returned yet")
+                .dim()
+                .block(block),
+            area,
+        );
+        return;
+    }
+    let rows: Vec<Row> = timed
+        .iter()
+        .take(usize::from(TIMING_ROWS))
+        .map(|m| {
+            let t = m.timing_total.unwrap_or_default();
+            Row::new(vec![
+                Cell::from(format::count(t.calls)),
+                Cell::from(format::nanos(t.total_ns)),
+                Cell::from(format::nanos(t.self_ns)),
+                Cell::from(format::nanos(t.mean_ns)),
+                Cell::from(format::nanos(t.p99_ns)),
+                Cell::from(m.name.clone()),
+            ])
+        })
+        .collect();
+    let widths = [
+        Constraint::Length(8),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Min(10),
+    ];
+    let table = Table::new(rows, widths)
+        .header(
+            Row::new(["calls", "total", "self", "mean", "p99", "method"])
+                .style(Style::new().fg(ACCENT)),
+        )
+        .block(block);
+    frame.render_widget(table, area);
+}
+
+fn draw_input(frame: &mut Frame, area: Rect, flow: &FlowView) {
+    let line = match &flow.editing {
+        Some((field, text)) => {
+            let what = match field {
+                Field::Class => "class (or file) prefix",
+                Field::Method => "method (or function) prefix",
+            };
+            Line::from(vec![
+                Span::styled(format!("{what}: "), Style::new().fg(ACCENT)),
+                Span::raw(format!("{text}█")),
+                Span::styled(
+                    "  Enter applies, Esc cancels, empty shows all",
+                    Style::new().dim(),
+                ),
+            ])
+        }
+        None => match &flow.status {
+            Some(status) => Line::from(Span::styled(status.clone(), Style::new().fg(ACCENT))),
+            None => Line::default(),
+        },
+    };
+    frame.render_widget(line, area);
+}
