@@ -246,3 +246,105 @@ fn the_views_explain_what_a_runtime_build_lacks() {
         tmux.press("BSpace", "the table", |s| s.contains("COMMAND"));
     }
 }
+
+/// `f` follows the selected JVM's calls; the flow view's keys work; Esc goes back.
+#[test]
+fn the_flow_view_follows_calls_and_obeys_its_keys() {
+    let mut jvm = Jvm::start(java(), &["-XX:+ExtendedDTraceProbes"]);
+    jvm.send("spin");
+    let pid = jvm.pid();
+    let command = format!(
+        "{} -p {pid} -i 0.5; echo USTAT_EXIT=$?; sleep 600",
+        ustat_binary().display()
+    );
+    let tmux = Tmux::start(jvm.dir.path(), 130, 40, &command);
+    tmux.wait_for("the JVM's row", |s| s.contains("jvm"));
+    select(&tmux, pid);
+    tmux.press("f", "the flow view", |s| {
+        s.contains(" flow ") && s.contains("Workload.marker")
+    });
+    tmux.wait_for("per-method times", |s| {
+        s.contains("Per method since the flow opened") && s.contains("calls    total")
+    });
+    tmux.press(" ", "paused", |s| s.contains("PAUSED"));
+    tmux.press(" ", "resumed", |s| !s.contains("PAUSED"));
+    tmux.press("t", "one thread", |s| !s.contains("thread all"));
+    tmux.press("k", "scrolled back", |s| s.contains("scrolled back"));
+    tmux.press("G", "following again", |s| s.contains("following"));
+    tmux.press("+", "a slower threshold", |s| s.contains("slow ≥ 2.00ms"));
+    tmux.press("-", "back to 1ms", |s| s.contains("slow ≥ 1.00ms"));
+    tmux.press("m", "the method filter prompt", |s| {
+        s.contains("method (or function) prefix:")
+    });
+    for key in ["s", "l", "e", "e", "p"] {
+        tmux.send(key);
+    }
+    tmux.press("Enter", "the filter applied", |s| {
+        s.contains("method sleep*")
+    });
+    tmux.wait_for("only sleep calls", |s| {
+        let calls: Vec<&str> = s
+            .lines()
+            .filter(|l| l.contains("-> ") || l.contains("<- "))
+            .collect();
+        !calls.is_empty() && calls.iter().all(|l| l.contains(".sleep"))
+    });
+    tmux.press("/", "the class filter prompt", |s| {
+        s.contains("class (or file) prefix:")
+    });
+    tmux.press("Escape", "the prompt cancelled", |s| {
+        !s.contains("class (or file) prefix:")
+    });
+    tmux.press(
+        "z",
+        "the call folded or not (an entry or a return under the cursor)",
+        |s| s.contains(" flow "),
+    );
+    let exported = tmux.press("x", "the folded stacks' file", |s| {
+        s.contains("folded stacks written to ")
+    });
+    let path = exported
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("folded stacks written to "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let folded = std::fs::read_to_string(&path).unwrap();
+    // spin() was entered before the flow began, so its marker() calls are roots.
+    assert!(
+        folded.lines().any(|l| l.starts_with("Workload.marker ")),
+        "{folded}"
+    );
+    tmux.press("?", "the flow help", |s| {
+        s.contains("fold or unfold the call")
+    });
+    tmux.press("F1", "the help closed", |s| {
+        !s.contains("fold or unfold the call")
+    });
+    tmux.press("BSpace", "back to the detail view", |s| {
+        s.contains("Top methods") && !s.contains(" flow ")
+    });
+    tmux.press("q", "ustat's exit", |s| s.contains("USTAT_EXIT=0"));
+}
+
+/// A terminal that hangs up (its tmux killed) ends ustat, and its programs go.
+#[test]
+fn a_terminal_that_goes_away_ends_ustat() {
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!("{} -i 0.5; sleep 600", ustat_binary().display());
+    let tmux = Tmux::start(dir.path(), 100, 30, &command);
+    tmux.wait_for("the dashboard", |s| {
+        s.contains("ustat ") && s.contains("processes")
+    });
+    let shell: u32 = tmux.pane("#{pane_pid}").parse().unwrap();
+    let ustat = poll("ustat under the shell", || child_of(shell));
+    let programs = bpf_programs_of(ustat);
+    drop(tmux);
+    poll("ustat to exit", || {
+        (!std::path::Path::new(&format!("/proc/{ustat}")).exists()).then_some(())
+    });
+    poll("ustat's programs to be unloaded", || {
+        let loaded = loaded_programs();
+        programs.iter().all(|id| !loaded.contains(id)).then_some(())
+    });
+}
