@@ -322,7 +322,7 @@ fn the_flow_view_follows_calls_and_obeys_its_keys() {
         !s.contains("fold or unfold the call")
     });
     tmux.press("BSpace", "back to the detail view", |s| {
-        s.contains("Top methods") && !s.contains(" flow ")
+        s.contains("Top methods") && !s.contains("Per method since the flow opened")
     });
     tmux.press("q", "ustat's exit", |s| s.contains("USTAT_EXIT=0"));
 }
