@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, time::Duration};
 
 use support::{
     jvm::{Jvm, java},
@@ -29,27 +29,49 @@ fn bpf_programs_of(pid: u32) -> BTreeSet<u32> {
     ids
 }
 
-/// Moves the selection to `pid`'s row, whichever row it is on.
+/// Moves the selection to `pid`'s row, whichever row it is on. The rows can reorder at
+/// every refresh, so each step reads where the marker and the row are now.
 fn select(tmux: &Tmux, pid: u32) {
     let pid = pid.to_string();
-    let selected = |screen: &str| {
-        screen.lines().any(|l| {
-            l.starts_with('▶')
-                && l.trim_start_matches('▶').split_whitespace().next() == Some(pid.as_str())
-        })
+    // The table's rows in order: (selected, PID).
+    let rows = |screen: &str| -> Vec<(bool, String)> {
+        screen
+            .lines()
+            .skip_while(|l| !l.contains("COMMAND"))
+            .skip(1)
+            .map_while(|l| {
+                let selected = l.starts_with('▶');
+                let first = l.trim_start_matches('▶').split_whitespace().next()?;
+                first
+                    .parse::<u32>()
+                    .ok()
+                    .map(|_| (selected, first.to_string()))
+            })
+            .collect()
     };
-    tmux.press("g", "the first row", |s| s.contains('▶'));
-    for _ in 0..50 {
-        if selected(&tmux.capture()) {
+    let selected = |screen: &str| rows(screen).iter().any(|(s, p)| *s && *p == pid);
+    for _ in 0..20 {
+        let screen = tmux.capture();
+        let now = rows(&screen);
+        let target = now.iter().position(|(_, p)| *p == pid);
+        let current = now.iter().position(|(s, _)| *s);
+        let (Some(target), Some(current)) = (target, current) else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        if target == current {
             return;
         }
-        let before = tmux.capture();
-        // j, not Down: one byte, so no escape-sequence timing can split it.
-        tmux.send("j");
-        // The marker moves or the list ended; either way the screen tells.
-        let _ = tmux.wait_for("the selection to move", |s| s != before || selected(s));
+        // j and k, not Down and Up: one byte, so no escape-sequence timing can split them.
+        let key = if target > current { "j" } else { "k" };
+        for _ in 0..target.abs_diff(current) {
+            tmux.send(key);
+        }
+        if tmux.poll(Duration::from_secs(5), selected).is_some() {
+            return;
+        }
     }
-    panic!("PID {pid} is not in the table:\n{}", tmux.capture());
+    panic!("PID {pid} could not be selected:\n{}", tmux.capture());
 }
 
 /// Program ids loaded in the kernel now.

@@ -4,6 +4,7 @@
 use std::{
     path::Path,
     process::{Command, Output},
+    time::{Duration, Instant},
 };
 
 use super::DEADLINE;
@@ -70,17 +71,26 @@ impl Tmux {
 
     /// Waits until the screen satisfies `pred`, and returns it.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let start = std::time::Instant::now();
+        self.poll(DEADLINE, &pred).unwrap_or_else(|| {
+            panic!(
+                "timed out waiting for {what}; the screen:\n{}",
+                self.capture()
+            )
+        })
+    }
+
+    /// The screen once it satisfies `pred`, or None if it did not within `limit`.
+    pub fn poll(&self, limit: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let start = Instant::now();
         loop {
             let screen = self.capture();
             if pred(&screen) {
-                return screen;
+                return Some(screen);
             }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "timed out waiting for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            if start.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

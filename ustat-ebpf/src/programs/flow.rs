@@ -313,6 +313,9 @@ fn close(stack: &mut ThreadStack, depth: usize, now: u64, pid: u32) -> (u64, u64
     accumulate(&PATHS, &path, &first, |p| {
         p.calls += 1;
         p.self_ns += own;
+        // Another CPU may have created the key: this CPU's copy starts zeroed.
+        p.parent = parent_path;
+        p.method = call.method;
     });
     (call.method, duration)
 }
