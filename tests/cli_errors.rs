@@ -252,3 +252,18 @@ fn the_dashboard_needs_a_terminal() {
         "the dashboard needs a terminal; use --csv",
     );
 }
+
+#[test]
+fn an_unknown_attach_mode() {
+    let out = Command::new(ustat_binary())
+        .env("USTAT_ATTACH", "fast")
+        .args(["trace", "/usr/bin/python3.11"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(i32::from(exit::USAGE)), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "ustat: USTAT_ATTACH must be auto, uprobe-multi or perf-event, not `fast`"
+    );
+}

@@ -116,10 +116,20 @@ fn the_fixture_covers_every_argument_form() {
 
 #[test]
 fn every_argument_form_is_read_exactly() {
+    every_argument_form_is_read_exactly_when_attached("auto");
+}
+
+/// Kernels before 6.6 have no uprobe_multi links; USTAT_ATTACH=perf-event takes their path.
+#[test]
+fn every_argument_form_is_read_exactly_through_perf_events() {
+    every_argument_form_is_read_exactly_when_attached("perf-event");
+}
+
+fn every_argument_form_is_read_exactly_when_attached(mode: &str) {
     let fixture = UsdtFixture::build();
     let mut program = fixture.start();
     let pid = program.pid();
-    let mut ustat = Ustat::trace(&[pid.to_string()]);
+    let mut ustat = Ustat::trace_with(&[("USTAT_ATTACH", mode)], &[pid.to_string()]);
 
     for command in [
         "noargs 3",
@@ -161,6 +171,14 @@ fn every_argument_form_is_read_exactly() {
 /// Starts tracing the gated probe, checks the semaphore is up and the probe fires, ends
 /// ustat with `end`, and checks the semaphore goes back to 0 and the probe stops firing.
 fn semaphore_is_released(extra_args: &[&str], end: impl FnOnce(&mut Ustat)) {
+    semaphore_is_released_when_attached("auto", extra_args, end);
+}
+
+fn semaphore_is_released_when_attached(
+    mode: &str,
+    extra_args: &[&str],
+    end: impl FnOnce(&mut Ustat),
+) {
     let fixture = UsdtFixture::build();
     let mut program = fixture.start();
     assert_eq!(semaphore(&mut program), 0, "no tracer yet");
@@ -168,7 +186,7 @@ fn semaphore_is_released(extra_args: &[&str], end: impl FnOnce(&mut Ustat)) {
 
     let mut args = vec![program.pid().to_string(), "gated".to_string()];
     args.extend(extra_args.iter().map(|a| a.to_string()));
-    let mut ustat = Ustat::trace(&args);
+    let mut ustat = Ustat::trace_with(&[("USTAT_ATTACH", mode)], &args);
     assert!(
         semaphore(&mut program) >= 1,
         "the kernel raised the semaphore"
@@ -193,6 +211,14 @@ fn semaphore_is_released(extra_args: &[&str], end: impl FnOnce(&mut Ustat)) {
 fn semaphore_is_released_when_ustat_ends_by_itself() {
     semaphore_is_released(&["--max-events", "5"], |ustat| {
         assert!(ustat.wait().success())
+    });
+}
+
+#[test]
+fn semaphore_is_released_through_perf_events() {
+    semaphore_is_released_when_attached("perf-event", &[], |ustat| {
+        ustat.signal(libc::SIGINT);
+        assert!(ustat.wait().success());
     });
 }
 

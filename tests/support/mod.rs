@@ -114,8 +114,14 @@ pub struct Ustat {
 
 impl Ustat {
     pub fn spawn<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Self {
+        Self::spawn_with(&[], args)
+    }
+
+    /// Like `spawn`, with these environment variables set.
+    pub fn spawn_with<S: AsRef<std::ffi::OsStr>>(env: &[(&str, &str)], args: &[S]) -> Self {
         let mut child = Command::new(ustat_binary())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -132,12 +138,22 @@ impl Ustat {
 
     /// `ustat trace ...`, returned once its probes are attached.
     pub fn trace<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Self {
+        Self::trace_with(&[], args)
+    }
+
+    /// Like `trace`, with these environment variables set.
+    pub fn trace_with<S: AsRef<std::ffi::OsStr>>(env: &[(&str, &str)], args: &[S]) -> Self {
         let mut all: Vec<std::ffi::OsString> = vec!["trace".into()];
         all.extend(args.iter().map(|a| a.as_ref().to_os_string()));
-        let mut ustat = Self::spawn(&all);
-        ustat
+        let mut ustat = Self::spawn_with(env, &all);
+        let through = match env.iter().find(|(k, _)| *k == "USTAT_ATTACH") {
+            Some((_, "perf-event")) => "through perf events",
+            _ => "through uprobe_multi links",
+        };
+        let attached = ustat
             .stderr
             .wait_for("ustat to attach", |l| l.starts_with("ustat: tracing "));
+        assert!(attached.contains(through), "{attached}");
         let header = ustat.stdout.next("the trace header");
         assert_eq!(header.as_deref(), Some("TIME_NS PID TID PROBE ARGS"));
         ustat

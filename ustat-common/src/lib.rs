@@ -19,9 +19,7 @@ pub mod maps {
     pub const LOST: &str = "LOST";
     /// `PerCpuHashMap<CountKey, CountValue>`: per-process event counts.
     pub const COUNTS: &str = "COUNTS";
-    /// `HashMap<SpanThreadKey, u32>`: how many spans each thread has open, per category.
-    pub const SPAN_DEPTH: &str = "SPAN_DEPTH";
-    /// `LruHashMap<OpenSpanKey, OpenSpan>`: spans begun and not yet ended.
+    /// `HashMap<SpanThreadKey, SpanStack>`: each thread's open spans, per category.
     pub const OPEN_SPANS: &str = "OPEN_SPANS";
     /// `PerCpuHashMap<CountKey, SpanTotals>`: finished spans per process.
     pub const SPANS: &str = "SPANS";
@@ -351,7 +349,7 @@ pub struct SpanTotals {
 }
 const _: () = assert!(size_of::<SpanTotals>() == 32);
 
-/// Key of the per-thread span maps.
+/// Key of `OPEN_SPANS`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SpanThreadKey {
@@ -360,18 +358,7 @@ pub struct SpanThreadKey {
 }
 const _: () = assert!(size_of::<SpanThreadKey>() == 8);
 
-/// Key of `OPEN_SPANS`: a thread's open span of a category at a nesting depth.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct OpenSpanKey {
-    pub tid: u32,
-    pub category: u32,
-    pub depth: u32,
-    pub _pad: u32,
-}
-const _: () = assert!(size_of::<OpenSpanKey>() == 16);
-
-/// Value of `OPEN_SPANS`.
+/// A span begun and not yet ended.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OpenSpan {
@@ -379,6 +366,18 @@ pub struct OpenSpan {
     pub subkey: u64,
 }
 const _: () = assert!(size_of::<OpenSpan>() == 16);
+
+/// Value of `OPEN_SPANS`: a thread's open spans of one category, innermost last.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SpanStack {
+    /// Spans open now; may exceed `MAX_SPAN_DEPTH` (deeper ones are not timed).
+    pub depth: u32,
+    pub _pad: u32,
+    pub spans: [OpenSpan; MAX_SPAN_DEPTH as usize],
+}
+const _: () = assert!(size_of::<SpanStack>() == 8 + 16 * MAX_SPAN_DEPTH as usize);
+const _: () = assert!(MAX_SPAN_DEPTH.is_power_of_two());
 
 /// Key of `SPAN_HIST`: spans of a process and category whose duration falls in the
 /// HdrHistogram bucket starting at `bucket` nanoseconds (see `hist_bucket`).
@@ -532,4 +531,6 @@ mod pod {
     unsafe impl aya::Pod for super::PathTotals {}
     unsafe impl aya::Pod for super::FlowConfig {}
     unsafe impl aya::Pod for super::ThreadStack {}
+    unsafe impl aya::Pod for super::SpanStack {}
+    unsafe impl aya::Pod for super::SpanThreadKey {}
 }

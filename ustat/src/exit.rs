@@ -45,7 +45,11 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         return Some(USAGE);
     }
     if let Some(e) = cause.downcast_ref::<LoadError>() {
-        return matches!(e, LoadError::NotRoot).then_some(PRIVILEGE);
+        return match e {
+            LoadError::NotRoot => Some(PRIVILEGE),
+            LoadError::Setting(_) => Some(USAGE),
+            _ => None,
+        };
     }
     if let Some(e) = cause.downcast_ref::<ProbeAttachError>() {
         return match e.source {

@@ -8,7 +8,7 @@ use ustat_common::{KeyArg, NO_ARG, ProbeSpec, key_kind};
 use ustat_runtimes::{Action, Arg, Feature, Key, Missing, Point, Rule, Runtime};
 
 use crate::{
-    bpf::{ProbePoint, Program},
+    bpf::{Attachment, ProbePoint, Program},
     elf::{Elf, MappedFile, OpenError},
     usdt::{self, spec},
 };
@@ -21,6 +21,17 @@ pub struct Planned {
     pub program: Program,
     pub point: ProbePoint,
     pub spec: ProbeSpec,
+}
+
+impl Planned {
+    pub fn attachment(&self) -> Attachment<'_> {
+        Attachment {
+            probe: &self.probe,
+            program: self.program,
+            point: &self.point,
+            spec: &self.spec,
+        }
+    }
 }
 
 /// What a runtime gets from one binary.

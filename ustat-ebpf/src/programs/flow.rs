@@ -42,7 +42,7 @@ static PATHS: PerCpuHashMap<CountKey, PathTotals> =
 static FLOW_CONFIG: Array<FlowConfig> = Array::with_max_entries(1, 0);
 
 #[map]
-static FLOW_PASS: LruHashMap<CountKey, u32> = LruHashMap::with_max_entries(65_536, 0);
+static FLOW_PASS: LruHashMap<CountKey, u32> = LruHashMap::with_max_entries(8_192, 0);
 
 const _: () = assert!(MAX_STACK.is_power_of_two());
 

@@ -12,12 +12,12 @@ use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     helpers::generated::bpf_get_attach_cookie,
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::ProbeContext,
 };
 use ustat_common::{
-    CountKey, CountValue, HistKey, KeyedKey, MAX_ARGS, NO_ARG, OpenSpan, OpenSpanKey, ProbeSpec,
-    SpanThreadKey, SpanTotals, lost,
+    CountKey, CountValue, HistKey, KeyedKey, MAX_ARGS, NO_ARG, ProbeSpec, SpanStack, SpanThreadKey,
+    SpanTotals, lost,
 };
 
 use crate::args;
@@ -39,10 +39,12 @@ static COUNTS: PerCpuHashMap<CountKey, CountValue> =
     PerCpuHashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
 
 #[map]
-static SPAN_DEPTH: HashMap<SpanThreadKey, u32> = HashMap::with_max_entries(65_536, 0);
+static OPEN_SPANS: HashMap<SpanThreadKey, SpanStack> =
+    HashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
 
+/// An empty span stack to insert from (it does not fit on the BPF stack).
 #[map]
-static OPEN_SPANS: LruHashMap<OpenSpanKey, OpenSpan> = LruHashMap::with_max_entries(65_536, 0);
+static EMPTY_SPANS: PerCpuArray<SpanStack> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 static SPANS: PerCpuHashMap<CountKey, SpanTotals> =

@@ -1,50 +1,72 @@
 //! `span_begin` / `span_end`: time what happens between two probes on one thread (a GC, an
 //! import). Each thread keeps a stack of open spans per category, so nested spans pair
-//! correctly; an end without a begin (ustat attached mid-span) is ignored.
+//! correctly; an end without a begin (ustat attached mid-span) is ignored. A probe hit costs
+//! one lookup of the thread's stack, and the end two per-CPU updates.
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
+use aya_ebpf::{
+    bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext,
+};
 use ustat_common::{
-    CountKey, HistKey, MAX_SPAN_DEPTH, OpenSpan, OpenSpanKey, SpanThreadKey, SpanTotals,
-    hist_bucket, lost,
+    CountKey, HistKey, MAX_SPAN_DEPTH, OpenSpan, SpanStack, SpanThreadKey, SpanTotals, hist_bucket,
+    lost,
 };
 
 use super::{
-    OPEN_SPANS, SPAN_DEPTH, SPAN_HIST, SPANS, accumulate, count_lost, pid_tid, spec_of, subkey,
+    EMPTY_SPANS, OPEN_SPANS, SPAN_HIST, SPANS, accumulate, count_lost, pid_tid, spec_of, subkey,
     summed_value,
 };
+
+/// Slot `depth` of a stack. The mask keeps the index in range in a way the verifier sees;
+/// the volatile read stops LLVM from proving the mask away.
+#[inline(always)]
+fn slot(stack: &mut SpanStack, depth: u32) -> &mut OpenSpan {
+    // SAFETY: reads a local.
+    let depth = unsafe { core::ptr::read_volatile(&depth) };
+    &mut stack.spans[(depth & (MAX_SPAN_DEPTH - 1)) as usize]
+}
+
+/// The thread's stack for the category, created empty on its first span.
+#[inline(always)]
+fn stack_of(key: &SpanThreadKey) -> Option<*mut SpanStack> {
+    if let Some(stack) = OPEN_SPANS.get_ptr_mut(key) {
+        return Some(stack);
+    }
+    let empty = EMPTY_SPANS.get_ptr_mut(0)?;
+    // SAFETY: a per-CPU scratch value; only its depth is written, its spans are never read
+    // below the depth.
+    unsafe {
+        (*empty).depth = 0;
+        if OPEN_SPANS.insert(key, &*empty, BPF_NOEXIST.into()).is_err() {
+            count_lost(lost::MAP_FULL);
+        }
+    }
+    OPEN_SPANS.get_ptr_mut(key)
+}
 
 #[uprobe]
 pub fn span_begin(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
     let (_, tid) = pid_tid();
-    let thread = SpanThreadKey {
+    let Some(stack) = stack_of(&SpanThreadKey {
         tid,
         category: spec.tag,
+    }) else {
+        return 0;
     };
-    // SAFETY: a copy is taken at once; only this thread touches its entry.
-    let depth = unsafe { SPAN_DEPTH.get(&thread) }.copied().unwrap_or(0);
+    // SAFETY: the thread's own map value; only this thread runs its probes.
+    let stack = unsafe { &mut *stack };
+    let depth = stack.depth;
     if depth < MAX_SPAN_DEPTH {
-        let open = OpenSpan {
+        *slot(stack, depth) = OpenSpan {
             // SAFETY: plain helper.
             start_ns: unsafe { bpf_ktime_get_ns() },
             subkey: subkey(&ctx, spec),
         };
-        let key = OpenSpanKey {
-            tid,
-            category: spec.tag,
-            depth,
-            _pad: 0,
-        };
-        if OPEN_SPANS.insert(&key, &open, 0).is_err() {
-            count_lost(lost::MAP_FULL);
-        }
     } else {
         count_lost(lost::TOO_DEEP);
     }
     // Deeper spans are not timed but still counted in the depth, so ends pair correctly.
-    if SPAN_DEPTH.insert(&thread, &(depth + 1), 0).is_err() {
-        count_lost(lost::MAP_FULL);
-    }
+    stack.depth = depth + 1;
     0
 }
 
@@ -54,35 +76,24 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(spec) = spec_of(&ctx) else { return 0 };
     let (pid, tid) = pid_tid();
-    let thread = SpanThreadKey {
+    let key = SpanThreadKey {
         tid,
         category: spec.tag,
+    };
+    let Some(stack) = OPEN_SPANS.get_ptr_mut(&key) else {
+        return 0;
     };
     // SAFETY: as in span_begin.
-    let Some(&depth) = (unsafe { SPAN_DEPTH.get(&thread) }) else {
-        return 0;
-    };
-    if depth == 0 {
+    let stack = unsafe { &mut *stack };
+    if stack.depth == 0 {
         return 0;
     }
-    let depth = depth - 1;
-    let _ = if depth == 0 {
-        SPAN_DEPTH.remove(&thread)
-    } else {
-        SPAN_DEPTH.insert(&thread, &depth, 0)
-    };
-    let key = OpenSpanKey {
-        tid,
-        category: spec.tag,
-        depth,
-        _pad: 0,
-    };
-    // SAFETY: copied at once, then removed.
-    let Some(open) = (unsafe { OPEN_SPANS.get(&key) }).copied() else {
+    stack.depth -= 1;
+    let depth = stack.depth;
+    if depth >= MAX_SPAN_DEPTH {
         return 0;
-    };
-    let _ = OPEN_SPANS.remove(&key);
-
+    }
+    let open = *slot(stack, depth);
     let duration = now.saturating_sub(open.start_ns);
     let value = summed_value(&ctx, spec);
     let totals_key = CountKey {

@@ -1,8 +1,11 @@
 //! The one place that attaches programs to probe points.
 //!
-//! aya 0.14 cannot pass a USDT semaphore (`ref_ctr_offset`), so every attachment goes the same
-//! way: open a uprobe perf event with the semaphore's file offset in `config[63:32]`, then link
-//! the loaded program to it with `BPF_LINK_CREATE`, carrying the spec id as the bpf cookie.
+//! aya 0.14 cannot pass a USDT semaphore (`ref_ctr_offset`), so ustat attaches itself, in one
+//! of two ways. On kernels with `uprobe_multi` (6.6+), one `BPF_LINK_CREATE` link per program
+//! and file carries every site's offset, semaphore offset and cookie (the spec id); it
+//! detaches with one RCU grace period. Elsewhere, each site is a uprobe perf event opened with
+//! the semaphore's file offset in `config[63:32]`, linked to the program with
+//! `BPF_LINK_CREATE` and the cookie.
 //! The kernel then raises the semaphore in every process that maps the file (also ones started
 //! later) and lowers it when the event is closed, even if ustat is killed: ustat never writes
 //! into a traced process.
@@ -39,12 +42,21 @@ pub struct ProbePoint {
     pub retprobe: bool,
 }
 
-/// An attached program. Dropping it detaches the program and lowers the semaphore.
+/// An attached program: one site through a perf event, or several through a `uprobe_multi`
+/// link. Dropping it detaches the program and lowers the semaphores.
 #[derive(Debug)]
 pub struct Link {
     // Field order is drop order: the link goes before the event it holds.
     _link: OwnedFd,
-    _event: OwnedFd,
+    _event: Option<OwnedFd>,
+    sites: usize,
+}
+
+impl Link {
+    /// How many probe sites it covers.
+    pub fn sites(&self) -> usize {
+        self.sites
+    }
 }
 
 /// The kernel's uprobe PMU: its perf type and the config bit that makes a return probe.
@@ -113,23 +125,8 @@ pub fn attach(
 ) -> Result<Link, AttachError> {
     let path = CString::new(point.path.as_os_str().as_bytes())
         .map_err(|_| AttachError::Path(format!("{} contains a NUL byte", point.path.display())))?;
-    let event = open_uprobe_event(pmu, &path, point, scope).map_err(|e| {
-        match (e.raw_os_error(), scope) {
-            (Some(libc::ENOENT), _) => {
-                AttachError::Path(format!("{} does not exist", point.path.display()))
-            }
-            (Some(libc::ESRCH), Scope::Process(pid)) => AttachError::NoProcess(pid),
-            (Some(libc::EINVAL), _) if point.semaphore_offset.is_some() => {
-                AttachError::SemaphoreConflict
-            }
-            (Some(libc::EINVAL), _) => AttachError::BadPoint,
-            (Some(libc::EPERM | libc::EACCES), _) => AttachError::Permission,
-            _ => AttachError::Os {
-                what: "opening the uprobe perf event",
-                source: e,
-            },
-        }
-    })?;
+    let event = open_uprobe_event(pmu, &path, point, scope)
+        .map_err(|e| classify(e, point, scope, point.semaphore_offset.is_some()))?;
     let link = link_create(program, &event, cookie).map_err(|e| match e.raw_os_error() {
         Some(libc::EPERM | libc::EACCES) => AttachError::Permission,
         _ => AttachError::Os {
@@ -139,8 +136,102 @@ pub fn attach(
     })?;
     Ok(Link {
         _link: link,
-        _event: event,
+        _event: Some(event),
+        sites: 1,
     })
+}
+
+/// `union bpf_attr`'s `link_create` member for a `uprobe_multi` link.
+#[repr(C)]
+struct UprobeMultiAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    path: u64,
+    offsets: u64,
+    ref_ctr_offsets: u64,
+    cookies: u64,
+    cnt: u32,
+    multi_flags: u32,
+    pid: u32,
+    _pad: u32,
+}
+
+/// `BPF_F_UPROBE_MULTI_RETURN`
+const UPROBE_MULTI_RETURN: u32 = 1;
+
+/// Attaches `program` at every offset in `point`'s file, each with its semaphore offset (0 for
+/// none) and cookie, in one link (kernel 6.6+). The program must have been loaded for it.
+pub fn attach_multi(
+    program: BorrowedFd<'_>,
+    point: &ProbePoint,
+    offsets: &[u64],
+    semaphores: &[u64],
+    cookies: &[u64],
+    scope: Scope,
+) -> Result<Link, AttachError> {
+    let path = CString::new(point.path.as_os_str().as_bytes())
+        .map_err(|_| AttachError::Path(format!("{} contains a NUL byte", point.path.display())))?;
+    let attr = UprobeMultiAttr {
+        prog_fd: program.as_raw_fd() as u32,
+        target_fd: 0,
+        attach_type: bpf_attach_type::BPF_TRACE_UPROBE_MULTI as u32,
+        flags: 0,
+        path: path.as_ptr() as u64,
+        offsets: offsets.as_ptr() as u64,
+        ref_ctr_offsets: semaphores.as_ptr() as u64,
+        cookies: cookies.as_ptr() as u64,
+        cnt: offsets.len() as u32,
+        multi_flags: if point.retprobe {
+            UPROBE_MULTI_RETURN
+        } else {
+            0
+        },
+        pid: match scope {
+            Scope::AllProcesses => 0,
+            Scope::Process(pid) => pid,
+        },
+        _pad: 0,
+    };
+    // SAFETY: attr is a valid prefix of union bpf_attr; the arrays and path it points to
+    // outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            bpf_cmd::BPF_LINK_CREATE as libc::c_int,
+            &attr as *const UprobeMultiAttr,
+            size_of::<UprobeMultiAttr>() as u32,
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        let semaphore = semaphores.iter().any(|&s| s != 0);
+        return Err(classify(e, point, scope, semaphore));
+    }
+    Ok(Link {
+        // SAFETY: a fresh descriptor from the kernel, owned by nobody else.
+        _link: unsafe { OwnedFd::from_raw_fd(fd as i32) },
+        _event: None,
+        sites: offsets.len(),
+    })
+}
+
+/// The reason for an attach failure, in the user's words.
+fn classify(e: io::Error, point: &ProbePoint, scope: Scope, semaphore: bool) -> AttachError {
+    match (e.raw_os_error(), scope) {
+        (Some(libc::ENOENT), _) => {
+            AttachError::Path(format!("{} does not exist", point.path.display()))
+        }
+        (Some(libc::ESRCH), Scope::Process(pid)) => AttachError::NoProcess(pid),
+        (Some(libc::EINVAL), _) if semaphore => AttachError::SemaphoreConflict,
+        (Some(libc::EINVAL), _) => AttachError::BadPoint,
+        (Some(libc::EPERM | libc::EACCES), _) => AttachError::Permission,
+        _ => AttachError::Os {
+            what: "attaching the uprobes (BPF_LINK_CREATE)",
+            source: e,
+        },
+    }
 }
 
 fn open_uprobe_event(

@@ -3,13 +3,18 @@
 use std::collections::HashMap;
 
 use aya::{
-    Ebpf,
+    Pod,
     maps::{HashMap as AyaHashMap, MapData},
 };
-use ustat_common::{CountKey, FlowConfig, MethodTotals, PREFIX_LEN, PathTotals, ThreadStack, maps};
+use ustat_common::{
+    CountKey, FlowConfig, MethodTotals, PREFIX_LEN, PathTotals, SpanStack, SpanThreadKey,
+    ThreadStack, maps,
+};
 
 use super::{
-    LoadError, map_error, missing_map,
+    LoadError,
+    load::Loaded,
+    map_error, missing_map,
     totals::{forget, read_per_cpu},
 };
 
@@ -39,7 +44,7 @@ pub(super) fn config(events: bool, generation: u32, class: &str, method: &str) -
     config
 }
 
-pub(super) fn read(ebpf: &Ebpf) -> Result<FlowTotals, LoadError> {
+pub(super) fn read(ebpf: &Loaded) -> Result<FlowTotals, LoadError> {
     Ok(FlowTotals {
         methods: read_per_cpu(
             ebpf,
@@ -63,27 +68,41 @@ pub(super) fn read(ebpf: &Ebpf) -> Result<FlowTotals, LoadError> {
     })
 }
 
-pub(super) fn forget_process(ebpf: &mut Ebpf, pid: u32) -> Result<(), LoadError> {
+pub(super) fn forget_process(ebpf: &mut Loaded, pid: u32) -> Result<(), LoadError> {
     forget::<CountKey, MethodTotals>(ebpf, maps::METHODS, |k| k.pid == pid)?;
     forget::<CountKey, PathTotals>(ebpf, maps::PATHS, |k| k.pid == pid)
 }
 
 pub(super) fn forget_threads(
-    ebpf: &mut Ebpf,
+    ebpf: &mut Loaded,
     alive: impl Fn(u32) -> bool,
 ) -> Result<(), LoadError> {
-    let map = ebpf
-        .map_mut(maps::STACKS)
-        .ok_or_else(|| missing_map(maps::STACKS))?;
-    let mut stacks: AyaHashMap<&mut MapData, u32, ThreadStack> =
-        AyaHashMap::try_from(map).map_err(|e| map_error(maps::STACKS, e))?;
-    let dead: Vec<u32> = stacks
+    remove_threads::<SpanThreadKey, SpanStack>(ebpf, maps::OPEN_SPANS, |k| k.tid, |t| !alive(t))?;
+    remove_threads::<u32, ThreadStack>(ebpf, maps::STACKS, |t| *t, |t| !alive(t))
+}
+
+/// Empties every thread's call stack.
+pub(super) fn clear_stacks(ebpf: &mut Loaded) -> Result<(), LoadError> {
+    remove_threads::<u32, ThreadStack>(ebpf, maps::STACKS, |t| *t, |_| true)
+}
+
+/// Removes the entries of the per-thread map `name` whose thread `remove` picks.
+fn remove_threads<K: Pod, V: Pod>(
+    ebpf: &mut Loaded,
+    name: &str,
+    tid: impl Fn(&K) -> u32,
+    remove: impl Fn(u32) -> bool,
+) -> Result<(), LoadError> {
+    let map = ebpf.map_mut(name).ok_or_else(|| missing_map(name))?;
+    let mut entries: AyaHashMap<&mut MapData, K, V> =
+        AyaHashMap::try_from(map).map_err(|e| map_error(name, e))?;
+    let doomed: Vec<K> = entries
         .keys()
         .filter_map(Result::ok)
-        .filter(|tid| !alive(*tid))
+        .filter(|k| remove(tid(k)))
         .collect();
-    for tid in dead {
-        let _ = stacks.remove(&tid);
+    for key in doomed {
+        let _ = entries.remove(&key);
     }
     Ok(())
 }

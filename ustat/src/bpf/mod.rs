@@ -2,20 +2,16 @@
 
 pub mod attach;
 mod flow;
+mod load;
 mod totals;
 
-use std::{
-    collections::HashMap,
-    os::fd::{AsFd as _, BorrowedFd},
-};
+use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
 
 pub use attach::{AttachError, Link, ProbePoint, Scope, UprobePmu};
-use aya::{
-    Ebpf, EbpfLoader,
-    maps::{Array, MapData, RingBuf},
-    programs::UProbe,
-};
+use aya::maps::{Array, MapData, RingBuf};
 pub use flow::FlowTotals;
+use load::{Loaded, Mode};
 pub use totals::{Lost, Totals};
 
 /// Attachments that come and go together.
@@ -51,7 +47,8 @@ pub enum Program {
 }
 
 impl Program {
-    fn name(self) -> &'static str {
+    /// The program's function name in the object.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Record => "record",
             Self::Count => "count",
@@ -61,6 +58,11 @@ impl Program {
             Self::FlowEntry => "flow_entry",
             Self::FlowReturn => "flow_return",
         }
+    }
+
+    /// Whether it ends what another program began (a span, a call).
+    fn closes(self) -> bool {
+        matches!(self, Self::SpanEnd | Self::FlowReturn)
     }
 }
 
@@ -73,6 +75,8 @@ pub enum LoadError {
     NoUprobes(std::io::Error),
     #[error("the kernel refused ustat's eBPF {what}: {detail}")]
     Kernel { what: &'static str, detail: String },
+    #[error("{0}")]
+    Setting(String),
 }
 
 /// An attach failure, with the probe and file it concerns.
@@ -94,8 +98,34 @@ pub fn require_root() -> Result<(), LoadError> {
     Ok(())
 }
 
+/// One site to attach: a program at a point, reading its arguments through a spec.
+#[derive(Debug, Clone, Copy)]
+pub struct Attachment<'a> {
+    /// `hotspot:gc__begin` or `gc_collect_main` (for errors).
+    pub probe: &'a str,
+    pub program: Program,
+    pub point: &'a ProbePoint,
+    pub spec: &'a ProbeSpec,
+}
+
+/// Sites of one program in one file, on entry or on return: one `uprobe_multi` link.
+struct Batch<'a> {
+    program: Program,
+    point: &'a ProbePoint,
+    /// Each site with its spec id (the cookie).
+    sites: Vec<(Attachment<'a>, u32)>,
+}
+
+impl Batch<'_> {
+    fn holds(&self, site: &Attachment<'_>) -> bool {
+        self.program == site.program
+            && self.point.path == site.point.path
+            && self.point.retprobe == site.point.retprobe
+    }
+}
+
 pub struct Tracer {
-    ebpf: Ebpf,
+    loaded: Loaded,
     pmu: UprobePmu,
     specs: HashMap<ProbeSpec, u32>,
     links: Vec<(Group, Link)>,
@@ -108,14 +138,8 @@ impl Tracer {
     pub fn load() -> Result<Self, LoadError> {
         require_root()?;
         let pmu = UprobePmu::detect().map_err(LoadError::NoUprobes)?;
-        let ebpf = EbpfLoader::new()
-            .load(OBJECT)
-            .map_err(|e| LoadError::Kernel {
-                what: "maps",
-                detail: format!("{e:#}"),
-            })?;
         Ok(Self {
-            ebpf,
+            loaded: Loaded::new(OBJECT)?,
             pmu,
             specs: HashMap::new(),
             links: Vec::new(),
@@ -123,31 +147,10 @@ impl Tracer {
         })
     }
 
-    fn program_fd(ebpf: &mut Ebpf, program: Program) -> Result<BorrowedFd<'_>, LoadError> {
-        let kernel = |detail: String| LoadError::Kernel {
-            what: "program",
-            detail,
-        };
-        let uprobe: &mut UProbe = ebpf
-            .program_mut(program.name())
-            .ok_or_else(|| kernel(format!("{} is missing from the object", program.name())))?
-            .try_into()
-            .map_err(|e| kernel(format!("{}: {e}", program.name())))?;
-        if uprobe.fd().is_err() {
-            uprobe
-                .load()
-                .map_err(|e| kernel(verifier_message(program, &e)))?;
-        }
-        let fd = uprobe
-            .fd()
-            .map_err(|e| kernel(format!("{}: {e}", program.name())))?;
-        Ok(fd.as_fd())
-    }
-
     /// Loads `program` into the kernel now (it is otherwise loaded on first attach), so a
     /// verifier refusal shows up at start.
     pub fn load_program(&mut self, program: Program) -> Result<(), LoadError> {
-        Self::program_fd(&mut self.ebpf, program).map(|_| ())
+        self.loaded.program(program).map(|_| ())
     }
 
     /// The id of `spec` in the `SPECS` map, adding it if it is new. Identical specs share an id.
@@ -157,7 +160,7 @@ impl Tracer {
         }
         let id = self.specs.len() as u32;
         let mut table: Array<&mut MapData, ProbeSpec> = Array::try_from(
-            self.ebpf
+            self.loaded
                 .map_mut(maps::SPECS)
                 .ok_or_else(|| missing_map(maps::SPECS))?,
         )
@@ -180,41 +183,131 @@ impl Tracer {
         spec: &ProbeSpec,
         scope: Scope,
     ) -> Result<(), ProbeAttachError> {
-        self.attach_in(Group::Main, probe, program, point, spec, scope)
+        let one = Attachment {
+            probe,
+            program,
+            point,
+            spec,
+        };
+        match self.attach_all(Group::Main, scope, &[one]).pop() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 
-    /// Attaches as `attach` does, in a group that can be detached on its own.
-    pub fn attach_in(
+    /// Attaches every site in `group` for `scope`; returns the failures, each naming its
+    /// probe, file and reason. Where the kernel has `uprobe_multi`, the sites of one program
+    /// in one file share one link.
+    pub fn attach_all(
         &mut self,
         group: Group,
-        probe: &str,
+        scope: Scope,
+        sites: &[Attachment<'_>],
+    ) -> Vec<ProbeAttachError> {
+        let mut errors = Vec::new();
+        let mut batches: Vec<Batch<'_>> = Vec::new();
+        for site in sites {
+            let id = match self
+                .spec_id(site.spec)
+                .and_then(|id| self.loaded.program(site.program).map(|_| id))
+            {
+                Ok(id) => id,
+                Err(e) => {
+                    errors.push(load_failure(site, e));
+                    continue;
+                }
+            };
+            match batches.iter_mut().find(|b| b.holds(site)) {
+                Some(batch) => batch.sites.push((*site, id)),
+                None => batches.push(Batch {
+                    program: site.program,
+                    point: site.point,
+                    sites: vec![(*site, id)],
+                }),
+            }
+        }
+        // Ends first: an end with nothing begun is ignored, but a begin whose end is not yet
+        // attached stays open, and a busy thread would pile up calls that never return.
+        batches.sort_by_key(|b| !b.program.closes());
+        for Batch {
+            program,
+            point,
+            sites: batch,
+        } in batches
+        {
+            if self.loaded.mode() == Some(Mode::Multi) {
+                match self.link_multi(program, point, scope, &batch) {
+                    Ok(link) => {
+                        self.links.push((group, link));
+                        continue;
+                    }
+                    // One site spoils the batch: attach them one by one to tell which.
+                    Err(_) if batch.len() > 1 => {}
+                    Err(e) => {
+                        errors.push(attach_failure(&batch[0].0, e));
+                        continue;
+                    }
+                }
+            }
+            for one in &batch {
+                let result = match self.loaded.mode() {
+                    Some(Mode::Multi) => {
+                        self.link_multi(program, point, scope, std::slice::from_ref(one))
+                    }
+                    _ => self.link_perf(program, one, scope),
+                };
+                match result {
+                    Ok(link) => self.links.push((group, link)),
+                    Err(e) => errors.push(attach_failure(&one.0, e)),
+                }
+            }
+        }
+        errors
+    }
+
+    fn link_multi(
+        &mut self,
         program: Program,
         point: &ProbePoint,
-        spec: &ProbeSpec,
         scope: Scope,
-    ) -> Result<(), ProbeAttachError> {
-        let error = |source| ProbeAttachError {
-            probe: probe.to_string(),
-            path: point.path.display().to_string(),
-            source,
-        };
-        let load = |e: LoadError| {
-            error(AttachError::Os {
-                what: "loading the program",
-                source: std::io::Error::other(e.to_string()),
-            })
-        };
-        let id = self.spec_id(spec).map_err(load)?;
+        batch: &[(Attachment<'_>, u32)],
+    ) -> Result<Link, AttachError> {
+        let offsets: Vec<u64> = batch.iter().map(|(a, _)| a.point.offset).collect();
+        let semaphores: Vec<u64> = batch
+            .iter()
+            .map(|(a, _)| a.point.semaphore_offset.unwrap_or(0))
+            .collect();
+        let cookies: Vec<u64> = batch.iter().map(|(_, id)| u64::from(*id)).collect();
+        let fd = self.program_fd(program)?;
+        attach::attach_multi(fd, point, &offsets, &semaphores, &cookies, scope)
+    }
+
+    fn link_perf(
+        &mut self,
+        program: Program,
+        (site, id): &(Attachment<'_>, u32),
+        scope: Scope,
+    ) -> Result<Link, AttachError> {
         let pmu = self.pmu;
-        let fd = Self::program_fd(&mut self.ebpf, program).map_err(load)?;
-        let link = attach::attach(pmu, fd, point, scope, u64::from(id)).map_err(error)?;
-        self.links.push((group, link));
-        Ok(())
+        let fd = self.program_fd(program)?;
+        attach::attach(pmu, fd, site.point, scope, u64::from(*id))
+    }
+
+    fn program_fd(&mut self, program: Program) -> Result<BorrowedFd<'_>, AttachError> {
+        self.loaded.program(program).map_err(|e| AttachError::Os {
+            what: "loading the program",
+            source: std::io::Error::other(e.to_string()),
+        })
     }
 
     /// Detaches the group's attachments.
-    pub fn detach(&mut self, group: Group) {
+    pub fn detach(&mut self, group: Group) -> Result<(), LoadError> {
         self.links.retain(|(g, _)| *g != group);
+        // Calls open now will return unseen: their frames would sit under every later call.
+        if group == Group::Flow {
+            flow::clear_stacks(&mut self.loaded)?;
+        }
+        Ok(())
     }
 
     /// Sends flow events (`events`), for methods whose slot-0 and slot-1 names start with
@@ -228,7 +321,7 @@ impl Tracer {
         self.flow_generation = self.flow_generation.wrapping_add(1);
         let config = flow::config(events, self.flow_generation, class_prefix, method_prefix);
         let mut array: Array<&mut MapData, ustat_common::FlowConfig> = Array::try_from(
-            self.ebpf
+            self.loaded
                 .map_mut(maps::FLOW_CONFIG)
                 .ok_or_else(|| missing_map(maps::FLOW_CONFIG))?,
         )
@@ -240,22 +333,25 @@ impl Tracer {
 
     /// Per-method timing and call paths, summed over CPUs.
     pub fn flow_totals(&self) -> Result<flow::FlowTotals, LoadError> {
-        flow::read(&self.ebpf)
+        flow::read(&self.loaded)
     }
 
-    /// Forgets the shadow stacks of threads that are gone.
+    /// Forgets the span and call stacks of threads that are gone.
     pub fn forget_threads(&mut self, alive: impl Fn(u32) -> bool) -> Result<(), LoadError> {
-        flow::forget_threads(&mut self.ebpf, alive)
+        flow::forget_threads(&mut self.loaded, alive)
     }
 
-    /// How many probe points are attached.
+    /// How many probe sites are attached.
+    /// How the probes were attached, in words.
+    pub fn attached_through(&self) -> &'static str {
+        match self.loaded.mode() {
+            Some(Mode::Multi) => "uprobe_multi links",
+            Some(Mode::PerfEvent) | None => "perf events",
+        }
+    }
+
     pub fn attached(&self) -> usize {
-        self.links.len()
-    }
-
-    /// How many probe points of a group are attached.
-    pub fn attached_in(&self, group: Group) -> usize {
-        self.links.iter().filter(|(g, _)| *g == group).count()
+        self.links.iter().map(|(_, link)| link.sites()).sum()
     }
 
     /// Detaches everything (also done on drop).
@@ -266,7 +362,7 @@ impl Tracer {
     /// The ring buffer of events. It can be taken once.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
         let map = self
-            .ebpf
+            .loaded
             .take_map(maps::EVENTS)
             .ok_or_else(|| missing_map(maps::EVENTS))?;
         RingBuf::try_from(map).map_err(|e| map_error(maps::EVENTS, e))
@@ -274,17 +370,35 @@ impl Tracer {
 
     /// Everything the aggregation maps hold now, summed over CPUs.
     pub fn totals(&self) -> Result<Totals, LoadError> {
-        totals::read(&self.ebpf)
+        totals::read(&self.loaded)
     }
 
     /// What could not be recorded so far, summed over CPUs.
     pub fn lost(&self) -> Result<Lost, LoadError> {
-        totals::read_lost(&self.ebpf)
+        totals::read_lost(&self.loaded)
     }
 
     /// Removes everything the maps hold about `pid` (it exited).
     pub fn forget_process(&mut self, pid: u32) -> Result<(), LoadError> {
-        totals::forget_process(&mut self.ebpf, pid)
+        totals::forget_process(&mut self.loaded, pid)
+    }
+}
+
+fn load_failure(site: &Attachment<'_>, e: LoadError) -> ProbeAttachError {
+    attach_failure(
+        site,
+        AttachError::Os {
+            what: "loading the program",
+            source: std::io::Error::other(e.to_string()),
+        },
+    )
+}
+
+fn attach_failure(site: &Attachment<'_>, source: AttachError) -> ProbeAttachError {
+    ProbeAttachError {
+        probe: site.probe.to_string(),
+        path: site.point.path.display().to_string(),
+        source,
     }
 }
 
@@ -300,12 +414,4 @@ pub(crate) fn map_error(name: &str, e: aya::maps::MapError) -> LoadError {
         what: "maps",
         detail: format!("{name}: {e}"),
     }
-}
-
-/// The verifier's log is long; its last lines say what it refused.
-fn verifier_message(program: Program, error: &aya::programs::ProgramError) -> String {
-    let text = format!("{error:#}");
-    let tail: Vec<&str> = text.lines().rev().take(8).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    format!("{}: {}", program.name(), tail.join("\n"))
 }

@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 
 use aya::{
-    Ebpf, Pod,
+    Pod,
     maps::{MapData, PerCpuArray, PerCpuHashMap},
 };
 use ustat_common::{CountKey, CountValue, HistKey, KeyedKey, SpanTotals, lost, maps};
 
-use super::{LoadError, map_error, missing_map};
+use super::{LoadError, load::Loaded, map_error, missing_map};
 
 /// Cumulative totals since attach, per key.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub struct Lost {
 }
 
 fn per_cpu_map<'a, K: Pod, V: Pod>(
-    ebpf: &'a Ebpf,
+    ebpf: &'a Loaded,
     name: &str,
 ) -> Result<PerCpuHashMap<&'a MapData, K, V>, LoadError> {
     let map = ebpf.map(name).ok_or_else(|| missing_map(name))?;
@@ -38,7 +38,7 @@ fn per_cpu_map<'a, K: Pod, V: Pod>(
 
 /// Every entry of a per-CPU map, its CPU copies combined by `fold`.
 pub(super) fn read_per_cpu<K, V>(
-    ebpf: &Ebpf,
+    ebpf: &Loaded,
     name: &str,
     fold: impl Fn(&mut V, &V),
 ) -> Result<HashMap<K, V>, LoadError>
@@ -65,7 +65,7 @@ fn add_counts(total: &mut CountValue, v: &CountValue) {
     total.sum += v.sum;
 }
 
-pub(super) fn read(ebpf: &Ebpf) -> Result<Totals, LoadError> {
+pub(super) fn read(ebpf: &Loaded) -> Result<Totals, LoadError> {
     Ok(Totals {
         counts: read_per_cpu(ebpf, maps::COUNTS, add_counts)?,
         spans: read_per_cpu(ebpf, maps::SPANS, |t: &mut SpanTotals, v: &SpanTotals| {
@@ -79,7 +79,7 @@ pub(super) fn read(ebpf: &Ebpf) -> Result<Totals, LoadError> {
     })
 }
 
-pub(super) fn read_lost(ebpf: &Ebpf) -> Result<Lost, LoadError> {
+pub(super) fn read_lost(ebpf: &Loaded) -> Result<Lost, LoadError> {
     let map = ebpf
         .map(maps::LOST)
         .ok_or_else(|| missing_map(maps::LOST))?;
@@ -99,7 +99,7 @@ pub(super) fn read_lost(ebpf: &Ebpf) -> Result<Lost, LoadError> {
 
 /// Deletes the keys of `pid` from a per-CPU map.
 pub(super) fn forget<K: Pod + Eq + std::hash::Hash, V: Pod>(
-    ebpf: &mut Ebpf,
+    ebpf: &mut Loaded,
     name: &str,
     is_pid: impl Fn(&K) -> bool,
 ) -> Result<(), LoadError> {
@@ -117,7 +117,7 @@ pub(super) fn forget<K: Pod + Eq + std::hash::Hash, V: Pod>(
     Ok(())
 }
 
-pub(super) fn forget_process(ebpf: &mut Ebpf, pid: u32) -> Result<(), LoadError> {
+pub(super) fn forget_process(ebpf: &mut Loaded, pid: u32) -> Result<(), LoadError> {
     forget::<CountKey, CountValue>(ebpf, maps::COUNTS, |k| k.pid == pid)?;
     forget::<CountKey, SpanTotals>(ebpf, maps::SPANS, |k| k.pid == pid)?;
     forget::<HistKey, u64>(ebpf, maps::SPAN_HIST, |k| k.pid == pid)?;

@@ -8,10 +8,10 @@ use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
 };
-use ustat_common::{ArgsEvent, EventHeader, event_kind};
+use ustat_common::{ArgsEvent, EventHeader, ProbeSpec, event_kind};
 
 use crate::{
-    bpf::{ProbePoint, Program, Scope, Tracer},
+    bpf::{Attachment, Group, ProbePoint, Program, Scope, Tracer},
     cli::TraceArgs,
     exit::UsageError,
     sanitize,
@@ -34,6 +34,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut tracer = Tracer::load()?;
     let mut sites = Vec::new();
+    let mut planned: Vec<(String, ProbePoint, ProbeSpec)> = Vec::new();
     for (binary, probe) in selected {
         let probe_name = sanitize::text(&probe.full_name());
         for site in &probe.sites {
@@ -59,18 +60,36 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
                 semaphore_offset: target.semaphore_offset,
                 retprobe: false,
             };
-            for &scope in &scopes {
-                tracer.attach(&probe_name, Program::Record, &point, &spec, scope)?;
-            }
+            planned.push((probe_name.clone(), point, spec));
+        }
+    }
+    let attachments: Vec<Attachment<'_>> = planned
+        .iter()
+        .map(|(probe, point, spec)| Attachment {
+            probe,
+            program: Program::Record,
+            point,
+            spec,
+        })
+        .collect();
+    for &scope in &scopes {
+        // The first failure ends the trace: a trace that silently misses sites would mislead.
+        if let Some(error) = tracer
+            .attach_all(Group::Main, scope, &attachments)
+            .into_iter()
+            .next()
+        {
+            return Err(error.into());
         }
     }
     if tracer.attached() == 0 {
         anyhow::bail!("none of the selected probe sites can be traced");
     }
     eprintln!(
-        "ustat: tracing {} probe sites ({} attachments, attached in {} ms); Ctrl-C to stop",
+        "ustat: tracing {} probe sites ({} attachments through {}, attached in {} ms); Ctrl-C to stop",
         sites.len(),
         tracer.attached(),
+        tracer.attached_through(),
         started.elapsed().as_millis()
     );
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -84,13 +84,14 @@ impl KernelSource {
         self.names.insert(key, names);
     }
 
-    /// Reads the flow maps, if any flow programs are attached.
+    /// Reads the flow maps, if any flow programs are attached, and forgets the span and
+    /// call stacks of threads that are gone.
     pub(super) fn read_flow_totals(&mut self) -> anyhow::Result<()> {
         if self.flow.attached {
             self.flow.now = Some(self.tracer.flow_totals()?);
-            let alive = |tid: u32| std::path::Path::new(&format!("/proc/{tid}")).exists();
-            self.tracer.forget_threads(alive)?;
         }
+        let alive = |tid: u32| std::path::Path::new(&format!("/proc/{tid}")).exists();
+        self.tracer.forget_threads(alive)?;
         Ok(())
     }
 
@@ -103,18 +104,7 @@ impl KernelSource {
                 return 0;
             }
         };
-        let mut attached = 0;
-        for p in &planned {
-            match self
-                .tracer
-                .attach_in(group, &p.probe, p.program, &p.point, &p.spec, scope)
-            {
-                Ok(()) => attached += 1,
-                Err(e) => self
-                    .warnings
-                    .push(sanitize::text(&format!("{:#}", anyhow::Error::from(e)))),
-            }
-        }
+        let attached = self.attach_planned(group, scope, &planned);
         self.flow.attached |= attached > 0;
         attached
     }
@@ -164,7 +154,7 @@ impl KernelSource {
         if self.flow.watched.take().is_some() {
             self.tracer.set_flow(false, "", "")?;
             if !self.options.method_times {
-                self.tracer.detach(Group::Flow);
+                self.tracer.detach(Group::Flow)?;
             }
         }
         self.flow.pending.clear();

@@ -235,19 +235,7 @@ impl KernelSource {
             Ok(plan) => {
                 self.warnings
                     .extend(plan.warnings.iter().map(|w| sanitize::text(w)));
-                for planned in &plan.attachments {
-                    let attached = self.tracer.attach(
-                        &planned.probe,
-                        planned.program,
-                        &planned.point,
-                        &planned.spec,
-                        scope,
-                    );
-                    if let Err(e) = attached {
-                        let message = format!("{:#}", anyhow::Error::from(e));
-                        self.warnings.push(sanitize::text(&message));
-                    }
-                }
+                self.attach_planned(Group::Main, scope, &plan.attachments);
                 let traced = found
                     .runtime
                     .features
@@ -271,6 +259,18 @@ impl KernelSource {
         };
         self.attached.insert(key, coverage.clone());
         coverage
+    }
+
+    /// Attaches planned sites; a site that fails becomes a warning. Returns how many took.
+    fn attach_planned(&mut self, group: Group, scope: Scope, planned: &[plan::Planned]) -> usize {
+        let sites: Vec<_> = planned.iter().map(plan::Planned::attachment).collect();
+        let errors = self.tracer.attach_all(group, scope, &sites);
+        let attached = sites.len() - errors.len();
+        for e in errors {
+            let message = format!("{:#}", anyhow::Error::from(e));
+            self.warnings.push(sanitize::text(&message));
+        }
+        attached
     }
 
     /// Takes the names the kernel sent for new keys.

@@ -1,0 +1,333 @@
+//! Loading the eBPF object: maps created through aya, programs relocated by aya-obj and
+//! loaded here, because aya 0.14 cannot load a uprobe program for `uprobe_multi` links
+//! (`expected_attach_type = BPF_TRACE_UPROBE_MULTI`), which attach every site of a binary in
+//! one link and detach it with one RCU grace period instead of one per site (a minute for
+//! libjvm.so's 531 sites). Kernels without `uprobe_multi` (before 6.6) get the programs
+//! loaded plainly and attached through perf events.
+
+use std::{
+    collections::{HashMap, HashSet},
+    ffi::CString,
+    io,
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+};
+
+use aya::maps::{Map, MapData};
+use aya_obj::generated::{bpf_attach_type, bpf_cmd, bpf_prog_type};
+
+use super::{LoadError, Program};
+
+/// How programs attach on this kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One `uprobe_multi` link per program and binary (kernel 6.6+).
+    Multi,
+    /// One uprobe perf event and link per site.
+    PerfEvent,
+}
+
+/// The environment variable that picks the attach mode instead of the kernel.
+pub const MODE_VARIABLE: &str = "USTAT_ATTACH";
+
+impl Mode {
+    /// The mode `USTAT_ATTACH` asks for: None (unset or `auto`) lets the kernel decide.
+    fn from_env() -> Result<Option<Self>, LoadError> {
+        let Some(value) = std::env::var_os(MODE_VARIABLE) else {
+            return Ok(None);
+        };
+        match value.to_str() {
+            Some("" | "auto") => Ok(None),
+            Some("uprobe-multi") => Ok(Some(Self::Multi)),
+            Some("perf-event") => Ok(Some(Self::PerfEvent)),
+            _ => Err(LoadError::Setting(format!(
+                "{MODE_VARIABLE} must be auto, uprobe-multi or perf-event, not `{}`",
+                crate::sanitize::text(&value.to_string_lossy())
+            ))),
+        }
+    }
+}
+
+pub struct Loaded {
+    object: aya_obj::Object,
+    maps: HashMap<String, Map>,
+    programs: HashMap<Program, OwnedFd>,
+    mode: Option<Mode>,
+    /// The mode was set by USTAT_ATTACH: no falling back.
+    chosen: bool,
+}
+
+fn kernel(what: &'static str, detail: impl std::fmt::Display) -> LoadError {
+    LoadError::Kernel {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+impl Loaded {
+    /// Parses the object, creates its maps, and relocates its programs against them.
+    pub fn new(bytes: &[u8]) -> Result<Self, LoadError> {
+        let chosen = Mode::from_env()?;
+        let mut object = aya_obj::Object::parse(bytes).map_err(|e| kernel("object", e))?;
+        let definitions = object.maps.clone();
+        let mut created = Vec::with_capacity(definitions.len());
+        for (name, definition) in &definitions {
+            let data = MapData::create(definition.clone(), name, None)
+                .map_err(|e| kernel("maps", format!("{name}: {e}")))?;
+            fill_global_data(data.fd().as_fd(), definition)
+                .map_err(|e| kernel("maps", format!("{name}: {e}")))?;
+            created.push((name.clone(), data));
+        }
+        let text_sections: HashSet<usize> = object
+            .functions
+            .keys()
+            .map(|(section, _)| *section)
+            .collect();
+        object
+            .relocate_maps(
+                created.iter().map(|(name, data)| {
+                    (
+                        name.as_str(),
+                        data.fd().as_fd().as_raw_fd(),
+                        &definitions[name],
+                    )
+                }),
+                &text_sections,
+            )
+            .map_err(|e| kernel("object", e))?;
+        object
+            .relocate_calls(&text_sections)
+            .map_err(|e| kernel("object", e))?;
+        let maps = created
+            .into_iter()
+            .map(|(name, data)| {
+                Ok((
+                    name,
+                    Map::from_map_data(data).map_err(|e| kernel("maps", e))?,
+                ))
+            })
+            .collect::<Result<_, LoadError>>()?;
+        Ok(Self {
+            object,
+            maps,
+            programs: HashMap::new(),
+            mode: chosen,
+            chosen: chosen.is_some(),
+        })
+    }
+
+    pub fn map(&self, name: &str) -> Option<&Map> {
+        self.maps.get(name)
+    }
+
+    pub fn map_mut(&mut self, name: &str) -> Option<&mut Map> {
+        self.maps.get_mut(name)
+    }
+
+    pub fn take_map(&mut self, name: &str) -> Option<Map> {
+        self.maps.remove(name)
+    }
+
+    /// How programs attach; known once one is loaded.
+    pub fn mode(&self) -> Option<Mode> {
+        self.mode
+    }
+
+    /// The program, loaded into the kernel on first use.
+    pub fn program(&mut self, program: Program) -> Result<BorrowedFd<'_>, LoadError> {
+        if !self.programs.contains_key(&program) {
+            let fd = self.load(program)?;
+            self.programs.insert(program, fd);
+        }
+        Ok(self.programs[&program].as_fd())
+    }
+
+    fn load(&mut self, program: Program) -> Result<OwnedFd, LoadError> {
+        let name = program.name();
+        let found = self
+            .object
+            .programs
+            .get(name)
+            .ok_or_else(|| kernel("program", format!("{name} is missing from the object")))?;
+        let function = &self.object.functions[&found.function_key()];
+        let license = found.license.clone();
+        let instructions = &function.instructions;
+        if self.mode != Some(Mode::PerfEvent) {
+            match prog_load(
+                name,
+                instructions,
+                &license,
+                Some(bpf_attach_type::BPF_TRACE_UPROBE_MULTI),
+                false,
+            ) {
+                Ok(fd) => {
+                    self.mode = Some(Mode::Multi);
+                    return Ok(fd);
+                }
+                // A kernel without uprobe_multi does not know the attach type.
+                Err(e)
+                    if self.mode.is_none()
+                        && !self.chosen
+                        && e.raw_os_error() == Some(libc::EINVAL) => {}
+                Err(e) => {
+                    return Err(refused(
+                        name,
+                        instructions,
+                        &license,
+                        Some(bpf_attach_type::BPF_TRACE_UPROBE_MULTI),
+                        e,
+                    ));
+                }
+            }
+        }
+        match prog_load(name, instructions, &license, None, false) {
+            Ok(fd) => {
+                self.mode = Some(Mode::PerfEvent);
+                Ok(fd)
+            }
+            Err(e) => Err(refused(name, instructions, &license, None, e)),
+        }
+    }
+}
+
+/// Gives a global-data map (`.rodata`, `.data`) its initial contents, and makes `.rodata`
+/// read-only so the verifier can treat its values as constants; as aya's loader does.
+fn fill_global_data(map: BorrowedFd<'_>, definition: &aya_obj::Map) -> io::Result<()> {
+    let data = definition.data();
+    if !data.is_empty() {
+        let key = 0u32;
+        let attr = MapElemAttr {
+            map_fd: map.as_raw_fd() as u32,
+            _pad: 0,
+            key: &key as *const u32 as u64,
+            value: data.as_ptr() as u64,
+            flags: 0,
+        };
+        bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &attr)?;
+    }
+    if definition.section_kind() == aya_obj::EbpfSectionKind::Rodata {
+        let attr = MapElemAttr {
+            map_fd: map.as_raw_fd() as u32,
+            _pad: 0,
+            key: 0,
+            value: 0,
+            flags: 0,
+        };
+        bpf(bpf_cmd::BPF_MAP_FREEZE, &attr)?;
+    }
+    Ok(())
+}
+
+/// The prefix of `union bpf_attr` that map element commands (and BPF_MAP_FREEZE) read.
+#[repr(C)]
+struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// The bpf(2) system call, for a command that returns 0 or fails.
+fn bpf<T>(command: bpf_cmd, attr: &T) -> io::Result<()> {
+    // SAFETY: attr is a valid prefix of union bpf_attr; what it points to outlives the call.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            command as libc::c_int,
+            attr as *const T,
+            size_of::<T>() as u32,
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The error for a program the kernel refused, with the end of the verifier's log.
+fn refused(
+    name: &str,
+    instructions: &[aya_obj::generated::bpf_insn],
+    license: &CString,
+    attach: Option<bpf_attach_type>,
+    error: io::Error,
+) -> LoadError {
+    let log = prog_load(name, instructions, license, attach, true)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(8).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    kernel("program", format!("{name}: {error}\n{}", tail.join("\n")))
+}
+
+/// `union bpf_attr` for BPF_PROG_LOAD, up to `expected_attach_type`.
+#[repr(C)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// Loads a program; with `log`, a failure's error text is the verifier's log.
+fn prog_load(
+    name: &str,
+    instructions: &[aya_obj::generated::bpf_insn],
+    license: &CString,
+    attach: Option<bpf_attach_type>,
+    log: bool,
+) -> io::Result<OwnedFd> {
+    let mut log_buf = if log { vec![0u8; 16 << 20] } else { Vec::new() };
+    let mut prog_name = [0u8; 16];
+    let short = &name.as_bytes()[..name.len().min(15)];
+    prog_name[..short.len()].copy_from_slice(short);
+    let attr = ProgLoadAttr {
+        prog_type: bpf_prog_type::BPF_PROG_TYPE_KPROBE as u32,
+        insn_cnt: instructions.len() as u32,
+        insns: instructions.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: u32::from(log),
+        log_size: log_buf.len() as u32,
+        // The kernel refuses a buffer without a log level: an empty Vec's pointer is not null.
+        log_buf: if log { log_buf.as_mut_ptr() as u64 } else { 0 },
+        kern_version: 0,
+        prog_flags: 0,
+        prog_name,
+        prog_ifindex: 0,
+        expected_attach_type: attach.map_or(0, |a| a as u32),
+    };
+    // SAFETY: attr is a valid prefix of union bpf_attr; the buffers it points to outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            bpf_cmd::BPF_PROG_LOAD as libc::c_int,
+            &attr as *const ProgLoadAttr,
+            size_of::<ProgLoadAttr>() as u32,
+        )
+    };
+    if fd < 0 {
+        let error = io::Error::last_os_error();
+        if log {
+            let end = log_buf
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(log_buf.len());
+            return Err(io::Error::new(
+                error.kind(),
+                String::from_utf8_lossy(&log_buf[..end]).into_owned(),
+            ));
+        }
+        return Err(error);
+    }
+    // SAFETY: a fresh descriptor from the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
