@@ -22,6 +22,8 @@ use std::{
 
 use aya_obj::generated::{bpf_attach_type, bpf_cmd, perf_event_attr};
 
+use super::sys;
+
 /// Which processes an attachment covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -194,24 +196,13 @@ pub fn attach_multi(
         },
         _pad: 0,
     };
-    // SAFETY: attr is a valid prefix of union bpf_attr; the arrays and path it points to
-    // outlive the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            bpf_cmd::BPF_LINK_CREATE as libc::c_int,
-            &attr as *const UprobeMultiAttr,
-            size_of::<UprobeMultiAttr>() as u32,
-        )
-    };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
+    // The arrays and the path attr points to outlive the call.
+    let link = sys::bpf_fd(bpf_cmd::BPF_LINK_CREATE, &attr).map_err(|e| {
         let semaphore = semaphores.iter().any(|&s| s != 0);
-        return Err(classify(e, point, scope, semaphore));
-    }
+        classify(e, point, scope, semaphore)
+    })?;
     Ok(Link {
-        // SAFETY: a fresh descriptor from the kernel, owned by nobody else.
-        _link: unsafe { OwnedFd::from_raw_fd(fd as i32) },
+        _link: link,
         _event: None,
         sites: offsets.len(),
     })
@@ -295,18 +286,5 @@ fn link_create(program: BorrowedFd<'_>, event: &OwnedFd, cookie: u64) -> io::Res
         flags: 0,
         bpf_cookie: cookie,
     };
-    // SAFETY: attr is a valid prefix of union bpf_attr and lives across the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            bpf_cmd::BPF_LINK_CREATE as libc::c_int,
-            &attr as *const LinkCreateAttr,
-            size_of::<LinkCreateAttr>() as u32,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor from the kernel, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    sys::bpf_fd(bpf_cmd::BPF_LINK_CREATE, &attr)
 }

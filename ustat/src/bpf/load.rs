@@ -9,13 +9,13 @@ use std::{
     collections::{HashMap, HashSet},
     ffi::CString,
     io,
-    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, OwnedFd},
 };
 
 use aya::maps::{Map, MapData};
 use aya_obj::generated::{bpf_attach_type, bpf_cmd, bpf_prog_type};
 
-use super::{LoadError, Program};
+use super::{LoadError, Program, sys};
 
 /// How programs attach on this kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,7 +202,7 @@ fn fill_global_data(map: BorrowedFd<'_>, definition: &aya_obj::Map) -> io::Resul
             value: data.as_ptr() as u64,
             flags: 0,
         };
-        bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &attr)?;
+        sys::bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &attr)?;
     }
     if definition.section_kind() == aya_obj::EbpfSectionKind::Rodata {
         let attr = MapElemAttr {
@@ -212,7 +212,7 @@ fn fill_global_data(map: BorrowedFd<'_>, definition: &aya_obj::Map) -> io::Resul
             value: 0,
             flags: 0,
         };
-        bpf(bpf_cmd::BPF_MAP_FREEZE, &attr)?;
+        sys::bpf(bpf_cmd::BPF_MAP_FREEZE, &attr)?;
     }
     Ok(())
 }
@@ -225,23 +225,6 @@ struct MapElemAttr {
     key: u64,
     value: u64,
     flags: u64,
-}
-
-/// The bpf(2) system call, for a command that returns 0 or fails.
-fn bpf<T>(command: bpf_cmd, attr: &T) -> io::Result<()> {
-    // SAFETY: attr is a valid prefix of union bpf_attr; what it points to outlives the call.
-    let result = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            command as libc::c_int,
-            attr as *const T,
-            size_of::<T>() as u32,
-        )
-    };
-    if result < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// The error for a program the kernel refused, with the end of the verifier's log.
@@ -305,29 +288,17 @@ fn prog_load(
         prog_ifindex: 0,
         expected_attach_type: attach.map_or(0, |a| a as u32),
     };
-    // SAFETY: attr is a valid prefix of union bpf_attr; the buffers it points to outlive the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            bpf_cmd::BPF_PROG_LOAD as libc::c_int,
-            &attr as *const ProgLoadAttr,
-            size_of::<ProgLoadAttr>() as u32,
-        )
-    };
-    if fd < 0 {
-        let error = io::Error::last_os_error();
-        if log {
-            let end = log_buf
-                .iter()
-                .position(|&b| b == 0)
-                .unwrap_or(log_buf.len());
-            return Err(io::Error::new(
-                error.kind(),
-                String::from_utf8_lossy(&log_buf[..end]).into_owned(),
-            ));
+    sys::bpf_fd(bpf_cmd::BPF_PROG_LOAD, &attr).map_err(|error| {
+        if !log {
+            return error;
         }
-        return Err(error);
-    }
-    // SAFETY: a fresh descriptor from the kernel, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+        let end = log_buf
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(log_buf.len());
+        io::Error::new(
+            error.kind(),
+            String::from_utf8_lossy(&log_buf[..end]).into_owned(),
+        )
+    })
 }

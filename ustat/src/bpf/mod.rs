@@ -3,6 +3,7 @@
 pub mod attach;
 mod flow;
 mod load;
+mod sys;
 mod totals;
 
 use std::collections::HashMap;
