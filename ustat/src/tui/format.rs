@@ -76,19 +76,24 @@ pub fn signed_bytes(value: i64) -> String {
     }
 }
 
-/// A duration in nanoseconds: `850ns`, `12µs`, `1.25ms`, `12.3ms`, `1.20s`
+/// A duration in nanoseconds, with three significant digits (up to a second):
+/// `850ns`, `1.63µs`, `12.4µs`, `123µs`, `1.25ms`, `12.3ms`, `123ms`, `1.20s`
 pub fn nanos(ns: u64) -> String {
-    let value = ns as f64;
     if ns < 1_000 {
-        format!("{ns}ns")
-    } else if ns < 1_000_000 {
-        format!("{:.0}µs", value / 1e3)
-    } else if ns < 10_000_000 {
-        format!("{:.2}ms", value / 1e6)
-    } else if ns < 1_000_000_000 {
-        format!("{:.1}ms", value / 1e6)
+        return format!("{ns}ns");
+    }
+    let (value, unit) = match ns {
+        // The limits are where rounding would carry into a fourth digit.
+        ..999_500 => (ns as f64 / 1e3, "µs"),
+        ..999_500_000 => (ns as f64 / 1e6, "ms"),
+        _ => return format!("{:.2}s", ns as f64 / 1e9),
+    };
+    if value < 9.995 {
+        format!("{value:.2}{unit}")
+    } else if value < 99.95 {
+        format!("{value:.1}{unit}")
     } else {
-        format!("{:.2}s", value / 1e9)
+        format!("{value:.0}{unit}")
     }
 }
 
@@ -124,9 +129,16 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(nanos(850), "850ns");
-        assert_eq!(nanos(12_400), "12µs");
+        assert_eq!(nanos(1_630), "1.63µs");
+        assert_eq!(nanos(12_400), "12.4µs");
+        assert_eq!(nanos(123_456), "123µs");
         assert_eq!(nanos(1_250_000), "1.25ms");
         assert_eq!(nanos(12_345_678), "12.3ms");
+        assert_eq!(nanos(123_456_789), "123ms");
         assert_eq!(nanos(1_200_000_000), "1.20s");
+        // Rounding never shows a fourth digit.
+        assert_eq!(nanos(9_999), "10.0µs");
+        assert_eq!(nanos(999_999), "1.00ms");
+        assert_eq!(nanos(999_999_999), "1.00s");
     }
 }
