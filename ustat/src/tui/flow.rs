@@ -44,6 +44,9 @@ pub struct FlowView {
     /// The field being typed, and what has been typed.
     pub editing: Option<(Field, String)>,
     pub received: u64,
+    /// The kernel time of the first call received: line times count from it, so they stay
+    /// put while old lines scroll out.
+    pub origin_ns: Option<u64>,
     /// Events the kernel could not deliver, or that came too fast to keep.
     pub dropped: u64,
     /// A line for the user (the folded stacks' file).
@@ -69,6 +72,7 @@ impl FlowView {
             method_prefix: String::new(),
             editing: None,
             received: 0,
+            origin_ns: None,
             dropped: 0,
             status: None,
         }
@@ -77,6 +81,9 @@ impl FlowView {
     /// Takes new lines (kept aside while paused).
     pub fn push(&mut self, lines: Vec<FlowLine>) {
         self.received += lines.len() as u64;
+        if self.origin_ns.is_none() {
+            self.origin_ns = lines.first().map(|l| l.ts_ns);
+        }
         if self.paused {
             self.waiting.extend(lines);
             // Pausing must not grow memory without bound: the oldest waiting lines go.
@@ -277,6 +284,15 @@ mod tests {
         view.cursor = 3;
         view.toggle_fold();
         assert!(view.folded.is_empty());
+    }
+
+    #[test]
+    fn line_times_count_from_the_first_call_even_after_it_scrolls_out() {
+        let mut view = view();
+        let more = (8..8 + KEEP as u64).map(|seq| line(seq, 7, Kind::Entry, 0, 1));
+        view.push(more.collect());
+        assert_eq!(seqs(&view)[0], 8);
+        assert_eq!(view.origin_ns, Some(0));
     }
 
     #[test]

@@ -110,7 +110,7 @@ fn draw_calls(frame: &mut Frame, area: Rect, flow: &mut FlowView) {
     let height = usize::from(area.height);
     // The window keeps the cursor in view, near the bottom while following.
     let start = (flow.cursor + 1).saturating_sub(height);
-    let first_ts = visible.first().map_or(0, |l| l.ts_ns);
+    let origin = flow.origin_ns.unwrap_or(0);
     let lines: Vec<Line> = visible
         .iter()
         .enumerate()
@@ -119,7 +119,7 @@ fn draw_calls(frame: &mut Frame, area: Rect, flow: &mut FlowView) {
         .map(|(index, line)| {
             let time = format!(
                 "{:>10.6} {:>7} ",
-                (line.ts_ns - first_ts) as f64 / 1e9,
+                line.ts_ns.saturating_sub(origin) as f64 / 1e9,
                 line.tid
             );
             let indent = "  ".repeat(line.depth as usize);
