@@ -125,6 +125,14 @@ impl Batch<'_> {
     }
 }
 
+/// Closes links in the reverse order of their attaching: begins (attached after their ends)
+/// go first, so no call begins in between that could not end.
+fn close_newest_first(links: Vec<(Group, Link)>) {
+    for link in links.into_iter().rev() {
+        drop(link);
+    }
+}
+
 pub struct Tracer {
     loaded: Loaded,
     pmu: UprobePmu,
@@ -132,6 +140,12 @@ pub struct Tracer {
     links: Vec<(Group, Link)>,
     /// Bumped with every flow filter, so the kernel's cached verdicts go stale.
     flow_generation: u32,
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        self.detach_all();
+    }
 }
 
 impl Tracer {
@@ -303,7 +317,11 @@ impl Tracer {
 
     /// Detaches the group's attachments.
     pub fn detach(&mut self, group: Group) -> Result<(), LoadError> {
-        self.links.retain(|(g, _)| *g != group);
+        let (gone, kept) = std::mem::take(&mut self.links)
+            .into_iter()
+            .partition(|(g, _)| *g == group);
+        self.links = kept;
+        close_newest_first(gone);
         // Calls open now will return unseen: their frames would sit under every later call.
         if group == Group::Flow {
             flow::clear_stacks(&mut self.loaded)?;
@@ -357,7 +375,7 @@ impl Tracer {
 
     /// Detaches everything (also done on drop).
     pub fn detach_all(&mut self) {
-        self.links.clear();
+        close_newest_first(std::mem::take(&mut self.links));
     }
 
     /// The ring buffer of events. It can be taken once.
