@@ -85,7 +85,7 @@ pub fn nanos(ns: u64) -> String {
     let (value, unit) = match ns {
         // The limits are where rounding would carry into a fourth digit.
         ..999_500 => (ns as f64 / 1e3, "µs"),
-        ..999_500_000 => (ns as f64 / 1e6, "ms"),
+        999_500..999_500_000 => (ns as f64 / 1e6, "ms"),
         _ => return format!("{:.2}s", ns as f64 / 1e9),
     };
     if value < 9.995 {
