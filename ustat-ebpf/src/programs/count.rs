@@ -16,17 +16,9 @@ pub fn count(ctx: ProbeContext) -> u32 {
         subkey: subkey(&ctx, spec),
     };
     let value = summed_value(&ctx, spec);
-    accumulate(
-        &COUNTS,
-        &key,
-        &CountValue {
-            count: 1,
-            sum: value,
-        },
-        |v| {
-            v.count += 1;
-            v.sum += value;
-        },
-    );
+    accumulate(&COUNTS, &key, |v: &mut CountValue| {
+        v.count += 1;
+        v.sum += value;
+    });
     0
 }

@@ -280,13 +280,7 @@ fn close(stack: &mut ThreadStack, depth: usize, now: u64, pid: u32) -> (u64, u64
         category: category::METHOD_TIME,
         subkey: call.method,
     };
-    let first = MethodTotals {
-        calls: 1,
-        total_ns: total,
-        self_ns: own,
-        sum_ns: duration,
-    };
-    accumulate(&METHODS, &key, &first, |t| {
+    accumulate(&METHODS, &key, |t: &mut MethodTotals| {
         t.calls += 1;
         t.total_ns += total;
         t.self_ns += own;
@@ -298,22 +292,17 @@ fn close(stack: &mut ThreadStack, depth: usize, now: u64, pid: u32) -> (u64, u64
         subkey: call.method,
         bucket: hist_bucket(duration),
     };
-    accumulate(&SPAN_HIST, &hist, &1, |n| *n += 1);
+    accumulate(&SPAN_HIST, &hist, |n| *n += 1);
     let path = CountKey {
         pid,
         category: category::CALL_PATH,
         subkey: call.path,
     };
-    let first = PathTotals {
-        calls: 1,
-        parent: parent_path,
-        method: call.method,
-        self_ns: own,
-    };
-    accumulate(&PATHS, &path, &first, |p| {
+    accumulate(&PATHS, &path, |p: &mut PathTotals| {
         p.calls += 1;
         p.self_ns += own;
-        // Another CPU may have created the key: this CPU's copy starts zeroed.
+        // Every CPU's copy names the path's parent and method, also when another CPU
+        // created the key (this CPU's copy then starts zeroed).
         p.parent = parent_path;
         p.method = call.method;
     });

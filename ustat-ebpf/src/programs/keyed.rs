@@ -34,18 +34,10 @@ pub fn keyed(ctx: ProbeContext) -> u32 {
         }
     }
     let value = summed_value(&ctx, spec);
-    let created = accumulate(
-        &KEYED,
-        &key,
-        &CountValue {
-            count: 1,
-            sum: value,
-        },
-        |v| {
-            v.count += 1;
-            v.sum += value;
-        },
-    );
+    let created = accumulate(&KEYED, &key, |v: &mut CountValue| {
+        v.count += 1;
+        v.sum += value;
+    });
     if created {
         send_names(&ctx, spec, &key, tid);
     }

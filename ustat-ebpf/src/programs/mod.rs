@@ -106,13 +106,13 @@ fn summed_value(ctx: &ProbeContext, spec: &ProbeSpec) -> u64 {
     value
 }
 
-/// Adds to a per-CPU aggregate: in place when the key exists, else by inserting `first`.
+/// Adds to a per-CPU aggregate with `add`: in place when the key exists, else by inserting
+/// `add` applied to a zero value (so a new key and an old one always get the same fields).
 /// Returns whether this call created the key.
 #[inline(always)]
-fn accumulate<K, V: Copy>(
+fn accumulate<K, V: Copy + Default>(
     map: &PerCpuHashMap<K, V>,
     key: &K,
-    first: &V,
     add: impl Fn(&mut V),
 ) -> bool {
     if let Some(value) = map.get_ptr_mut(key) {
@@ -120,7 +120,9 @@ fn accumulate<K, V: Copy>(
         add(unsafe { &mut *value });
         return false;
     }
-    match map.insert(key, first, aya_ebpf::bindings::BPF_NOEXIST.into()) {
+    let mut first = V::default();
+    add(&mut first);
+    match map.insert(key, &first, aya_ebpf::bindings::BPF_NOEXIST.into()) {
         Ok(()) => true,
         // Another CPU created the key first: its copy is separate from this CPU's.
         Err(_) => {

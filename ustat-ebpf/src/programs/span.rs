@@ -101,13 +101,7 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
         category: spec.tag,
         subkey: open.subkey,
     };
-    let first = SpanTotals {
-        count: 1,
-        total_ns: duration,
-        max_ns: duration,
-        value_sum: value,
-    };
-    accumulate(&SPANS, &totals_key, &first, |t| {
+    accumulate(&SPANS, &totals_key, |t: &mut SpanTotals| {
         t.count += 1;
         t.total_ns += duration;
         if duration > t.max_ns {
@@ -121,6 +115,6 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
         subkey: open.subkey,
         bucket: hist_bucket(duration),
     };
-    accumulate(&SPAN_HIST, &hist_key, &1, |n| *n += 1);
+    accumulate(&SPAN_HIST, &hist_key, |n| *n += 1);
     0
 }
