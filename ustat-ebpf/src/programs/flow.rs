@@ -6,7 +6,7 @@
 //! cost a map lookup. A full ring buffer is counted, never waited on.
 
 use aya_ebpf::{
-    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
+    bindings::BPF_F_NO_PREALLOC,
     helpers::{
         bpf_get_smp_processor_id, bpf_ktime_get_ns,
         generated::{bpf_probe_read_user, bpf_probe_read_user_str},
@@ -21,7 +21,9 @@ use ustat_common::{
     hist_bucket, key_kind, lost, method_hash, path_hash,
 };
 
-use super::{EVENTS, SPAN_HIST, accumulate, count_lost, optional_arg, pid_tid, spec_of};
+use super::{
+    EVENTS, SPAN_HIST, accumulate, count_lost, get_or_create, optional_arg, pid_tid, spec_of,
+};
 
 #[map]
 static STACKS: HashMap<u32, ThreadStack> = HashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
@@ -70,24 +72,6 @@ fn method_of(ctx: &ProbeContext, spec: &ProbeSpec) -> u64 {
         }
     }
     method_hash(&keys)
-}
-
-/// The thread's stack, created empty on its first call.
-#[inline(always)]
-fn stack_of(tid: u32, pid: u32) -> Option<*mut ThreadStack> {
-    if let Some(stack) = STACKS.get_ptr_mut(&tid) {
-        return Some(stack);
-    }
-    let empty = EMPTY_STACK.get_ptr_mut(0)?;
-    // SAFETY: a per-CPU scratch value; only its header is written, its frames stay zero.
-    unsafe {
-        (*empty).depth = 0;
-        (*empty).pid = pid;
-        if STACKS.insert(&tid, &*empty, BPF_NOEXIST.into()).is_err() {
-            count_lost(lost::MAP_FULL);
-        }
-    }
-    STACKS.get_ptr_mut(&tid)
 }
 
 /// Does the name in key slot `slot` start with `prefix`?
@@ -216,7 +200,10 @@ pub fn flow_entry(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
     let (pid, tid) = pid_tid();
     let method = method_of(&ctx, spec);
-    let Some(stack) = stack_of(tid, pid) else {
+    let Some(stack) = get_or_create(&STACKS, &EMPTY_STACK, &tid, |empty| {
+        empty.depth = 0;
+        empty.pid = pid;
+    }) else {
         return 0;
     };
     // SAFETY: the thread's own map value; only this thread runs its probes.

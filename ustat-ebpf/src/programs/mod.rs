@@ -9,7 +9,7 @@ mod span;
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::BPF_F_NO_PREALLOC,
+    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
     helpers::generated::bpf_get_attach_cookie,
     macros::map,
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -122,7 +122,7 @@ fn accumulate<K, V: Copy + Default>(
     }
     let mut first = V::default();
     add(&mut first);
-    match map.insert(key, &first, aya_ebpf::bindings::BPF_NOEXIST.into()) {
+    match map.insert(key, &first, BPF_NOEXIST.into()) {
         Ok(()) => true,
         // Another CPU created the key first: its copy is separate from this CPU's.
         Err(_) => {
@@ -134,6 +134,29 @@ fn accumulate<K, V: Copy + Default>(
             false
         }
     }
+}
+
+/// The per-thread value at `key`, created on first use from `scratch`, a per-CPU value too
+/// big for the BPF stack. Only `init` writes the scratch value (a header), so the rest of a
+/// new value is whatever was never written there: zero.
+#[inline(always)]
+fn get_or_create<K, V>(
+    map: &HashMap<K, V>,
+    scratch: &PerCpuArray<V>,
+    key: &K,
+    init: impl FnOnce(&mut V),
+) -> Option<*mut V> {
+    if let Some(value) = map.get_ptr_mut(key) {
+        return Some(value);
+    }
+    let empty = scratch.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch value; no other program runs on this CPU meanwhile.
+    let empty = unsafe { &mut *empty };
+    init(empty);
+    if map.insert(key, empty, BPF_NOEXIST.into()).is_err() {
+        count_lost(lost::MAP_FULL);
+    }
+    map.get_ptr_mut(key)
 }
 
 /// (pid, tid) of the current thread, as the root pid namespace sees them.

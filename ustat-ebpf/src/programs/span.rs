@@ -3,17 +3,15 @@
 //! correctly; an end without a begin (ustat attached mid-span) is ignored. A probe hit costs
 //! one lookup of the thread's stack, and the end two per-CPU updates.
 
-use aya_ebpf::{
-    bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext,
-};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
 use ustat_common::{
     CountKey, HistKey, MAX_SPAN_DEPTH, OpenSpan, SpanStack, SpanThreadKey, SpanTotals, hist_bucket,
     lost,
 };
 
 use super::{
-    EMPTY_SPANS, OPEN_SPANS, SPAN_HIST, SPANS, accumulate, count_lost, pid_tid, spec_of, subkey,
-    summed_value,
+    EMPTY_SPANS, OPEN_SPANS, SPAN_HIST, SPANS, accumulate, count_lost, get_or_create, pid_tid,
+    spec_of, subkey, summed_value,
 };
 
 /// Slot `depth` of a stack. The mask keeps the index in range in a way the verifier sees;
@@ -25,32 +23,16 @@ fn slot(stack: &mut SpanStack, depth: u32) -> &mut OpenSpan {
     &mut stack.spans[(depth & (MAX_SPAN_DEPTH - 1)) as usize]
 }
 
-/// The thread's stack for the category, created empty on its first span.
-#[inline(always)]
-fn stack_of(key: &SpanThreadKey) -> Option<*mut SpanStack> {
-    if let Some(stack) = OPEN_SPANS.get_ptr_mut(key) {
-        return Some(stack);
-    }
-    let empty = EMPTY_SPANS.get_ptr_mut(0)?;
-    // SAFETY: a per-CPU scratch value; only its depth is written, its spans are never read
-    // below the depth.
-    unsafe {
-        (*empty).depth = 0;
-        if OPEN_SPANS.insert(key, &*empty, BPF_NOEXIST.into()).is_err() {
-            count_lost(lost::MAP_FULL);
-        }
-    }
-    OPEN_SPANS.get_ptr_mut(key)
-}
-
 #[uprobe]
 pub fn span_begin(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
     let (_, tid) = pid_tid();
-    let Some(stack) = stack_of(&SpanThreadKey {
+    let key = SpanThreadKey {
         tid,
         category: spec.tag,
-    }) else {
+    };
+    let Some(stack) = get_or_create(&OPEN_SPANS, &EMPTY_SPANS, &key, |empty| empty.depth = 0)
+    else {
         return 0;
     };
     // SAFETY: the thread's own map value; only this thread runs its probes.
