@@ -7,7 +7,7 @@ mod support;
 use std::{collections::BTreeMap, ffi::OsStr, path::Path};
 
 use support::{
-    Driven, Ustat, csv_ustat,
+    Driven, Ustat, csv_ustat_with_methods,
     interpreters::{DEBIAN_PYTHON, fixture, python},
     jvm::{Jvm, java},
     read_csv, stop,
@@ -206,18 +206,9 @@ fn jvm_flow_counts_times_and_folded_stacks_are_exact() {
 fn jvm_method_times_add_up() {
     let mut jvm = Jvm::start(java(), &["-XX:+ExtendedDTraceProbes"]);
     jvm.send("tree");
-    let pid = jvm.pid().to_string();
     let csv = jvm.dir.path().join("ustat.csv");
     let methods = jvm.dir.path().join("methods.csv");
-    let ustat = csv_ustat(
-        &csv,
-        &[
-            OsStr::new("-p"),
-            OsStr::new(&pid),
-            OsStr::new("--methods"),
-            methods.as_os_str(),
-        ],
-    );
+    let ustat = csv_ustat_with_methods(&csv, jvm.pid(), &methods);
     jvm.send("tree");
     stop(ustat);
     times_are_consistent(&method_times(&methods, jvm.pid()), |m| {
@@ -260,16 +251,7 @@ fn python_method_times_add_up() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("ustat.csv");
     let methods = dir.path().join("methods.csv");
-    let pid = python.pid().to_string();
-    let ustat = csv_ustat(
-        &csv,
-        &[
-            OsStr::new("-p"),
-            OsStr::new(&pid),
-            OsStr::new("--methods"),
-            methods.as_os_str(),
-        ],
-    );
+    let ustat = csv_ustat_with_methods(&csv, python.pid(), &methods);
     assert_eq!(python.send("tree"), "ok");
     stop(ustat);
     times_are_consistent(&method_times(&methods, python.pid()), |m| m.to_string());

@@ -6,7 +6,7 @@ mod support;
 use std::ffi::OsStr;
 
 use support::{
-    csv_ustat,
+    csv_ustat, csv_ustat_with_methods,
     jvm::{Jvm, java, private_jdk},
     poll, read_csv, stop, sum_for,
 };
@@ -18,18 +18,9 @@ fn csv_rows_add_up_to_exactly_what_the_jvm_did() {
     const THREADS: u64 = 3;
     const CALLS: u64 = 200_000;
     let mut jvm = Jvm::start(java(), &["-XX:+ExtendedDTraceProbes"]);
-    let pid = jvm.pid().to_string();
     let csv = jvm.dir.path().join("ustat.csv");
     let methods = jvm.dir.path().join("methods.csv");
-    let ustat = csv_ustat(
-        &csv,
-        &[
-            OsStr::new("--methods"),
-            methods.as_os_str(),
-            OsStr::new("-p"),
-            OsStr::new(&pid),
-        ],
-    );
+    let ustat = csv_ustat_with_methods(&csv, jvm.pid(), &methods);
 
     jvm.send(&format!("gc {GCS}"));
     jvm.send(&format!("load {CLASSES}"));

@@ -6,7 +6,7 @@ mod support;
 use std::{ffi::OsStr, path::Path};
 
 use support::{
-    Driven, csv_ustat,
+    Driven, csv_ustat, csv_ustat_with_methods,
     interpreters::{DEBIAN_PYTHON, pyenv_python, python},
     read_csv, stop, sum_for,
 };
@@ -74,16 +74,7 @@ fn debian_python311_imports_and_profiled_calls() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("ustat.csv");
     let methods = dir.path().join("methods.csv");
-    let pid = python.pid().to_string();
-    let ustat = csv_ustat(
-        &csv,
-        &[
-            OsStr::new("-p"),
-            OsStr::new(&pid),
-            OsStr::new("--methods"),
-            methods.as_os_str(),
-        ],
-    );
+    let ustat = csv_ustat_with_methods(&csv, python.pid(), &methods);
     assert_eq!(python.send("tree"), "ok");
     assert_eq!(python.send("import colorsys"), "ok");
     stop(ustat);

@@ -278,6 +278,20 @@ pub fn csv_ustat(csv: &Path, args: &[&std::ffi::OsStr]) -> Ustat {
     ustat
 }
 
+/// `csv_ustat` on one process, also writing every method's calls and times to `methods`.
+pub fn csv_ustat_with_methods(csv: &Path, pid: u32, methods: &Path) -> Ustat {
+    let pid = pid.to_string();
+    csv_ustat(
+        csv,
+        &[
+            "-p".as_ref(),
+            pid.as_ref(),
+            "--methods".as_ref(),
+            methods.as_os_str(),
+        ],
+    )
+}
+
 /// Stops ustat with SIGINT (it writes the partial last interval) and checks it exited well.
 pub fn stop(mut ustat: Ustat) {
     ustat.signal(libc::SIGINT);
