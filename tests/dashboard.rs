@@ -74,6 +74,18 @@ fn select(tmux: &Tmux, pid: u32) {
     panic!("PID {pid} could not be selected:\n{}", tmux.capture());
 }
 
+/// Presses `key`, which writes a file, and returns the path the status line gives after
+/// `said`.
+fn written_file(tmux: &Tmux, key: &str, said: &str) -> String {
+    let screen = tmux.press(key, said, |s| s.contains(said));
+    screen
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(said))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 /// Program ids loaded in the kernel now.
 fn loaded_programs() -> BTreeSet<u32> {
     aya::programs::loaded_programs()
@@ -151,15 +163,7 @@ fn the_dashboard_shows_the_jvm_obeys_every_key_and_cleans_up() {
     tmux.press("Left", "the table again", |s| !s.contains("Top methods"));
     tmux.press(" ", "paused", |s| s.contains("PAUSED"));
     tmux.press(" ", "resumed", |s| !s.contains("PAUSED"));
-    let exported = tmux.press("e", "the export's path", |s| {
-        s.contains("snapshot written to ")
-    });
-    let path = exported
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("snapshot written to "))
-        .unwrap()
-        .trim()
-        .to_string();
+    let path = written_file(&tmux, "e", "snapshot written to ");
     let rows = support::read_csv(std::path::Path::new(&path));
     assert!(
         rows.iter()
@@ -322,15 +326,7 @@ fn the_flow_view_follows_calls_and_obeys_its_keys() {
         "the call folded or not (an entry or a return under the cursor)",
         |s| s.contains(" flow "),
     );
-    let exported = tmux.press("x", "the folded stacks' file", |s| {
-        s.contains("folded stacks written to ")
-    });
-    let path = exported
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("folded stacks written to "))
-        .unwrap()
-        .trim()
-        .to_string();
+    let path = written_file(&tmux, "x", "folded stacks written to ");
     let folded = std::fs::read_to_string(&path).unwrap();
     // spin() was entered before the flow began, so its marker() calls are roots.
     assert!(
