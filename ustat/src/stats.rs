@@ -382,6 +382,18 @@ mod tests {
         totals
     }
 
+    /// The JVM's interval from `previous` to `now`, with `names()`.
+    fn jvm_interval(now: &Totals, previous: &Totals) -> Computed {
+        compute(
+            &JVM,
+            &by_pid(now)[&PID],
+            previous,
+            &names(),
+            FlowReadings::default(),
+            TOP,
+        )
+    }
+
     fn names() -> Names {
         let mut names = Names::new();
         for (method, name) in [(1, "run"), (2, "hashCode")] {
@@ -396,14 +408,7 @@ mod tests {
     #[test]
     fn the_first_interval_counts_everything_since_attach() {
         let now = reading(3, 7, &[(1, 5)]);
-        let computed = compute(
-            &JVM,
-            &by_pid(&now)[&PID],
-            &Totals::default(),
-            &names(),
-            FlowReadings::default(),
-            TOP,
-        );
+        let computed = jvm_interval(&now, &Totals::default());
         assert_eq!(computed.interval.gc_count, 3);
         assert_eq!(computed.interval.gc_pause_ns, 3_000_000);
         assert_eq!(computed.interval.class_loaded, 7);
@@ -415,14 +420,7 @@ mod tests {
     fn later_intervals_count_the_difference() {
         let before = reading(3, 7, &[(1, 5)]);
         let now = reading(5, 7, &[(1, 9), (2, 4)]);
-        let computed = compute(
-            &JVM,
-            &by_pid(&now)[&PID],
-            &before,
-            &names(),
-            FlowReadings::default(),
-            TOP,
-        );
+        let computed = jvm_interval(&now, &before);
         assert_eq!(computed.interval.gc_count, 2);
         assert_eq!(computed.total.gc_count, 5);
         assert_eq!(computed.interval.class_loaded, 0);
@@ -457,14 +455,7 @@ mod tests {
         // A key that shrank (it cannot, but a reused pid could look like it) counts 0.
         let before = reading(9, 9, &[(1, 9)]);
         let now = reading(5, 7, &[(1, 2)]);
-        let computed = compute(
-            &JVM,
-            &by_pid(&now)[&PID],
-            &before,
-            &names(),
-            FlowReadings::default(),
-            TOP,
-        );
+        let computed = jvm_interval(&now, &before);
         assert_eq!(computed.interval, Counters::default());
         assert_eq!(computed.pause, None);
     }
@@ -472,14 +463,7 @@ mod tests {
     #[test]
     fn entries_without_names_are_labelled_unknown() {
         let now = reading(0, 0, &[(7, 1)]);
-        let computed = compute(
-            &JVM,
-            &by_pid(&now)[&PID],
-            &Totals::default(),
-            &names(),
-            FlowReadings::default(),
-            TOP,
-        );
+        let computed = jvm_interval(&now, &Totals::default());
         assert_eq!(computed.top_methods[0].name, "?");
     }
 
