@@ -13,10 +13,10 @@ use super::{
     app::App,
     flow::{Field, FlowView},
     format,
+    ui::{ACCENT, badge},
 };
 use crate::{flow::Kind, snapshot::Ranked};
 
-const ACCENT: Color = Color::Cyan;
 const SLOW: Color = Color::Red;
 
 /// Rows of the timing table under the calls.
@@ -61,13 +61,7 @@ fn draw_status(frame: &mut Frame, area: Rect, flow: &FlowView) {
         }
     };
     let mut spans = vec![
-        Span::styled(
-            " flow ",
-            Style::new()
-                .fg(Color::Black)
-                .bg(ACCENT)
-                .add_modifier(Modifier::BOLD),
-        ),
+        badge(" flow "),
         Span::raw(format!(
             " {} · thread {thread} · class {} · method {} · {} calls · slow ≥ {}",
             flow.title,

@@ -20,7 +20,7 @@ use crate::snapshot::{ProcessSnapshot, Ranked};
 const MIN_WIDTH: u16 = 40;
 const MIN_HEIGHT: u16 = 8;
 
-const ACCENT: Color = Color::Cyan;
+pub(super) const ACCENT: Color = Color::Cyan;
 const WARN: Color = Color::Yellow;
 
 pub fn draw(frame: &mut Frame, app: &mut App) {
@@ -65,16 +65,21 @@ fn draw_tiny(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
 }
 
+/// The view's name at the start of its header line.
+pub(super) fn badge(name: &'static str) -> Span<'static> {
+    Span::styled(
+        name,
+        Style::new()
+            .fg(Color::Black)
+            .bg(ACCENT)
+            .add_modifier(Modifier::BOLD),
+    )
+}
+
 fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     let arrow = if app.descending { "▼" } else { "▲" };
     let mut spans = vec![
-        Span::styled(
-            " ustat ",
-            Style::new()
-                .fg(Color::Black)
-                .bg(ACCENT)
-                .add_modifier(Modifier::BOLD),
-        ),
+        badge(" ustat "),
         Span::raw(format!(
             " {} · {} processes · every {} · sort {} {arrow} · runtime {}",
             app.scope,
