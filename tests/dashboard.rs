@@ -86,6 +86,13 @@ fn written_file(tmux: &Tmux, key: &str, said: &str) -> String {
         .to_string()
 }
 
+/// The PID of the ustat the pane's shell runs, and the BPF programs it holds.
+fn ustat_in_pane(tmux: &Tmux) -> (u32, BTreeSet<u32>) {
+    let shell: u32 = tmux.pane("#{pane_pid}").parse().unwrap();
+    let ustat = poll("ustat under the shell", || child_of(shell));
+    (ustat, bpf_programs_of(ustat))
+}
+
 /// Program ids loaded in the kernel now.
 fn loaded_programs() -> BTreeSet<u32> {
     aya::programs::loaded_programs()
@@ -119,9 +126,7 @@ fn the_dashboard_shows_the_jvm_obeys_every_key_and_cleans_up() {
         row(s).is_some_and(|r| r.contains("jvm") && !r.trim_end().ends_with(" 0"))
     });
 
-    let shell: u32 = tmux.pane("#{pane_pid}").parse().unwrap();
-    let ustat = poll("ustat under the shell", || child_of(shell));
-    let programs = bpf_programs_of(ustat);
+    let (_, programs) = ustat_in_pane(&tmux);
     assert!(
         programs.len() >= 4,
         "count, span_begin, span_end, keyed: {programs:?}"
@@ -203,9 +208,7 @@ fn sigterm_and_sighup_restore_the_terminal_too() {
         tmux.wait_for("the dashboard", |s| {
             s.contains("ustat ") && s.contains("processes")
         });
-        let shell: u32 = tmux.pane("#{pane_pid}").parse().unwrap();
-        let ustat = poll("ustat under the shell", || child_of(shell));
-        let programs = bpf_programs_of(ustat);
+        let (ustat, programs) = ustat_in_pane(&tmux);
         let out = std::process::Command::new("kill")
             .args([&format!("-{signal}"), &ustat.to_string()])
             .output()
@@ -359,9 +362,7 @@ fn a_terminal_that_goes_away_ends_ustat() {
     tmux.wait_for("the dashboard", |s| {
         s.contains("ustat ") && s.contains("processes")
     });
-    let shell: u32 = tmux.pane("#{pane_pid}").parse().unwrap();
-    let ustat = poll("ustat under the shell", || child_of(shell));
-    let programs = bpf_programs_of(ustat);
+    let (ustat, programs) = ustat_in_pane(&tmux);
     drop(tmux);
     poll("ustat to exit", || {
         (!std::path::Path::new(&format!("/proc/{ustat}")).exists()).then_some(())
