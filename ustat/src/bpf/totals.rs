@@ -19,6 +19,16 @@ pub struct Totals {
     pub keyed: HashMap<KeyedKey, CountValue>,
 }
 
+impl Totals {
+    /// Drops everything about `pid` (it exited).
+    pub fn forget_process(&mut self, pid: u32) {
+        self.counts.retain(|k, _| k.pid != pid);
+        self.spans.retain(|k, _| k.pid != pid);
+        self.hist.retain(|k, _| k.pid != pid);
+        self.keyed.retain(|k, _| k.pid != pid);
+    }
+}
+
 /// What could not be recorded (see `ustat_common::lost`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Lost {

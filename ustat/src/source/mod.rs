@@ -370,19 +370,13 @@ impl Source for KernelSource {
             processes.push(self.snapshot_of(tracked, by_pid.get(&pid).unwrap_or(&empty), true));
         }
         processes.sort_by_key(|p| p.pid);
+        let mut totals = totals;
         for tracked in &gone {
             let pid = tracked.found.pid;
             self.tracer.forget_process(pid)?;
             self.names.retain(|key, _| key.pid != pid);
             self.flow.forget_process(pid);
-        }
-        let mut totals = totals;
-        for tracked in &gone {
-            let pid = tracked.found.pid;
-            totals.counts.retain(|k, _| k.pid != pid);
-            totals.spans.retain(|k, _| k.pid != pid);
-            totals.hist.retain(|k, _| k.pid != pid);
-            totals.keyed.retain(|k, _| k.pid != pid);
+            totals.forget_process(pid);
         }
         self.previous = totals;
         self.flow.end_interval();
