@@ -16,8 +16,18 @@ use procfs::{
 pub enum ProcessError {
     #[error("no process with PID {0}")]
     NotFound(u32),
-    #[error("cannot read /proc/{pid}/{file}: permission denied; run ustat as root")]
-    Permission { pid: u32, file: &'static str },
+    #[error("cannot read /proc/{pid}/{file}: permission denied; {}", if *as_root {
+        "the kernel refuses it even to root (the process is not dumpable, or runs in a \
+         user namespace ustat cannot inspect)"
+    } else {
+        "run ustat as root"
+    })]
+    Permission {
+        pid: u32,
+        file: &'static str,
+        /// Whether ustat already runs as root, so that advice would not help.
+        as_root: bool,
+    },
     #[error("cannot read /proc/{pid}/{file}")]
     Io {
         pid: u32,
@@ -31,7 +41,12 @@ impl ProcessError {
     fn from_io(pid: u32, file: &'static str, source: io::Error) -> Self {
         match source.kind() {
             io::ErrorKind::NotFound => Self::NotFound(pid),
-            io::ErrorKind::PermissionDenied => Self::Permission { pid, file },
+            io::ErrorKind::PermissionDenied => Self::Permission {
+                pid,
+                file,
+                // SAFETY: geteuid has no preconditions.
+                as_root: unsafe { libc::geteuid() } == 0,
+            },
             // A process that exits while being read.
             _ if source.raw_os_error() == Some(libc::ESRCH) => Self::NotFound(pid),
             _ => Self::Io { pid, file, source },
@@ -193,6 +208,27 @@ pub fn command(pid: u32) -> Result<String, ProcessError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permission_advice_fits_who_asks() {
+        let denied = |as_root| {
+            ProcessError::Permission {
+                pid: 1,
+                file: "maps",
+                as_root,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            denied(false),
+            "cannot read /proc/1/maps: permission denied; run ustat as root"
+        );
+        assert_eq!(
+            denied(true),
+            "cannot read /proc/1/maps: permission denied; the kernel refuses it even to root \
+             (the process is not dumpable, or runs in a user namespace ustat cannot inspect)"
+        );
+    }
 
     const MAPS: &[u8] = b"\
 00400000-00401000 r--p 00000000 fe:01 1234 /usr/bin/python3.11
