@@ -38,13 +38,20 @@ pub mod maps {
     /// `LruHashMap<CountKey, u32>`: per method, the filter generation it passed (subkey:
     /// `method_hash`), so the name is compared once per method and filter.
     pub const FLOW_PASS: &str = "FLOW_PASS";
+    /// `HashMap<u32, ProcessEntry>`: by tgid, each process that hit a probe and has not
+    /// exited, with its epoch (the second half of every per-process key).
+    pub const PROCS: &str = "PROCS";
+    /// `HashMap<ProcessKey, u64>`: processes that exited (value: when, boot-time ns), so
+    /// userspace reads their last counts and then deletes their keys.
+    pub const EXITED: &str = "EXITED";
 }
 
 /// Slots of the `LOST` map.
 pub mod lost {
     /// Events not sent: the ring buffer was full.
     pub const RING_FULL: u32 = 0;
-    /// Hits not counted: an aggregation map was full.
+    /// Hits not counted: an aggregation map (or `PROCS`) was full. Also a process whose exit
+    /// could not be recorded because `EXITED` was full (its keys then stay until ustat ends).
     pub const MAP_FULL: u32 = 1;
     /// Spans not timed: a thread nested more than `MAX_SPAN_DEPTH` of one category.
     pub const TOO_DEEP: u32 = 2;
@@ -76,6 +83,8 @@ pub mod category {
     pub const METHOD_TIME: u32 = 13;
     /// Call paths (`PATHS`): the subkey is the path's hash.
     pub const CALL_PATH: u32 = 14;
+    /// The highest category: the exit hook clears a thread's open spans of 1..=LAST.
+    pub const LAST: u32 = CALL_PATH;
 }
 
 /// Most calls a thread's shadow stack holds; deeper calls are counted (`lost::TOO_DEEP`)
@@ -316,7 +325,55 @@ pub struct ArgsEvent {
 }
 const _: () = assert!(size_of::<ArgsEvent>() == 128);
 
-/// Key of the per-process aggregation maps (`COUNTS`, `SPANS`).
+/// Which process a per-process key belongs to: its pid, and its epoch — when the kernel
+/// first saw it hit a probe, in boot-time nanoseconds (`PROCS`). A pid used again by a later
+/// process gets a later epoch, so the two never share a key. The epoch is never before the
+/// process's start time (`/proc/PID/stat` field 22, the same clock in ticks).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProcessKey {
+    pub pid: u32,
+    pub _pad: u32,
+    pub epoch: u64,
+}
+const _: () = assert!(size_of::<ProcessKey>() == 16);
+
+impl ProcessKey {
+    pub const fn new(pid: u32, epoch: u64) -> Self {
+        Self {
+            pid,
+            _pad: 0,
+            epoch,
+        }
+    }
+}
+
+/// Keys that belong to one process.
+pub trait OfProcess {
+    fn process(&self) -> ProcessKey;
+}
+
+macro_rules! of_process {
+    ($($key:ty),*) => {
+        $(impl OfProcess for $key {
+            fn process(&self) -> ProcessKey {
+                ProcessKey::new(self.pid, self.epoch)
+            }
+        })*
+    };
+}
+of_process!(CountKey, HistKey, KeyedKey);
+
+/// Value of `PROCS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessEntry {
+    /// `bpf_ktime_get_boot_ns()` at the process's first probe hit.
+    pub epoch: u64,
+}
+const _: () = assert!(size_of::<ProcessEntry>() == 8);
+
+/// Key of the per-process aggregation maps (`COUNTS`, `SPANS`, `METHODS`, `PATHS`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CountKey {
@@ -324,8 +381,10 @@ pub struct CountKey {
     pub category: u32,
     /// The value of `ProbeSpec::subkey_arg`, or 0.
     pub subkey: u64,
+    /// The process's epoch (see `ProcessKey`).
+    pub epoch: u64,
 }
-const _: () = assert!(size_of::<CountKey>() == 16);
+const _: () = assert!(size_of::<CountKey>() == 24);
 
 /// Value of the `COUNTS` map (per CPU).
 #[repr(C)]
@@ -388,8 +447,10 @@ pub struct HistKey {
     pub category: u32,
     pub subkey: u64,
     pub bucket: u64,
+    /// The process's epoch (see `ProcessKey`).
+    pub epoch: u64,
 }
-const _: () = assert!(size_of::<HistKey>() == 24);
+const _: () = assert!(size_of::<HistKey>() == 32);
 
 /// Key of `KEYED`.
 #[repr(C)]
@@ -399,8 +460,10 @@ pub struct KeyedKey {
     pub category: u32,
     /// The values of the spec's key arguments (pointers for names), 0 for unused slots.
     pub keys: [u64; KEY_SLOTS],
+    /// The process's epoch (see `ProcessKey`).
+    pub epoch: u64,
 }
-const _: () = assert!(size_of::<KeyedKey>() == 32);
+const _: () = assert!(size_of::<KeyedKey>() == 40);
 
 /// Longest name a `NameEvent` carries; longer ones are cut (and marked by their length).
 pub const NAME_LEN: usize = 256;
@@ -417,7 +480,7 @@ pub struct NameEvent {
     pub failed: u16,
     pub names: [[u8; NAME_LEN]; KEY_SLOTS],
 }
-const _: () = assert!(size_of::<NameEvent>() == 24 + 32 + 8 + 3 * NAME_LEN);
+const _: () = assert!(size_of::<NameEvent>() == 24 + 40 + 8 + 3 * NAME_LEN);
 
 /// One call on a thread's shadow stack.
 #[repr(C)]
@@ -533,4 +596,6 @@ mod pod {
     unsafe impl aya::Pod for super::ThreadStack {}
     unsafe impl aya::Pod for super::SpanStack {}
     unsafe impl aya::Pod for super::SpanThreadKey {}
+    unsafe impl aya::Pod for super::ProcessKey {}
+    unsafe impl aya::Pod for super::ProcessEntry {}
 }

@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 
 use hdrhistogram::Histogram;
-use ustat_common::{CountKey, CountValue, HistKey, KeyedKey, MethodTotals, SpanTotals, category};
+use ustat_common::{
+    CountKey, CountValue, HistKey, KeyedKey, MethodTotals, OfProcess as _, ProcessKey, SpanTotals,
+    category,
+};
 use ustat_runtimes::Runtime;
 
 use crate::{
@@ -24,20 +27,20 @@ pub struct PidTotals {
     pub keyed: Vec<(KeyedKey, CountValue)>,
 }
 
-/// Splits a reading by process.
-pub fn by_pid(totals: &Totals) -> HashMap<u32, PidTotals> {
-    let mut out: HashMap<u32, PidTotals> = HashMap::new();
+/// Splits a reading by process (pid and epoch: a reused pid's processes stay apart).
+pub fn by_process(totals: &Totals) -> HashMap<ProcessKey, PidTotals> {
+    let mut out: HashMap<ProcessKey, PidTotals> = HashMap::new();
     for (k, v) in &totals.counts {
-        out.entry(k.pid).or_default().counts.push((*k, *v));
+        out.entry(k.process()).or_default().counts.push((*k, *v));
     }
     for (k, v) in &totals.spans {
-        out.entry(k.pid).or_default().spans.push((*k, *v));
+        out.entry(k.process()).or_default().spans.push((*k, *v));
     }
     for (k, v) in &totals.hist {
-        out.entry(k.pid).or_default().hist.push((*k, *v));
+        out.entry(k.process()).or_default().hist.push((*k, *v));
     }
     for (k, v) in &totals.keyed {
-        out.entry(k.pid).or_default().keyed.push((*k, *v));
+        out.entry(k.process()).or_default().keyed.push((*k, *v));
     }
     out
 }
@@ -141,16 +144,17 @@ pub struct FlowReadings<'a> {
 /// A method's timing over the interval and since attach: its `METHODS` entry and duration
 /// buckets.
 fn timing(
-    pid: u32,
+    process: ProcessKey,
     hash: u64,
     now: &PidTotals,
     previous: &Totals,
     flow: FlowReadings<'_>,
 ) -> Option<(Timing, Timing)> {
     let key = CountKey {
-        pid,
+        pid: process.pid,
         category: category::METHOD_TIME,
         subkey: hash,
+        epoch: process.epoch,
     };
     let current = *flow.now?.methods.get(&key)?;
     let before = flow
@@ -291,7 +295,7 @@ pub fn compute(
                 let timing = (key.category == category::METHOD_CALL)
                     .then(|| crate::flow::flow_hash(runtime, key))
                     .flatten()
-                    .and_then(|hash| timing(key.pid, hash, now, previous, flow));
+                    .and_then(|hash| timing(key.process(), hash, now, previous, flow));
                 ranked.entry(key.category).or_default().push(Ranked {
                     name: label(runtime, key, names),
                     interval,
@@ -335,6 +339,7 @@ mod tests {
             pid: PID,
             category,
             subkey,
+            epoch: 0,
         }
     }
 
@@ -343,6 +348,7 @@ mod tests {
             pid: PID,
             category,
             keys: [a, b, 0],
+            epoch: 0,
         }
     }
 
@@ -370,6 +376,7 @@ mod tests {
                 category: category::GC,
                 subkey: 1,
                 bucket: 999_936,
+                epoch: 0,
             },
             gcs,
         );
@@ -386,7 +393,7 @@ mod tests {
     fn jvm_interval(now: &Totals, previous: &Totals) -> Computed {
         compute(
             &JVM,
-            &by_pid(now)[&PID],
+            &by_process(now)[&ProcessKey::new(PID, 0)],
             previous,
             &names(),
             FlowReadings::default(),
@@ -510,7 +517,7 @@ mod tests {
         );
         let computed = compute(
             &JVM,
-            &by_pid(&now)[&PID],
+            &by_process(&now)[&ProcessKey::new(PID, 0)],
             &before,
             &names,
             FlowReadings::default(),

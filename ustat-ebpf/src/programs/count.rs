@@ -4,16 +4,19 @@
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
 use ustat_common::{CountKey, CountValue};
 
-use super::{COUNTS, accumulate, pid_tid, spec_of, subkey, summed_value};
+use super::{COUNTS, accumulate, current_process, spec_of, subkey, summed_value};
 
 #[uprobe]
 pub fn count(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let (pid, _) = pid_tid();
+    let Some((process, _)) = current_process() else {
+        return 0;
+    };
     let key = CountKey {
-        pid,
+        pid: process.pid,
         category: spec.tag,
         subkey: subkey(&ctx, spec),
+        epoch: process.epoch,
     };
     let value = summed_value(&ctx, spec);
     accumulate(&COUNTS, &key, |v: &mut CountValue| {

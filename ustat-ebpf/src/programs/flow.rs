@@ -17,16 +17,18 @@ use aya_ebpf::{
 };
 use ustat_common::{
     CountKey, EventHeader, FlowConfig, FlowEvent, Frame, HistKey, KEY_SLOTS, MAX_STACK,
-    MethodTotals, PREFIX_LEN, PathTotals, ProbeSpec, ThreadStack, category, event_kind, flow_kind,
-    hist_bucket, key_kind, lost, method_hash, path_hash,
+    MethodTotals, PREFIX_LEN, PathTotals, ProbeSpec, ProcessKey, ThreadStack, category, event_kind,
+    flow_kind, hist_bucket, key_kind, lost, method_hash, path_hash,
 };
 
 use super::{
-    EVENTS, SPAN_HIST, accumulate, count_lost, get_or_create, optional_arg, pid_tid, spec_of,
+    EVENTS, SPAN_HIST, accumulate, count_lost, current_process, get_or_create, optional_arg,
+    spec_of,
 };
 
 #[map]
-static STACKS: HashMap<u32, ThreadStack> = HashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
+pub(super) static STACKS: HashMap<u32, ThreadStack> =
+    HashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
 
 /// A zeroed stack to insert from (a `ThreadStack` does not fit on the BPF stack).
 #[map]
@@ -132,14 +134,15 @@ fn starts_with(
 
 /// The filter's cached verdict on a method, if it has one for the current filter.
 #[inline(always)]
-fn cached_pass(config: &FlowConfig, pid: u32, method: u64) -> Option<bool> {
+fn cached_pass(config: &FlowConfig, process: ProcessKey, method: u64) -> Option<bool> {
     if config.class_len == 0 && config.method_len == 0 {
         return Some(true);
     }
     let key = CountKey {
-        pid,
+        pid: process.pid,
         category: category::METHOD_TIME,
         subkey: method,
+        epoch: process.epoch,
     };
     // SAFETY: copied at once.
     let cached = *unsafe { FLOW_PASS.get(&key) }?;
@@ -153,16 +156,17 @@ fn passes(
     ctx: &ProbeContext,
     spec: &ProbeSpec,
     config: &FlowConfig,
-    pid: u32,
+    process: ProcessKey,
     method: u64,
 ) -> bool {
-    if let Some(pass) = cached_pass(config, pid, method) {
+    if let Some(pass) = cached_pass(config, process, method) {
         return pass;
     }
     let key = CountKey {
-        pid,
+        pid: process.pid,
         category: category::METHOD_TIME,
         subkey: method,
+        epoch: process.epoch,
     };
     let pass = starts_with(ctx, spec, 0, &config.class_prefix, config.class_len)
         && starts_with(ctx, spec, 1, &config.method_prefix, config.method_len);
@@ -198,7 +202,10 @@ pub fn flow_entry(ctx: ProbeContext) -> u32 {
     // SAFETY: plain helper.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let (pid, tid) = pid_tid();
+    let Some((process, tid)) = current_process() else {
+        return 0;
+    };
+    let pid = process.pid;
     let method = method_of(&ctx, spec);
     let Some(stack) = get_or_create(&STACKS, &EMPTY_STACK, &tid, |empty| {
         empty.depth = 0;
@@ -238,7 +245,7 @@ pub fn flow_entry(ctx: ProbeContext) -> u32 {
     stack.depth += 1;
     if let Some(config) = FLOW_CONFIG.get(0)
         && config.events != 0
-        && passes(&ctx, spec, config, pid, method)
+        && passes(&ctx, spec, config, process, method)
     {
         send(flow_kind::ENTRY, pid, tid, now, depth as u32, method, 0);
     }
@@ -248,7 +255,7 @@ pub fn flow_entry(ctx: ProbeContext) -> u32 {
 /// Ends the call at `depth` (the top of the stack): its totals, its duration histogram, its
 /// path, and its parent's child time.
 #[inline(always)]
-fn close(stack: &mut ThreadStack, depth: usize, now: u64, pid: u32) -> (u64, u64) {
+fn close(stack: &mut ThreadStack, depth: usize, now: u64, process: ProcessKey) -> (u64, u64) {
     if depth >= MAX_STACK {
         return (0, 0);
     }
@@ -263,9 +270,10 @@ fn close(stack: &mut ThreadStack, depth: usize, now: u64, pid: u32) -> (u64, u64
     }
     let total = if call.nested != 0 { 0 } else { duration };
     let key = CountKey {
-        pid,
+        pid: process.pid,
         category: category::METHOD_TIME,
         subkey: call.method,
+        epoch: process.epoch,
     };
     accumulate(&METHODS, &key, |t: &mut MethodTotals| {
         t.calls += 1;
@@ -274,16 +282,18 @@ fn close(stack: &mut ThreadStack, depth: usize, now: u64, pid: u32) -> (u64, u64
         t.sum_ns += duration;
     });
     let hist = HistKey {
-        pid,
+        pid: process.pid,
         category: category::METHOD_TIME,
         subkey: call.method,
         bucket: hist_bucket(duration),
+        epoch: process.epoch,
     };
     accumulate(&SPAN_HIST, &hist, |n| *n += 1);
     let path = CountKey {
-        pid,
+        pid: process.pid,
         category: category::CALL_PATH,
         subkey: call.path,
+        epoch: process.epoch,
     };
     accumulate(&PATHS, &path, |p: &mut PathTotals| {
         p.calls += 1;
@@ -301,7 +311,10 @@ pub fn flow_return(ctx: ProbeContext) -> u32 {
     // SAFETY: plain helper, read first so the call's time does not include this program.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let (pid, tid) = pid_tid();
+    let Some((process, tid)) = current_process() else {
+        return 0;
+    };
+    let pid = process.pid;
     let method = method_of(&ctx, spec);
     let Some(stack) = STACKS.get_ptr_mut(&tid) else {
         return 0;
@@ -337,17 +350,20 @@ pub fn flow_return(ctx: ProbeContext) -> u32 {
             break;
         }
         let d = depth - 1 - i;
-        let (closed, duration) = close(stack, d, now, pid);
+        let (closed, duration) = close(stack, d, now, process);
         let Some(config) = config.filter(|_| events) else {
             continue;
         };
         // An unwound call's names are not this probe's: only its cached verdict counts.
         let (kind, pass) = if i == unwind {
-            (flow_kind::RETURN, passes(&ctx, spec, config, pid, closed))
+            (
+                flow_kind::RETURN,
+                passes(&ctx, spec, config, process, closed),
+            )
         } else {
             (
                 flow_kind::UNWOUND,
-                cached_pass(config, pid, closed).unwrap_or(true),
+                cached_pass(config, process, closed).unwrap_or(true),
             )
         };
         if pass {

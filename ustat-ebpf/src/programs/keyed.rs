@@ -16,16 +16,21 @@ use ustat_common::{
     key_kind, lost,
 };
 
-use super::{EVENTS, KEYED, accumulate, count_lost, optional_arg, pid_tid, spec_of, summed_value};
+use super::{
+    EVENTS, KEYED, accumulate, count_lost, current_process, optional_arg, spec_of, summed_value,
+};
 
 #[uprobe]
 pub fn keyed(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let (pid, tid) = pid_tid();
+    let Some((process, tid)) = current_process() else {
+        return 0;
+    };
     let mut key = KeyedKey {
-        pid,
+        pid: process.pid,
         category: spec.tag,
         keys: [0; KEY_SLOTS],
+        epoch: process.epoch,
     };
     for slot in 0..KEY_SLOTS {
         let k = &spec.keys[slot];

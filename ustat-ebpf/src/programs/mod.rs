@@ -2,6 +2,7 @@
 //! attach cookie, which is the spec's index in `SPECS`.
 
 mod count;
+mod exit;
 mod flow;
 mod keyed;
 mod record;
@@ -10,14 +11,14 @@ mod span;
 use aya_ebpf::{
     EbpfContext as _,
     bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
-    helpers::generated::bpf_get_attach_cookie,
+    helpers::generated::{bpf_get_attach_cookie, bpf_ktime_get_boot_ns},
     macros::map,
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::ProbeContext,
 };
 use ustat_common::{
-    CountKey, CountValue, HistKey, KeyedKey, MAX_ARGS, NO_ARG, ProbeSpec, SpanStack, SpanThreadKey,
-    SpanTotals, lost,
+    CountKey, CountValue, HistKey, KeyedKey, MAX_ARGS, NO_ARG, ProbeSpec, ProcessEntry, ProcessKey,
+    SpanStack, SpanThreadKey, SpanTotals, lost,
 };
 
 use crate::args;
@@ -57,6 +58,15 @@ static SPAN_HIST: PerCpuHashMap<HistKey, u64> =
 #[map]
 static KEYED: PerCpuHashMap<KeyedKey, CountValue> =
     PerCpuHashMap::with_max_entries(262_144, BPF_F_NO_PREALLOC);
+
+/// Live processes that hit a probe, by tgid: their epoch. The exit hook skips processes not
+/// here at the cost of one lookup.
+#[map]
+static PROCS: HashMap<u32, ProcessEntry> = HashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+
+/// Processes that exited since userspace last looked (it deletes what it read).
+#[map]
+static EXITED: HashMap<ProcessKey, u64> = HashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
 
 /// The spec of the site that fired.
 #[inline(always)]
@@ -157,6 +167,31 @@ fn get_or_create<K, V>(
         count_lost(lost::MAP_FULL);
     }
     map.get_ptr_mut(key)
+}
+
+/// The current thread's process and tid: (pid, epoch). A process's first hit records its
+/// epoch in `PROCS`; when `PROCS` is full the hit cannot be keyed and is counted as lost.
+#[inline(always)]
+fn current_process() -> Option<(ProcessKey, u32)> {
+    let (pid, tid) = pid_tid();
+    // SAFETY: copied at once.
+    if let Some(entry) = unsafe { PROCS.get(&pid) } {
+        return Some((ProcessKey::new(pid, entry.epoch), tid));
+    }
+    let entry = ProcessEntry {
+        // SAFETY: plain helper.
+        epoch: unsafe { bpf_ktime_get_boot_ns() },
+    };
+    // Another thread of the process may insert first: then its epoch is the one.
+    let _ = PROCS.insert(&pid, &entry, BPF_NOEXIST.into());
+    // SAFETY: copied at once.
+    match unsafe { PROCS.get(&pid) } {
+        Some(entry) => Some((ProcessKey::new(pid, entry.epoch), tid)),
+        None => {
+            count_lost(lost::MAP_FULL);
+            None
+        }
+    }
 }
 
 /// (pid, tid) of the current thread, as the root pid namespace sees them.

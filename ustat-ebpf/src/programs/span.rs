@@ -10,8 +10,8 @@ use ustat_common::{
 };
 
 use super::{
-    EMPTY_SPANS, OPEN_SPANS, SPAN_HIST, SPANS, accumulate, count_lost, get_or_create, pid_tid,
-    spec_of, subkey, summed_value,
+    EMPTY_SPANS, OPEN_SPANS, SPAN_HIST, SPANS, accumulate, count_lost, current_process,
+    get_or_create, pid_tid, spec_of, subkey, summed_value,
 };
 
 /// Slot `depth` of a stack. The mask keeps the index in range in a way the verifier sees;
@@ -26,7 +26,10 @@ fn slot(stack: &mut SpanStack, depth: u32) -> &mut OpenSpan {
 #[uprobe]
 pub fn span_begin(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let (_, tid) = pid_tid();
+    // Registered in PROCS, so the exit hook removes the thread's open spans.
+    let Some((_, tid)) = current_process() else {
+        return 0;
+    };
     let key = SpanThreadKey {
         tid,
         category: spec.tag,
@@ -57,12 +60,15 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
     // SAFETY: plain helper, read first so the span does not include this program's work.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let (pid, tid) = pid_tid();
+    let (_, tid) = pid_tid();
     let key = SpanThreadKey {
         tid,
         category: spec.tag,
     };
     let Some(stack) = OPEN_SPANS.get_ptr_mut(&key) else {
+        return 0;
+    };
+    let Some((process, _)) = current_process() else {
         return 0;
     };
     // SAFETY: as in span_begin.
@@ -79,9 +85,10 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
     let duration = now.saturating_sub(open.start_ns);
     let value = summed_value(&ctx, spec);
     let totals_key = CountKey {
-        pid,
+        pid: process.pid,
         category: spec.tag,
         subkey: open.subkey,
+        epoch: process.epoch,
     };
     accumulate(&SPANS, &totals_key, |t: &mut SpanTotals| {
         t.count += 1;
@@ -92,10 +99,11 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
         t.value_sum += value;
     });
     let hist_key = HistKey {
-        pid,
+        pid: process.pid,
         category: spec.tag,
         subkey: open.subkey,
         bucket: hist_bucket(duration),
+        epoch: process.epoch,
     };
     accumulate(&SPAN_HIST, &hist_key, |n| *n += 1);
     0

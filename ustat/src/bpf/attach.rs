@@ -288,3 +288,34 @@ fn link_create(program: BorrowedFd<'_>, event: &OwnedFd, cookie: u64) -> io::Res
     };
     sys::bpf_fd(bpf_cmd::BPF_LINK_CREATE, &attr)
 }
+
+/// `union bpf_attr`'s `raw_tracepoint` member.
+#[repr(C)]
+struct RawTracepointAttr {
+    name: u64,
+    prog_fd: u32,
+    _pad: u32,
+}
+
+/// Attaches the loaded raw tracepoint program `program` to the kernel tracepoint `name`
+/// (`sched_process_exit`); it detaches when the link is dropped.
+pub fn attach_raw_tracepoint(
+    program: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+) -> Result<Link, AttachError> {
+    let attr = RawTracepointAttr {
+        name: name.as_ptr() as u64,
+        prog_fd: program.as_raw_fd() as u32,
+        _pad: 0,
+    };
+    let link =
+        sys::bpf_fd(bpf_cmd::BPF_RAW_TRACEPOINT_OPEN, &attr).map_err(|source| AttachError::Os {
+            what: "attaching to a kernel tracepoint",
+            source,
+        })?;
+    Ok(Link {
+        _link: link,
+        _event: None,
+        sites: 0,
+    })
+}

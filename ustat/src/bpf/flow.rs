@@ -1,14 +1,14 @@
 //! The flow maps: per-method timing, call paths, the flow config, the shadow stacks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aya::{
     Pod,
     maps::{HashMap as AyaHashMap, MapData},
 };
 use ustat_common::{
-    CountKey, FlowConfig, MethodTotals, PREFIX_LEN, PathTotals, SpanStack, SpanThreadKey,
-    ThreadStack, maps,
+    CountKey, FlowConfig, MethodTotals, OfProcess as _, PREFIX_LEN, PathTotals, ProcessKey,
+    SpanStack, SpanThreadKey, ThreadStack, maps,
 };
 
 use super::{
@@ -68,9 +68,12 @@ pub(super) fn read(ebpf: &Loaded) -> Result<FlowTotals, LoadError> {
     })
 }
 
-pub(super) fn forget_process(ebpf: &mut Loaded, pid: u32) -> Result<(), LoadError> {
-    forget::<CountKey, MethodTotals>(ebpf, maps::METHODS, |k| k.pid == pid)?;
-    forget::<CountKey, PathTotals>(ebpf, maps::PATHS, |k| k.pid == pid)
+pub(super) fn forget_processes(
+    ebpf: &mut Loaded,
+    gone: &HashSet<ProcessKey>,
+) -> Result<(), LoadError> {
+    forget::<CountKey, MethodTotals>(ebpf, maps::METHODS, |k| gone.contains(&k.process()))?;
+    forget::<CountKey, PathTotals>(ebpf, maps::PATHS, |k| gone.contains(&k.process()))
 }
 
 pub(super) fn forget_threads(

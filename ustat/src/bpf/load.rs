@@ -3,7 +3,8 @@
 //! (`expected_attach_type = BPF_TRACE_UPROBE_MULTI`), which attach every site of a binary in
 //! one link and detach it with one RCU grace period instead of one per site (a minute for
 //! libjvm.so's 531 sites). Kernels without `uprobe_multi` (before 6.6) get the programs
-//! loaded plainly and attached through perf events.
+//! loaded plainly and attached through perf events. The exit hook is a raw tracepoint
+//! program.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -151,8 +152,15 @@ impl Loaded {
         let function = &self.object.functions[&found.function_key()];
         let license = found.license.clone();
         let instructions = &function.instructions;
+        if !program.is_uprobe() {
+            let kind = bpf_prog_type::BPF_PROG_TYPE_RAW_TRACEPOINT;
+            return prog_load(kind, name, instructions, &license, None, false)
+                .map_err(|e| refused(kind, name, instructions, &license, None, e));
+        }
+        let kind = bpf_prog_type::BPF_PROG_TYPE_KPROBE;
         if self.mode != Some(Mode::PerfEvent) {
             match prog_load(
+                kind,
                 name,
                 instructions,
                 &license,
@@ -170,6 +178,7 @@ impl Loaded {
                         && e.raw_os_error() == Some(libc::EINVAL) => {}
                 Err(e) => {
                     return Err(refused(
+                        kind,
                         name,
                         instructions,
                         &license,
@@ -179,12 +188,12 @@ impl Loaded {
                 }
             }
         }
-        match prog_load(name, instructions, &license, None, false) {
+        match prog_load(kind, name, instructions, &license, None, false) {
             Ok(fd) => {
                 self.mode = Some(Mode::PerfEvent);
                 Ok(fd)
             }
-            Err(e) => Err(refused(name, instructions, &license, None, e)),
+            Err(e) => Err(refused(kind, name, instructions, &license, None, e)),
         }
     }
 }
@@ -229,13 +238,14 @@ struct MapElemAttr {
 
 /// The error for a program the kernel refused, with the end of the verifier's log.
 fn refused(
+    kind: bpf_prog_type,
     name: &str,
     instructions: &[aya_obj::generated::bpf_insn],
     license: &CString,
     attach: Option<bpf_attach_type>,
     error: io::Error,
 ) -> LoadError {
-    let log = prog_load(name, instructions, license, attach, true)
+    let log = prog_load(kind, name, instructions, license, attach, true)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
@@ -263,6 +273,7 @@ struct ProgLoadAttr {
 
 /// Loads a program; with `log`, a failure's error text is the verifier's log.
 fn prog_load(
+    kind: bpf_prog_type,
     name: &str,
     instructions: &[aya_obj::generated::bpf_insn],
     license: &CString,
@@ -274,7 +285,7 @@ fn prog_load(
     let short = &name.as_bytes()[..name.len().min(15)];
     prog_name[..short.len()].copy_from_slice(short);
     let attr = ProgLoadAttr {
-        prog_type: bpf_prog_type::BPF_PROG_TYPE_KPROBE as u32,
+        prog_type: kind as u32,
         insn_cnt: instructions.len() as u32,
         insns: instructions.as_ptr() as u64,
         license: license.as_ptr() as u64,

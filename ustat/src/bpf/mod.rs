@@ -6,7 +6,7 @@ mod load;
 mod sys;
 mod totals;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::BorrowedFd;
 
 pub use attach::{AttachError, Link, ProbePoint, Scope, UprobePmu};
@@ -23,7 +23,7 @@ pub enum Group {
     /// The method entry and return probes of a flow being watched.
     Flow,
 }
-use ustat_common::{ProbeSpec, maps};
+use ustat_common::{ProbeSpec, ProcessKey, maps};
 
 /// The eBPF object built by `build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ustat"));
@@ -45,6 +45,9 @@ pub enum Program {
     FlowEntry,
     /// Pops it: duration, self time, per-method and per-path totals.
     FlowReturn,
+    /// On `sched_process_exit`: drops a traced thread's per-thread entries, and records a
+    /// traced process's exit in `EXITED`.
+    ProcessExit,
 }
 
 impl Program {
@@ -58,7 +61,13 @@ impl Program {
             Self::Keyed => "keyed",
             Self::FlowEntry => "flow_entry",
             Self::FlowReturn => "flow_return",
+            Self::ProcessExit => "process_exit",
         }
+    }
+
+    /// Whether it attaches to uprobes (else to a kernel tracepoint).
+    fn is_uprobe(self) -> bool {
+        self != Self::ProcessExit
     }
 
     /// Whether it ends what another program began (a span, a call).
@@ -138,6 +147,8 @@ pub struct Tracer {
     pmu: UprobePmu,
     specs: HashMap<ProbeSpec, u32>,
     links: Vec<(Group, Link)>,
+    /// The exit hook, once attached (`watch_exits`).
+    exit_hook: Option<Link>,
     /// Bumped with every flow filter, so the kernel's cached verdicts go stale.
     flow_generation: u32,
 }
@@ -158,6 +169,7 @@ impl Tracer {
             pmu,
             specs: HashMap::new(),
             links: Vec::new(),
+            exit_hook: None,
             flow_generation: 0,
         })
     }
@@ -376,6 +388,7 @@ impl Tracer {
     /// Detaches everything (also done on drop).
     pub fn detach_all(&mut self) {
         close_newest_first(std::mem::take(&mut self.links));
+        self.exit_hook = None;
     }
 
     /// The ring buffer of events. It can be taken once.
@@ -397,9 +410,38 @@ impl Tracer {
         totals::read_lost(&self.loaded)
     }
 
-    /// Removes everything the maps hold about `pid` (it exited).
-    pub fn forget_process(&mut self, pid: u32) -> Result<(), LoadError> {
-        totals::forget_process(&mut self.loaded, pid)
+    /// Attaches the exit hook, so the maps lose every exited process's entries, whether or
+    /// not ustat tracked it (`exited`, `forget_processes`).
+    pub fn watch_exits(&mut self) -> Result<(), AttachError> {
+        let fd = self.program_fd(Program::ProcessExit)?;
+        self.exit_hook = Some(attach::attach_raw_tracepoint(fd, c"sched_process_exit")?);
+        Ok(())
+    }
+
+    /// How many entries each aggregation and per-process map holds, by map name.
+    pub fn map_entries(&self) -> Result<Vec<(&'static str, usize)>, LoadError> {
+        totals::entries(&self.loaded)
+    }
+
+    /// Whether the exit hook is attached.
+    pub fn watches_exits(&self) -> bool {
+        self.exit_hook.is_some()
+    }
+
+    /// The processes that exited since the last call: their counts are final now.
+    pub fn exited(&mut self) -> Result<HashSet<ProcessKey>, LoadError> {
+        totals::take_exited(&mut self.loaded)
+    }
+
+    /// Removes everything the maps hold about these processes, in one pass over each map.
+    pub fn forget_processes(&mut self, gone: &HashSet<ProcessKey>) -> Result<(), LoadError> {
+        totals::forget_processes(&mut self.loaded, gone)
+    }
+
+    /// Without the exit hook: drops the `PROCS` entries of processes `alive` says are gone,
+    /// so it does not fill up with them.
+    pub fn forget_dead_processes(&mut self, alive: impl Fn(u32) -> bool) -> Result<(), LoadError> {
+        totals::forget_dead_processes(&mut self.loaded, alive)
     }
 }
 

@@ -1,12 +1,15 @@
 //! Reading the aggregation maps: cumulative totals since attach, summed over CPUs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aya::{
     Pod,
-    maps::{MapData, PerCpuArray, PerCpuHashMap},
+    maps::{HashMap as AyaHashMap, MapData, PerCpuArray, PerCpuHashMap},
 };
-use ustat_common::{CountKey, CountValue, HistKey, KeyedKey, SpanTotals, lost, maps};
+use ustat_common::{
+    CountKey, CountValue, HistKey, KeyedKey, OfProcess, ProcessEntry, ProcessKey, SpanTotals, lost,
+    maps,
+};
 
 use super::{LoadError, load::Loaded, map_error, missing_map};
 
@@ -20,12 +23,21 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// Drops everything about `pid` (it exited).
-    pub fn forget_process(&mut self, pid: u32) {
-        self.counts.retain(|k, _| k.pid != pid);
-        self.spans.retain(|k, _| k.pid != pid);
-        self.hist.retain(|k, _| k.pid != pid);
-        self.keyed.retain(|k, _| k.pid != pid);
+    /// Drops everything about these processes (they exited).
+    pub fn forget_processes(&mut self, gone: &HashSet<ProcessKey>) {
+        self.counts.retain(|k, _| !gone.contains(&k.process()));
+        self.spans.retain(|k, _| !gone.contains(&k.process()));
+        self.hist.retain(|k, _| !gone.contains(&k.process()));
+        self.keyed.retain(|k, _| !gone.contains(&k.process()));
+    }
+
+    /// Every process with a key, and every epoch of each pid.
+    pub fn processes(&self) -> HashSet<ProcessKey> {
+        let counts = self.counts.keys().map(OfProcess::process);
+        let spans = self.spans.keys().map(OfProcess::process);
+        let hist = self.hist.keys().map(OfProcess::process);
+        let keyed = self.keyed.keys().map(OfProcess::process);
+        counts.chain(spans).chain(hist).chain(keyed).collect()
     }
 }
 
@@ -107,11 +119,11 @@ pub(super) fn read_lost(ebpf: &Loaded) -> Result<Lost, LoadError> {
     })
 }
 
-/// Deletes the keys of `pid` from a per-CPU map.
+/// Deletes the keys `doomed` picks from a per-CPU map, in one pass.
 pub(super) fn forget<K: Pod + Eq + std::hash::Hash, V: Pod>(
     ebpf: &mut Loaded,
     name: &str,
-    is_pid: impl Fn(&K) -> bool,
+    is_doomed: impl Fn(&K) -> bool,
 ) -> Result<(), LoadError> {
     let map = ebpf.map_mut(name).ok_or_else(|| missing_map(name))?;
     let mut map: PerCpuHashMap<&mut MapData, K, V> =
@@ -119,7 +131,7 @@ pub(super) fn forget<K: Pod + Eq + std::hash::Hash, V: Pod>(
     let doomed: Vec<K> = map
         .keys()
         .filter_map(Result::ok)
-        .filter(|k| is_pid(k))
+        .filter(|k| is_doomed(k))
         .collect();
     for key in doomed {
         let _ = map.remove(&key);
@@ -127,13 +139,96 @@ pub(super) fn forget<K: Pod + Eq + std::hash::Hash, V: Pod>(
     Ok(())
 }
 
-pub(super) fn forget_process(ebpf: &mut Loaded, pid: u32) -> Result<(), LoadError> {
-    forget::<CountKey, CountValue>(ebpf, maps::COUNTS, |k| k.pid == pid)?;
-    forget::<CountKey, SpanTotals>(ebpf, maps::SPANS, |k| k.pid == pid)?;
-    forget::<HistKey, u64>(ebpf, maps::SPAN_HIST, |k| k.pid == pid)?;
-    forget::<KeyedKey, CountValue>(ebpf, maps::KEYED, |k| k.pid == pid)?;
-    super::flow::forget_process(ebpf, pid)?;
-    // Per-thread span state is keyed by thread id; dead threads' entries age out of the LRU
-    // map of open spans, and the depth entry goes when a thread's last span ends.
+pub(super) fn forget_processes(
+    ebpf: &mut Loaded,
+    gone: &HashSet<ProcessKey>,
+) -> Result<(), LoadError> {
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let doomed = |k: &dyn OfProcess| gone.contains(&k.process());
+    forget::<CountKey, CountValue>(ebpf, maps::COUNTS, |k| doomed(k))?;
+    forget::<CountKey, SpanTotals>(ebpf, maps::SPANS, |k| doomed(k))?;
+    forget::<HistKey, u64>(ebpf, maps::SPAN_HIST, |k| doomed(k))?;
+    forget::<KeyedKey, CountValue>(ebpf, maps::KEYED, |k| doomed(k))?;
+    super::flow::forget_processes(ebpf, gone)
+}
+
+fn hash_map<'a, K: Pod, V: Pod>(
+    ebpf: &'a mut Loaded,
+    name: &str,
+) -> Result<AyaHashMap<&'a mut MapData, K, V>, LoadError> {
+    let map = ebpf.map_mut(name).ok_or_else(|| missing_map(name))?;
+    AyaHashMap::try_from(map).map_err(|e| map_error(name, e))
+}
+
+/// Takes the exits the hook recorded: lists `EXITED` and deletes what it listed (an exit
+/// recorded meanwhile stays for the next call).
+pub(super) fn take_exited(ebpf: &mut Loaded) -> Result<HashSet<ProcessKey>, LoadError> {
+    let mut exited = hash_map::<ProcessKey, u64>(ebpf, maps::EXITED)?;
+    let taken: HashSet<ProcessKey> = exited.keys().filter_map(Result::ok).collect();
+    for key in &taken {
+        let _ = exited.remove(key);
+    }
+    Ok(taken)
+}
+
+pub(super) fn forget_dead_processes(
+    ebpf: &mut Loaded,
+    alive: impl Fn(u32) -> bool,
+) -> Result<(), LoadError> {
+    let mut procs = hash_map::<u32, ProcessEntry>(ebpf, maps::PROCS)?;
+    let dead: Vec<u32> = procs
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|&pid| !alive(pid))
+        .collect();
+    for pid in dead {
+        let _ = procs.remove(&pid);
+    }
     Ok(())
+}
+
+/// How many entries each aggregation and per-process map holds now, by map name (for
+/// `USTAT_DEBUG_MAPS` and the tests that check the maps return to their baseline).
+pub(super) fn entries(ebpf: &Loaded) -> Result<Vec<(&'static str, usize)>, LoadError> {
+    fn count<K: Pod, V: Pod>(ebpf: &Loaded, name: &'static str) -> Result<usize, LoadError> {
+        let map = ebpf.map(name).ok_or_else(|| missing_map(name))?;
+        let map: AyaHashMap<&MapData, K, V> =
+            AyaHashMap::try_from(map).map_err(|e| map_error(name, e))?;
+        Ok(map.keys().filter_map(Result::ok).count())
+    }
+    fn count_per_cpu<K: Pod, V: Pod>(
+        ebpf: &Loaded,
+        name: &'static str,
+    ) -> Result<usize, LoadError> {
+        Ok(per_cpu_map::<K, V>(ebpf, name)?
+            .keys()
+            .filter_map(Result::ok)
+            .count())
+    }
+    Ok(vec![
+        (
+            maps::COUNTS,
+            count_per_cpu::<CountKey, CountValue>(ebpf, maps::COUNTS)?,
+        ),
+        (
+            maps::SPANS,
+            count_per_cpu::<CountKey, SpanTotals>(ebpf, maps::SPANS)?,
+        ),
+        (
+            maps::SPAN_HIST,
+            count_per_cpu::<HistKey, u64>(ebpf, maps::SPAN_HIST)?,
+        ),
+        (
+            maps::KEYED,
+            count_per_cpu::<KeyedKey, CountValue>(ebpf, maps::KEYED)?,
+        ),
+        (maps::PROCS, count::<u32, ProcessEntry>(ebpf, maps::PROCS)?),
+        (maps::EXITED, count::<ProcessKey, u64>(ebpf, maps::EXITED)?),
+        (
+            maps::OPEN_SPANS,
+            count::<ustat_common::SpanThreadKey, ustat_common::SpanStack>(ebpf, maps::OPEN_SPANS)?,
+        ),
+    ])
 }

@@ -144,6 +144,7 @@ mod tests {
                     pid: 9,
                     category: category::CALL_PATH,
                     subkey: hash,
+                    epoch: 0,
                 },
                 PathTotals {
                     calls,
@@ -158,6 +159,7 @@ mod tests {
                 pid: 10,
                 category: category::CALL_PATH,
                 subkey: 77,
+                epoch: 0,
             },
             PathTotals {
                 calls: 5,

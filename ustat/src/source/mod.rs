@@ -9,7 +9,7 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use ustat_common::{EventHeader, NameEvent, event_kind};
+use ustat_common::{EventHeader, NameEvent, OfProcess as _, ProcessKey, event_kind};
 use ustat_runtimes::{Missing, ProcessFacts};
 
 use crate::{
@@ -72,6 +72,15 @@ struct Tracked {
     command: String,
     missing: Vec<Missing>,
     traced: Vec<u32>,
+    /// Its epoch in the kernel's keys, once it has any (see `epoch_of`).
+    epoch: Option<u64>,
+}
+
+impl Tracked {
+    fn process(&self) -> Option<ProcessKey> {
+        self.epoch
+            .map(|epoch| ProcessKey::new(self.found.pid, epoch))
+    }
 }
 
 pub struct KernelSource {
@@ -81,6 +90,9 @@ pub struct KernelSource {
     discovery: Discovery,
     attached: HashMap<Attached, Coverage>,
     tracked: BTreeMap<u32, Tracked>,
+    /// Processes (pid, start time) whose exit was reported while /proc still lists them
+    /// (not yet reaped), so discovery does not take them up again.
+    ended: HashSet<(u32, u64)>,
     previous: Totals,
     names: Names,
     last_poll: Instant,
@@ -137,12 +149,20 @@ impl KernelSource {
             discovery: Discovery::default(),
             attached: HashMap::new(),
             tracked: BTreeMap::new(),
+            ended: HashSet::new(),
             previous: Totals::default(),
             names: Names::new(),
             last_poll: Instant::now(),
             warnings: Vec::new(),
             flow: flow::FlowState::default(),
         };
+        if let Err(e) = source.tracer.watch_exits() {
+            let e = anyhow::Error::from(e);
+            source.warnings.push(sanitize::text(&format!(
+                "{e:#}: the maps keep exited processes' counts until ustat ends (only traced \
+                 processes' are removed)"
+            )));
+        }
         source.discover();
         source.last_poll = Instant::now();
         Ok(source)
@@ -182,8 +202,11 @@ impl KernelSource {
             .iter()
             .filter_map(|pid| self.tracked.remove(pid))
             .collect();
+        self.ended.retain(|process| alive.contains(process));
         for found in found {
-            if self.tracked.contains_key(&found.pid) {
+            if self.tracked.contains_key(&found.pid)
+                || self.ended.contains(&(found.pid, found.start_time))
+            {
                 continue;
             }
             let coverage = self.attach(&found);
@@ -203,6 +226,7 @@ impl KernelSource {
                     missing,
                     traced,
                     found,
+                    epoch: None,
                 },
             );
         }
@@ -349,7 +373,10 @@ impl KernelSource {
 
 impl Source for KernelSource {
     fn poll(&mut self) -> anyhow::Result<Snapshot> {
-        let gone = self.discover();
+        // Discovery first: a process it finds gone has been reaped, so the exit hook has
+        // already recorded it, and the reading below holds its final counts.
+        let mut gone = self.discover();
+        let exited = self.tracer.exited()?;
         let totals = self.tracer.totals()?;
         self.read_flow_totals()?;
         self.drain_events();
@@ -357,29 +384,57 @@ impl Source for KernelSource {
         let interval = now - self.last_poll;
         self.last_poll = now;
 
-        let by_pid = stats::by_pid(&totals);
+        self.learn_epochs(&totals, &exited, &mut gone);
+        // A tracked process whose exit the hook saw is done, also while /proc still lists
+        // it (exited, not yet reaped).
+        let ended: Vec<u32> = self
+            .tracked
+            .values()
+            .filter(|t| t.process().is_some_and(|p| exited.contains(&p)))
+            .map(|t| t.found.pid)
+            .collect();
+        for pid in ended {
+            if let Some(tracked) = self.tracked.remove(&pid) {
+                self.ended.insert((pid, tracked.found.start_time));
+                gone.push(tracked);
+            }
+        }
+
+        let by_process = stats::by_process(&totals);
         let empty = stats::PidTotals::default();
+        let of = |t: &Tracked| {
+            t.process()
+                .and_then(|p| by_process.get(&p))
+                .unwrap_or(&empty)
+        };
         let mut processes: Vec<ProcessSnapshot> = self
             .tracked
             .values()
-            .map(|t| self.snapshot_of(t, by_pid.get(&t.found.pid).unwrap_or(&empty), false))
+            .map(|t| self.snapshot_of(t, of(t), false))
             .collect();
         // A process that exited still reports what it did since the last interval, once.
         for tracked in &gone {
-            let pid = tracked.found.pid;
-            processes.push(self.snapshot_of(tracked, by_pid.get(&pid).unwrap_or(&empty), true));
+            processes.push(self.snapshot_of(tracked, of(tracked), true));
         }
         processes.sort_by_key(|p| p.pid);
-        let mut totals = totals;
-        for tracked in &gone {
-            let pid = tracked.found.pid;
-            self.tracer.forget_process(pid)?;
-            self.names.retain(|key, _| key.pid != pid);
-            self.flow.forget_process(pid);
-            totals.forget_process(pid);
+
+        // Every exited process's keys go, tracked or not (an untracked one's counts are
+        // dropped here), in one pass over each map.
+        let mut forget = exited;
+        forget.extend(gone.iter().filter_map(Tracked::process));
+        self.tracer.forget_processes(&forget)?;
+        if !self.tracer.watches_exits() {
+            self.tracer.forget_dead_processes(process_alive)?;
         }
+        self.names.retain(|key, _| !forget.contains(&key.process()));
+        for tracked in &gone {
+            self.flow.forget_process(tracked.found.pid);
+        }
+        let mut totals = totals;
+        totals.forget_processes(&forget);
         self.previous = totals;
         self.flow.end_interval();
+        self.debug_maps();
         Ok(Snapshot {
             taken_at: SystemTime::now(),
             interval,
@@ -388,4 +443,103 @@ impl Source for KernelSource {
             warnings: self.warnings.clone(),
         })
     }
+}
+
+impl KernelSource {
+    /// Ties tracked processes to their epoch when their first keys appear (in the maps, or
+    /// as an exit). Processes that just went are looked at too: one that hit its first probe
+    /// and exited between two polls is still reported.
+    fn learn_epochs(
+        &mut self,
+        totals: &Totals,
+        exited: &HashSet<ProcessKey>,
+        gone: &mut [Tracked],
+    ) {
+        let mut epochs: HashMap<u32, Vec<u64>> = HashMap::new();
+        for process in totals.processes().iter().chain(exited) {
+            epochs.entry(process.pid).or_default().push(process.epoch);
+        }
+        let candidates = |pid: u32| epochs.get(&pid).map_or(&[][..], Vec::as_slice);
+        // A tracked process with the pid of one that went started after it went.
+        let successors: HashMap<u32, u64> = self
+            .tracked
+            .values()
+            .map(|t| (t.found.pid, t.found.start_time))
+            .collect();
+        for tracked in gone.iter_mut().filter(|t| t.epoch.is_none()) {
+            let pid = tracked.found.pid;
+            tracked.epoch = epoch_of(
+                tracked.found.start_time,
+                successors.get(&pid).copied(),
+                candidates(pid),
+            );
+        }
+        for tracked in self.tracked.values_mut().filter(|t| t.epoch.is_none()) {
+            let pid = tracked.found.pid;
+            tracked.epoch = epoch_of(tracked.found.start_time, None, candidates(pid));
+        }
+    }
+
+    /// With `USTAT_DEBUG_MAPS=FILE`, appends the number of entries of each kernel map to FILE
+    /// after every poll (the tests check that the maps return to their size).
+    fn debug_maps(&mut self) {
+        let Some(path) = std::env::var_os(DEBUG_MAPS_VARIABLE) else {
+            return;
+        };
+        let line = match self.tracer.map_entries() {
+            Ok(entries) => entries
+                .iter()
+                .map(|(name, n)| format!("{name}={n}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Err(e) => format!("error={e}"),
+        };
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| {
+                std::io::Write::write_all(&mut file, format!("{line}\n").as_bytes())
+            });
+        if let Err(e) = written {
+            self.warnings
+                .push(sanitize::text(&format!("{DEBUG_MAPS_VARIABLE}: {e}")));
+        }
+    }
+}
+
+/// The environment variable naming a file that gets the kernel maps' sizes after each poll.
+pub const DEBUG_MAPS_VARIABLE: &str = "USTAT_DEBUG_MAPS";
+
+fn process_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Nanoseconds per clock tick of `/proc/PID/stat`'s start time.
+fn tick_ns() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        1_000_000_000 / hz as u64
+    } else {
+        10_000_000
+    }
+}
+
+/// Which of its pid's epochs (`candidates`) belong to a process that started at
+/// `start_ticks` (`/proc/PID/stat`), if one does. An epoch is the boot-time nanosecond of the
+/// process's first probe hit, so it is no earlier than the process's start: epochs before
+/// the start tick belong to earlier processes with the pid. If a later process took the pid
+/// (it started at `successor_ticks`), epochs from its start on are its own. Of the rest, the
+/// earliest is the process's — only ever one, unless an earlier process with the same pid
+/// hit a probe in the very tick the process started.
+fn epoch_of(start_ticks: u64, successor_ticks: Option<u64>, candidates: &[u64]) -> Option<u64> {
+    let tick = tick_ns();
+    let from = start_ticks.saturating_mul(tick);
+    let until = successor_ticks.map_or(u64::MAX, |s| s.saturating_mul(tick));
+    candidates
+        .iter()
+        .copied()
+        .filter(|&e| e >= from && e < until)
+        .min()
 }
