@@ -69,3 +69,31 @@ impl UsdtFixture {
         Driven::spawn(&mut Command::new(&self.program))
     }
 }
+
+/// `gc_storm.c` built as `python3.11` in its own directory: CPython's GC probes in a program
+/// that starts in a millisecond (see the file).
+pub struct GcStorm {
+    pub dir: tempfile::TempDir,
+    pub program: PathBuf,
+}
+
+impl GcStorm {
+    pub fn build() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ustat-gc-storm-")
+            .tempdir()
+            .expect("tempdir");
+        let program = dir.path().join("python3.11");
+        gcc(&[
+            "-O2".as_ref(),
+            "-o".as_ref(),
+            program.as_os_str(),
+            source("gc_storm.c").as_os_str(),
+        ]);
+        Self { dir, program }
+    }
+
+    pub fn start(&self) -> Driven {
+        Driven::spawn(&mut Command::new(&self.program))
+    }
+}

@@ -13,7 +13,7 @@ pub use attach::{AttachError, Link, ProbePoint, Scope, UprobePmu};
 use aya::maps::{Array, MapData, RingBuf};
 pub use flow::FlowTotals;
 use load::{Loaded, Mode};
-pub use totals::{Lost, Totals};
+pub use totals::{Lost, MapSizes, Totals};
 
 /// Attachments that come and go together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -418,9 +418,9 @@ impl Tracer {
         Ok(())
     }
 
-    /// How many entries each aggregation and per-process map holds, by map name.
-    pub fn map_entries(&self) -> Result<Vec<(&'static str, usize)>, LoadError> {
-        totals::entries(&self.loaded)
+    /// How many entries each aggregation and per-process map holds, and for which pids.
+    pub fn map_sizes(&self) -> Result<MapSizes, LoadError> {
+        totals::sizes(&self.loaded)
     }
 
     /// Whether the exit hook is attached.

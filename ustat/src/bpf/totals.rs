@@ -7,8 +7,8 @@ use aya::{
     maps::{HashMap as AyaHashMap, MapData, PerCpuArray, PerCpuHashMap},
 };
 use ustat_common::{
-    CountKey, CountValue, HistKey, KeyedKey, OfProcess, ProcessEntry, ProcessKey, SpanTotals, lost,
-    maps,
+    CountKey, CountValue, HistKey, KeyedKey, OfProcess, ProcessEntry, ProcessKey, SpanStack,
+    SpanThreadKey, SpanTotals, lost, maps,
 };
 
 use super::{LoadError, load::Loaded, map_error, missing_map};
@@ -189,46 +189,53 @@ pub(super) fn forget_dead_processes(
     Ok(())
 }
 
-/// How many entries each aggregation and per-process map holds now, by map name (for
-/// `USTAT_DEBUG_MAPS` and the tests that check the maps return to their baseline).
-pub(super) fn entries(ebpf: &Loaded) -> Result<Vec<(&'static str, usize)>, LoadError> {
-    fn count<K: Pod, V: Pod>(ebpf: &Loaded, name: &'static str) -> Result<usize, LoadError> {
+/// How many entries each aggregation and per-process map holds, and the pids that have any
+/// (for `USTAT_DEBUG_MAPS`, which the tests read to check that the maps return to their size).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MapSizes {
+    pub entries: Vec<(&'static str, usize)>,
+    pub pids: std::collections::BTreeSet<u32>,
+}
+
+pub(super) fn sizes(ebpf: &Loaded) -> Result<MapSizes, LoadError> {
+    fn keys<K: Pod, V: Pod>(ebpf: &Loaded, name: &'static str) -> Result<Vec<K>, LoadError> {
         let map = ebpf.map(name).ok_or_else(|| missing_map(name))?;
         let map: AyaHashMap<&MapData, K, V> =
             AyaHashMap::try_from(map).map_err(|e| map_error(name, e))?;
-        Ok(map.keys().filter_map(Result::ok).count())
+        Ok(map.keys().filter_map(Result::ok).collect())
     }
-    fn count_per_cpu<K: Pod, V: Pod>(
+    fn per_cpu_keys<K: Pod, V: Pod>(
         ebpf: &Loaded,
         name: &'static str,
-    ) -> Result<usize, LoadError> {
+    ) -> Result<Vec<K>, LoadError> {
         Ok(per_cpu_map::<K, V>(ebpf, name)?
             .keys()
             .filter_map(Result::ok)
-            .count())
+            .collect())
     }
-    Ok(vec![
-        (
-            maps::COUNTS,
-            count_per_cpu::<CountKey, CountValue>(ebpf, maps::COUNTS)?,
-        ),
-        (
-            maps::SPANS,
-            count_per_cpu::<CountKey, SpanTotals>(ebpf, maps::SPANS)?,
-        ),
-        (
-            maps::SPAN_HIST,
-            count_per_cpu::<HistKey, u64>(ebpf, maps::SPAN_HIST)?,
-        ),
-        (
-            maps::KEYED,
-            count_per_cpu::<KeyedKey, CountValue>(ebpf, maps::KEYED)?,
-        ),
-        (maps::PROCS, count::<u32, ProcessEntry>(ebpf, maps::PROCS)?),
-        (maps::EXITED, count::<ProcessKey, u64>(ebpf, maps::EXITED)?),
-        (
-            maps::OPEN_SPANS,
-            count::<ustat_common::SpanThreadKey, ustat_common::SpanStack>(ebpf, maps::OPEN_SPANS)?,
-        ),
-    ])
+    let counts = per_cpu_keys::<CountKey, CountValue>(ebpf, maps::COUNTS)?;
+    let spans = per_cpu_keys::<CountKey, SpanTotals>(ebpf, maps::SPANS)?;
+    let hist = per_cpu_keys::<HistKey, u64>(ebpf, maps::SPAN_HIST)?;
+    let keyed = per_cpu_keys::<KeyedKey, CountValue>(ebpf, maps::KEYED)?;
+    let procs = keys::<u32, ProcessEntry>(ebpf, maps::PROCS)?;
+    let exited = keys::<ProcessKey, u64>(ebpf, maps::EXITED)?;
+    let open_spans = keys::<SpanThreadKey, SpanStack>(ebpf, maps::OPEN_SPANS)?;
+    let mut pids = std::collections::BTreeSet::new();
+    pids.extend(counts.iter().chain(&spans).map(|k| k.pid));
+    pids.extend(hist.iter().map(|k| k.pid));
+    pids.extend(keyed.iter().map(|k| k.pid));
+    pids.extend(exited.iter().map(|k| k.pid));
+    pids.extend(procs.iter().copied());
+    Ok(MapSizes {
+        entries: vec![
+            (maps::COUNTS, counts.len()),
+            (maps::SPANS, spans.len()),
+            (maps::SPAN_HIST, hist.len()),
+            (maps::KEYED, keyed.len()),
+            (maps::PROCS, procs.len()),
+            (maps::EXITED, exited.len()),
+            (maps::OPEN_SPANS, open_spans.len()),
+        ],
+        pids,
+    })
 }
