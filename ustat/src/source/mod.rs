@@ -502,8 +502,9 @@ impl KernelSource {
         }
     }
 
-    /// With `USTAT_DEBUG_MAPS=FILE`, appends the number of entries of each kernel map to FILE
-    /// after every poll (the tests check that the maps return to their size).
+    /// With `USTAT_DEBUG_MAPS=FILE`, appends the number of entries of each kernel map, the
+    /// hits lost to full maps, and the pids with entries to FILE after every poll (the tests
+    /// check that the maps return to their size).
     fn debug_maps(&mut self) {
         let Some(path) = std::env::var_os(DEBUG_MAPS_VARIABLE) else {
             return;
@@ -515,6 +516,9 @@ impl KernelSource {
                     .iter()
                     .map(|(name, n)| format!("{name}={n}"))
                     .collect();
+                if let Ok(lost) = self.tracer.lost() {
+                    fields.push(format!("lost_map_full={}", lost.map_full));
+                }
                 let pids: Vec<String> = sizes.pids.iter().map(u32::to_string).collect();
                 fields.push(format!("pids={}", pids.join(",")));
                 fields.join(" ")
