@@ -239,3 +239,39 @@ pub(super) fn sizes(ebpf: &Loaded) -> Result<MapSizes, LoadError> {
         pids,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(pid: u32, epoch: u64) -> CountKey {
+        CountKey {
+            pid,
+            category: ustat_common::category::GC,
+            subkey: 0,
+            epoch,
+        }
+    }
+
+    #[test]
+    fn a_reused_pid_is_forgotten_only_for_the_process_that_exited() {
+        let mut totals = Totals::default();
+        let one = CountValue { count: 1, sum: 0 };
+        totals.counts.insert(count(7, 100), one);
+        totals.counts.insert(count(7, 200), one);
+        totals.spans.insert(count(8, 100), SpanTotals::default());
+        assert_eq!(
+            totals.processes(),
+            HashSet::from([
+                ProcessKey::new(7, 100),
+                ProcessKey::new(7, 200),
+                ProcessKey::new(8, 100)
+            ])
+        );
+        totals.forget_processes(&HashSet::from([ProcessKey::new(7, 100)]));
+        assert_eq!(
+            totals.processes(),
+            HashSet::from([ProcessKey::new(7, 200), ProcessKey::new(8, 100)])
+        );
+    }
+}
