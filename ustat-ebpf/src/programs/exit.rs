@@ -1,12 +1,18 @@
-//! `process_exit`: on the `sched_process_exit` tracepoint, which runs in every exiting
-//! thread. For a process that hit a probe (it is in `PROCS`), the thread's open spans and
-//! call stack go at once; when its last thread exits, the process is recorded in `EXITED`
-//! (userspace reads its last counts, then deletes its keys) and leaves `PROCS`, so a later
-//! process with the same pid gets a new epoch. Other processes cost one lookup.
+//! The exit hook. In every exiting thread of a process that hit a probe (it is in `PROCS`),
+//! the thread's open spans and call stack go at once; when the process's last thread exits,
+//! the process is recorded in `EXITED` (userspace reads its last counts, then deletes its
+//! keys) and leaves `PROCS`, so a later process with the same pid gets a new epoch. Other
+//! processes cost one lookup.
+//!
+//! `process_exit` does it all on the `sched_process_exit` raw tracepoint, whose `group_dead`
+//! argument (kernel 6.16+) tells the last thread. Older kernels get `thread_exit` there for
+//! the threads, and `last_thread_exit` on `acct_process`, which `do_exit` calls in the last
+//! thread only (before the tracepoint).
 
 use aya_ebpf::{
-    helpers::generated::bpf_ktime_get_boot_ns, macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    helpers::generated::bpf_ktime_get_boot_ns,
+    macros::{kprobe, raw_tracepoint},
+    programs::{ProbeContext, RawTracePointContext},
 };
 use ustat_common::{ProcessKey, SpanThreadKey, category, lost};
 
@@ -14,19 +20,38 @@ use super::{EXITED, OPEN_SPANS, PROCS, count_lost, flow::STACKS, pid_tid};
 
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn process_exit(ctx: RawTracePointContext) -> u32 {
+    // TP_PROTO(struct task_struct *p, bool group_dead)
+    let group_dead: u64 = ctx.arg(1);
+    exiting(group_dead & 0xff != 0);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn thread_exit(_ctx: RawTracePointContext) -> u32 {
+    exiting(false);
+    0
+}
+
+#[kprobe]
+pub fn last_thread_exit(_ctx: ProbeContext) -> u32 {
+    exiting(true);
+    0
+}
+
+/// The current thread is exiting; `last` says whether it is its process's last.
+#[inline(always)]
+fn exiting(last: bool) {
     let (pid, tid) = pid_tid();
     // SAFETY: copied at once.
     let Some(epoch) = (unsafe { PROCS.get(&pid) }).map(|entry| entry.epoch) else {
-        return 0;
+        return;
     };
     for category in 1..=category::LAST {
         let _ = OPEN_SPANS.remove(&SpanThreadKey { tid, category });
     }
     let _ = STACKS.remove(&tid);
-    // TP_PROTO(struct task_struct *p, bool group_dead): the last thread of the process.
-    let group_dead: u64 = ctx.arg(1);
-    if group_dead & 0xff == 0 {
-        return 0;
+    if !last {
+        return;
     }
     // SAFETY: plain helper.
     let now = unsafe { bpf_ktime_get_boot_ns() };
@@ -37,5 +62,4 @@ pub fn process_exit(ctx: RawTracePointContext) -> u32 {
         count_lost(lost::MAP_FULL);
     }
     let _ = PROCS.remove(&pid);
-    0
 }

@@ -4,7 +4,7 @@
 //! one link and detach it with one RCU grace period instead of one per site (a minute for
 //! libjvm.so's 531 sites). Kernels without `uprobe_multi` (before 6.6) get the programs
 //! loaded plainly and attached through perf events. The exit hook is a raw tracepoint
-//! program.
+//! program (and a kprobe on older kernels).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -16,7 +16,7 @@ use std::{
 use aya::maps::{Map, MapData};
 use aya_obj::generated::{bpf_attach_type, bpf_cmd, bpf_prog_type};
 
-use super::{LoadError, Program, sys};
+use super::{LoadError, Program, ProgramKind, sys};
 
 /// How programs attach on this kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,8 +152,12 @@ impl Loaded {
         let function = &self.object.functions[&found.function_key()];
         let license = found.license.clone();
         let instructions = &function.instructions;
-        if !program.is_uprobe() {
-            let kind = bpf_prog_type::BPF_PROG_TYPE_RAW_TRACEPOINT;
+        let kernel_side = match program.kind() {
+            ProgramKind::Uprobe => None,
+            ProgramKind::RawTracepoint => Some(bpf_prog_type::BPF_PROG_TYPE_RAW_TRACEPOINT),
+            ProgramKind::Kprobe => Some(bpf_prog_type::BPF_PROG_TYPE_KPROBE),
+        };
+        if let Some(kind) = kernel_side {
             return prog_load(kind, name, instructions, &license, None, false)
                 .map_err(|e| refused(kind, name, instructions, &license, None, e));
         }

@@ -46,9 +46,24 @@ pub enum Program {
     /// Pops it: duration, self time, per-method and per-path totals.
     FlowReturn,
     /// On `sched_process_exit`: drops a traced thread's per-thread entries, and records a
-    /// traced process's exit in `EXITED`.
+    /// traced process's exit in `EXITED` (kernels whose tracepoint tells the last thread).
     ProcessExit,
+    /// On `sched_process_exit`, older kernels: only the per-thread entries.
+    ThreadExit,
+    /// On `acct_process` (a kprobe), older kernels: the last thread's part of `ProcessExit`.
+    LastThreadExit,
 }
+
+/// What a program attaches to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProgramKind {
+    Uprobe,
+    RawTracepoint,
+    Kprobe,
+}
+
+/// Picks the older kernels' exit hook (`acct-process`) on any kernel, for the tests.
+pub const EXIT_HOOK_VARIABLE: &str = "USTAT_EXIT_HOOK";
 
 impl Program {
     /// The program's function name in the object.
@@ -62,12 +77,17 @@ impl Program {
             Self::FlowEntry => "flow_entry",
             Self::FlowReturn => "flow_return",
             Self::ProcessExit => "process_exit",
+            Self::ThreadExit => "thread_exit",
+            Self::LastThreadExit => "last_thread_exit",
         }
     }
 
-    /// Whether it attaches to uprobes (else to a kernel tracepoint).
-    fn is_uprobe(self) -> bool {
-        self != Self::ProcessExit
+    fn kind(self) -> ProgramKind {
+        match self {
+            Self::ProcessExit | Self::ThreadExit => ProgramKind::RawTracepoint,
+            Self::LastThreadExit => ProgramKind::Kprobe,
+            _ => ProgramKind::Uprobe,
+        }
     }
 
     /// Whether it ends what another program began (a span, a call).
@@ -147,8 +167,8 @@ pub struct Tracer {
     pmu: UprobePmu,
     specs: HashMap<ProbeSpec, u32>,
     links: Vec<(Group, Link)>,
-    /// The exit hook, once attached (`watch_exits`).
-    exit_hook: Option<Link>,
+    /// The exit hook's links, once attached (`watch_exits`).
+    exit_hooks: Vec<Link>,
     /// Bumped with every flow filter, so the kernel's cached verdicts go stale.
     flow_generation: u32,
 }
@@ -169,7 +189,7 @@ impl Tracer {
             pmu,
             specs: HashMap::new(),
             links: Vec::new(),
-            exit_hook: None,
+            exit_hooks: Vec::new(),
             flow_generation: 0,
         })
     }
@@ -388,7 +408,7 @@ impl Tracer {
     /// Detaches everything (also done on drop).
     pub fn detach_all(&mut self) {
         close_newest_first(std::mem::take(&mut self.links));
-        self.exit_hook = None;
+        self.exit_hooks.clear();
     }
 
     /// The ring buffer of events. It can be taken once.
@@ -412,10 +432,37 @@ impl Tracer {
 
     /// Attaches the exit hook, so the maps lose every exited process's entries, whether or
     /// not ustat tracked it (`exited`, `forget_processes`).
+    /// On kernels whose `sched_process_exit` has no `group_dead` (before 6.16), the kernel
+    /// refuses `process_exit` there, and the last thread is found through `acct_process`.
     pub fn watch_exits(&mut self) -> Result<(), AttachError> {
-        let fd = self.program_fd(Program::ProcessExit)?;
-        self.exit_hook = Some(attach::attach_raw_tracepoint(fd, c"sched_process_exit")?);
-        Ok(())
+        let forced = std::env::var_os(EXIT_HOOK_VARIABLE).is_some_and(|v| v == "acct-process");
+        let newer = if forced {
+            None
+        } else {
+            let fd = self.program_fd(Program::ProcessExit)?;
+            match attach::attach_raw_tracepoint(fd, c"sched_process_exit") {
+                Ok(link) => {
+                    self.exit_hooks = vec![link];
+                    return Ok(());
+                }
+                Err(e) => Some(e),
+            }
+        };
+        let older = (|| {
+            let fd = self.program_fd(Program::LastThreadExit)?;
+            let last = attach::attach_kprobe(fd, c"acct_process")?;
+            let fd = self.program_fd(Program::ThreadExit)?;
+            let threads = attach::attach_raw_tracepoint(fd, c"sched_process_exit")?;
+            Ok(vec![last, threads])
+        })();
+        match (older, newer) {
+            (Ok(links), _) => {
+                self.exit_hooks = links;
+                Ok(())
+            }
+            (Err(_), Some(newer)) => Err(newer),
+            (Err(older), None) => Err(older),
+        }
     }
 
     /// How many entries each aggregation and per-process map holds, and for which pids.
@@ -425,7 +472,7 @@ impl Tracer {
 
     /// Whether the exit hook is attached.
     pub fn watches_exits(&self) -> bool {
-        self.exit_hook.is_some()
+        !self.exit_hooks.is_empty()
     }
 
     /// The processes that exited since the last call: their counts are final now.
