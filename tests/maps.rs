@@ -62,22 +62,9 @@ fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// The exit hook of kernels before 6.16 (a kprobe on `acct_process` finds a process's last
-/// thread), which a newer kernel runs too when asked.
-const OLDER_KERNELS_HOOK: (&str, &str) = ("USTAT_EXIT_HOOK", "acct-process");
-
-/// Whether the kernel can run the older kernels' hook: it needs kprobes.
-fn kprobes_available() -> bool {
-    let available = Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
-    if !available {
-        eprintln!("skipped: this kernel has no kprobe PMU (CONFIG_KPROBE_EVENTS)");
-    }
-    available
-}
-
 /// System-wide ustat on Python processes, a CSV row per process every `interval` seconds,
 /// returned once it has attached.
-fn system_wide_ustat(csv: &Path, interval: &str, maps: &Path, env: &[(&str, &str)]) -> Ustat {
+fn system_wide_ustat(csv: &Path, interval: &str, maps: &Path) -> Ustat {
     let args: [&OsStr; 6] = [
         "--csv".as_ref(),
         csv.as_os_str(),
@@ -87,9 +74,7 @@ fn system_wide_ustat(csv: &Path, interval: &str, maps: &Path, env: &[(&str, &str
         "python".as_ref(),
     ];
     let maps = maps.to_str().expect("UTF-8 temp path");
-    let mut all_env = vec![("USTAT_DEBUG_MAPS", maps)];
-    all_env.extend_from_slice(env);
-    let mut ustat = Ustat::spawn_with(&all_env, &args);
+    let mut ustat = Ustat::spawn_with(&[("USTAT_DEBUG_MAPS", maps)], &args);
     ustat
         .stderr
         .wait_for("ustat to attach", |l| l.starts_with("ustat: tracing "));
@@ -107,6 +92,7 @@ fn wait_tracked(csv: &Path, pid: u32) {
 }
 
 const RATE: u32 = 200;
+const SECONDS: u32 = 60;
 /// Each child collects generations 0, 1 and 2: three span keys apiece, so 12,000 children
 /// leaking their keys would fill SPANS (16,384 entries) three times over.
 const CHILD_GCS: u64 = 3;
@@ -118,19 +104,7 @@ const LATER_GCS: u64 = 7;
 /// 3 GCs.
 #[test]
 fn a_storm_of_short_processes_leaves_the_maps_as_they_were() {
-    storm_leaves_the_maps_as_they_were(60, &[]);
-}
-
-/// The same for 10 s through the older kernels' exit hook.
-#[test]
-fn a_storm_leaves_the_maps_as_they_were_through_acct_process() {
-    if !kprobes_available() {
-        return;
-    }
-    storm_leaves_the_maps_as_they_were(10, &[OLDER_KERNELS_HOOK]);
-}
-
-fn storm_leaves_the_maps_as_they_were(seconds: u32, env: &[(&str, &str)]) {
+    let seconds = SECONDS;
     let storm = GcStorm::build();
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("ustat.csv");
@@ -138,7 +112,7 @@ fn storm_leaves_the_maps_as_they_were(seconds: u32, env: &[(&str, &str)]) {
     let pids_file = dir.path().join("children.txt");
     // Long-lived, so ustat finds the binary at start and attaches it for its children.
     let mut spawner: Driven = storm.start();
-    let ustat = system_wide_ustat(&csv, "1", &maps, env);
+    let ustat = system_wide_ustat(&csv, "1", &maps);
     wait_tracked(&csv, spawner.pid());
     assert_eq!(spawner.send("gc 2"), "ok");
 
@@ -221,24 +195,12 @@ const SECOND_GCS: u64 = 9;
 /// each reports its own count, the first on its `exited` row, the second after it.
 #[test]
 fn a_reused_pid_never_merges_two_processes() {
-    reused_pid_never_merges(&[]);
-}
-
-#[test]
-fn a_reused_pid_never_merges_two_processes_through_acct_process() {
-    if !kprobes_available() {
-        return;
-    }
-    reused_pid_never_merges(&[OLDER_KERNELS_HOOK]);
-}
-
-fn reused_pid_never_merges(env: &[(&str, &str)]) {
     let storm = GcStorm::build();
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("ustat.csv");
     let maps = dir.path().join("maps.txt");
     let mut anchor = storm.start();
-    let ustat = system_wide_ustat(&csv, "2", &maps, env);
+    let ustat = system_wide_ustat(&csv, "2", &maps);
     wait_tracked(&csv, anchor.pid());
     // Other processes on the host may take the pid first: then try again.
     for _attempt in 0..20 {

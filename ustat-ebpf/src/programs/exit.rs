@@ -6,13 +6,13 @@
 //!
 //! `process_exit` does it all on the `sched_process_exit` raw tracepoint, whose `group_dead`
 //! argument (kernel 6.16+) tells the last thread. Older kernels get `thread_exit` there for
-//! the threads, and `last_thread_exit` on `acct_process`, which `do_exit` calls in the last
-//! thread only (before the tracepoint).
+//! the threads, and `last_thread_exit` on entry to `acct_process` (fentry), which `do_exit`
+//! calls in the last thread only (before the tracepoint).
 
 use aya_ebpf::{
     helpers::generated::bpf_ktime_get_boot_ns,
-    macros::{kprobe, raw_tracepoint},
-    programs::{ProbeContext, RawTracePointContext},
+    macros::{fentry, raw_tracepoint},
+    programs::{FEntryContext, RawTracePointContext},
 };
 use ustat_common::{ProcessKey, SpanThreadKey, category, lost};
 
@@ -32,8 +32,8 @@ pub fn thread_exit(_ctx: RawTracePointContext) -> u32 {
     0
 }
 
-#[kprobe]
-pub fn last_thread_exit(_ctx: ProbeContext) -> u32 {
+#[fentry(function = "acct_process")]
+pub fn last_thread_exit(_ctx: FEntryContext) -> u32 {
     exiting(true);
     0
 }

@@ -298,13 +298,14 @@ struct RawTracepointAttr {
 }
 
 /// Attaches the loaded raw tracepoint program `program` to the kernel tracepoint `name`
-/// (`sched_process_exit`); it detaches when the link is dropped.
+/// (`sched_process_exit`), or without a name a tracing program to the kernel function it
+/// was loaded for (fentry); it detaches when the link is dropped.
 pub fn attach_raw_tracepoint(
     program: BorrowedFd<'_>,
-    name: &std::ffi::CStr,
+    name: Option<&std::ffi::CStr>,
 ) -> Result<Link, AttachError> {
     let attr = RawTracepointAttr {
-        name: name.as_ptr() as u64,
+        name: name.map_or(0, |name| name.as_ptr() as u64),
         prog_fd: program.as_raw_fd() as u32,
         _pad: 0,
     };
@@ -316,48 +317,6 @@ pub fn attach_raw_tracepoint(
     Ok(Link {
         _link: link,
         _event: None,
-        sites: 0,
-    })
-}
-
-/// Attaches the loaded kprobe program `program` at the entry of the kernel function
-/// `function` (`acct_process`), for every CPU; it detaches when the link is dropped.
-pub fn attach_kprobe(
-    program: BorrowedFd<'_>,
-    function: &std::ffi::CStr,
-) -> Result<Link, AttachError> {
-    let os = |what| move |source| AttachError::Os { what, source };
-    let perf_type: u32 = fs::read_to_string("/sys/bus/event_source/devices/kprobe/type")
-        .map_err(os("reading the kprobe PMU type"))?
-        .trim()
-        .parse()
-        .map_err(|_| os("reading the kprobe PMU type")(io::Error::other("not a number")))?;
-    // SAFETY: perf_event_attr is plain data; all-zero is its documented default.
-    let mut attr: perf_event_attr = unsafe { std::mem::zeroed() };
-    attr.size = size_of::<perf_event_attr>() as u32;
-    attr.type_ = perf_type;
-    attr.__bindgen_anon_3.config1 = function.as_ptr() as u64;
-    // Opened on one CPU, as libbpf does: the program runs wherever the function is called.
-    // SAFETY: attr is initialised and outlives the call, as does the name it points to.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            &attr as *const perf_event_attr,
-            -1,
-            0,
-            -1,
-            PERF_FLAG_FD_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(os("opening a kprobe")(io::Error::last_os_error()));
-    }
-    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
-    let event = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let link = link_create(program, &event, 0).map_err(os("linking the kprobe"))?;
-    Ok(Link {
-        _link: link,
-        _event: Some(event),
         sites: 0,
     })
 }

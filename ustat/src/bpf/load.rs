@@ -152,14 +152,22 @@ impl Loaded {
         let function = &self.object.functions[&found.function_key()];
         let license = found.license.clone();
         let instructions = &function.instructions;
-        let kernel_side = match program.kind() {
-            ProgramKind::Uprobe => None,
-            ProgramKind::RawTracepoint => Some(bpf_prog_type::BPF_PROG_TYPE_RAW_TRACEPOINT),
-            ProgramKind::Kprobe => Some(bpf_prog_type::BPF_PROG_TYPE_KPROBE),
-        };
-        if let Some(kind) = kernel_side {
-            return prog_load(kind, name, instructions, &license, None, false)
-                .map_err(|e| refused(kind, name, instructions, &license, None, e));
+        match program.kind() {
+            ProgramKind::Uprobe => {}
+            ProgramKind::RawTracepoint => {
+                let kind = bpf_prog_type::BPF_PROG_TYPE_RAW_TRACEPOINT;
+                return prog_load(kind, name, instructions, &license, Attach::NONE, false)
+                    .map_err(|e| refused(kind, name, instructions, &license, Attach::NONE, e));
+            }
+            ProgramKind::FEntry(function) => {
+                let kind = bpf_prog_type::BPF_PROG_TYPE_TRACING;
+                let target = Attach {
+                    kind: Some(bpf_attach_type::BPF_TRACE_FENTRY),
+                    btf_id: kernel_function_id(function)?,
+                };
+                return prog_load(kind, name, instructions, &license, target, false)
+                    .map_err(|e| refused(kind, name, instructions, &license, target, e));
+            }
         }
         let kind = bpf_prog_type::BPF_PROG_TYPE_KPROBE;
         if self.mode != Some(Mode::PerfEvent) {
@@ -168,7 +176,7 @@ impl Loaded {
                 name,
                 instructions,
                 &license,
-                Some(bpf_attach_type::BPF_TRACE_UPROBE_MULTI),
+                Attach::to(bpf_attach_type::BPF_TRACE_UPROBE_MULTI),
                 false,
             ) {
                 Ok(fd) => {
@@ -186,18 +194,18 @@ impl Loaded {
                         name,
                         instructions,
                         &license,
-                        Some(bpf_attach_type::BPF_TRACE_UPROBE_MULTI),
+                        Attach::to(bpf_attach_type::BPF_TRACE_UPROBE_MULTI),
                         e,
                     ));
                 }
             }
         }
-        match prog_load(kind, name, instructions, &license, None, false) {
+        match prog_load(kind, name, instructions, &license, Attach::NONE, false) {
             Ok(fd) => {
                 self.mode = Some(Mode::PerfEvent);
                 Ok(fd)
             }
-            Err(e) => Err(refused(kind, name, instructions, &license, None, e)),
+            Err(e) => Err(refused(kind, name, instructions, &license, Attach::NONE, e)),
         }
     }
 }
@@ -246,7 +254,7 @@ fn refused(
     name: &str,
     instructions: &[aya_obj::generated::bpf_insn],
     license: &CString,
-    attach: Option<bpf_attach_type>,
+    attach: Attach,
     error: io::Error,
 ) -> LoadError {
     let log = prog_load(kind, name, instructions, license, attach, true)
@@ -258,7 +266,36 @@ fn refused(
     kernel("program", format!("{name}: {error}\n{}", tail.join("\n")))
 }
 
-/// `union bpf_attr` for BPF_PROG_LOAD, up to `expected_attach_type`.
+/// What a program is loaded for: its expected attach type, and for a tracing program the
+/// BTF id of the kernel function.
+#[derive(Debug, Clone, Copy)]
+struct Attach {
+    kind: Option<bpf_attach_type>,
+    btf_id: u32,
+}
+
+impl Attach {
+    const NONE: Self = Self {
+        kind: None,
+        btf_id: 0,
+    };
+
+    fn to(kind: bpf_attach_type) -> Self {
+        Self {
+            kind: Some(kind),
+            btf_id: 0,
+        }
+    }
+}
+
+/// The BTF id of the kernel function `name`, from the kernel's own BTF.
+fn kernel_function_id(name: &str) -> Result<u32, LoadError> {
+    let btf = aya_obj::btf::Btf::from_sys_fs().map_err(|e| kernel("kernel BTF", e))?;
+    btf.id_by_type_name_kind(name, aya_obj::btf::BtfKind::Func)
+        .map_err(|e| kernel("kernel BTF", format!("{name}: {e}")))
+}
+
+/// `union bpf_attr` for BPF_PROG_LOAD, up to `attach_btf_obj_fd`.
 #[repr(C)]
 struct ProgLoadAttr {
     prog_type: u32,
@@ -273,7 +310,19 @@ struct ProgLoadAttr {
     prog_name: [u8; 16],
     prog_ifindex: u32,
     expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    /// 0: `attach_btf_id` is in the kernel's own BTF.
+    attach_btf_obj_fd: u32,
+    _pad: u32,
 }
+const _: () = assert!(std::mem::offset_of!(ProgLoadAttr, attach_btf_id) == 108);
 
 /// Loads a program; with `log`, a failure's error text is the verifier's log.
 fn prog_load(
@@ -281,7 +330,7 @@ fn prog_load(
     name: &str,
     instructions: &[aya_obj::generated::bpf_insn],
     license: &CString,
-    attach: Option<bpf_attach_type>,
+    attach: Attach,
     log: bool,
 ) -> io::Result<OwnedFd> {
     let mut log_buf = if log { vec![0u8; 16 << 20] } else { Vec::new() };
@@ -301,7 +350,17 @@ fn prog_load(
         prog_flags: 0,
         prog_name,
         prog_ifindex: 0,
-        expected_attach_type: attach.map_or(0, |a| a as u32),
+        expected_attach_type: attach.kind.map_or(0, |a| a as u32),
+        prog_btf_fd: 0,
+        func_info_rec_size: 0,
+        func_info: 0,
+        func_info_cnt: 0,
+        line_info_rec_size: 0,
+        line_info: 0,
+        line_info_cnt: 0,
+        attach_btf_id: attach.btf_id,
+        attach_btf_obj_fd: 0,
+        _pad: 0,
     };
     sys::bpf_fd(bpf_cmd::BPF_PROG_LOAD, &attr).map_err(|error| {
         if !log {

@@ -50,7 +50,8 @@ pub enum Program {
     ProcessExit,
     /// On `sched_process_exit`, older kernels: only the per-thread entries.
     ThreadExit,
-    /// On `acct_process` (a kprobe), older kernels: the last thread's part of `ProcessExit`.
+    /// On entry to `acct_process` (fentry), older kernels: the last thread's part of
+    /// `ProcessExit`.
     LastThreadExit,
 }
 
@@ -59,7 +60,8 @@ pub enum Program {
 enum ProgramKind {
     Uprobe,
     RawTracepoint,
-    Kprobe,
+    /// Entry of this kernel function.
+    FEntry(&'static str),
 }
 
 /// Picks the older kernels' exit hook (`acct-process`) on any kernel, for the tests.
@@ -85,7 +87,7 @@ impl Program {
     fn kind(self) -> ProgramKind {
         match self {
             Self::ProcessExit | Self::ThreadExit => ProgramKind::RawTracepoint,
-            Self::LastThreadExit => ProgramKind::Kprobe,
+            Self::LastThreadExit => ProgramKind::FEntry("acct_process"),
             _ => ProgramKind::Uprobe,
         }
     }
@@ -433,14 +435,14 @@ impl Tracer {
     /// Attaches the exit hook, so the maps lose every exited process's entries, whether or
     /// not ustat tracked it (`exited`, `forget_processes`).
     /// On kernels whose `sched_process_exit` has no `group_dead` (before 6.16), the kernel
-    /// refuses `process_exit` there, and the last thread is found through `acct_process`.
+    /// refuses `process_exit` there, and the last thread is found on entry to `acct_process`.
     pub fn watch_exits(&mut self) -> Result<(), AttachError> {
         let forced = std::env::var_os(EXIT_HOOK_VARIABLE).is_some_and(|v| v == "acct-process");
         let newer = if forced {
             None
         } else {
             let fd = self.program_fd(Program::ProcessExit)?;
-            match attach::attach_raw_tracepoint(fd, c"sched_process_exit") {
+            match attach::attach_raw_tracepoint(fd, Some(c"sched_process_exit")) {
                 Ok(link) => {
                     self.exit_hooks = vec![link];
                     return Ok(());
@@ -450,9 +452,9 @@ impl Tracer {
         };
         let older = (|| {
             let fd = self.program_fd(Program::LastThreadExit)?;
-            let last = attach::attach_kprobe(fd, c"acct_process")?;
+            let last = attach::attach_raw_tracepoint(fd, None)?;
             let fd = self.program_fd(Program::ThreadExit)?;
-            let threads = attach::attach_raw_tracepoint(fd, c"sched_process_exit")?;
+            let threads = attach::attach_raw_tracepoint(fd, Some(c"sched_process_exit"))?;
             Ok(vec![last, threads])
         })();
         match (older, newer) {
