@@ -5,9 +5,9 @@
 //! processes cost one lookup.
 //!
 //! `process_exit` does it all on the `sched_process_exit` raw tracepoint, whose `group_dead`
-//! argument (kernel 6.16+) tells the last thread. Older kernels get `thread_exit` there for
-//! the threads, and `last_thread_exit` on entry to `acct_process` (fentry), which `do_exit`
-//! calls in the last thread only (before the tracepoint).
+//! argument (recent kernels; 6.18 has it) tells the last thread. Older kernels get
+//! `thread_exit` there for the threads, and `last_thread_exit` on entry to `acct_process`
+//! (fentry), which `do_exit` calls in the last thread only (before the tracepoint).
 
 use aya_ebpf::{
     helpers::generated::bpf_ktime_get_boot_ns,

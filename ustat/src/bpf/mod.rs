@@ -434,7 +434,7 @@ impl Tracer {
 
     /// Attaches the exit hook, so the maps lose every exited process's entries, whether or
     /// not ustat tracked it (`exited`, `forget_processes`).
-    /// On kernels whose `sched_process_exit` has no `group_dead` (before 6.16), the kernel
+    /// On kernels whose `sched_process_exit` has no `group_dead` argument yet, the kernel
     /// refuses `process_exit` there, and the last thread is found on entry to `acct_process`.
     pub fn watch_exits(&mut self) -> Result<(), AttachError> {
         let forced = std::env::var_os(EXIT_HOOK_VARIABLE).is_some_and(|v| v == "acct-process");
