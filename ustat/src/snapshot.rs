@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 pub use ustat_runtimes::Missing;
 
-use crate::bpf::Lost;
+use crate::{bpf::Lost, flow::FlowLine};
 
 /// Event counts of one process.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -167,4 +167,25 @@ impl Snapshot {
 pub trait Source {
     /// The numbers for the interval since the previous call.
     fn poll(&mut self) -> anyhow::Result<Snapshot>;
+}
+
+/// Following one process's method calls as they happen (the flow view): the kernel, or
+/// recorded call lines in tests.
+pub trait CallSource {
+    /// Starts delivering `pid`'s method entries and returns (see `take_flow`).
+    fn watch_flow(&mut self, pid: u32) -> anyhow::Result<()>;
+    /// Stops delivering calls.
+    fn unwatch_flow(&mut self) -> anyhow::Result<()>;
+    /// Delivers only calls whose class (or file) and method (or function) start with these.
+    fn filter_flow(&mut self, class: &str, method: &str) -> anyhow::Result<()>;
+    /// The watched process's entries and returns since the last call, in order; never waits.
+    fn take_flow(&mut self) -> Vec<FlowLine>;
+    /// Calls lost so far (never a silent gap).
+    fn flow_dropped(&self) -> anyhow::Result<u64>;
+    /// A method's name, from its flow hash; `?` where it never arrived.
+    fn method_label(&self, pid: u32, method: u64) -> String;
+    /// `pid`'s call tree as folded stacks (`a;b;c calls`).
+    fn folded(&mut self, pid: u32) -> anyhow::Result<Vec<String>>;
+    /// `java (PID 1234, jvm)`, for the flow view's title.
+    fn title(&self, pid: u32) -> String;
 }

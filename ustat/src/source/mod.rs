@@ -1,6 +1,7 @@
 //! The kernel as a `Source`: finds runtime processes, attaches each runtime binary once,
 //! reads the aggregation maps every interval, and turns them into snapshots.
 
+mod calls_impl;
 mod flow;
 
 use std::{

@@ -1,4 +1,4 @@
-//! Drawing the flow view: the calls as an indented tree, the per-method timing of the
+//! The flow view: the calls as an indented tree, the per-method timing of the
 //! process, the filter being typed.
 
 use ratatui::{
@@ -9,13 +9,16 @@ use ratatui::{
     widgets::{Block, Borders, Cell, Paragraph, Row, Table},
 };
 
-use super::{
-    app::App,
-    flow::{Field, FlowView},
+use super::{ACCENT, badge};
+use crate::{
+    flow::Kind,
     format,
-    ui::{ACCENT, badge},
+    snapshot::Ranked,
+    tui::{
+        app::App,
+        flow::{Field, FlowView},
+    },
 };
-use crate::{flow::Kind, snapshot::Ranked};
 
 const SLOW: Color = Color::Red;
 
