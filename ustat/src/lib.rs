@@ -11,6 +11,7 @@ pub mod flow;
 pub mod format;
 pub mod plan;
 pub mod process;
+pub mod recorded;
 pub mod sanitize;
 pub mod signals;
 pub mod snapshot;

@@ -3,12 +3,18 @@
 
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
 pub use ustat_runtimes::Missing;
 
 use crate::{bpf::Lost, flow::FlowLine};
 
+/// A name from a table in the code (a runtime's, a GC kind). An alias, because serde would
+/// read a literal `&'static str` field as borrowed from the input.
+pub type Name = &'static str;
+
 /// Event counts of one process.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Counters {
     pub gc_count: u64,
     pub gc_pause_ns: u64,
@@ -26,7 +32,8 @@ pub struct Counters {
 }
 
 /// GC pause percentiles from an HdrHistogram (3 significant digits).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PauseStats {
     pub count: u64,
     pub p50_ns: u64,
@@ -35,10 +42,12 @@ pub struct PauseStats {
 }
 
 /// GCs of one kind (a generation, minor or major).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GcKind {
-    /// `gen0`, `gen1`, `gen2`, `minor`, `major`.
-    pub kind: &'static str,
+    /// `gen0`, `gen1`, `gen2`, `minor`, `major`, `other`.
+    #[serde(deserialize_with = "crate::recorded::gc_kind")]
+    pub kind: Name,
     pub interval: u64,
     pub total: u64,
     pub pause_ns_total: u64,
@@ -47,7 +56,8 @@ pub struct GcKind {
 }
 
 /// A named thing with counts (a method, a class), this interval and since attach.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Ranked {
     pub name: String,
     pub interval: u64,
@@ -62,7 +72,8 @@ pub struct Ranked {
 }
 
 /// A method's calls and their times over an interval, from the kernel's shadow stacks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Timing {
     /// Calls that returned.
     pub calls: u64,
@@ -77,7 +88,8 @@ pub struct Timing {
 }
 
 /// A memory pool's usage around this interval's GCs (HotSpot).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PoolUsage {
     /// `manager: pool`
     pub name: String,
@@ -88,33 +100,49 @@ pub struct PoolUsage {
     pub reclaimed_bytes: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProcessSnapshot {
     pub pid: u32,
     /// `jvm`, `python`, `node`.
-    pub runtime: &'static str,
+    #[serde(deserialize_with = "crate::recorded::runtime_name")]
+    pub runtime: Name,
     /// The command name, cleaned of control characters.
     pub command: String,
     /// The process exited during the interval; this is its last snapshot.
+    #[serde(default)]
     pub exited: bool,
+    #[serde(default)]
     pub interval: Counters,
+    #[serde(default)]
     pub total: Counters,
     /// This interval's GC pauses; `None` when there was none.
+    #[serde(default)]
     pub pause: Option<PauseStats>,
     /// Every GC pause since attach.
+    #[serde(default)]
     pub pause_total: Option<PauseStats>,
+    #[serde(default)]
     pub gc_kinds: Vec<GcKind>,
     /// OS threads of the process now.
+    #[serde(default)]
     pub threads_live: u64,
     /// Names of its live threads.
+    #[serde(default)]
     pub threads: Vec<String>,
+    #[serde(default)]
     pub top_methods: Vec<Ranked>,
+    #[serde(default)]
     pub top_allocations: Vec<Ranked>,
+    #[serde(default)]
     pub top_monitors: Vec<Ranked>,
+    #[serde(default)]
     pub pools: Vec<PoolUsage>,
     /// What this process's runtime or settings do not let ustat see, each with its line.
+    #[serde(default, with = "crate::recorded::missing")]
     pub missing: Vec<Missing>,
     /// The categories its runtime's binary lets ustat trace (`ustat_common::category`).
+    #[serde(default)]
     pub traced: Vec<u32>,
 }
 
@@ -138,16 +166,22 @@ impl ProcessSnapshot {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Snapshot {
     /// When the interval ended.
+    #[serde(with = "crate::recorded::time")]
     pub taken_at: SystemTime,
     /// How long the interval really was.
+    #[serde(with = "crate::recorded::duration")]
     pub interval: Duration,
+    #[serde(default)]
     pub processes: Vec<ProcessSnapshot>,
     /// What could not be recorded since ustat started.
+    #[serde(default, with = "crate::recorded::lost")]
     pub lost: Lost,
     /// Problems worth a line in the view (a probe that could not be attached).
+    #[serde(default)]
     pub warnings: Vec<String>,
 }
 
