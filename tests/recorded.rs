@@ -124,7 +124,14 @@ fn the_csv_loop_stops_after_count_intervals() {
     {
         let mut writer = CsvWriter::new(&mut rows).unwrap();
         let mut methods = MethodsCsvWriter::new(&mut methods).unwrap();
-        csv_loop(&mut source, &mut writer, Some(&mut methods), Some(2), || false).unwrap();
+        csv_loop(
+            &mut source,
+            &mut writer,
+            Some(&mut methods),
+            Some(2),
+            || false,
+        )
+        .unwrap();
     }
     assert_eq!(source.intervals_left(), 1);
     let rows = String::from_utf8(rows).unwrap();
@@ -165,7 +172,10 @@ fn the_csv_loop_writes_the_interval_a_stop_cut_short() {
         "the partial interval's length: {last:?}"
     );
     let node = last.iter().find(|row| row.contains(",8080,")).unwrap();
-    assert!(node.ends_with(",150,1"), "node's requests and its exit: {node}");
+    assert!(
+        node.ends_with(",150,1"),
+        "node's requests and its exit: {node}"
+    );
 }
 
 /// Recorded calls of a process not yet seen cannot be followed: the same message as the

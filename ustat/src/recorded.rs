@@ -92,12 +92,11 @@ impl RecordedSource {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let record: Record = serde_json::from_str(line).map_err(|source| {
-                RecordingError::Line {
+            let record: Record =
+                serde_json::from_str(line).map_err(|source| RecordingError::Line {
                     line: index + 1,
                     source,
-                }
-            })?;
+                })?;
             source.push(record);
         }
         Ok(source)
@@ -147,9 +146,12 @@ fn runtime_categories(runtime: &str) -> Vec<u32> {
 
 impl Source for RecordedSource {
     fn poll(&mut self) -> anyhow::Result<Snapshot> {
-        let snapshot = self.intervals.pop_front().ok_or(RecordingError::Exhausted {
-            polled: self.polled,
-        })?;
+        let snapshot = self
+            .intervals
+            .pop_front()
+            .ok_or(RecordingError::Exhausted {
+                polled: self.polled,
+            })?;
         self.polled += 1;
         for p in &snapshot.processes {
             self.seen.insert(p.pid, (p.command.clone(), p.runtime));
@@ -395,13 +397,7 @@ mod tests {
 {"interval": {"taken_at": "2026-11-30T12:00:01Z", "interval": "1s", "processes": [{"pid": 7, "runtime": "python", "command": "app"}]}}
 {"label": {"pid": 7, "method": 1, "name": "main"}}
 {"label": {"pid": 7, "method": 2, "name": "work"}}
-{"calls": {"lines": [
-  {"seq": 0, "ts_ns": 10, "pid": 7, "tid": 7, "kind": "entry", "depth": 0, "method": 1, "duration_ns": 0},
-  {"seq": 1, "ts_ns": 11, "pid": 7, "tid": 7, "kind": "entry", "depth": 1, "method": 2, "duration_ns": 0},
-  {"seq": 2, "ts_ns": 12, "pid": 7, "tid": 7, "kind": "return", "depth": 1, "method": 2, "duration_ns": 1},
-  {"seq": 3, "ts_ns": 13, "pid": 7, "tid": 7, "kind": "entry", "depth": 1, "method": 2, "duration_ns": 0},
-  {"seq": 4, "ts_ns": 14, "pid": 8, "tid": 8, "kind": "entry", "depth": 0, "method": 2, "duration_ns": 0}
-], "dropped": 2}}
+{"calls": {"lines": [{"seq": 0, "ts_ns": 10, "pid": 7, "tid": 7, "kind": "entry", "depth": 0, "method": 1, "duration_ns": 0},{"seq": 1, "ts_ns": 11, "pid": 7, "tid": 7, "kind": "entry", "depth": 1, "method": 2, "duration_ns": 0},{"seq": 2, "ts_ns": 12, "pid": 7, "tid": 7, "kind": "return", "depth": 1, "method": 2, "duration_ns": 1},{"seq": 3, "ts_ns": 13, "pid": 7, "tid": 7, "kind": "entry", "depth": 1, "method": 2, "duration_ns": 0},{"seq": 4, "ts_ns": 14, "pid": 8, "tid": 8, "kind": "entry", "depth": 0, "method": 2, "duration_ns": 0}], "dropped": 2}}
 "#;
         let mut source = RecordedSource::parse(text).unwrap();
         assert!(source.watch_flow(7).is_err(), "not polled yet: not traced");
