@@ -10,7 +10,10 @@ use super::{
     flow::{Field, FlowView},
     keys::Mode,
 };
-use crate::snapshot::{ProcessSnapshot, Snapshot};
+use crate::{
+    category::{CHARTED, Category},
+    snapshot::{ProcessSnapshot, Snapshot},
+};
 
 /// Columns of the process table, in display order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,17 +42,39 @@ impl Column {
         Self::Calls,
     ];
 
+    /// The category whose rate the column shows, if it shows one.
+    pub const fn category(self) -> Option<Category> {
+        match self {
+            Self::Gc => Some(Category::Gc),
+            Self::Classes => Some(Category::ClassLoaded),
+            Self::Threads => Some(Category::ThreadStarted),
+            Self::Allocations => Some(Category::ObjectAlloc),
+            Self::Calls => Some(Category::MethodCall),
+            Self::Pid | Self::Command | Self::Runtime | Self::PauseP99 => None,
+        }
+    }
+
     pub fn title(self) -> &'static str {
         match self {
             Self::Pid => "PID",
             Self::Command => "COMMAND",
             Self::Runtime => "RUNTIME",
-            Self::Gc => "GC/s",
             Self::PauseP99 => "PAUSE p99",
-            Self::Classes => "CLASS/s",
-            Self::Threads => "THREAD/s",
-            Self::Allocations => "ALLOC/s",
-            Self::Calls => "CALLS/s",
+            Self::Gc | Self::Classes | Self::Threads | Self::Allocations | Self::Calls => self
+                .category()
+                .and_then(Category::table_title)
+                .unwrap_or("?"),
+        }
+    }
+
+    /// Its width in the table (the command takes what is left, at least this).
+    pub const fn width(self) -> u16 {
+        match self {
+            Self::Pid | Self::Runtime | Self::Classes | Self::Allocations => 8,
+            Self::Command => 12,
+            Self::Gc => 7,
+            Self::PauseP99 => 10,
+            Self::Threads | Self::Calls => 9,
         }
     }
 
@@ -60,15 +85,14 @@ impl Column {
 
     /// The value sorted on: numbers for numeric columns.
     fn key(self, p: &ProcessSnapshot) -> f64 {
-        let i = &p.interval;
         match self {
             Self::Pid | Self::Command | Self::Runtime => 0.0,
-            Self::Gc => i.gc_count as f64,
             Self::PauseP99 => p.pause.map_or(0.0, |s| s.p99_ns as f64),
-            Self::Classes => i.class_loaded as f64,
-            Self::Threads => i.threads_started as f64,
-            Self::Allocations => i.objects_allocated as f64,
-            Self::Calls => i.method_calls as f64,
+            Self::Gc | Self::Classes | Self::Threads | Self::Allocations | Self::Calls => {
+                self.category()
+                    .and_then(|c| c.count(&p.interval))
+                    .unwrap_or(0) as f64
+            }
         }
     }
 
@@ -147,31 +171,28 @@ pub enum View {
 /// How many intervals of history the detail charts keep.
 pub const HISTORY: usize = 600;
 
-/// One process's counts over the last intervals, oldest first.
+/// One process's counts of each charted category (`category::CHARTED`) over the last
+/// intervals, oldest first.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct History {
-    pub gc: VecDeque<u64>,
-    pub allocations: VecDeque<u64>,
-    pub calls: VecDeque<u64>,
-    pub classes: VecDeque<u64>,
-    pub threads: VecDeque<u64>,
+    series: BTreeMap<Category, VecDeque<u64>>,
 }
 
 impl History {
     fn push(&mut self, p: &ProcessSnapshot) {
-        let i = &p.interval;
-        for (series, value) in [
-            (&mut self.gc, i.gc_count),
-            (&mut self.allocations, i.objects_allocated),
-            (&mut self.calls, i.method_calls),
-            (&mut self.classes, i.class_loaded),
-            (&mut self.threads, i.threads_started),
-        ] {
+        for category in CHARTED {
+            let series = self.series.entry(category).or_default();
             if series.len() == HISTORY {
                 series.pop_front();
             }
-            series.push_back(value);
+            series.push_back(category.count(&p.interval).unwrap_or(0));
         }
+    }
+
+    /// A category's counts, oldest first (empty when it is not charted).
+    pub fn of(&self, category: Category) -> &VecDeque<u64> {
+        static EMPTY: VecDeque<u64> = VecDeque::new();
+        self.series.get(&category).unwrap_or(&EMPTY)
     }
 }
 
@@ -620,7 +641,7 @@ pub mod tests {
         for i in 0..(HISTORY as u64 + 5) {
             app.apply(snapshot(vec![process(1, "jvm", "java", i, 0)]));
         }
-        let gc = &app.history[&1].gc;
+        let gc = app.history[&1].of(Category::Gc);
         assert_eq!(gc.len(), HISTORY);
         assert_eq!(gc.back(), Some(&(HISTORY as u64 + 4)));
         app.apply(snapshot(vec![]));

@@ -12,6 +12,7 @@ use ustat_common::category;
 
 use super::{ACCENT, WARN};
 use crate::{
+    category::CHARTED,
     format,
     snapshot::{ProcessSnapshot, Ranked},
     tui::app::App,
@@ -106,23 +107,17 @@ fn draw_charts(frame: &mut Frame, area: Rect, app: &App, process: &ProcessSnapsh
     let Some(history) = app.history.get(&process.pid) else {
         return;
     };
-    let series = [
-        ("GC", &history.gc, category::GC),
-        ("alloc", &history.allocations, category::OBJECT_ALLOC),
-        ("calls", &history.calls, category::METHOD_CALL),
-        ("classes", &history.classes, category::CLASS_LOADED),
-        ("threads", &history.threads, category::THREAD_STARTED),
-    ];
-    let rows = Layout::vertical(series.iter().map(|_| Constraint::Length(1))).split(inner);
-    for ((label, values, cat), row) in series.iter().zip(rows.iter()) {
+    let rows = Layout::vertical(CHARTED.iter().map(|_| Constraint::Length(1))).split(inner);
+    for (category, row) in CHARTED.iter().zip(rows.iter()) {
+        let values = history.of(*category);
         let [name, chart, last] = Layout::horizontal([
             Constraint::Length(8),
             Constraint::Min(1),
             Constraint::Length(7),
         ])
         .areas(*row);
-        frame.render_widget(Span::raw(*label), name);
-        if process.untraced(*cat) {
+        frame.render_widget(Span::raw(category.chart_label().unwrap_or("?")), name);
+        if process.untraced(category.raw()) {
             frame.render_widget(Span::raw("not traced").dim(), chart);
             continue;
         }

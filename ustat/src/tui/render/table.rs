@@ -8,7 +8,6 @@ use ratatui::{
     text::Line,
     widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap},
 };
-use ustat_common::category;
 
 use super::ACCENT;
 use crate::{
@@ -17,12 +16,28 @@ use crate::{
     tui::app::{App, Column},
 };
 
-fn rate_cell(app: &App, process: &ProcessSnapshot, count: u64, category: u32) -> Cell<'static> {
-    if process.untraced(category) {
-        return Cell::from("–").dim();
+/// A process's cell in a column: `–` where its category is not traced in the process.
+fn cell(column: Column, app: &App, p: &ProcessSnapshot) -> Cell<'static> {
+    match column {
+        Column::Pid => Cell::from(p.pid.to_string()),
+        Column::Command if p.exited => Cell::from(format!("{} (exited)", p.command)),
+        Column::Command => Cell::from(p.command.clone()),
+        Column::Runtime => Cell::from(p.runtime),
+        Column::PauseP99 => {
+            Cell::from(p.pause.map_or("–".to_string(), |s| format::nanos(s.p99_ns)))
+        }
+        Column::Gc | Column::Classes | Column::Threads | Column::Allocations | Column::Calls => {
+            let Some(category) = column.category() else {
+                return Cell::from("?");
+            };
+            if p.untraced(category.raw()) {
+                return Cell::from("–").dim();
+            }
+            let count = category.count(&p.interval).unwrap_or(0);
+            let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
+            Cell::from(format::rate(format::per_second(count, interval)))
+        }
     }
-    let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
-    Cell::from(format::rate(format::per_second(count, interval)))
 }
 
 pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &mut App) {
@@ -44,38 +59,14 @@ pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &mut App) {
     let body: Vec<Row> = rows
         .iter()
         .map(|p| {
-            let i = &p.interval;
-            let command = if p.exited {
-                format!("{} (exited)", p.command)
-            } else {
-                p.command.clone()
-            };
-            let pause = p.pause.map_or("–".to_string(), |s| format::nanos(s.p99_ns));
-            let row = Row::new(vec![
-                Cell::from(p.pid.to_string()),
-                Cell::from(command),
-                Cell::from(p.runtime),
-                rate_cell(app, p, i.gc_count, category::GC),
-                Cell::from(pause),
-                rate_cell(app, p, i.class_loaded, category::CLASS_LOADED),
-                rate_cell(app, p, i.threads_started, category::THREAD_STARTED),
-                rate_cell(app, p, i.objects_allocated, category::OBJECT_ALLOC),
-                rate_cell(app, p, i.method_calls, category::METHOD_CALL),
-            ]);
+            let row = Row::new(Column::ALL.iter().map(|c| cell(*c, app, p)));
             if p.exited { row.dim() } else { row }
         })
         .collect();
-    let widths = [
-        Constraint::Length(8),
-        Constraint::Min(12),
-        Constraint::Length(8),
-        Constraint::Length(7),
-        Constraint::Length(10),
-        Constraint::Length(8),
-        Constraint::Length(9),
-        Constraint::Length(8),
-        Constraint::Length(9),
-    ];
+    let widths = Column::ALL.map(|c| match c {
+        Column::Command => Constraint::Min(c.width()),
+        _ => Constraint::Length(c.width()),
+    });
     let table = Table::new(body, widths)
         .header(header)
         .block(
