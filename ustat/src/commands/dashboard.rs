@@ -54,7 +54,12 @@ pub fn run_flow(args: &WatchArgs, folded: Option<File>) -> anyhow::Result<()> {
     let mut app = App::new(args.interval, scope(args));
     app.flow_only = true;
     app.selected = Some(pid);
-    let mut view = FlowView::new(pid, source.title(pid));
+    let runtime = source
+        .processes()
+        .into_iter()
+        .find(|(p, _)| *p == pid)
+        .and_then(|(_, name)| ustat_runtimes::by_name(name));
+    let mut view = FlowView::new(pid, source.title(pid)).of_runtime(runtime);
     view.class_prefix = args.class.clone().unwrap_or_default();
     view.method_prefix = args.method_prefix.clone().unwrap_or_default();
     view.thread = args.tid;

@@ -89,15 +89,6 @@ pub struct KernelSource {
     flow: flow::FlowState,
 }
 
-/// Environment variables runtimes read options from.
-const OPTION_VARIABLES: &[&str] = &[
-    "JAVA_TOOL_OPTIONS",
-    "JDK_JAVA_OPTIONS",
-    "_JAVA_OPTIONS",
-    "NODE_OPTIONS",
-    "PYTHONOPTIMIZE",
-];
-
 impl KernelSource {
     /// Loads the programs, finds the selected runtime processes and attaches to them.
     pub fn start(options: Options) -> anyhow::Result<Self> {
@@ -190,7 +181,7 @@ impl KernelSource {
             let coverage = self.attach(&found);
             let facts = ProcessFacts {
                 args: process::args(found.pid).unwrap_or_default(),
-                env: process::env(found.pid, OPTION_VARIABLES).unwrap_or_default(),
+                env: process::env(found.pid, found.runtime.option_variables).unwrap_or_default(),
                 version: (found.runtime.version)(&found.binary.host_path),
                 resolved: coverage.resolved,
             };

@@ -146,9 +146,12 @@ fn carry_out<S: CallSource>(effect: Effect, source: &mut S, app: &mut App) -> an
         Effect::Quit => return Ok(true),
         Effect::Export => app.exported(export_snapshot(app)),
         Effect::OpenFlow(pid) => {
+            let runtime = app
+                .selected_process()
+                .and_then(|p| ustat_runtimes::by_name(p.runtime));
             let opened = source
                 .watch_flow(pid)
-                .map(|()| FlowView::new(pid, source.title(pid)));
+                .map(|()| FlowView::new(pid, source.title(pid)).of_runtime(runtime));
             app.flow_opened(opened.map_err(|e| format!("{e:#}")));
         }
         Effect::CloseFlow => source.unwatch_flow()?,

@@ -6,7 +6,7 @@ use ratatui::{
     layout::{Constraint, Layout, Rect},
     style::{Color, Modifier, Style, Stylize as _},
     text::{Line, Span},
-    widgets::{Block, Borders, Cell, Paragraph, Row, Table},
+    widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap},
 };
 
 use super::{ACCENT, badge};
@@ -66,9 +66,11 @@ fn draw_status(frame: &mut Frame, area: Rect, flow: &FlowView) {
     let mut spans = vec![
         badge(" flow "),
         Span::raw(format!(
-            " {} · thread {thread} · class {} · method {} · {} calls · slow ≥ {}",
+            " {} · thread {thread} · {} {} · {} {} · {} calls · slow ≥ {}",
             flow.title,
+            flow.slots[0],
             filter(&flow.class_prefix),
+            flow.slots[1],
             filter(&flow.method_prefix),
             format::count(flow.received),
             format::nanos(flow.slow_ns),
@@ -97,11 +99,11 @@ fn draw_calls(frame: &mut Frame, area: Rect, flow: &mut FlowView) {
     let visible = flow.visible();
     if visible.is_empty() {
         let text = if flow.received == 0 {
-            "Waiting for calls… (a JVM needs -XX:+ExtendedDTraceProbes; CPython 3.11 a profiler)"
+            vec![Line::from("Waiting for calls…"), Line::from(flow.hint)]
         } else {
-            "No calls of this thread kept."
+            vec![Line::from("No calls of this thread kept.")]
         };
-        frame.render_widget(Paragraph::new(text).dim(), area);
+        frame.render_widget(Paragraph::new(text).dim().wrap(Wrap { trim: true }), area);
         return;
     }
     let height = usize::from(area.height);

@@ -387,4 +387,65 @@ mod tests {
             }
         }
     }
+
+    /// The facts that make each runtime's `missing` say all it can say.
+    fn telling_facts(runtime: &str) -> Vec<ustat_runtimes::ProcessFacts> {
+        let facts = |version: &str, resolved: &[&'static str]| ustat_runtimes::ProcessFacts {
+            args: vec![],
+            env: vec![],
+            version: Some(version.into()),
+            resolved: resolved.to_vec(),
+        };
+        match runtime {
+            // JDK 19 and older name ExtendedDTraceProbes; 20 and later the specific flags.
+            "jvm" => vec![facts("17.0.15", &[]), facts("21.0.2", &[])],
+            // 3.11 with call probes: only under a profiler.
+            "python" => vec![facts("3.11.2", &["calls"])],
+            _ => vec![facts("", &[])],
+        }
+    }
+
+    /// Every line a runtime module can put on screen, from its real texts: each feature's
+    /// "not traced" line, what `missing` says for the facts that make it speak, and the
+    /// flow's hint. A broken string (a stray backslash, a run of spaces) shows here.
+    #[test]
+    fn every_runtime_message() {
+        for runtime in ustat_runtimes::ALL {
+            let mut p = process(100, runtime.name, "app", 0, 0);
+            p.traced = vec![];
+            p.missing = runtime
+                .features
+                .iter()
+                .map(|f| Missing {
+                    categories: f.categories.to_vec(),
+                    text: f.unavailable.to_string(),
+                })
+                .chain(
+                    telling_facts(runtime.name)
+                        .iter()
+                        .flat_map(|facts| (runtime.missing)(facts)),
+                )
+                .collect();
+            let mut app = App::new(std::time::Duration::from_secs(1), "PID 100".into());
+            app.apply(snapshot(vec![p]));
+            app.update(Action::OpenDetail);
+            let detail = render(&mut app, 110, 40).backend().to_string();
+            let flow = match runtime.flow {
+                Some(_) => {
+                    let view = crate::tui::flow::FlowView::new(100, "app (PID 100)".into())
+                        .of_runtime(Some(runtime));
+                    app.flow_opened(Ok(view));
+                    render(&mut app, 110, 18).backend().to_string()
+                }
+                None => "(no flow)".to_string(),
+            };
+            let text = format!("binary: {}\n\n{detail}\n{flow}", runtime.binary_hint);
+            assert!(
+                !text.contains('\\'),
+                "a backslash in {}'s texts",
+                runtime.name
+            );
+            insta::assert_snapshot!(format!("messages_of_{}", runtime.name), text);
+        }
+    }
 }
