@@ -106,9 +106,6 @@ fn top(mut entries: Vec<Ranked>, limit: usize) -> Vec<Ranked> {
     entries
 }
 
-/// The numbers of one process: `now` is its share of the latest reading, `previous` the
-/// whole previous reading (empty at the first interval, so that interval counts everything
-/// since attach).
 /// Method timing from the flow maps: the latest reading and the previous one.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FlowReadings<'a> {
@@ -173,7 +170,9 @@ fn timing_of(totals: &MethodTotals, p99_ns: u64) -> Timing {
     }
 }
 
-/// The top lists keep `limit` entries each.
+/// The numbers of one process: `now` is its share of the latest reading, `previous` the
+/// whole previous reading (empty at the first interval, so that interval counts everything
+/// since attach). The top lists keep `limit` entries each.
 pub fn compute(
     runtime: &Runtime,
     now: &PidTotals,

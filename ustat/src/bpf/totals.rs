@@ -133,7 +133,7 @@ pub(super) fn forget_process(ebpf: &mut Loaded, pid: u32) -> Result<(), LoadErro
     forget::<HistKey, u64>(ebpf, maps::SPAN_HIST, |k| k.pid == pid)?;
     forget::<KeyedKey, CountValue>(ebpf, maps::KEYED, |k| k.pid == pid)?;
     super::flow::forget_process(ebpf, pid)?;
-    // Per-thread span state is keyed by thread id; dead threads' entries age out of the LRU
-    // map of open spans, and the depth entry goes when a thread's last span ends.
+    // Per-thread state (open spans, call stacks) is keyed by thread id, in plain hash maps:
+    // `forget_threads` removes dead threads' entries every interval.
     Ok(())
 }
