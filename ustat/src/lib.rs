@@ -11,6 +11,8 @@ pub mod exit;
 pub mod export;
 pub mod flow;
 pub mod format;
+#[cfg(test)]
+mod layering;
 pub mod plan;
 pub mod process;
 pub mod recorded;

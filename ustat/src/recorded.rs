@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     flow::{FlowLine, Kind},
@@ -234,127 +234,6 @@ impl CallSource for RecordedSource {
             .get(&pid)
             .map_or(("?", "?"), |(c, r)| (c.as_str(), *r));
         format!("{command} (PID {pid}, {runtime})")
-    }
-}
-
-// How snapshot fields that are not plain data are written and read.
-
-/// A runtime's short name, as the `&'static str` the runtime module holds.
-pub(crate) fn runtime_name<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
-    let name = String::deserialize(d)?;
-    ustat_runtimes::by_name(&name)
-        .map(|r| r.name)
-        .ok_or_else(|| serde::de::Error::custom(format!("no runtime is called {name:?}")))
-}
-
-/// A GC kind, as the `&'static str` runtimes return.
-pub(crate) fn gc_kind<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
-    const KINDS: [&str; 6] = ["gen0", "gen1", "gen2", "minor", "major", "other"];
-    let kind = String::deserialize(d)?;
-    KINDS
-        .into_iter()
-        .find(|k| *k == kind)
-        .ok_or_else(|| serde::de::Error::custom(format!("no GC kind is called {kind:?}")))
-}
-
-pub(crate) mod time {
-    use std::time::SystemTime;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_nanos(*at))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-pub(crate) mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_duration(*duration))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-pub(crate) mod lost {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use crate::bpf::Lost;
-
-    #[derive(Serialize, Deserialize, Default)]
-    #[serde(default, deny_unknown_fields)]
-    struct Recorded {
-        ring_full: u64,
-        map_full: u64,
-        too_deep: u64,
-        bad_values: u64,
-    }
-
-    pub fn serialize<S: Serializer>(lost: &Lost, s: S) -> Result<S::Ok, S::Error> {
-        Recorded {
-            ring_full: lost.ring_full,
-            map_full: lost.map_full,
-            too_deep: lost.too_deep,
-            bad_values: lost.bad_values,
-        }
-        .serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Lost, D::Error> {
-        let r = Recorded::deserialize(d)?;
-        Ok(Lost {
-            ring_full: r.ring_full,
-            map_full: r.map_full,
-            too_deep: r.too_deep,
-            bad_values: r.bad_values,
-            ..Lost::default()
-        })
-    }
-}
-
-pub(crate) mod missing {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use crate::snapshot::Missing;
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Recorded {
-        categories: Vec<u32>,
-        text: String,
-    }
-
-    pub fn serialize<S: Serializer>(missing: &[Missing], s: S) -> Result<S::Ok, S::Error> {
-        let recorded: Vec<Recorded> = missing
-            .iter()
-            .map(|m| Recorded {
-                categories: m.categories.clone(),
-                text: m.text.clone(),
-            })
-            .collect();
-        recorded.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Missing>, D::Error> {
-        let recorded = Vec::<Recorded>::deserialize(d)?;
-        Ok(recorded
-            .into_iter()
-            .map(|r| Missing {
-                categories: r.categories,
-                text: r.text,
-            })
-            .collect())
     }
 }
 

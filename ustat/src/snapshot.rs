@@ -46,7 +46,7 @@ pub struct PauseStats {
 #[serde(deny_unknown_fields)]
 pub struct GcKind {
     /// `gen0`, `gen1`, `gen2`, `minor`, `major`, `other`.
-    #[serde(deserialize_with = "crate::recorded::gc_kind")]
+    #[serde(deserialize_with = "fields::gc_kind")]
     pub kind: Name,
     pub interval: u64,
     pub total: u64,
@@ -105,7 +105,7 @@ pub struct PoolUsage {
 pub struct ProcessSnapshot {
     pub pid: u32,
     /// `jvm`, `python`, `node`.
-    #[serde(deserialize_with = "crate::recorded::runtime_name")]
+    #[serde(deserialize_with = "fields::runtime_name")]
     pub runtime: Name,
     /// The command name, cleaned of control characters.
     pub command: String,
@@ -139,7 +139,7 @@ pub struct ProcessSnapshot {
     #[serde(default)]
     pub pools: Vec<PoolUsage>,
     /// What this process's runtime or settings do not let ustat see, each with its line.
-    #[serde(default, with = "crate::recorded::missing")]
+    #[serde(default, with = "fields::missing")]
     pub missing: Vec<Missing>,
     /// The categories its runtime's binary lets ustat trace (`ustat_common::category`).
     #[serde(default)]
@@ -170,15 +170,15 @@ impl ProcessSnapshot {
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
     /// When the interval ended.
-    #[serde(with = "crate::recorded::time")]
+    #[serde(with = "fields::time")]
     pub taken_at: SystemTime,
     /// How long the interval really was.
-    #[serde(with = "crate::recorded::duration")]
+    #[serde(with = "fields::duration")]
     pub interval: Duration,
     #[serde(default)]
     pub processes: Vec<ProcessSnapshot>,
     /// What could not be recorded since ustat started.
-    #[serde(default, with = "crate::recorded::lost")]
+    #[serde(default, with = "fields::lost")]
     pub lost: Lost,
     /// Problems worth a line in the view (a probe that could not be attached).
     #[serde(default)]
@@ -222,4 +222,129 @@ pub trait CallSource {
     fn folded(&mut self, pid: u32) -> anyhow::Result<Vec<String>>;
     /// `java (PID 1234, jvm)`, for the flow view's title.
     fn title(&self, pid: u32) -> String;
+}
+
+/// How the snapshot fields that are not plain data are written and read (recordings,
+/// `recorded.rs`): times in RFC 3339, durations as humantime, names by their table.
+mod fields {
+    use serde::{Deserialize, Deserializer};
+
+    /// A runtime's short name, as the `&'static str` the runtime module holds.
+    pub fn runtime_name<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        let name = String::deserialize(d)?;
+        ustat_runtimes::by_name(&name)
+            .map(|r| r.name)
+            .ok_or_else(|| serde::de::Error::custom(format!("no runtime is called {name:?}")))
+    }
+
+    /// A GC kind, as the `&'static str` runtimes return.
+    pub fn gc_kind<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        const KINDS: [&str; 6] = ["gen0", "gen1", "gen2", "minor", "major", "other"];
+        let kind = String::deserialize(d)?;
+        KINDS
+            .into_iter()
+            .find(|k| *k == kind)
+            .ok_or_else(|| serde::de::Error::custom(format!("no GC kind is called {kind:?}")))
+    }
+
+    pub mod time {
+        use std::time::SystemTime;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(&humantime::format_rfc3339_nanos(*at))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+            let text = String::deserialize(d)?;
+            humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
+        }
+    }
+
+    pub mod duration {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(&humantime::format_duration(*duration))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+            let text = String::deserialize(d)?;
+            humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+        }
+    }
+
+    pub mod lost {
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        use crate::bpf::Lost;
+
+        #[derive(Serialize, Deserialize, Default)]
+        #[serde(default, deny_unknown_fields)]
+        struct Recorded {
+            ring_full: u64,
+            map_full: u64,
+            too_deep: u64,
+            bad_values: u64,
+        }
+
+        pub fn serialize<S: Serializer>(lost: &Lost, s: S) -> Result<S::Ok, S::Error> {
+            Recorded {
+                ring_full: lost.ring_full,
+                map_full: lost.map_full,
+                too_deep: lost.too_deep,
+                bad_values: lost.bad_values,
+            }
+            .serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Lost, D::Error> {
+            let r = Recorded::deserialize(d)?;
+            Ok(Lost {
+                ring_full: r.ring_full,
+                map_full: r.map_full,
+                too_deep: r.too_deep,
+                bad_values: r.bad_values,
+                ..Lost::default()
+            })
+        }
+    }
+
+    pub mod missing {
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        use crate::snapshot::Missing;
+
+        #[derive(Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Recorded {
+            categories: Vec<u32>,
+            text: String,
+        }
+
+        pub fn serialize<S: Serializer>(missing: &[Missing], s: S) -> Result<S::Ok, S::Error> {
+            let recorded: Vec<Recorded> = missing
+                .iter()
+                .map(|m| Recorded {
+                    categories: m.categories.clone(),
+                    text: m.text.clone(),
+                })
+                .collect();
+            recorded.serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Missing>, D::Error> {
+            let recorded = Vec::<Recorded>::deserialize(d)?;
+            Ok(recorded
+                .into_iter()
+                .map(|r| Missing {
+                    categories: r.categories,
+                    text: r.text,
+                })
+                .collect())
+        }
+    }
 }
