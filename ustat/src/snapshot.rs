@@ -308,7 +308,6 @@ mod fields {
                 map_full: r.map_full,
                 too_deep: r.too_deep,
                 bad_values: r.bad_values,
-                ..Lost::default()
             })
         }
     }
