@@ -141,4 +141,30 @@ mod tests {
         }
         assert_eq!(needed(&dynamic, strings), ["libpython3.12.so.1.0"]);
     }
+
+    /// What a runtime recognised by content (a Go binary by `.go.buildinfo`, a libnode build
+    /// by `DT_NEEDED`) does: here, this test binary by its libc and a symbol it defines.
+    #[test]
+    fn a_hook_can_detect_by_content_whatever_the_name() {
+        let object = MappedObject {
+            path: "/any/name".into(),
+            host_path: "/proc/self/exe".into(),
+            dev: (0, 0),
+            inode: 0,
+        };
+        let candidate = MappedCandidate::new(&object, "any-name");
+        let detect = |c: &dyn Candidate| -> Option<u8> {
+            let elf = c.elf()?;
+            (elf.needs("libc.so") && !elf.sections.iter().any(|s| s == ".go.buildinfo"))
+                .then_some(2)
+        };
+        assert_eq!(detect(&candidate), Some(2));
+        assert!(candidate.has_symbol("main"));
+        assert!(!candidate.has_symbol("no_such_symbol_anywhere"));
+        let missing = MappedObject {
+            host_path: "/nonexistent/file".into(),
+            ..object.clone()
+        };
+        assert_eq!(detect(&MappedCandidate::new(&missing, "file")), None);
+    }
 }
