@@ -148,14 +148,14 @@ impl Category {
         }
     }
 
-    /// The title of its rate column in the dashboard's table, if it has one.
-    pub const fn table_title(self) -> Option<&'static str> {
+    /// Its rate column in the dashboard's table, if it has one: title and width.
+    pub const fn table_column(self) -> Option<(&'static str, u16)> {
         match self {
-            Self::Gc => Some("GC/s"),
-            Self::ClassLoaded => Some("CLASS/s"),
-            Self::ThreadStarted => Some("THREAD/s"),
-            Self::ObjectAlloc => Some("ALLOC/s"),
-            Self::MethodCall => Some("CALLS/s"),
+            Self::Gc => Some(("GC/s", 7)),
+            Self::ClassLoaded => Some(("CLASS/s", 8)),
+            Self::ThreadStarted => Some(("THREAD/s", 9)),
+            Self::ObjectAlloc => Some(("ALLOC/s", 8)),
+            Self::MethodCall => Some(("CALLS/s", 9)),
             Self::ClassUnloaded
             | Self::ThreadStopped
             | Self::MonitorContended

@@ -15,18 +15,16 @@ use crate::{
     snapshot::{ProcessSnapshot, Snapshot},
 };
 
-/// Columns of the process table, in display order.
+/// Columns of the process table, in display order. A rate column is its category's
+/// (`Category::table_column`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Column {
     Pid,
     Command,
     Runtime,
-    Gc,
     PauseP99,
-    Classes,
-    Threads,
-    Allocations,
-    Calls,
+    /// Events of a category per second.
+    Rate(Category),
 }
 
 impl Column {
@@ -34,25 +32,13 @@ impl Column {
         Self::Pid,
         Self::Command,
         Self::Runtime,
-        Self::Gc,
+        Self::Rate(Category::Gc),
         Self::PauseP99,
-        Self::Classes,
-        Self::Threads,
-        Self::Allocations,
-        Self::Calls,
+        Self::Rate(Category::ClassLoaded),
+        Self::Rate(Category::ThreadStarted),
+        Self::Rate(Category::ObjectAlloc),
+        Self::Rate(Category::MethodCall),
     ];
-
-    /// The category whose rate the column shows, if it shows one.
-    pub const fn category(self) -> Option<Category> {
-        match self {
-            Self::Gc => Some(Category::Gc),
-            Self::Classes => Some(Category::ClassLoaded),
-            Self::Threads => Some(Category::ThreadStarted),
-            Self::Allocations => Some(Category::ObjectAlloc),
-            Self::Calls => Some(Category::MethodCall),
-            Self::Pid | Self::Command | Self::Runtime | Self::PauseP99 => None,
-        }
-    }
 
     pub fn title(self) -> &'static str {
         match self {
@@ -60,21 +46,17 @@ impl Column {
             Self::Command => "COMMAND",
             Self::Runtime => "RUNTIME",
             Self::PauseP99 => "PAUSE p99",
-            Self::Gc | Self::Classes | Self::Threads | Self::Allocations | Self::Calls => self
-                .category()
-                .and_then(Category::table_title)
-                .unwrap_or("?"),
+            Self::Rate(category) => category.table_column().map_or("?", |(title, _)| title),
         }
     }
 
     /// Its width in the table (the command takes what is left, at least this).
-    pub const fn width(self) -> u16 {
+    pub fn width(self) -> u16 {
         match self {
-            Self::Pid | Self::Runtime | Self::Classes | Self::Allocations => 8,
+            Self::Pid | Self::Runtime => 8,
             Self::Command => 12,
-            Self::Gc => 7,
             Self::PauseP99 => 10,
-            Self::Threads | Self::Calls => 9,
+            Self::Rate(category) => category.table_column().map_or(8, |(_, width)| width),
         }
     }
 
@@ -88,11 +70,7 @@ impl Column {
         match self {
             Self::Pid | Self::Command | Self::Runtime => 0.0,
             Self::PauseP99 => p.pause.map_or(0.0, |s| s.p99_ns as f64),
-            Self::Gc | Self::Classes | Self::Threads | Self::Allocations | Self::Calls => {
-                self.category()
-                    .and_then(|c| c.count(&p.interval))
-                    .unwrap_or(0) as f64
-            }
+            Self::Rate(category) => category.count(&p.interval).unwrap_or(0) as f64,
         }
     }
 
@@ -101,7 +79,7 @@ impl Column {
             Self::Pid => a.pid.cmp(&b.pid),
             Self::Command => a.command.cmp(&b.command),
             Self::Runtime => a.runtime.cmp(b.runtime),
-            _ => self.key(a).total_cmp(&self.key(b)),
+            Self::PauseP99 | Self::Rate(_) => self.key(a).total_cmp(&self.key(b)),
         }
     }
 }
@@ -231,7 +209,7 @@ impl App {
             pending: None,
             history: BTreeMap::new(),
             selected: None,
-            sort: Column::Gc,
+            sort: Column::Rate(Category::Gc),
             descending: true,
             runtime: None,
             view: View::Table,
@@ -547,6 +525,18 @@ pub mod tests {
     }
 
     #[test]
+    fn every_category_with_a_table_column_has_one_rate_column() {
+        for category in Category::ALL {
+            let columns = Column::ALL
+                .iter()
+                .filter(|c| **c == Column::Rate(category))
+                .count();
+            let expected = usize::from(category.table_column().is_some());
+            assert_eq!(columns, expected, "{category:?}");
+        }
+    }
+
+    #[test]
     fn sorted_by_gc_rate_biggest_first_and_the_top_row_selected() {
         let app = app();
         assert_eq!(pids(&app), [20, 30, 10]);
@@ -561,7 +551,7 @@ pub mod tests {
         app.update(Action::NextSort); // THREAD/s
         app.update(Action::NextSort); // ALLOC/s
         app.update(Action::NextSort); // CALLS/s
-        assert_eq!(app.sort, Column::Calls);
+        assert_eq!(app.sort, Column::Rate(Category::MethodCall));
         assert_eq!(pids(&app), [10, 30, 20]);
         app.update(Action::ReverseSort);
         assert_eq!(pids(&app), [20, 30, 10]);

@@ -26,10 +26,7 @@ fn cell(column: Column, app: &App, p: &ProcessSnapshot) -> Cell<'static> {
         Column::PauseP99 => {
             Cell::from(p.pause.map_or("–".to_string(), |s| format::nanos(s.p99_ns)))
         }
-        Column::Gc | Column::Classes | Column::Threads | Column::Allocations | Column::Calls => {
-            let Some(category) = column.category() else {
-                return Cell::from("?");
-            };
+        Column::Rate(category) => {
             if p.untraced(category.raw()) {
                 return Cell::from("–").dim();
             }
