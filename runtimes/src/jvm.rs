@@ -16,7 +16,10 @@ use crate::{Action, Arg, Feature, Flow, Key, Missing, Point, ProcessFacts, Rule,
 pub static JVM: Runtime = Runtime {
     name: "jvm",
     binary_hint: "libjvm.so",
-    binary_rank: |file_name| (file_name == "libjvm.so").then_some(0),
+    detect: |file| (file.file_name() == "libjvm.so").then_some(0),
+    // HotSpot reads JAVA_TOOL_OPTIONS, then the command line (the launcher puts
+    // JDK_JAVA_OPTIONS in front of it), then _JAVA_OPTIONS; the last setting wins.
+    option_variables: &["JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS"],
     features: FEATURES,
     // gc__begin's argument is "is this a full GC".
     gc_kind: |is_full| if is_full != 0 { "major" } else { "minor" },
@@ -35,6 +38,8 @@ pub static JVM: Runtime = Runtime {
         },
         keys: METHOD_KEYS,
         class_prefix: |prefix| prefix.replace('.', "/"),
+        slots: ["class", "method"],
+        hint: "A JVM fires its method probes only when started with -XX:+ExtendedDTraceProbes (JDK 19 and older) or -XX:+DTraceMethodProbes.",
     }),
 };
 
@@ -50,23 +55,26 @@ const fn count(category: u32) -> Action {
     }
 }
 
-/// A feature that is a fixed set of hotspot probes (every libjvm.so has them all).
-const fn hotspot(
-    name: &'static str,
-    categories: &'static [u32],
-    rules: &'static [&'static [Rule]],
-) -> Feature {
-    Feature {
-        name,
-        categories,
-        alternatives: rules,
-        unavailable: "not traced: this libjvm.so lacks the hotspot USDT probes (a build without DTrace support)",
-    }
+/// A feature that is a fixed set of hotspot probes (every libjvm.so has them all); `what`
+/// starts its "not traced" line.
+macro_rules! hotspot {
+    ($name:literal, $what:literal, $categories:expr, $rules:expr $(,)?) => {
+        Feature {
+            name: $name,
+            categories: $categories,
+            alternatives: $rules,
+            unavailable: concat!(
+                $what,
+                ": not traced: this libjvm.so lacks the hotspot USDT probes (a build without DTrace support)"
+            ),
+        }
+    };
 }
 
 static FEATURES: &[Feature] = &[
-    hotspot(
+    hotspot!(
         "gc",
+        "GC",
         &[GC],
         &[&[
             // gc__begin(is_full) and gc__end() wrap each GC pause, on the VM thread.
@@ -108,7 +116,8 @@ static FEATURES: &[Feature] = &[
             ),
         ]],
     ),
-    hotspot(
+    hotspot!(
+        "classes",
         "classes",
         &[CLASS_LOADED, CLASS_UNLOADED],
         &[&[
@@ -116,7 +125,8 @@ static FEATURES: &[Feature] = &[
             Rule::usdt("hotspot", "class__unloaded", count(CLASS_UNLOADED)),
         ]],
     ),
-    hotspot(
+    hotspot!(
+        "threads",
         "threads",
         &[THREAD_STARTED, THREAD_STOPPED],
         &[&[
@@ -124,8 +134,9 @@ static FEATURES: &[Feature] = &[
             Rule::usdt("hotspot", "thread__stop", count(THREAD_STOPPED)),
         ]],
     ),
-    hotspot(
+    hotspot!(
         "calls",
+        "method calls",
         &[METHOD_CALL],
         &[&[Rule::usdt(
             "hotspot",
@@ -140,7 +151,8 @@ static FEATURES: &[Feature] = &[
     // object__alloc(thread, class, len, size). OpenJDK 17's interpreter calls the probe
     // without its size argument, so interpreted allocations carry 0 or a stray register
     // (seen: about 2^31, or negative); sizes from 1 GiB up are not believed (it is an int).
-    hotspot(
+    hotspot!(
+        "allocations",
         "allocations",
         &[OBJECT_ALLOC],
         &[&[Rule::usdt(
@@ -155,8 +167,9 @@ static FEATURES: &[Feature] = &[
         .values_below(1 << 30)]],
     ),
     // monitor__contended__enter(thread, monitor, class, len)
-    hotspot(
+    hotspot!(
         "monitors",
+        "monitor contention",
         &[MONITOR_CONTENDED],
         &[&[Rule::usdt(
             "hotspot",
@@ -209,8 +222,7 @@ pub fn version(libjvm: &Path) -> Option<String> {
 fn flag(facts: &ProcessFacts, name: &str) -> Option<bool> {
     let on = format!("-XX:+{name}");
     let off = format!("-XX:-{name}");
-    // HotSpot reads JAVA_TOOL_OPTIONS, then the command line (the launcher puts
-    // JDK_JAVA_OPTIONS in front of it), then _JAVA_OPTIONS; the last setting wins.
+    // In the order HotSpot reads them (see `option_variables`).
     let from_env = ["JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS"]
         .iter()
         .filter_map(|var| facts.env(var))
@@ -288,9 +300,10 @@ mod tests {
 
     #[test]
     fn finds_libjvm_only() {
-        assert_eq!((JVM.binary_rank)("libjvm.so"), Some(0));
-        assert_eq!((JVM.binary_rank)("libjava.so"), None);
-        assert_eq!((JVM.binary_rank)("java"), None);
+        use crate::NameOnly;
+        assert_eq!((JVM.detect)(&NameOnly("libjvm.so")), Some(0));
+        assert_eq!((JVM.detect)(&NameOnly("libjava.so")), None);
+        assert_eq!((JVM.detect)(&NameOnly("java")), None);
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! probes (USDT, or uprobes on its own functions) to attach, and what each event means.
 //!
 //! A runtime module is data plus small functions; the engine in `ustat` does the attaching,
-//! reading and diffing. A new runtime is one new file here and a line in `ALL`.
+//! reading and diffing. A runtime owns its facts: how to recognise its binary (by name, or
+//! by content through `Candidate`), the environment variables it reads options from, what
+//! its method probes' name slots are called and what its flow needs. A new runtime that
+//! fits the existing categories is one new file here, and a `mod` line and an entry in `ALL`.
 
 pub mod jvm;
 pub mod node;
@@ -20,9 +23,13 @@ pub struct Runtime {
     pub name: &'static str,
     /// The binaries that carry it, for messages: `libjvm.so`.
     pub binary_hint: &'static str,
-    /// How well a mapped file (by file name) serves as the runtime's binary: `None` when it
-    /// is not one, lower is better (libpython over a python executable that links it).
-    pub binary_rank: fn(&str) -> Option<u8>,
+    /// How well a file a process maps serves as the runtime's binary: `None` when it is not
+    /// one, lower is better (libpython over a python executable that links it). It may look
+    /// at the file's name only, or into the ELF file (`Candidate::elf`, `has_symbol`).
+    pub detect: fn(&dyn Candidate) -> Option<u8>,
+    /// Environment variables the runtime reads options from (`JAVA_TOOL_OPTIONS`); ustat
+    /// reads these from each process for `missing`.
+    pub option_variables: &'static [&'static str],
     /// What to attach, feature by feature.
     pub features: &'static [Feature],
     /// The kind of a GC, from its subkey: one of `gen0`, `gen1`, `gen2`, `minor`, `major`,
@@ -52,6 +59,58 @@ pub struct Flow {
     /// How a name prefix the user types for slot 0 looks in the runtime's own strings
     /// (`java.util` is `java/util` in HotSpot).
     pub class_prefix: fn(&str) -> String,
+    /// What the runtime calls the first two name slots: `["class", "method"]`,
+    /// `["file", "function"]` (the flow view's filters say these).
+    pub slots: [&'static str; 2],
+    /// What the flow needs from the process, shown while no call has arrived.
+    pub hint: &'static str,
+}
+
+/// A file a process maps, as a runtime's `detect` sees it. The ELF facts are read only when
+/// asked for, once per file.
+pub trait Candidate {
+    /// The file name: `libjvm.so`.
+    fn file_name(&self) -> &str;
+    /// What the ELF file says about itself; `None` when it cannot be read as one.
+    fn elf(&self) -> Option<&ElfFacts>;
+    /// Whether the ELF file defines this symbol (its symbol table or dynamic symbols).
+    fn has_symbol(&self, name: &str) -> bool;
+}
+
+/// What an ELF file says about itself, for detection by content.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ElfFacts {
+    /// Its section names: `.go.buildinfo` marks a Go binary.
+    pub sections: Vec<String>,
+    /// The libraries it needs (`DT_NEEDED`): `libpython3.12.so.1.0`, `libnode.so.108`.
+    pub needed: Vec<String>,
+    /// Its GNU build id, if it has one.
+    pub build_id: Option<Vec<u8>>,
+}
+
+impl ElfFacts {
+    /// Does it need a library whose name starts with this (`libpython3`)?
+    pub fn needs(&self, prefix: &str) -> bool {
+        self.needed.iter().any(|n| n.starts_with(prefix))
+    }
+}
+
+/// A candidate known by its file name only (tests, and callers that cannot open the file).
+#[derive(Debug, Clone, Copy)]
+pub struct NameOnly<'a>(pub &'a str);
+
+impl Candidate for NameOnly<'_> {
+    fn file_name(&self) -> &str {
+        self.0
+    }
+
+    fn elf(&self) -> Option<&ElfFacts> {
+        None
+    }
+
+    fn has_symbol(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 /// What ustat learned about a process, for `Runtime::missing`.

@@ -12,10 +12,11 @@ use crate::{Action, Arg, Feature, Missing, ProcessFacts, Rule, Runtime};
 pub static NODE: Runtime = Runtime {
     name: "node",
     binary_hint: "node or libnode.so",
-    binary_rank: |file_name| {
-        (file_name == "node" || file_name == "nodejs" || file_name.starts_with("libnode.so"))
-            .then_some(0)
+    detect: |file| {
+        let name = file.file_name();
+        (name == "node" || name == "nodejs" || name.starts_with("libnode.so")).then_some(0)
     },
+    option_variables: &["NODE_OPTIONS"],
     features: FEATURES,
     gc_kind,
     gc_kinds: &["minor", "major"],
@@ -98,7 +99,7 @@ static FEATURES: &[Feature] = &[
                 ),
             ],
         ],
-        unavailable: "GC: not traced: this node binary has no symbol v8::internal::Heap::PerformGarbageCollection \\
+        unavailable: "GC: not traced: this node binary has no symbol v8::internal::Heap::PerformGarbageCollection \
                       (a stripped build?)",
     },
     Feature {
@@ -148,8 +149,9 @@ mod tests {
 
     #[test]
     fn finds_node() {
-        assert_eq!((NODE.binary_rank)("node"), Some(0));
-        assert_eq!((NODE.binary_rank)("libnode.so.108"), Some(0));
-        assert_eq!((NODE.binary_rank)("nodemon"), None);
+        use crate::NameOnly;
+        assert_eq!((NODE.detect)(&NameOnly("node")), Some(0));
+        assert_eq!((NODE.detect)(&NameOnly("libnode.so.108")), Some(0));
+        assert_eq!((NODE.detect)(&NameOnly("nodemon")), None);
     }
 }

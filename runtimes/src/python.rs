@@ -14,7 +14,8 @@ use crate::{Action, Arg, Feature, Flow, Key, Missing, Point, ProcessFacts, Rule,
 pub static PYTHON: Runtime = Runtime {
     name: "python",
     binary_hint: "libpython or a pythonX.Y interpreter",
-    binary_rank,
+    detect: |file| binary_rank(file.file_name()),
+    option_variables: &["PYTHONOPTIMIZE"],
     features: FEATURES,
     gc_kind: |generation| match generation {
         0 => "gen0",
@@ -38,6 +39,8 @@ pub static PYTHON: Runtime = Runtime {
         },
         keys: [Key::CStr(0), Key::CStr(1), Key::None],
         class_prefix: |prefix| prefix.to_string(),
+        slots: ["file", "function"],
+        hint: "CPython 3.11 fires its call probes only while a profiler is active (sys.setprofile, cProfile).",
     }),
 };
 
@@ -144,7 +147,7 @@ static FEATURES: &[Feature] = &[
             collector!("gc_collect_main"),
             collector!("collect"),
         ],
-        unavailable: "GC: not traced: this CPython has neither USDT probes nor a collector function ustat \\
+        unavailable: "GC: not traced: this CPython has neither USDT probes nor a collector function ustat \
                       can read (CPython 3.8 and older built without --with-dtrace)",
     },
     Feature {
@@ -195,7 +198,7 @@ static FEATURES: &[Feature] = &[
                 value: Arg::None,
             },
         )]],
-        unavailable: "function calls: not traced: this CPython has no function__entry probe (builds \\
+        unavailable: "function calls: not traced: this CPython has no function__entry probe (builds \
                       without --with-dtrace have none, and 3.12 to 3.14 dropped them)",
     },
 ];
@@ -210,7 +213,7 @@ fn missing(facts: &ProcessFacts) -> Vec<Missing> {
     if profiler_only && facts.resolved.contains(&"calls") {
         return vec![Missing {
             categories: vec![METHOD_CALL],
-            text: "function calls: CPython 3.11 fires its call probes only while a profiler is active \\
+            text: "function calls: CPython 3.11 fires its call probes only while a profiler is active \
                    (sys.setprofile, cProfile); none was seen yet"
                 .to_string(),
         }];

@@ -1,11 +1,15 @@
 //! Finding runtime processes: a process runs a runtime when it maps the runtime's binary
-//! (libjvm.so, libpython, node), whatever its command is called.
+//! (libjvm.so, libpython, node), whatever its command is called. Each runtime's `detect`
+//! says which mapped file is its binary, by name or by content.
 
 use std::collections::HashMap;
 
 use ustat_runtimes::Runtime;
 
-use crate::process::{self, MappedObject, ProcessError};
+use crate::{
+    candidate::MappedCandidate,
+    process::{self, MappedObject, ProcessError},
+};
 
 /// A process running a runtime.
 #[derive(Debug, Clone)]
@@ -25,8 +29,9 @@ pub fn runtime_of(pid: u32) -> Result<Option<(&'static Runtime, MappedObject)>, 
         let Some(name) = object.path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
+        let candidate = MappedCandidate::new(&object, name);
         for runtime in ustat_runtimes::ALL {
-            if let Some(rank) = (runtime.binary_rank)(name)
+            if let Some(rank) = (runtime.detect)(&candidate)
                 && best.as_ref().is_none_or(|(r, _, _)| rank < *r)
             {
                 best = Some((rank, runtime, object.clone()));

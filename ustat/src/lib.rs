@@ -1,6 +1,8 @@
 //! ustat: live statistics from language runtimes through USDT probes and uprobes.
 
 pub mod bpf;
+pub mod candidate;
+pub mod category;
 pub mod cli;
 pub mod commands;
 pub mod discovery;
@@ -8,8 +10,12 @@ pub mod elf;
 pub mod exit;
 pub mod export;
 pub mod flow;
+pub mod format;
+#[cfg(test)]
+mod layering;
 pub mod plan;
 pub mod process;
+pub mod recorded;
 pub mod sanitize;
 pub mod signals;
 pub mod snapshot;

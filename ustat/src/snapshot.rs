@@ -3,12 +3,18 @@
 
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
 pub use ustat_runtimes::Missing;
 
-use crate::bpf::Lost;
+use crate::{bpf::Lost, flow::FlowLine};
+
+/// A name from a table in the code (a runtime's, a GC kind). An alias, because serde would
+/// read a literal `&'static str` field as borrowed from the input.
+pub type Name = &'static str;
 
 /// Event counts of one process.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Counters {
     pub gc_count: u64,
     pub gc_pause_ns: u64,
@@ -26,7 +32,8 @@ pub struct Counters {
 }
 
 /// GC pause percentiles from an HdrHistogram (3 significant digits).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PauseStats {
     pub count: u64,
     pub p50_ns: u64,
@@ -35,10 +42,12 @@ pub struct PauseStats {
 }
 
 /// GCs of one kind (a generation, minor or major).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GcKind {
-    /// `gen0`, `gen1`, `gen2`, `minor`, `major`.
-    pub kind: &'static str,
+    /// `gen0`, `gen1`, `gen2`, `minor`, `major`, `other`.
+    #[serde(deserialize_with = "fields::gc_kind")]
+    pub kind: Name,
     pub interval: u64,
     pub total: u64,
     pub pause_ns_total: u64,
@@ -47,7 +56,8 @@ pub struct GcKind {
 }
 
 /// A named thing with counts (a method, a class), this interval and since attach.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Ranked {
     pub name: String,
     pub interval: u64,
@@ -62,7 +72,8 @@ pub struct Ranked {
 }
 
 /// A method's calls and their times over an interval, from the kernel's shadow stacks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Timing {
     /// Calls that returned.
     pub calls: u64,
@@ -77,7 +88,8 @@ pub struct Timing {
 }
 
 /// A memory pool's usage around this interval's GCs (HotSpot).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PoolUsage {
     /// `manager: pool`
     pub name: String,
@@ -88,33 +100,49 @@ pub struct PoolUsage {
     pub reclaimed_bytes: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProcessSnapshot {
     pub pid: u32,
     /// `jvm`, `python`, `node`.
-    pub runtime: &'static str,
+    #[serde(deserialize_with = "fields::runtime_name")]
+    pub runtime: Name,
     /// The command name, cleaned of control characters.
     pub command: String,
     /// The process exited during the interval; this is its last snapshot.
+    #[serde(default)]
     pub exited: bool,
+    #[serde(default)]
     pub interval: Counters,
+    #[serde(default)]
     pub total: Counters,
     /// This interval's GC pauses; `None` when there was none.
+    #[serde(default)]
     pub pause: Option<PauseStats>,
     /// Every GC pause since attach.
+    #[serde(default)]
     pub pause_total: Option<PauseStats>,
+    #[serde(default)]
     pub gc_kinds: Vec<GcKind>,
     /// OS threads of the process now.
+    #[serde(default)]
     pub threads_live: u64,
     /// Names of its live threads.
+    #[serde(default)]
     pub threads: Vec<String>,
+    #[serde(default)]
     pub top_methods: Vec<Ranked>,
+    #[serde(default)]
     pub top_allocations: Vec<Ranked>,
+    #[serde(default)]
     pub top_monitors: Vec<Ranked>,
+    #[serde(default)]
     pub pools: Vec<PoolUsage>,
     /// What this process's runtime or settings do not let ustat see, each with its line.
+    #[serde(default, with = "fields::missing")]
     pub missing: Vec<Missing>,
     /// The categories its runtime's binary lets ustat trace (`ustat_common::category`).
+    #[serde(default)]
     pub traced: Vec<u32>,
 }
 
@@ -138,16 +166,22 @@ impl ProcessSnapshot {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Snapshot {
     /// When the interval ended.
+    #[serde(with = "fields::time")]
     pub taken_at: SystemTime,
     /// How long the interval really was.
+    #[serde(with = "fields::duration")]
     pub interval: Duration,
+    #[serde(default)]
     pub processes: Vec<ProcessSnapshot>,
     /// What could not be recorded since ustat started.
+    #[serde(default, with = "fields::lost")]
     pub lost: Lost,
     /// Problems worth a line in the view (a probe that could not be attached).
+    #[serde(default)]
     pub warnings: Vec<String>,
 }
 
@@ -167,4 +201,149 @@ impl Snapshot {
 pub trait Source {
     /// The numbers for the interval since the previous call.
     fn poll(&mut self) -> anyhow::Result<Snapshot>;
+}
+
+/// Following one process's method calls as they happen (the flow view): the kernel, or
+/// recorded call lines in tests.
+pub trait CallSource {
+    /// Starts delivering `pid`'s method entries and returns (see `take_flow`).
+    fn watch_flow(&mut self, pid: u32) -> anyhow::Result<()>;
+    /// Stops delivering calls.
+    fn unwatch_flow(&mut self) -> anyhow::Result<()>;
+    /// Delivers only calls whose class (or file) and method (or function) start with these.
+    fn filter_flow(&mut self, class: &str, method: &str) -> anyhow::Result<()>;
+    /// The watched process's entries and returns since the last call, in order; never waits.
+    fn take_flow(&mut self) -> Vec<FlowLine>;
+    /// Calls lost so far (never a silent gap).
+    fn flow_dropped(&self) -> anyhow::Result<u64>;
+    /// A method's name, from its flow hash; `?` where it never arrived.
+    fn method_label(&self, pid: u32, method: u64) -> String;
+    /// `pid`'s call tree as folded stacks (`a;b;c calls`).
+    fn folded(&mut self, pid: u32) -> anyhow::Result<Vec<String>>;
+    /// `java (PID 1234, jvm)`, for the flow view's title.
+    fn title(&self, pid: u32) -> String;
+}
+
+/// How the snapshot fields that are not plain data are written and read (recordings,
+/// `recorded.rs`): times in RFC 3339, durations as humantime, names by their table.
+mod fields {
+    use serde::{Deserialize, Deserializer};
+
+    /// A runtime's short name, as the `&'static str` the runtime module holds.
+    pub fn runtime_name<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        let name = String::deserialize(d)?;
+        ustat_runtimes::by_name(&name)
+            .map(|r| r.name)
+            .ok_or_else(|| serde::de::Error::custom(format!("no runtime is called {name:?}")))
+    }
+
+    /// A GC kind, as the `&'static str` runtimes return.
+    pub fn gc_kind<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        const KINDS: [&str; 6] = ["gen0", "gen1", "gen2", "minor", "major", "other"];
+        let kind = String::deserialize(d)?;
+        KINDS
+            .into_iter()
+            .find(|k| *k == kind)
+            .ok_or_else(|| serde::de::Error::custom(format!("no GC kind is called {kind:?}")))
+    }
+
+    pub mod time {
+        use std::time::SystemTime;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(&humantime::format_rfc3339_nanos(*at))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+            let text = String::deserialize(d)?;
+            humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
+        }
+    }
+
+    pub mod duration {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(&humantime::format_duration(*duration))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+            let text = String::deserialize(d)?;
+            humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+        }
+    }
+
+    pub mod lost {
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        use crate::bpf::Lost;
+
+        #[derive(Serialize, Deserialize, Default)]
+        #[serde(default, deny_unknown_fields)]
+        struct Recorded {
+            ring_full: u64,
+            map_full: u64,
+            too_deep: u64,
+            bad_values: u64,
+        }
+
+        pub fn serialize<S: Serializer>(lost: &Lost, s: S) -> Result<S::Ok, S::Error> {
+            Recorded {
+                ring_full: lost.ring_full,
+                map_full: lost.map_full,
+                too_deep: lost.too_deep,
+                bad_values: lost.bad_values,
+            }
+            .serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Lost, D::Error> {
+            let r = Recorded::deserialize(d)?;
+            Ok(Lost {
+                ring_full: r.ring_full,
+                map_full: r.map_full,
+                too_deep: r.too_deep,
+                bad_values: r.bad_values,
+            })
+        }
+    }
+
+    pub mod missing {
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        use crate::snapshot::Missing;
+
+        #[derive(Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Recorded {
+            categories: Vec<u32>,
+            text: String,
+        }
+
+        pub fn serialize<S: Serializer>(missing: &[Missing], s: S) -> Result<S::Ok, S::Error> {
+            let recorded: Vec<Recorded> = missing
+                .iter()
+                .map(|m| Recorded {
+                    categories: m.categories.clone(),
+                    text: m.text.clone(),
+                })
+                .collect();
+            recorded.serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Missing>, D::Error> {
+            let recorded = Vec::<Recorded>::deserialize(d)?;
+            Ok(recorded
+                .into_iter()
+                .map(|r| Missing {
+                    categories: r.categories,
+                    text: r.text,
+                })
+                .collect())
+        }
+    }
 }

@@ -12,6 +12,7 @@ use ustat_runtimes::Runtime;
 
 use crate::{
     bpf::{FlowTotals, Totals},
+    category::Category,
     snapshot::{Counters, GcKind, PauseStats, PoolUsage, Ranked, Timing},
 };
 
@@ -64,34 +65,11 @@ pub struct Computed {
     pub seen: Vec<u32>,
 }
 
-fn add_count(counters: &mut Counters, category: u32, count: u64, sum: u64) {
-    match category {
-        category::CLASS_LOADED => counters.class_loaded += count,
-        category::CLASS_UNLOADED => counters.class_unloaded += count,
-        category::THREAD_STARTED => counters.threads_started += count,
-        category::THREAD_STOPPED => counters.threads_stopped += count,
-
-        category::METHOD_CALL => counters.method_calls += count,
-        category::MONITOR_CONTENDED => counters.monitor_contended += count,
-        category::OBJECT_ALLOC => {
-            counters.objects_allocated += count;
-            counters.bytes_allocated += sum;
-        }
-        _ => {}
-    }
-}
-
-fn add_span(counters: &mut Counters, category: u32, count: u64, total_ns: u64) {
-    match category {
-        category::GC => {
-            counters.gc_count += count;
-            counters.gc_pause_ns += total_ns;
-        }
-        category::IMPORT => {
-            counters.imports += count;
-            counters.import_ns += total_ns;
-        }
-        _ => {}
+/// Adds to the counters of the category with this number (`category::Category` says which).
+fn add(counters: &mut Counters, number: u32, count: u64, sum: u64) {
+    // The kernel only counts under numbers of `ustat_common::category`, all of them known.
+    if let Some(category) = Category::from_raw(number) {
+        category.add(counters, count, sum);
     }
 }
 
@@ -131,9 +109,6 @@ fn top(mut entries: Vec<Ranked>, limit: usize) -> Vec<Ranked> {
     entries
 }
 
-/// The numbers of one process: `now` is its share of the latest reading, `previous` the
-/// whole previous reading (empty at the first interval, so that interval counts everything
-/// since attach).
 /// Method timing from the flow maps: the latest reading and the previous one.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FlowReadings<'a> {
@@ -199,7 +174,9 @@ fn timing_of(totals: &MethodTotals, p99_ns: u64) -> Timing {
     }
 }
 
-/// The top lists keep `limit` entries each.
+/// The numbers of one process: `now` is its share of the latest reading, `previous` the
+/// whole previous reading (empty at the first interval, so that interval counts everything
+/// since attach). The top lists keep `limit` entries each.
 pub fn compute(
     runtime: &Runtime,
     now: &PidTotals,
@@ -217,14 +194,14 @@ pub fn compute(
             seen.insert(key.category);
             if key.subkey & 0xffff_ffff == 1 {
                 let before = previous.counts.get(key).map_or(0, |b| b.count);
-                out.total.http_requests += value.count;
-                out.interval.http_requests += value.count.saturating_sub(before);
+                Category::HttpParsed.add(&mut out.total, value.count, 0);
+                Category::HttpParsed.add(&mut out.interval, value.count.saturating_sub(before), 0);
             }
             continue;
         }
         let before = previous.counts.get(key).copied().unwrap_or_default();
-        add_count(&mut out.total, key.category, value.count, value.sum);
-        add_count(
+        add(&mut out.total, key.category, value.count, value.sum);
+        add(
             &mut out.interval,
             key.category,
             value.count.saturating_sub(before.count),
@@ -237,8 +214,8 @@ pub fn compute(
     for (key, value) in &now.spans {
         let before = previous.spans.get(key).copied().unwrap_or_default();
         let count = value.count.saturating_sub(before.count);
-        add_span(&mut out.total, key.category, value.count, value.total_ns);
-        add_span(
+        add(&mut out.total, key.category, value.count, value.total_ns);
+        add(
             &mut out.interval,
             key.category,
             count,
@@ -278,8 +255,8 @@ pub fn compute(
         let before = previous.keyed.get(key).copied().unwrap_or_default();
         let interval = value.count.saturating_sub(before.count);
         let interval_value = value.sum.saturating_sub(before.sum);
-        add_count(&mut out.total, key.category, value.count, value.sum);
-        add_count(&mut out.interval, key.category, interval, interval_value);
+        add(&mut out.total, key.category, value.count, value.sum);
+        add(&mut out.interval, key.category, interval, interval_value);
         seen.insert(key.category);
         match key.category {
             category::POOL_GC_BEGIN | category::POOL_GC_END => {

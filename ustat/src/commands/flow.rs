@@ -60,7 +60,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     if args.text || !io::stdout().is_terminal() {
         run_text(args, folded)
     } else {
-        crate::tui::run_flow(args, folded)
+        super::dashboard::run_flow(args, folded)
     }
 }
 

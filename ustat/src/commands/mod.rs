@@ -1,6 +1,9 @@
-//! One module per subcommand.
+//! One module per subcommand, and everything around the views: privileges, signals, the
+//! terminal, starting the source, choosing the dashboard, CSV or text.
 
+pub mod dashboard;
 pub mod flow;
 pub mod list;
+mod terminal;
 pub mod trace;
 pub mod watch;

@@ -35,7 +35,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     match &args.csv {
         _ if args.flow => super::flow::run(args),
         Some(path) => run_csv(args, path),
-        None => crate::tui::run(args),
+        None => super::dashboard::run(args),
     }
 }
 
@@ -72,18 +72,35 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
     );
     let mut writer = CsvWriter::new(out)?;
     let mut next = Instant::now() + args.interval;
-    let mut intervals = 0;
-    loop {
-        // A signal ends the interval early; its partial counts are still written.
+    // A signal ends the interval early; its partial counts are still written.
+    let wait = || {
         let stopping = stop.sleep_until(next);
         next += args.interval;
+        stopping
+    };
+    csv_loop(&mut source, &mut writer, methods.as_mut(), args.count, wait)
+}
+
+/// Writes a row per process every interval until `count` intervals are written or
+/// `wait_interval` (which waits for the interval's end) says a stop was asked for; the
+/// interval a stop cut short is written too, so nothing counted is lost.
+pub fn csv_loop<S: Source, W: Write, M: Write>(
+    source: &mut S,
+    writer: &mut CsvWriter<W>,
+    mut methods: Option<&mut MethodsCsvWriter<M>>,
+    count: Option<u64>,
+    mut wait_interval: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let mut intervals = 0;
+    loop {
+        let stopping = wait_interval();
         let snapshot = source.poll()?;
         writer.write(&snapshot)?;
         if let Some(methods) = &mut methods {
             methods.write(&snapshot)?;
         }
         intervals += 1;
-        if stopping || args.count.is_some_and(|count| intervals >= count) {
+        if stopping || count.is_some_and(|count| intervals >= count) {
             return Ok(());
         }
     }

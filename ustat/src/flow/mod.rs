@@ -11,7 +11,7 @@ use ustat_common::{
 use ustat_runtimes::{Key, Runtime};
 
 /// One entry or return.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FlowLine {
     /// Order of arrival, unique (for folding and selection).
     pub seq: u64,
@@ -27,7 +27,8 @@ pub struct FlowLine {
     pub duration_ns: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     Entry,
     Return,

@@ -2,7 +2,7 @@
 //! `TIME_NS PID TID  -> Class.method` and `... <- Class.method 1.25ms`, indented by depth.
 
 use super::{FlowLine, Kind};
-use crate::tui::format;
+use crate::format;
 
 /// One event as a line of text; `label` is the method's name.
 pub fn line(event: &FlowLine, label: &str) -> String {

@@ -1,7 +1,7 @@
 //! The flow side of `KernelSource`: watching one process's method calls, the event stream,
 //! method names by hash, per-method timing, folded stacks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use anyhow::Context as _;
 use ustat_common::{KeyedKey, category};
@@ -22,7 +22,7 @@ const MAX_PENDING: usize = 1 << 20;
 pub(super) struct FlowState {
     /// The process whose calls are being watched.
     watched: Option<u32>,
-    pending: Vec<FlowLine>,
+    pending: VecDeque<FlowLine>,
     seq: u64,
     /// Lines dropped because nobody took them in time.
     overflow: u64,
@@ -44,10 +44,10 @@ impl FlowState {
         }
         self.seq += 1;
         if self.pending.len() >= MAX_PENDING {
-            self.pending.remove(0);
+            self.pending.pop_front();
             self.overflow += 1;
         }
-        self.pending.push(line);
+        self.pending.push_back(line);
     }
 
     pub(super) fn readings(&self) -> FlowReadings<'_> {
@@ -168,7 +168,7 @@ impl KernelSource {
 
     /// The watched process's entries and returns since the last call, in order.
     pub fn take_flow(&mut self) -> Vec<FlowLine> {
-        std::mem::take(&mut self.flow.pending)
+        std::mem::take(&mut self.flow.pending).into()
     }
 
     /// Flow events lost so far: the ring buffer was full, or nobody took them in time.

@@ -1,6 +1,7 @@
 //! The kernel as a `Source`: finds runtime processes, attaches each runtime binary once,
 //! reads the aggregation maps every interval, and turns them into snapshots.
 
+mod calls_impl;
 mod flow;
 
 use std::{
@@ -99,15 +100,6 @@ pub struct KernelSource {
     warnings: Vec<String>,
     flow: flow::FlowState,
 }
-
-/// Environment variables runtimes read options from.
-const OPTION_VARIABLES: &[&str] = &[
-    "JAVA_TOOL_OPTIONS",
-    "JDK_JAVA_OPTIONS",
-    "_JAVA_OPTIONS",
-    "NODE_OPTIONS",
-    "PYTHONOPTIMIZE",
-];
 
 impl KernelSource {
     /// Loads the programs, finds the selected runtime processes and attaches to them.
@@ -212,7 +204,7 @@ impl KernelSource {
             let coverage = self.attach(&found);
             let facts = ProcessFacts {
                 args: process::args(found.pid).unwrap_or_default(),
-                env: process::env(found.pid, OPTION_VARIABLES).unwrap_or_default(),
+                env: process::env(found.pid, found.runtime.option_variables).unwrap_or_default(),
                 version: (found.runtime.version)(&found.binary.host_path),
                 resolved: coverage.resolved,
             };

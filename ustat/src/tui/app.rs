@@ -10,20 +10,21 @@ use super::{
     flow::{Field, FlowView},
     keys::Mode,
 };
-use crate::snapshot::{ProcessSnapshot, Snapshot};
+use crate::{
+    category::{CHARTED, Category},
+    snapshot::{ProcessSnapshot, Snapshot},
+};
 
-/// Columns of the process table, in display order.
+/// Columns of the process table, in display order. A rate column is its category's
+/// (`Category::table_column`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Column {
     Pid,
     Command,
     Runtime,
-    Gc,
     PauseP99,
-    Classes,
-    Threads,
-    Allocations,
-    Calls,
+    /// Events of a category per second.
+    Rate(Category),
 }
 
 impl Column {
@@ -31,12 +32,12 @@ impl Column {
         Self::Pid,
         Self::Command,
         Self::Runtime,
-        Self::Gc,
+        Self::Rate(Category::Gc),
         Self::PauseP99,
-        Self::Classes,
-        Self::Threads,
-        Self::Allocations,
-        Self::Calls,
+        Self::Rate(Category::ClassLoaded),
+        Self::Rate(Category::ThreadStarted),
+        Self::Rate(Category::ObjectAlloc),
+        Self::Rate(Category::MethodCall),
     ];
 
     pub fn title(self) -> &'static str {
@@ -44,12 +45,18 @@ impl Column {
             Self::Pid => "PID",
             Self::Command => "COMMAND",
             Self::Runtime => "RUNTIME",
-            Self::Gc => "GC/s",
             Self::PauseP99 => "PAUSE p99",
-            Self::Classes => "CLASS/s",
-            Self::Threads => "THREAD/s",
-            Self::Allocations => "ALLOC/s",
-            Self::Calls => "CALLS/s",
+            Self::Rate(category) => category.table_column().map_or("?", |(title, _)| title),
+        }
+    }
+
+    /// Its width in the table (the command takes what is left, at least this).
+    pub fn width(self) -> u16 {
+        match self {
+            Self::Pid | Self::Runtime => 8,
+            Self::Command => 12,
+            Self::PauseP99 => 10,
+            Self::Rate(category) => category.table_column().map_or(8, |(_, width)| width),
         }
     }
 
@@ -60,15 +67,10 @@ impl Column {
 
     /// The value sorted on: numbers for numeric columns.
     fn key(self, p: &ProcessSnapshot) -> f64 {
-        let i = &p.interval;
         match self {
             Self::Pid | Self::Command | Self::Runtime => 0.0,
-            Self::Gc => i.gc_count as f64,
             Self::PauseP99 => p.pause.map_or(0.0, |s| s.p99_ns as f64),
-            Self::Classes => i.class_loaded as f64,
-            Self::Threads => i.threads_started as f64,
-            Self::Allocations => i.objects_allocated as f64,
-            Self::Calls => i.method_calls as f64,
+            Self::Rate(category) => category.count(&p.interval).unwrap_or(0) as f64,
         }
     }
 
@@ -77,7 +79,7 @@ impl Column {
             Self::Pid => a.pid.cmp(&b.pid),
             Self::Command => a.command.cmp(&b.command),
             Self::Runtime => a.runtime.cmp(b.runtime),
-            _ => self.key(a).total_cmp(&self.key(b)),
+            Self::PauseP99 | Self::Rate(_) => self.key(a).total_cmp(&self.key(b)),
         }
     }
 }
@@ -147,31 +149,28 @@ pub enum View {
 /// How many intervals of history the detail charts keep.
 pub const HISTORY: usize = 600;
 
-/// One process's counts over the last intervals, oldest first.
+/// One process's counts of each charted category (`category::CHARTED`) over the last
+/// intervals, oldest first.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct History {
-    pub gc: VecDeque<u64>,
-    pub allocations: VecDeque<u64>,
-    pub calls: VecDeque<u64>,
-    pub classes: VecDeque<u64>,
-    pub threads: VecDeque<u64>,
+    series: BTreeMap<Category, VecDeque<u64>>,
 }
 
 impl History {
     fn push(&mut self, p: &ProcessSnapshot) {
-        let i = &p.interval;
-        for (series, value) in [
-            (&mut self.gc, i.gc_count),
-            (&mut self.allocations, i.objects_allocated),
-            (&mut self.calls, i.method_calls),
-            (&mut self.classes, i.class_loaded),
-            (&mut self.threads, i.threads_started),
-        ] {
+        for category in CHARTED {
+            let series = self.series.entry(category).or_default();
             if series.len() == HISTORY {
                 series.pop_front();
             }
-            series.push_back(value);
+            series.push_back(category.count(&p.interval).unwrap_or(0));
         }
+    }
+
+    /// A category's counts, oldest first (empty when it is not charted).
+    pub fn of(&self, category: Category) -> &VecDeque<u64> {
+        static EMPTY: VecDeque<u64> = VecDeque::new();
+        self.series.get(&category).unwrap_or(&EMPTY)
     }
 }
 
@@ -210,7 +209,7 @@ impl App {
             pending: None,
             history: BTreeMap::new(),
             selected: None,
-            sort: Column::Gc,
+            sort: Column::Rate(Category::Gc),
             descending: true,
             runtime: None,
             view: View::Table,
@@ -526,6 +525,18 @@ pub mod tests {
     }
 
     #[test]
+    fn every_category_with_a_table_column_has_one_rate_column() {
+        for category in Category::ALL {
+            let columns = Column::ALL
+                .iter()
+                .filter(|c| **c == Column::Rate(category))
+                .count();
+            let expected = usize::from(category.table_column().is_some());
+            assert_eq!(columns, expected, "{category:?}");
+        }
+    }
+
+    #[test]
     fn sorted_by_gc_rate_biggest_first_and_the_top_row_selected() {
         let app = app();
         assert_eq!(pids(&app), [20, 30, 10]);
@@ -540,7 +551,7 @@ pub mod tests {
         app.update(Action::NextSort); // THREAD/s
         app.update(Action::NextSort); // ALLOC/s
         app.update(Action::NextSort); // CALLS/s
-        assert_eq!(app.sort, Column::Calls);
+        assert_eq!(app.sort, Column::Rate(Category::MethodCall));
         assert_eq!(pids(&app), [10, 30, 20]);
         app.update(Action::ReverseSort);
         assert_eq!(pids(&app), [20, 30, 10]);
@@ -620,7 +631,7 @@ pub mod tests {
         for i in 0..(HISTORY as u64 + 5) {
             app.apply(snapshot(vec![process(1, "jvm", "java", i, 0)]));
         }
-        let gc = &app.history[&1].gc;
+        let gc = app.history[&1].of(Category::Gc);
         assert_eq!(gc.len(), HISTORY);
         assert_eq!(gc.back(), Some(&(HISTORY as u64 + 4)));
         app.apply(snapshot(vec![]));

@@ -51,6 +51,11 @@ pub struct FlowView {
     pub dropped: u64,
     /// A line for the user (the folded stacks' file).
     pub status: Option<String>,
+    /// What the runtime calls the two filtered name slots (`class`/`method`,
+    /// `file`/`function`).
+    pub slots: [&'static str; 2],
+    /// What the flow needs from the process, shown while no call has arrived.
+    pub hint: &'static str,
 }
 
 impl FlowView {
@@ -75,7 +80,18 @@ impl FlowView {
             origin_ns: None,
             dropped: 0,
             status: None,
+            slots: ["class", "method"],
+            hint: "A JVM needs -XX:+ExtendedDTraceProbes; CPython 3.11 a profiler.",
         }
+    }
+
+    /// Names the filters and the hint as the process's runtime does.
+    pub fn of_runtime(mut self, runtime: Option<&ustat_runtimes::Runtime>) -> Self {
+        if let Some(flow) = runtime.and_then(|r| r.flow) {
+            self.slots = flow.slots;
+            self.hint = flow.hint;
+        }
+        self
     }
 
     /// Takes new lines (kept aside while paused).

@@ -1,4 +1,4 @@
-//! Drawing the flow view: the calls as an indented tree, the per-method timing of the
+//! The flow view: the calls as an indented tree, the per-method timing of the
 //! process, the filter being typed.
 
 use ratatui::{
@@ -6,16 +6,19 @@ use ratatui::{
     layout::{Constraint, Layout, Rect},
     style::{Color, Modifier, Style, Stylize as _},
     text::{Line, Span},
-    widgets::{Block, Borders, Cell, Paragraph, Row, Table},
+    widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap},
 };
 
-use super::{
-    app::App,
-    flow::{Field, FlowView},
+use super::{ACCENT, badge};
+use crate::{
+    flow::Kind,
     format,
-    ui::{ACCENT, badge},
+    snapshot::Ranked,
+    tui::{
+        app::App,
+        flow::{Field, FlowView},
+    },
 };
-use crate::{flow::Kind, snapshot::Ranked};
 
 const SLOW: Color = Color::Red;
 
@@ -63,9 +66,11 @@ fn draw_status(frame: &mut Frame, area: Rect, flow: &FlowView) {
     let mut spans = vec![
         badge(" flow "),
         Span::raw(format!(
-            " {} · thread {thread} · class {} · method {} · {} calls · slow ≥ {}",
+            " {} · thread {thread} · {} {} · {} {} · {} calls · slow ≥ {}",
             flow.title,
+            flow.slots[0],
             filter(&flow.class_prefix),
+            flow.slots[1],
             filter(&flow.method_prefix),
             format::count(flow.received),
             format::nanos(flow.slow_ns),
@@ -94,11 +99,11 @@ fn draw_calls(frame: &mut Frame, area: Rect, flow: &mut FlowView) {
     let visible = flow.visible();
     if visible.is_empty() {
         let text = if flow.received == 0 {
-            "Waiting for calls… (a JVM needs -XX:+ExtendedDTraceProbes; CPython 3.11 a profiler)"
+            vec![Line::from("Waiting for calls…"), Line::from(flow.hint)]
         } else {
-            "No calls of this thread kept."
+            vec![Line::from("No calls of this thread kept.")]
         };
-        frame.render_widget(Paragraph::new(text).dim(), area);
+        frame.render_widget(Paragraph::new(text).dim().wrap(Wrap { trim: true }), area);
         return;
     }
     let height = usize::from(area.height);

@@ -1,0 +1,254 @@
+//! The planner on this host's real runtime binaries: libjvm.so, Debian's python3.11, pyenv's
+//! libpythons, /usr/bin/node. These depend on what is installed, so they live here beside
+//! the end-to-end tests rather than in `cargo test --lib`; a missing binary is skipped with
+//! a line saying so. No root needed.
+use std::path::PathBuf;
+
+use ustat::{
+    bpf::Program,
+    elf::MappedFile,
+    plan::{Plan, plan, plan_elf},
+};
+use ustat_common::{KeyArg, arg_kind, category, key_kind, pt_regs};
+use ustat_runtimes::{
+    Action, Arg, Feature, Missing, Rule, Runtime, jvm::JVM, node::NODE, python::PYTHON,
+};
+
+const LIBJVM: &str = "/usr/lib/jvm/java-17-openjdk-amd64/lib/server/libjvm.so";
+
+/// The plan for a binary of this host; `None` (and a line saying so) when it is absent.
+fn plan_of(runtime: &Runtime, path: &str) -> Option<Plan> {
+    let path = host_file(path)?;
+    Some(plan(runtime, &path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+fn host_file(path: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(path);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("skipped: {} is not installed on this host", path.display());
+        None
+    }
+}
+
+fn pyenv(version: &str, lib: &str) -> String {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    format!("{home}/.pyenv/versions/{version}/lib/{lib}")
+}
+
+#[test]
+fn every_jvm_feature_resolves_in_libjvm() {
+    let Some(plan) = plan_of(&JVM, LIBJVM) else {
+        return;
+    };
+    assert_eq!(
+        plan.resolved,
+        [
+            "gc",
+            "classes",
+            "threads",
+            "calls",
+            "allocations",
+            "monitors"
+        ]
+    );
+    assert!(plan.unavailable.is_empty());
+    let begin = plan
+        .attachments
+        .iter()
+        .find(|a| a.probe == "hotspot:gc__begin")
+        .unwrap();
+    assert_eq!(begin.program, Program::SpanBegin);
+    assert_eq!((begin.spec.tag, begin.spec.subkey_arg), (category::GC, 0));
+    let entry = plan
+        .attachments
+        .iter()
+        .find(|a| a.probe == "hotspot:method__entry")
+        .unwrap();
+    assert_eq!(entry.program, Program::Keyed);
+    assert_eq!(
+        entry.spec.keys[1],
+        KeyArg {
+            kind: key_kind::PTR_LEN,
+            arg: 3,
+            len_arg: 4,
+            _pad: 0
+        }
+    );
+    let alloc = plan
+        .attachments
+        .iter()
+        .find(|a| a.probe == "hotspot:object__alloc")
+        .unwrap();
+    assert_eq!(alloc.spec.value_max, 1 << 30);
+}
+
+#[test]
+fn debian_python_uses_its_usdt_probes() {
+    let Some(plan) = plan_of(&PYTHON, "/usr/bin/python3.11") else {
+        return;
+    };
+    assert_eq!(plan.resolved, ["gc", "threads", "imports", "calls"]);
+    let probes: Vec<&str> = plan.attachments.iter().map(|a| a.probe.as_str()).collect();
+    assert!(
+        probes.contains(&"python:gc__start") && probes.contains(&"python:gc__done"),
+        "{probes:?}"
+    );
+    assert!(probes.contains(&"PyThread_start_new_thread"), "{probes:?}");
+    let start = plan
+        .attachments
+        .iter()
+        .find(|a| a.probe == "python:gc__start")
+        .unwrap();
+    assert!(
+        start.point.semaphore_offset.is_some(),
+        "CPython's probes are semaphore-gated"
+    );
+}
+
+#[test]
+fn pyenv_pythons_fall_back_to_symbols() {
+    let Some(plan) = plan_of(&PYTHON, &pyenv("3.12.1", "libpython3.12.so.1.0")) else {
+        return;
+    };
+    assert_eq!(plan.resolved, ["gc", "threads"]);
+    let entry = plan
+        .attachments
+        .iter()
+        .find(|a| a.probe == "gc_collect_main")
+        .unwrap();
+    assert!(!entry.point.retprobe);
+    assert_eq!(entry.spec.subkey_arg, 1);
+    assert_eq!(
+        (
+            entry.spec.args[1].kind,
+            entry.spec.args[1].reg_off,
+            entry.spec.args[1].size,
+            entry.spec.args[1].signed
+        ),
+        (arg_kind::REG, pt_regs::RSI, 4, 1),
+        "the generation is an int: only %esi counts"
+    );
+    let ret = plan
+        .attachments
+        .iter()
+        .find(|a| a.probe == "gc_collect_main (return)")
+        .unwrap();
+    assert!(ret.point.retprobe);
+    assert_eq!(ret.point.offset, entry.point.offset);
+    assert_eq!(
+        (ret.spec.args[0].reg_off, ret.spec.value_arg),
+        (pt_regs::RAX, 0)
+    );
+    let missing: Vec<&str> = plan.unavailable.iter().map(|m| m.text.as_str()).collect();
+    assert!(missing[0].starts_with("imports: not traced"), "{missing:?}");
+    assert!(
+        missing[1].starts_with("function calls: not traced"),
+        "{missing:?}"
+    );
+    assert_eq!(plan.unavailable[1].categories, [category::METHOD_CALL]);
+
+    let probes = |version: &str, lib: &str| -> Vec<String> {
+        plan_of(&PYTHON, &pyenv(version, lib))
+            .map(|plan| plan.attachments)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.probe)
+            .collect()
+    };
+    assert!(
+        probes("3.13.0", "libpython3.13.so.1.0")
+            .contains(&"PyThread_start_joinable_thread".to_string())
+    );
+    assert!(probes("3.10.13", "libpython3.10.so.1.0").contains(&"gc_collect_main".to_string()));
+    assert!(probes("3.9.18", "libpython3.9.so.1.0").contains(&"collect".to_string()));
+    if let Some(old) = plan_of(&PYTHON, &pyenv("3.8.18", "libpython3.8.so.1.0")) {
+        assert_eq!(old.resolved, ["threads"]);
+        assert!(old.unavailable[0].text.starts_with("GC: not traced"));
+    }
+}
+
+#[test]
+fn node_resolves_v8_and_libuv_symbols() {
+    let Some(plan) = plan_of(&NODE, "/usr/bin/node") else {
+        return;
+    };
+    assert_eq!(plan.resolved, ["gc", "threads", "http"]);
+    let gc = plan
+        .attachments
+        .iter()
+        .find(|a| a.probe == "_ZN2v88internal4Heap24PerformGarbageCollection")
+        .unwrap();
+    assert_eq!(
+        (gc.spec.args[1].reg_off, gc.spec.args[1].size),
+        (pt_regs::RSI, 1)
+    );
+    let http = plan
+        .attachments
+        .iter()
+        .find(|a| a.program == Program::Count && a.spec.tag == category::HTTP_PARSED)
+        .unwrap();
+    assert_eq!(
+        (http.spec.args[0].kind, http.spec.args[0].val_off),
+        (arg_kind::MEM, 72)
+    );
+}
+
+#[test]
+fn the_first_alternative_that_resolves_wins() {
+    static FEATURES: &[Feature] = &[
+        Feature {
+            name: "gc",
+            categories: &[category::GC],
+            alternatives: &[
+                &[Rule::usdt(
+                    "nope",
+                    "gc",
+                    Action::SpanBegin {
+                        category: category::GC,
+                        subkey: Arg::None,
+                    },
+                )],
+                &[Rule::function(
+                    "PyGC_Collect",
+                    "8@%rdi",
+                    Action::SpanBegin {
+                        category: category::GC,
+                        subkey: Arg::None,
+                    },
+                )],
+            ],
+            unavailable: "GC: no",
+        },
+        Feature {
+            name: "other",
+            categories: &[category::IMPORT],
+            alternatives: &[&[Rule::function(
+                "no_such_function",
+                "",
+                Action::SpanBegin {
+                    category: category::IMPORT,
+                    subkey: Arg::None,
+                },
+            )]],
+            unavailable: "other: no",
+        },
+    ];
+    let Some(path) = host_file("/usr/bin/python3.11") else {
+        return;
+    };
+    let path = path.as_path();
+    let file = MappedFile::open(path).unwrap();
+    let plan = plan_elf(FEATURES, &file.elf().unwrap(), path);
+    assert_eq!(plan.resolved, ["gc"]);
+    assert_eq!(plan.attachments.len(), 1);
+    assert_eq!(plan.attachments[0].probe, "PyGC_Collect");
+    assert_eq!(
+        plan.unavailable,
+        [Missing {
+            categories: vec![category::IMPORT],
+            text: "other: no".into()
+        }]
+    );
+}

@@ -1,0 +1,297 @@
+//! One process in detail: what is not traced and why, rate charts, GC pauses, top methods
+//! and allocated classes, live threads.
+
+use ratatui::{
+    Frame,
+    layout::{Constraint, Layout, Rect},
+    style::{Style, Stylize as _},
+    text::{Line, Span},
+    widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table, Wrap},
+};
+use ustat_common::category;
+
+use super::{ACCENT, WARN};
+use crate::{
+    category::CHARTED,
+    format,
+    snapshot::{ProcessSnapshot, Ranked},
+    tui::app::App,
+};
+
+pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &ProcessSnapshot) {
+    let title = format!(
+        " {} · PID {} · {} · {} threads{} ",
+        process.command,
+        process.pid,
+        process.runtime,
+        process.threads_live,
+        if process.exited { " · exited" } else { "" }
+    );
+    let block = Block::bordered()
+        .title(title.bold())
+        .border_style(Style::new().fg(ACCENT));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+
+    // Each note wraps to as many lines as it needs.
+    let width = usize::from(inner.width.max(1));
+    let missing: u16 = process
+        .missing
+        .iter()
+        .map(|m| (m.text.chars().count() + 2).div_ceil(width) as u16)
+        .sum();
+    let [notes, upper, lower, threads] = Layout::vertical([
+        Constraint::Length(missing),
+        Constraint::Length(8),
+        Constraint::Min(4),
+        Constraint::Length(3),
+    ])
+    .areas(inner);
+    let notes_text: Vec<Line> = process
+        .missing
+        .iter()
+        .map(|m| Line::from(format!("! {}", m.text)).fg(WARN))
+        .collect();
+    frame.render_widget(Paragraph::new(notes_text).wrap(Wrap { trim: false }), notes);
+
+    let [charts, pauses] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(upper);
+    draw_charts(frame, charts, app, process);
+    draw_pauses(frame, pauses, process);
+
+    let [methods, allocations] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(lower);
+    let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
+    draw_ranked(
+        frame,
+        methods,
+        " Top methods ",
+        &process.top_methods,
+        interval,
+        false,
+        process,
+        category::METHOD_CALL,
+    );
+    draw_ranked(
+        frame,
+        allocations,
+        " Top allocated classes ",
+        &process.top_allocations,
+        interval,
+        true,
+        process,
+        category::OBJECT_ALLOC,
+    );
+
+    let names = if process.threads.is_empty() {
+        "–".to_string()
+    } else {
+        process.threads.join(", ")
+    };
+    frame.render_widget(
+        Paragraph::new(names).wrap(Wrap { trim: true }).block(
+            Block::new()
+                .borders(Borders::TOP)
+                .title(format!(" Threads ({} live) ", process.threads_live)),
+        ),
+        threads,
+    );
+}
+
+fn draw_charts(frame: &mut Frame, area: Rect, app: &App, process: &ProcessSnapshot) {
+    let block = Block::new()
+        .borders(Borders::RIGHT)
+        .title(" Per interval (newest right) ".bold());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let Some(history) = app.history.get(&process.pid) else {
+        return;
+    };
+    let rows = Layout::vertical(CHARTED.iter().map(|_| Constraint::Length(1))).split(inner);
+    for (category, row) in CHARTED.iter().zip(rows.iter()) {
+        let values = history.of(*category);
+        let [name, chart, last] = Layout::horizontal([
+            Constraint::Length(8),
+            Constraint::Min(1),
+            Constraint::Length(7),
+        ])
+        .areas(*row);
+        frame.render_widget(Span::raw(category.chart_label().unwrap_or("?")), name);
+        if process.untraced(category.raw()) {
+            frame.render_widget(Span::raw("not traced").dim(), chart);
+            continue;
+        }
+        let width = usize::from(chart.width);
+        let data: Vec<u64> = values
+            .iter()
+            .skip(values.len().saturating_sub(width))
+            .copied()
+            .collect();
+        frame.render_widget(
+            Sparkline::default()
+                .data(&data)
+                .style(Style::new().fg(ACCENT)),
+            chart,
+        );
+        let newest = values.back().copied().unwrap_or(0);
+        frame.render_widget(Span::raw(format!("{:>7}", format::count(newest))), last);
+    }
+}
+
+fn pause_row(label: &'static str, stats: Option<crate::snapshot::PauseStats>) -> Row<'static> {
+    match stats {
+        None => Row::new(vec![
+            Cell::from(label),
+            Cell::from("0"),
+            Cell::from("–"),
+            Cell::from("–"),
+            Cell::from("–"),
+        ]),
+        Some(s) => Row::new(vec![
+            Cell::from(label),
+            Cell::from(format::count(s.count)),
+            Cell::from(format::nanos(s.p50_ns)),
+            Cell::from(format::nanos(s.p99_ns)),
+            Cell::from(format::nanos(s.max_ns)),
+        ]),
+    }
+}
+
+fn draw_pauses(frame: &mut Frame, area: Rect, process: &ProcessSnapshot) {
+    let block = Block::new()
+        .title(" GC pauses ".bold())
+        .padding(ratatui::widgets::Padding::horizontal(1));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [table_area, rest] =
+        Layout::vertical([Constraint::Length(3), Constraint::Min(0)]).areas(inner);
+    let table = Table::new(
+        [
+            pause_row("this interval", process.pause),
+            pause_row("since attach", process.pause_total),
+        ],
+        [
+            Constraint::Length(13),
+            Constraint::Length(6),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(8),
+        ],
+    )
+    .header(Row::new(["", "GCs", "p50", "p99", "max"]).style(Style::new().fg(ACCENT)));
+    frame.render_widget(table, table_area);
+    let mut lines = Vec::new();
+    if !process.gc_kinds.is_empty() {
+        let kinds: Vec<String> = process
+            .gc_kinds
+            .iter()
+            .map(|k| match k.collected_total {
+                0 => format!("{} {}", k.kind, format::count(k.total)),
+                n => format!(
+                    "{} {} ({} collected)",
+                    k.kind,
+                    format::count(k.total),
+                    format::count(n)
+                ),
+            })
+            .collect();
+        lines.push(Line::from(format!("by kind: {}", kinds.join(" · "))));
+    }
+    let total = &process.total;
+    if total.imports > 0 {
+        lines.push(Line::from(format!(
+            "imports: {} since attach, {} in all",
+            format::count(total.imports),
+            format::nanos(total.import_ns)
+        )));
+    }
+    if total.http_requests > 0 {
+        lines.push(Line::from(format!(
+            "HTTP requests: {} since attach",
+            format::count(total.http_requests)
+        )));
+    }
+    for pool in &process.pools {
+        lines.push(Line::from(format!(
+            "{}: {} GCs, {} freed",
+            pool.name,
+            pool.gcs,
+            format::signed_bytes(pool.reclaimed_bytes)
+        )));
+    }
+    for monitor in &process.top_monitors {
+        lines.push(Line::from(format!(
+            "contended monitor: {} ({} waits)",
+            monitor.name,
+            format::count(monitor.total)
+        )));
+    }
+    frame.render_widget(Paragraph::new(lines), rest);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_ranked(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    entries: &[Ranked],
+    interval: std::time::Duration,
+    with_bytes: bool,
+    process: &ProcessSnapshot,
+    category: u32,
+) {
+    let block = Block::new().borders(Borders::TOP).title(title.bold());
+    if process.untraced(category) {
+        let text = process
+            .missing
+            .iter()
+            .find(|m| m.categories.contains(&category))
+            .map_or_else(
+                || format!("not traced: {} has no such probes", process.runtime),
+                |m| m.text.clone(),
+            );
+        frame.render_widget(
+            Paragraph::new(text)
+                .wrap(Wrap { trim: true })
+                .dim()
+                .block(block),
+            area,
+        );
+        return;
+    }
+    if entries.is_empty() {
+        frame.render_widget(Paragraph::new("none yet").dim().block(block), area);
+        return;
+    }
+    let header = if with_bytes {
+        ["/s", "bytes/s", "class"]
+    } else {
+        ["/s", "total", "method"]
+    };
+    let rows: Vec<Row> = entries
+        .iter()
+        .map(|e| {
+            let second = if with_bytes {
+                format::bytes(format::per_second(e.interval_value, interval) as u64)
+            } else {
+                format::count(e.total)
+            };
+            Row::new(vec![
+                Cell::from(format::rate(format::per_second(e.interval, interval))),
+                Cell::from(second),
+                Cell::from(e.name.clone()),
+            ])
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(7),
+            Constraint::Length(9),
+            Constraint::Min(10),
+        ],
+    )
+    .header(Row::new(header).style(Style::new().fg(ACCENT)))
+    .block(block);
+    frame.render_widget(table, area);
+}
