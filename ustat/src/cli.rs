@@ -70,13 +70,14 @@ pub struct WatchArgs {
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text
-        .trim_end_matches('s')
+    // One optional unit: `2s` is two seconds, `2ss` is a typo.
+    let number = text.strip_suffix('s').unwrap_or(text);
+    let seconds: f64 = number
         .parse()
         .map_err(|_| format!("`{text}` is not a number of seconds"))?;
     if !(0.1..=3600.0).contains(&seconds) {
         return Err(format!(
-            "{seconds} s is out of range: the interval is 0.1 to 3600 seconds"
+            "`{text}` is out of range: the interval is 0.1 to 3600 seconds"
         ));
     }
     Ok(Duration::from_secs_f64(seconds))
@@ -145,6 +146,10 @@ mod tests {
         assert_eq!(parse_interval("2s"), Ok(Duration::from_secs(2)));
         assert!(parse_interval("0").unwrap_err().contains("out of range"));
         assert!(parse_interval("soon").unwrap_err().contains("not a number"));
+        assert!(parse_interval("1ss").unwrap_err().contains("not a number"));
+        assert!(parse_interval("s").unwrap_err().contains("not a number"));
+        assert!(parse_interval("NaN").unwrap_err().contains("out of range"));
+        assert!(parse_interval("inf").unwrap_err().contains("out of range"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod elf;
 pub mod exit;
 pub mod export;
 pub mod flow;
+pub mod message;
 pub mod plan;
 pub mod process;
 pub mod sanitize;
