@@ -119,9 +119,21 @@ impl Ustat {
 
     /// Like `spawn`, with these environment variables set.
     pub fn spawn_with<S: AsRef<std::ffi::OsStr>>(env: &[(&str, &str)], args: &[S]) -> Self {
-        let mut child = Command::new(ustat_binary())
-            .args(args)
-            .envs(env.iter().copied())
+        Self::spawn_command(
+            Command::new(ustat_binary())
+                .args(args)
+                .envs(env.iter().copied()),
+        )
+    }
+
+    /// ustat started by another program that execs it (`setpriv ... ustat ...`), so the
+    /// child is ustat itself.
+    pub fn spawn_program<S: AsRef<std::ffi::OsStr>>(program: &str, args: &[S]) -> Self {
+        Self::spawn_command(Command::new(program).args(args))
+    }
+
+    fn spawn_command(command: &mut Command) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,6 +1,7 @@
 //! ustat: live statistics from language runtimes through USDT probes and uprobes.
 
 pub mod bpf;
+pub mod capabilities;
 pub mod cli;
 pub mod commands;
 pub mod discovery;

@@ -34,7 +34,7 @@ fn the_pid(args: &WatchArgs) -> Result<u32, UsageError> {
 
 /// Starts tracing `pid` and watching its calls, with the filter from the command line.
 pub fn start(args: &WatchArgs) -> anyhow::Result<(KernelSource, u32)> {
-    crate::bpf::require_root()?;
+    crate::capabilities::require(crate::capabilities::TRACING)?;
     let pid = the_pid(args)?;
     let mut source = KernelSource::start(Options {
         selection: Selection::Pids(vec![pid]),

@@ -40,7 +40,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
 }
 
 fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
-    crate::bpf::require_root()?;
+    crate::capabilities::require(crate::capabilities::TRACING)?;
     // The file is created before anything is attached, so a bad name fails at once.
     let out: Box<dyn Write> = if path == Path::new("-") {
         Box::new(io::stdout())
