@@ -34,7 +34,7 @@ pub struct Lines {
 }
 
 impl Lines {
-    fn spawn(reader: impl std::io::Read + Send + 'static) -> Self {
+    pub fn spawn(reader: impl std::io::Read + Send + 'static) -> Self {
         let (tx, rx) = channel();
         thread::spawn(move || {
             for line in BufReader::new(reader).lines() {

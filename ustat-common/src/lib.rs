@@ -38,6 +38,9 @@ pub mod maps {
     /// `LruHashMap<CountKey, u32>`: per method, the filter generation it passed (subkey:
     /// `method_hash`), so the name is compared once per method and filter.
     pub const FLOW_PASS: &str = "FLOW_PASS";
+    /// `Array<PidNamespace>` with one entry: the PID namespace ustat runs in, whose ids the
+    /// programs report (all zero: the root namespace, the kernel's own ids).
+    pub const PID_NAMESPACE: &str = "PID_NAMESPACE";
 }
 
 /// Slots of the `LOST` map.
@@ -517,6 +520,17 @@ pub struct FlowEvent {
 }
 const _: () = assert!(size_of::<FlowEvent>() == 48);
 
+/// The one entry of `PID_NAMESPACE`: the device and inode of ustat's `/proc/self/ns/pid`,
+/// the device in the kernel's encoding (major << 20 | minor), as
+/// `bpf_get_ns_current_pid_tgid` compares it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PidNamespace {
+    pub dev: u64,
+    pub ino: u64,
+}
+const _: () = assert!(size_of::<PidNamespace>() == 16);
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all of these are `#[repr(C)]`, made of integers, with no implicit padding
@@ -533,4 +547,5 @@ mod pod {
     unsafe impl aya::Pod for super::ThreadStack {}
     unsafe impl aya::Pod for super::SpanStack {}
     unsafe impl aya::Pod for super::SpanThreadKey {}
+    unsafe impl aya::Pod for super::PidNamespace {}
 }

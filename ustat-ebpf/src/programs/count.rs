@@ -9,7 +9,7 @@ use super::{COUNTS, accumulate, pid_tid, spec_of, subkey, summed_value};
 #[uprobe]
 pub fn count(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let (pid, _) = pid_tid();
+    let Some((pid, _)) = pid_tid() else { return 0 };
     let key = CountKey {
         pid,
         category: spec.tag,

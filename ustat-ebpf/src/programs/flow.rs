@@ -198,7 +198,9 @@ pub fn flow_entry(ctx: ProbeContext) -> u32 {
     // SAFETY: plain helper.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let (pid, tid) = pid_tid();
+    let Some((pid, tid)) = pid_tid() else {
+        return 0;
+    };
     let method = method_of(&ctx, spec);
     let Some(stack) = get_or_create(&STACKS, &EMPTY_STACK, &tid, |empty| {
         empty.depth = 0;
@@ -301,7 +303,9 @@ pub fn flow_return(ctx: ProbeContext) -> u32 {
     // SAFETY: plain helper, read first so the call's time does not include this program.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let (pid, tid) = pid_tid();
+    let Some((pid, tid)) = pid_tid() else {
+        return 0;
+    };
     let method = method_of(&ctx, spec);
     let Some(stack) = STACKS.get_ptr_mut(&tid) else {
         return 0;

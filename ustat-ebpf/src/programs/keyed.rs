@@ -21,7 +21,9 @@ use super::{EVENTS, KEYED, accumulate, count_lost, optional_arg, pid_tid, spec_o
 #[uprobe]
 pub fn keyed(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let (pid, tid) = pid_tid();
+    let Some((pid, tid)) = pid_tid() else {
+        return 0;
+    };
     let mut key = KeyedKey {
         pid,
         category: spec.tag,

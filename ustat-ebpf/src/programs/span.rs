@@ -26,7 +26,7 @@ fn slot(stack: &mut SpanStack, depth: u32) -> &mut OpenSpan {
 #[uprobe]
 pub fn span_begin(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let (_, tid) = pid_tid();
+    let Some((_, tid)) = pid_tid() else { return 0 };
     let key = SpanThreadKey {
         tid,
         category: spec.tag,
@@ -57,7 +57,9 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
     // SAFETY: plain helper, read first so the span does not include this program's work.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let (pid, tid) = pid_tid();
+    let Some((pid, tid)) = pid_tid() else {
+        return 0;
+    };
     let key = SpanThreadKey {
         tid,
         category: spec.tag,

@@ -3,6 +3,7 @@
 pub mod attach;
 mod flow;
 mod load;
+mod pid_namespace;
 mod sys;
 mod totals;
 
@@ -145,8 +146,10 @@ impl Tracer {
         use crate::capabilities::{self, Capability};
         capabilities::require(&[Capability::Bpf, Capability::Perfmon])?;
         let pmu = UprobePmu::detect().map_err(LoadError::NoUprobes)?;
+        let mut loaded = Loaded::new(OBJECT)?;
+        pid_namespace::configure(&mut loaded)?;
         Ok(Self {
-            loaded: Loaded::new(OBJECT)?,
+            loaded,
             pmu,
             specs: HashMap::new(),
             links: Vec::new(),
