@@ -35,6 +35,7 @@ pub static JVM: Runtime = Runtime {
         },
         keys: METHOD_KEYS,
         class_prefix: |prefix| prefix.replace('.', "/"),
+        feature: "calls",
     }),
 };
 
@@ -61,6 +62,7 @@ const fn hotspot(
         categories,
         alternatives: rules,
         unavailable: "not traced: this libjvm.so lacks the hotspot USDT probes (a build without DTrace support)",
+        on_demand: None,
     }
 }
 

@@ -100,6 +100,7 @@ static FEATURES: &[Feature] = &[
         ],
         unavailable: "GC: not traced: this node binary has no symbol v8::internal::Heap::PerformGarbageCollection \\
                       (a stripped build?)",
+        on_demand: None,
     },
     Feature {
         name: "threads",
@@ -115,6 +116,7 @@ static FEATURES: &[Feature] = &[
             },
         )]],
         unavailable: "threads: not traced: this node binary has no symbol uv_thread_create_ex",
+        on_demand: None,
     },
     Feature {
         name: "http",
@@ -129,6 +131,7 @@ static FEATURES: &[Feature] = &[
             },
         )]],
         unavailable: "HTTP: not traced: this node binary has no llhttp parser symbols",
+        on_demand: None,
     },
 ];
 

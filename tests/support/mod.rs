@@ -246,11 +246,19 @@ impl Driven {
 
     /// Sends one command and returns its answer.
     pub fn send(&mut self, command: &str) -> String {
-        writeln!(self.stdin, "{command}").expect("write command");
-        self.stdin.flush().expect("flush command");
-        self.stdout
-            .next(command)
+        self.try_send(command)
             .unwrap_or_else(|| panic!("the program exited on `{command}`"))
+    }
+
+    /// Sends one command and returns its answer, or `None` if the program ended instead.
+    pub fn try_send(&mut self, command: &str) -> Option<String> {
+        if writeln!(self.stdin, "{command}")
+            .and_then(|()| self.stdin.flush())
+            .is_err()
+        {
+            return None;
+        }
+        self.stdout.next(command)
     }
 }
 

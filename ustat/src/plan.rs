@@ -34,6 +34,13 @@ impl Planned {
     }
 }
 
+/// An on-demand feature that resolved, ready to attach when asked for.
+#[derive(Debug, Clone)]
+pub struct OnDemandPlan {
+    pub feature: &'static Feature,
+    pub attachments: Vec<Planned>,
+}
+
 /// What a runtime gets from one binary.
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -42,6 +49,8 @@ pub struct Plan {
     pub resolved: Vec<&'static str>,
     /// Features that did not, with the line that says why.
     pub unavailable: Vec<Missing>,
+    /// On-demand features that resolved: attached only when a view asks for them.
+    pub on_demand: Vec<OnDemandPlan>,
     /// Sites that could not be used although their probe resolved (an argument spec ustat
     /// cannot read), one line each.
     pub warnings: Vec<String>,
@@ -109,13 +118,13 @@ fn configure(rule: &Rule, spec: &mut ProbeSpec) -> Program {
 
 /// Plans `runtime`'s features in the binary at `path` (a path ustat can open; attachments
 /// use it too).
-pub fn plan(runtime: &Runtime, path: &Path) -> Result<Plan, OpenError> {
+pub fn plan(runtime: &'static Runtime, path: &Path) -> Result<Plan, OpenError> {
     let file = MappedFile::open(path)?;
     let elf = file.elf()?;
     Ok(plan_elf(runtime.features, &elf, path))
 }
 
-pub fn plan_elf(features: &[Feature], elf: &Elf<'_>, path: &Path) -> Plan {
+pub fn plan_elf(features: &'static [Feature], elf: &Elf<'_>, path: &Path) -> Plan {
     let probes = usdt::probes_in(elf).ok().flatten().unwrap_or_default();
     let mut plan = Plan::default();
     for feature in features {
@@ -139,6 +148,13 @@ pub fn plan_elf(features: &[Feature], elf: &Elf<'_>, path: &Path) -> Plan {
             Some((attachments, warnings))
         });
         match chosen {
+            Some((attachments, warnings)) if feature.on_demand.is_some() => {
+                plan.warnings.extend(warnings);
+                plan.on_demand.push(OnDemandPlan {
+                    feature,
+                    attachments,
+                });
+            }
             Some((attachments, warnings)) => {
                 plan.attachments.extend(attachments);
                 plan.warnings.extend(warnings);
@@ -290,7 +306,7 @@ mod tests {
 
     const LIBJVM: &str = "/usr/lib/jvm/java-17-openjdk-amd64/lib/server/libjvm.so";
 
-    fn plan_of(runtime: &Runtime, path: &str) -> Plan {
+    fn plan_of(runtime: &'static Runtime, path: &str) -> Plan {
         plan(runtime, Path::new(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -349,7 +365,25 @@ mod tests {
     #[test]
     fn debian_python_uses_its_usdt_probes() {
         let plan = plan_of(&PYTHON, "/usr/bin/python3.11");
-        assert_eq!(plan.resolved, ["gc", "threads", "imports", "calls"]);
+        assert_eq!(plan.resolved, ["gc", "threads"]);
+        let on_demand: Vec<&str> = plan.on_demand.iter().map(|o| o.feature.name).collect();
+        assert_eq!(
+            on_demand,
+            ["imports", "calls"],
+            "attached only when asked for"
+        );
+        let calls: Vec<&str> = plan.on_demand[1]
+            .attachments
+            .iter()
+            .map(|a| a.probe.as_str())
+            .collect();
+        assert_eq!(calls, ["python:function__entry"]);
+        assert!(
+            plan.attachments
+                .iter()
+                .all(|a| !a.probe.contains("function__") && !a.probe.contains("import__")),
+            "no default attachment raises a probe CPython can fail behind"
+        );
         let probes: Vec<&str> = plan.attachments.iter().map(|a| a.probe.as_str()).collect();
         assert!(
             probes.contains(&"python:gc__start") && probes.contains(&"python:gc__done"),
@@ -474,6 +508,7 @@ mod tests {
                     )],
                 ],
                 unavailable: "GC: no",
+                on_demand: None,
             },
             Feature {
                 name: "other",
@@ -487,6 +522,7 @@ mod tests {
                     },
                 )]],
                 unavailable: "other: no",
+                on_demand: None,
             },
         ];
         let path = Path::new("/usr/bin/python3.11");

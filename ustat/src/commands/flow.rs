@@ -41,6 +41,7 @@ pub fn start(args: &WatchArgs) -> anyhow::Result<(KernelSource, u32)> {
         runtime: None,
         top: stats::TOP,
         method_times: false,
+        with: args.on_demand(),
     })?;
     source.watch_flow(pid)?;
     let class = args.class.as_deref().unwrap_or("");

@@ -27,7 +27,17 @@ impl WatchArgs {
             runtime: self.runtime.map(|r| r.name),
             top,
             method_times: self.methods.is_some(),
+            with: self.on_demand(),
         }
+    }
+
+    /// The on-demand features asked for: `--with`, and calls for `--methods`.
+    pub fn on_demand(&self) -> Vec<&'static str> {
+        let mut with = self.with.clone();
+        if self.methods.is_some() && !with.contains(&"calls") {
+            with.push("calls");
+        }
+        with
     }
 }
 

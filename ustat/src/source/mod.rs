@@ -41,6 +41,8 @@ pub struct Options {
     pub top: usize,
     /// Also attach every process's method entry and return probes, for per-method timing.
     pub method_times: bool,
+    /// On-demand features to attach in every process (`--with`); see `OnDemand`.
+    pub with: Vec<&'static str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,17 +63,43 @@ enum Attached {
 /// What a runtime's binary lets ustat see.
 #[derive(Debug, Clone, Default)]
 struct Coverage {
+    /// The features attached (on-demand ones only when `--with` asked for them).
     resolved: Vec<&'static str>,
     /// The categories of the resolved features.
     traced: Vec<u32>,
     unavailable: Vec<Missing>,
+    /// On-demand features the binary has that are not attached: a process can ask for them.
+    deferred: Vec<plan::OnDemandPlan>,
 }
 
 struct Tracked {
     found: Found,
     command: String,
+    facts: ProcessFacts,
+    unavailable: Vec<Missing>,
+    deferred: Vec<plan::OnDemandPlan>,
     missing: Vec<Missing>,
     traced: Vec<u32>,
+}
+
+impl Tracked {
+    /// Every line that says what is not traced: features the binary lacks, on-demand ones not
+    /// asked for (and how to ask), and what the runtime's settings leave out.
+    fn missing_lines(&self) -> Vec<Missing> {
+        let mut missing = self.unavailable.clone();
+        missing.extend(self.deferred.iter().map(|plan| Missing {
+            categories: plan.feature.categories.to_vec(),
+            text: on_demand_line(plan.feature),
+        }));
+        missing.extend((self.found.runtime.missing)(&self.facts));
+        missing
+    }
+}
+
+/// The detail view's line for an on-demand feature not attached, with how to attach it.
+fn on_demand_line(feature: &ustat_runtimes::Feature) -> String {
+    let line = feature.on_demand.map_or("", |o| o.line);
+    format!("{line}; `o` or --with {} turns them on", feature.name)
 }
 
 pub struct KernelSource {
@@ -86,6 +114,16 @@ pub struct KernelSource {
     last_poll: Instant,
     warnings: Vec<String>,
     flow: flow::FlowState,
+}
+
+/// The categories of the features named `resolved`.
+fn categories_of(runtime: &ustat_runtimes::Runtime, resolved: &[&'static str]) -> Vec<u32> {
+    runtime
+        .features
+        .iter()
+        .filter(|f| resolved.contains(&f.name))
+        .flat_map(|f| f.categories.iter().copied())
+        .collect()
 }
 
 /// Environment variables runtimes read options from.
@@ -193,18 +231,17 @@ impl KernelSource {
                 version: (found.runtime.version)(&found.binary.host_path),
                 resolved: coverage.resolved,
             };
-            let traced = coverage.traced;
-            let mut missing = coverage.unavailable;
-            missing.extend((found.runtime.missing)(&facts));
-            self.tracked.insert(
-                found.pid,
-                Tracked {
-                    command: process::command(found.pid).unwrap_or_default(),
-                    missing,
-                    traced,
-                    found,
-                },
-            );
+            let mut tracked = Tracked {
+                command: process::command(found.pid).unwrap_or_default(),
+                facts,
+                unavailable: coverage.unavailable,
+                deferred: coverage.deferred,
+                missing: Vec::new(),
+                traced: coverage.traced,
+                found,
+            };
+            tracked.missing = tracked.missing_lines();
+            self.tracked.insert(tracked.found.pid, tracked);
         }
         gone
     }
@@ -236,20 +273,30 @@ impl KernelSource {
                 self.warnings
                     .extend(plan.warnings.iter().map(|w| sanitize::text(w)));
                 self.attach_planned(Group::Main, scope, &plan.attachments);
-                let traced = found
-                    .runtime
-                    .features
-                    .iter()
-                    .filter(|f| plan.resolved.contains(&f.name))
-                    .flat_map(|f| f.categories.iter().copied())
-                    .collect();
-                if self.options.method_times {
+                let mut resolved = plan.resolved;
+                let mut deferred = Vec::new();
+                for on_demand in plan.on_demand {
+                    if self.options.with.contains(&on_demand.feature.name) {
+                        self.attach_planned(Group::Main, scope, &on_demand.attachments);
+                        resolved.push(on_demand.feature.name);
+                    } else {
+                        deferred.push(on_demand);
+                    }
+                }
+                let traced = categories_of(found.runtime, &resolved);
+                // Per-method times raise the call probes: only where they may be raised.
+                let calls_allowed = match found.runtime.flow {
+                    Some(flow) => !deferred.iter().any(|d| d.feature.name == flow.feature),
+                    None => true,
+                };
+                if self.options.method_times && calls_allowed {
                     self.attach_flow(found, Group::Main, scope);
                 }
                 Coverage {
-                    resolved: plan.resolved,
+                    resolved,
                     traced,
                     unavailable: plan.unavailable,
+                    deferred,
                 }
             }
             Err(e) => {
@@ -259,6 +306,47 @@ impl KernelSource {
         };
         self.attached.insert(key, coverage.clone());
         coverage
+    }
+
+    /// Attaches `pid`'s on-demand features (the user asked: a key, a view); returns their
+    /// names, none when there are none or they are attached already.
+    pub fn trace_on_demand(&mut self, pid: u32) -> Vec<&'static str> {
+        let Some(tracked) = self.tracked.get_mut(&pid) else {
+            return Vec::new();
+        };
+        let deferred = std::mem::take(&mut tracked.deferred);
+        let runtime = tracked.found.runtime;
+        let mut names = Vec::new();
+        for on_demand in &deferred {
+            if self.attach_planned(Group::Main, Scope::Process(pid), &on_demand.attachments) > 0 {
+                names.push(on_demand.feature.name);
+            }
+        }
+        if let Some(tracked) = self.tracked.get_mut(&pid) {
+            tracked.facts.resolved.extend(names.iter().copied());
+            tracked.traced = categories_of(runtime, &tracked.facts.resolved);
+            tracked.missing = tracked.missing_lines();
+        }
+        names
+    }
+
+    /// Whether following `pid`'s calls would raise on-demand probes nobody asked for: the
+    /// risk, and how to take it.
+    fn calls_not_asked_for(&self, pid: u32) -> Option<String> {
+        let tracked = self.tracked.get(&pid)?;
+        let flow = tracked.found.runtime.flow?;
+        let feature = tracked
+            .deferred
+            .iter()
+            .find(|d| d.feature.name == flow.feature)?
+            .feature;
+        Some(format!(
+            "{} calls are not traced unless asked for: {}; to take that risk, pass --with {} \
+             (or press `o` in the dashboard)",
+            tracked.found.runtime.name,
+            feature.on_demand.map_or("", |o| o.risk),
+            feature.name
+        ))
     }
 
     /// Attaches planned sites; a site that fails becomes a warning. Returns how many took.

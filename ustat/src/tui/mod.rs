@@ -159,6 +159,10 @@ fn carry_out(effect: Effect, source: &mut KernelSource, app: &mut App) -> anyhow
                 .map(|()| FlowView::new(pid, title(source, pid)));
             app.flow_opened(opened.map_err(|e| format!("{e:#}")));
         }
+        Effect::TraceOnDemand(pid) => {
+            let features = source.trace_on_demand(pid);
+            app.on_demand_traced(pid, &features);
+        }
         Effect::CloseFlow => source.unwatch_flow()?,
         Effect::FilterFlow { class, method } => source.filter_flow(&class, &method)?,
         Effect::ExportFolded(pid) => {
