@@ -17,7 +17,6 @@ use std::{
 use support::{
     Driven, Ustat,
     interpreters::{DEBIAN_PYTHON, fixture},
-    stop,
 };
 use ustat::exit;
 
