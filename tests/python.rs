@@ -135,14 +135,38 @@ fn without_a_profiler_python311_fires_no_call_probes() {
 /// The answer of `non_utf8.py` to `run`, untraced (checked by the first test below).
 const NON_UTF8_CHECKSUM: &str = "checksum 8009207";
 
-/// Debian's python3.11 running `non_utf8.py`: code whose names are not UTF-8, profiled.
-/// (Its traceback, when a test makes it fail on purpose, is not the test's output.)
-fn non_utf8_program() -> Driven {
-    Driven::spawn(
-        Command::new(DEBIAN_PYTHON)
+/// `non_utf8.py` (code whose names are not UTF-8, profiled) run by a private copy of Debian's
+/// python3.11: its own inode, so no ustat attached to /usr/bin/python3.11 by file (another
+/// test's, an older build's that raises every probe) reaches it. Its traceback, when a test
+/// makes it fail on purpose, is not the test's output.
+struct NonUtf8Program {
+    program: Driven,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for NonUtf8Program {
+    type Target = Driven;
+    fn deref(&self) -> &Driven {
+        &self.program
+    }
+}
+
+impl std::ops::DerefMut for NonUtf8Program {
+    fn deref_mut(&mut self) -> &mut Driven {
+        &mut self.program
+    }
+}
+
+fn non_utf8_program() -> NonUtf8Program {
+    let dir = tempfile::tempdir().unwrap();
+    let interpreter = dir.path().join("python3.11");
+    std::fs::copy(DEBIAN_PYTHON, &interpreter).unwrap();
+    let program = Driven::spawn(
+        Command::new(&interpreter)
             .arg(fixture("python/non_utf8.py"))
             .stderr(std::process::Stdio::null()),
-    )
+    );
+    NonUtf8Program { program, _dir: dir }
 }
 
 #[test]
