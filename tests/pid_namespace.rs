@@ -128,3 +128,55 @@ fn one_process_by_its_namespace_pid() {
 fn system_wide_inside_the_namespace() {
     exact_gcs_inside(&["--runtime", "python"]);
 }
+
+/// A process in a namespace nested inside ustat's cannot be attributed (the kernel's helper
+/// gives ids only in ustat's own): asked for by PID, ustat says so and exits with 4, never
+/// showing zeros.
+#[test]
+fn a_process_in_a_nested_namespace_is_refused_not_zero() {
+    let (_outer, outer_host_pid) = python_in_new_namespace();
+    let mut inner = Driven::spawn(
+        Command::new("nsenter")
+            .arg(format!("--target={outer_host_pid}"))
+            .args(["--pid", "--mount", "--"])
+            .args([
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--kill-child",
+                "--",
+            ])
+            .arg(DEBIAN_PYTHON)
+            .arg(fixture("python/workload.py")),
+    );
+    assert_eq!(inner.send("gc 1"), "ok");
+    // nsenter -> unshare -> python; python's ids: host, outer namespace, inner namespace.
+    let inner_host_pid = only_child(only_child(inner.pid()));
+    let status = std::fs::read_to_string(format!("/proc/{inner_host_pid}/status")).unwrap();
+    let ids: Vec<&str> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let out = Command::new("nsenter")
+        .arg(format!("--target={outer_host_pid}"))
+        .args(["--pid", "--mount", "--"])
+        .arg(support::ustat_binary())
+        .args(["--csv", "-", "-n", "1", "-p", ids[1]])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "ustat: process {} runs in a PID namespace nested inside ustat's, for which the \
+             kernel gives ustat's programs no ids: trace it from its own namespace or from the \
+             host",
+            ids[1]
+        )
+    );
+}

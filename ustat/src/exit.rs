@@ -77,7 +77,7 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(e) = cause.downcast_ref::<SelectionError>() {
         return Some(match e {
             SelectionError::Process(e) => process_code(e),
-            SelectionError::NotARuntime { .. } => TARGET,
+            SelectionError::NotARuntime { .. } | SelectionError::NestedNamespace { .. } => TARGET,
         });
     }
     if let Some(e) = cause.downcast_ref::<TargetError>() {

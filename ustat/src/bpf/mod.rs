@@ -3,7 +3,7 @@
 pub mod attach;
 mod flow;
 mod load;
-mod pid_namespace;
+pub mod pid_namespace;
 mod sys;
 mod totals;
 

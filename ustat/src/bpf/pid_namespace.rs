@@ -25,6 +25,15 @@ pub fn own() -> io::Result<Option<PidNamespace>> {
     }))
 }
 
+/// Whether `pid` runs in a PID namespace nested inside ustat's (not the root one): the
+/// helper gives ids only in ustat's own, so such a process's events cannot be attributed.
+pub fn nested(pid: u32) -> bool {
+    let Ok(Some(own)) = own() else {
+        return false;
+    };
+    std::fs::metadata(format!("/proc/{pid}/ns/pid")).is_ok_and(|m| m.ino() != own.ino)
+}
+
 /// A device number as stat(2) encodes it, in the kernel's internal encoding
 /// (`MKDEV(major, minor)` = major << 20 | minor), which the helper compares.
 fn kernel_dev(user: u64) -> u64 {

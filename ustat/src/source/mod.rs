@@ -13,7 +13,7 @@ use ustat_common::{EventHeader, NameEvent, event_kind};
 use ustat_runtimes::{Missing, ProcessFacts};
 
 use crate::{
-    bpf::{Group, Program, Scope, Totals, Tracer},
+    bpf::{Group, Program, Scope, Totals, Tracer, pid_namespace},
     discovery::{self, Discovery, Found},
     plan,
     process::{self, ProcessError},
@@ -51,6 +51,8 @@ pub enum SelectionError {
     Process(#[from] ProcessError),
     #[error("process {pid} runs no runtime ustat traces: it maps none of {binaries}")]
     NotARuntime { pid: u32, binaries: String },
+    #[error("{}", nested_namespace(*pid))]
+    NestedNamespace { pid: u32 },
 }
 
 /// What has been attached, so each binary (or binary and process, when scoped) is attached once.
@@ -113,7 +115,16 @@ pub struct KernelSource {
     names: Names,
     last_poll: Instant,
     warnings: Vec<String>,
+    /// Processes left out because they run in a PID namespace nested in ustat's.
+    nested: HashSet<u32>,
     flow: flow::FlowState,
+}
+
+fn nested_namespace(pid: u32) -> String {
+    format!(
+        "process {pid} runs in a PID namespace nested inside ustat's, for which the kernel gives \
+         ustat's programs no ids: trace it from its own namespace or from the host"
+    )
 }
 
 /// The categories of the features named `resolved`.
@@ -153,6 +164,9 @@ impl KernelSource {
         }
         if let Selection::Pids(pids) = &options.selection {
             for &pid in pids {
+                if pid_namespace::nested(pid) {
+                    return Err(SelectionError::NestedNamespace { pid }.into());
+                }
                 if discovery::runtime_of(pid)
                     .map_err(SelectionError::from)?
                     .is_none()
@@ -179,6 +193,7 @@ impl KernelSource {
             names: Names::new(),
             last_poll: Instant::now(),
             warnings: Vec::new(),
+            nested: HashSet::new(),
             flow: flow::FlowState::default(),
         };
         source.discover();
@@ -209,6 +224,16 @@ impl KernelSource {
         if let Some(runtime) = self.options.runtime {
             found.retain(|f| f.runtime.name == runtime);
         }
+        // Said once, and left out: its counts would be zeros that look real.
+        found.retain(|f| {
+            if !pid_namespace::nested(f.pid) {
+                return true;
+            }
+            if self.nested.insert(f.pid) {
+                self.warnings.push(nested_namespace(f.pid));
+            }
+            false
+        });
         let alive: HashSet<(u32, u64)> = found.iter().map(|f| (f.pid, f.start_time)).collect();
         let gone: Vec<u32> = self
             .tracked
