@@ -296,6 +296,22 @@ mod tests {
     }
 
     #[test]
+    fn probes_whose_code_in_cpython_can_fail_are_on_demand() {
+        let on_demand: Vec<&str> = FEATURES
+            .iter()
+            .filter(|f| f.on_demand.is_some())
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(on_demand, ["imports", "calls"]);
+        assert!(
+            PYTHON.flow_on_demand().is_some(),
+            "the flow raises the call probes"
+        );
+        assert!(crate::jvm::JVM.flow_on_demand().is_none());
+        assert_eq!(crate::on_demand_features(), ["calls", "imports"]);
+    }
+
+    #[test]
     fn labels() {
         assert_eq!(
             key_label(METHOD_CALL, ["/srv/app.py", "fib", ""], [1, 2, 12]),
