@@ -230,9 +230,16 @@ fn the_dashboard_leaves_it_unharmed_and_says_why_calls_are_off() {
         assert!(flat.contains(line), "`{line}` in:\n{detail}");
     }
     assert_eq!(program.send("run"), NON_UTF8_CHECKSUM);
+    // The flow needs the call probes, which nobody asked for yet.
+    tmux.press("f", "the flow refused", |s| {
+        s.contains("cannot follow the calls: python calls are not traced unless asked for")
+    });
     tmux.press("o", "the on-demand probes attached", |s| {
         s.contains(&format!("PID {pid}: now tracing imports and calls"))
             && !s.contains("not traced by default")
+    });
+    tmux.press("f", "the flow view", |s| {
+        s.contains(&format!("python3.11 (PID {pid}, python)"))
     });
 }
 
