@@ -224,7 +224,15 @@ fn python_workload() -> (Driven, String) {
 #[test]
 fn python_flow_under_a_profiler_is_exact() {
     let (mut python, file) = python_workload();
-    let mut flow = flow_ustat(python.pid(), &[OsStr::new("--class"), OsStr::new(&file)]);
+    let mut flow = flow_ustat(
+        python.pid(),
+        &[
+            OsStr::new("--class"),
+            OsStr::new(&file),
+            OsStr::new("--with"),
+            OsStr::new("calls"),
+        ],
+    );
     assert_eq!(python.send("tree"), "ok");
     // The profiler is switched on inside run(), so the tree starts at depth 0.
     let first = parse_step(

@@ -17,7 +17,7 @@ use ustat_runtimes::{
 const LIBJVM: &str = "/usr/lib/jvm/java-17-openjdk-amd64/lib/server/libjvm.so";
 
 /// The plan for a binary of this host; `None` (and a line saying so) when it is absent.
-fn plan_of(runtime: &Runtime, path: &str) -> Option<Plan> {
+fn plan_of(runtime: &'static Runtime, path: &str) -> Option<Plan> {
     let path = host_file(path)?;
     Some(plan(runtime, &path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
@@ -89,7 +89,25 @@ fn debian_python_uses_its_usdt_probes() {
     let Some(plan) = plan_of(&PYTHON, "/usr/bin/python3.11") else {
         return;
     };
-    assert_eq!(plan.resolved, ["gc", "threads", "imports", "calls"]);
+    assert_eq!(plan.resolved, ["gc", "threads"]);
+    let on_demand: Vec<&str> = plan.on_demand.iter().map(|o| o.feature.name).collect();
+    assert_eq!(
+        on_demand,
+        ["imports", "calls"],
+        "attached only when asked for"
+    );
+    let calls: Vec<&str> = plan.on_demand[1]
+        .attachments
+        .iter()
+        .map(|a| a.probe.as_str())
+        .collect();
+    assert_eq!(calls, ["python:function__entry"]);
+    assert!(
+        plan.attachments
+            .iter()
+            .all(|a| !a.probe.contains("function__") && !a.probe.contains("import__")),
+        "no default attachment raises a probe CPython can fail behind"
+    );
     let probes: Vec<&str> = plan.attachments.iter().map(|a| a.probe.as_str()).collect();
     assert!(
         probes.contains(&"python:gc__start") && probes.contains(&"python:gc__done"),
@@ -220,6 +238,7 @@ fn the_first_alternative_that_resolves_wins() {
                 )],
             ],
             unavailable: "GC: no",
+            on_demand: None,
         },
         Feature {
             name: "other",
@@ -233,6 +252,7 @@ fn the_first_alternative_that_resolves_wins() {
                 },
             )]],
             unavailable: "other: no",
+            on_demand: None,
         },
     ];
     let Some(path) = host_file("/usr/bin/python3.11") else {

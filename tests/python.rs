@@ -3,12 +3,13 @@
 
 mod support;
 
-use std::{ffi::OsStr, path::Path};
+use std::{ffi::OsStr, path::Path, process::Command};
 
 use support::{
-    Driven, csv_ustat, csv_ustat_with_methods,
-    interpreters::{DEBIAN_PYTHON, pyenv_python, python},
+    Driven, csv_ustat,
+    interpreters::{DEBIAN_PYTHON, fixture, pyenv_python, python},
     read_csv, stop, sum_for,
+    tmux::Tmux,
 };
 
 const GCS: u64 = 6;
@@ -74,7 +75,18 @@ fn debian_python311_imports_and_profiled_calls() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("ustat.csv");
     let methods = dir.path().join("methods.csv");
-    let ustat = csv_ustat_with_methods(&csv, python.pid(), &methods);
+    let pid = python.pid().to_string();
+    let ustat = csv_ustat(
+        &csv,
+        &[
+            OsStr::new("-p"),
+            OsStr::new(&pid),
+            OsStr::new("--methods"),
+            methods.as_os_str(),
+            OsStr::new("--with"),
+            OsStr::new("imports"),
+        ],
+    );
     assert_eq!(python.send("tree"), "ok");
     assert_eq!(python.send("import colorsys"), "ok");
     stop(ustat);
@@ -106,8 +118,171 @@ fn without_a_profiler_python311_fires_no_call_probes() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("ustat.csv");
     let pid = python.pid().to_string();
-    let ustat = csv_ustat(&csv, &[OsStr::new("-p"), OsStr::new(&pid)]);
+    let ustat = csv_ustat(
+        &csv,
+        &[
+            OsStr::new("-p"),
+            OsStr::new(&pid),
+            OsStr::new("--with"),
+            OsStr::new("calls"),
+        ],
+    );
     assert_eq!(python.send("gc 1"), "ok");
     stop(ustat);
     assert_eq!(sum_for(&read_csv(&csv), python.pid(), "method_calls"), 0);
+}
+
+/// The answer of `non_utf8.py` to `run`, untraced (checked by the first test below).
+const NON_UTF8_CHECKSUM: &str = "checksum 8009207";
+
+/// `non_utf8.py` (code whose names are not UTF-8, profiled) run by a private copy of Debian's
+/// python3.11: its own inode, so no ustat attached to /usr/bin/python3.11 by file (another
+/// test's, an older build's that raises every probe) reaches it. Its traceback, when a test
+/// makes it fail on purpose, is not the test's output.
+struct NonUtf8Program {
+    program: Driven,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for NonUtf8Program {
+    type Target = Driven;
+    fn deref(&self) -> &Driven {
+        &self.program
+    }
+}
+
+impl std::ops::DerefMut for NonUtf8Program {
+    fn deref_mut(&mut self) -> &mut Driven {
+        &mut self.program
+    }
+}
+
+fn non_utf8_program() -> NonUtf8Program {
+    let dir = tempfile::tempdir().unwrap();
+    let interpreter = dir.path().join("python3.11");
+    std::fs::copy(DEBIAN_PYTHON, &interpreter).unwrap();
+    let program = Driven::spawn(
+        Command::new(&interpreter)
+            .arg(fixture("python/non_utf8.py"))
+            .stderr(std::process::Stdio::null()),
+    );
+    NonUtf8Program { program, _dir: dir }
+}
+
+#[test]
+fn non_utf8_names_run_to_completion_untraced() {
+    let mut program = non_utf8_program();
+    assert_eq!(program.send("run"), NON_UTF8_CHECKSUM);
+    assert_eq!(program.send("run"), NON_UTF8_CHECKSUM);
+}
+
+/// Default CSV mode raises no probe whose code in CPython fails on the program's own data:
+/// the program runs to the end, and calls and imports are empty cells, not zeros.
+#[test]
+fn csv_leaves_a_profiled_python311_with_non_utf8_names_unharmed() {
+    let mut program = non_utf8_program();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("ustat.csv");
+    let pid = program.pid().to_string();
+    let ustat = csv_ustat(&csv, &[OsStr::new("-p"), OsStr::new(&pid)]);
+    assert_eq!(program.send("run"), NON_UTF8_CHECKSUM);
+    assert_eq!(program.send("run"), NON_UTF8_CHECKSUM);
+    stop(ustat);
+    let rows = read_csv(&csv);
+    let mine: Vec<_> = rows.iter().filter(|r| r["pid"] == pid).collect();
+    assert!(!mine.is_empty());
+    for row in mine {
+        assert_eq!(
+            row["method_calls"], "",
+            "not traced, so not a zero: {row:?}"
+        );
+        assert_eq!(row["imports"], "", "{row:?}");
+    }
+}
+
+/// The dashboard too; its detail view says in one line why calls are off and how to turn
+/// them on, and `o` does.
+#[test]
+fn the_dashboard_leaves_it_unharmed_and_says_why_calls_are_off() {
+    let mut program = non_utf8_program();
+    let pid = program.pid();
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!(
+        "{} -p {pid} -i 0.5; sleep 600",
+        support::ustat_binary().display()
+    );
+    let tmux = Tmux::start(dir.path(), 200, 40, &command);
+    tmux.wait_for("the process's row", |s| {
+        s.lines()
+            .any(|l| l.contains(&pid.to_string()) && l.contains("python3.11"))
+    });
+    assert_eq!(program.send("run"), NON_UTF8_CHECKSUM);
+    let detail = tmux.press("Enter", "the detail view", |s| {
+        s.contains("Top methods") && s.contains(&format!("PID {pid} ·"))
+    });
+    let flat = detail.split_whitespace().collect::<Vec<_>>().join(" ");
+    for line in [
+        "! function calls: not traced by default: CPython's call probes can end the process on a \
+         non-UTF-8 name; `o` or --with calls turns them on",
+        "! imports: not traced by default: CPython's import probes can end the process on a \
+         non-UTF-8 module name; `o` or --with imports turns them on",
+    ] {
+        assert!(flat.contains(line), "`{line}` in:\n{detail}");
+    }
+    assert_eq!(program.send("run"), NON_UTF8_CHECKSUM);
+    // The flow needs the call probes, which nobody asked for yet.
+    tmux.press("f", "the flow refused", |s| {
+        s.contains("cannot follow the calls: python calls are not traced unless asked for")
+    });
+    tmux.press("o", "the on-demand probes attached", |s| {
+        s.contains(&format!("PID {pid}: now tracing imports and calls"))
+            && !s.contains("not traced by default")
+    });
+    tmux.press("f", "the flow view", |s| {
+        s.contains(&format!("python3.11 (PID {pid}, python)"))
+    });
+}
+
+/// The flow raises CPython's call probes only when asked for (`--with calls`); otherwise
+/// it says why in one line and exits with 2, and the program is unharmed.
+#[test]
+fn the_flow_of_python_calls_needs_them_asked_for() {
+    let mut program = non_utf8_program();
+    let pid = program.pid().to_string();
+    let (status, out, err) = support::run_ustat(&["--flow", "--text", "-p", &pid]);
+    assert_eq!(status, 2, "{err}");
+    assert_eq!(out, "");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("ustat: python calls are not traced unless asked for: CPython's code ")
+            && err.contains("python/cpython#156118")
+            && err.contains("pass --with calls"),
+        "{err}"
+    );
+    assert_eq!(program.send("run"), NON_UTF8_CHECKSUM);
+}
+
+/// What the README warns about is real: asked for, CPython 3.11's call and import probes
+/// end this program. (This is why they are on demand.)
+#[test]
+fn asking_for_python_calls_takes_the_documented_risk() {
+    for feature in ["calls", "imports"] {
+        let mut program = non_utf8_program();
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("ustat.csv");
+        let pid = program.pid().to_string();
+        let ustat = csv_ustat(
+            &csv,
+            &[
+                OsStr::new("-p"),
+                OsStr::new(&pid),
+                OsStr::new("--with"),
+                OsStr::new(feature),
+            ],
+        );
+        assert_eq!(program.try_send("run"), None, "--with {feature}");
+        let status = support::wait_with_deadline(&mut program.child, "the program to end");
+        assert!(!status.success(), "--with {feature}: {status:?}");
+        stop(ustat);
+    }
 }

@@ -40,6 +40,7 @@ pub static JVM: Runtime = Runtime {
         class_prefix: |prefix| prefix.replace('.', "/"),
         slots: ["class", "method"],
         hint: "A JVM fires its method probes only when started with -XX:+ExtendedDTraceProbes (JDK 19 and older) or -XX:+DTraceMethodProbes.",
+        feature: "calls",
     }),
 };
 
@@ -67,6 +68,7 @@ macro_rules! hotspot {
                 $what,
                 ": not traced: this libjvm.so lacks the hotspot USDT probes (a build without DTrace support)"
             ),
+            on_demand: None,
         }
     };
 }

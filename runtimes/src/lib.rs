@@ -14,7 +14,7 @@ mod rule;
 
 use std::path::Path;
 
-pub use rule::{Action, Arg, Feature, Key, Point, Rule};
+pub use rule::{Action, Arg, Feature, Key, OnDemand, Point, Rule};
 
 /// A runtime ustat can trace.
 #[derive(Debug)]
@@ -64,6 +64,8 @@ pub struct Flow {
     pub slots: [&'static str; 2],
     /// What the flow needs from the process, shown while no call has arrived.
     pub hint: &'static str,
+    /// The feature whose probes these are: when it is on demand, so are they.
+    pub feature: &'static str,
 }
 
 /// A file a process maps, as a runtime's `detect` sees it. The ELF facts are read only when
@@ -111,6 +113,32 @@ impl Candidate for NameOnly<'_> {
     fn has_symbol(&self, _name: &str) -> bool {
         false
     }
+}
+
+impl Runtime {
+    /// The feature named `name`.
+    pub fn feature(&self, name: &str) -> Option<&'static Feature> {
+        self.features.iter().find(|f| f.name == name)
+    }
+
+    /// Whether following calls (the flow, per-method times) raises probes that are on
+    /// demand, and so needs the user to ask.
+    pub fn flow_on_demand(&self) -> Option<OnDemand> {
+        self.feature(self.flow?.feature)?.on_demand
+    }
+}
+
+/// The names of every on-demand feature of every runtime (what `--with` accepts).
+pub fn on_demand_features() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = ALL
+        .iter()
+        .flat_map(|r| r.features.iter())
+        .filter(|f| f.on_demand.is_some())
+        .map(|f| f.name)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// What ustat learned about a process, for `Runtime::missing`.

@@ -101,6 +101,7 @@ static FEATURES: &[Feature] = &[
         ],
         unavailable: "GC: not traced: this node binary has no symbol v8::internal::Heap::PerformGarbageCollection \
                       (a stripped build?)",
+        on_demand: None,
     },
     Feature {
         name: "threads",
@@ -116,6 +117,7 @@ static FEATURES: &[Feature] = &[
             },
         )]],
         unavailable: "threads: not traced: this node binary has no symbol uv_thread_create_ex",
+        on_demand: None,
     },
     Feature {
         name: "http",
@@ -130,6 +132,7 @@ static FEATURES: &[Feature] = &[
             },
         )]],
         unavailable: "HTTP: not traced: this node binary has no llhttp parser symbols",
+        on_demand: None,
     },
 ];
 

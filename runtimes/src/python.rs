@@ -4,12 +4,19 @@
 //! semaphore-gated: GC, imports, and function calls (which 3.11 fires only under a profiler,
 //! and 3.12–3.14 do not have). Builds without (pyenv, most images) keep a full symbol table
 //! in libpython: the collector and thread start are uprobed by name.
+//!
+//! The import and call probes are on demand: with their semaphore raised, CPython converts
+//! the module, file or function name to UTF-8 for the probe and does not handle a failure
+//! (python/cpython#156118), so a name that is not UTF-8 (a Latin-1 file name, a
+//! surrogate-escaped name) leaves an exception behind that ends the traced program.
 
 use std::path::Path;
 
 use ustat_common::category::{GC, IMPORT, METHOD_CALL, THREAD_STARTED};
 
-use crate::{Action, Arg, Feature, Flow, Key, Missing, Point, ProcessFacts, Rule, Runtime};
+use crate::{
+    Action, Arg, Feature, Flow, Key, Missing, OnDemand, Point, ProcessFacts, Rule, Runtime,
+};
 
 pub static PYTHON: Runtime = Runtime {
     name: "python",
@@ -41,6 +48,7 @@ pub static PYTHON: Runtime = Runtime {
         class_prefix: |prefix| prefix.to_string(),
         slots: ["file", "function"],
         hint: "CPython 3.11 fires its call probes only while a profiler is active (sys.setprofile, cProfile).",
+        feature: "calls",
     }),
 };
 
@@ -149,6 +157,7 @@ static FEATURES: &[Feature] = &[
         ],
         unavailable: "GC: not traced: this CPython has neither USDT probes nor a collector function ustat \
                       can read (CPython 3.8 and older built without --with-dtrace)",
+        on_demand: None,
     },
     Feature {
         name: "threads",
@@ -160,6 +169,7 @@ static FEATURES: &[Feature] = &[
             &[thread_start("PyThread_start_new_thread")],
         ],
         unavailable: "threads: not traced: this CPython exports no PyThread_start_new_thread",
+        on_demand: None,
     },
     Feature {
         name: "imports",
@@ -183,6 +193,12 @@ static FEATURES: &[Feature] = &[
             ),
         ]],
         unavailable: "imports: not traced: this CPython was built without USDT probes (--with-dtrace)",
+        on_demand: Some(OnDemand {
+            line: "imports: not traced by default: CPython's import probes can end the process on a \
+                   non-UTF-8 module name",
+            risk: "CPython's code behind its import probes fails on a module name that is not UTF-8 \
+                   and leaves an exception that ends the process (python/cpython#156118)",
+        }),
     },
     Feature {
         name: "calls",
@@ -200,6 +216,12 @@ static FEATURES: &[Feature] = &[
         )]],
         unavailable: "function calls: not traced: this CPython has no function__entry probe (builds \
                       without --with-dtrace have none, and 3.12 to 3.14 dropped them)",
+        on_demand: Some(OnDemand {
+            line: "function calls: not traced by default: CPython's call probes can end the process on \
+                   a non-UTF-8 name",
+            risk: "CPython's code behind its call probes fails on a file or function name that is not \
+                   UTF-8 and leaves an exception that ends the process (python/cpython#156118)",
+        }),
     },
 ];
 
@@ -274,6 +296,22 @@ mod tests {
             "the feature's own line covers it"
         );
         assert!(missing(&facts("3.10", &["calls"])).is_empty());
+    }
+
+    #[test]
+    fn probes_whose_code_in_cpython_can_fail_are_on_demand() {
+        let on_demand: Vec<&str> = FEATURES
+            .iter()
+            .filter(|f| f.on_demand.is_some())
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(on_demand, ["imports", "calls"]);
+        assert!(
+            PYTHON.flow_on_demand().is_some(),
+            "the flow raises the call probes"
+        );
+        assert!(crate::jvm::JVM.flow_on_demand().is_none());
+        assert_eq!(crate::on_demand_features(), ["calls", "imports"]);
     }
 
     #[test]

@@ -115,4 +115,19 @@ pub struct Feature {
     pub alternatives: &'static [&'static [Rule]],
     /// The line shown when no alternative resolves: what is missing and why.
     pub unavailable: &'static str,
+    /// Set when the feature is attached only when a view asks for it (`None`: always).
+    pub on_demand: Option<OnDemand>,
+}
+
+/// Why a feature is attached only on request: raising its probes makes the runtime run code
+/// of its own that can fail on the traced program's data, so ustat's default modes never
+/// do; the user asks for it (a key, a flag) knowing why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnDemand {
+    /// The start of the detail view's line; ustat adds how to turn it on:
+    /// `function calls: not traced by default: CPython's call probes can ...`.
+    pub line: &'static str,
+    /// The risk in full, with a reference, for when the user asks for something that needs
+    /// the feature (the flow): `CPython's code behind ... (python/cpython#156118)`.
+    pub risk: &'static str,
 }

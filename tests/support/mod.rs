@@ -34,7 +34,7 @@ pub struct Lines {
 }
 
 impl Lines {
-    fn spawn(reader: impl std::io::Read + Send + 'static) -> Self {
+    pub fn spawn(reader: impl std::io::Read + Send + 'static) -> Self {
         let (tx, rx) = channel();
         thread::spawn(move || {
             for line in BufReader::new(reader).lines() {
@@ -119,9 +119,21 @@ impl Ustat {
 
     /// Like `spawn`, with these environment variables set.
     pub fn spawn_with<S: AsRef<std::ffi::OsStr>>(env: &[(&str, &str)], args: &[S]) -> Self {
-        let mut child = Command::new(ustat_binary())
-            .args(args)
-            .envs(env.iter().copied())
+        Self::spawn_command(
+            Command::new(ustat_binary())
+                .args(args)
+                .envs(env.iter().copied()),
+        )
+    }
+
+    /// ustat started by another program that execs it (`setpriv ... ustat ...`), so the
+    /// child is ustat itself.
+    pub fn spawn_program<S: AsRef<std::ffi::OsStr>>(program: &str, args: &[S]) -> Self {
+        Self::spawn_command(Command::new(program).args(args))
+    }
+
+    fn spawn_command(command: &mut Command) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -234,11 +246,19 @@ impl Driven {
 
     /// Sends one command and returns its answer.
     pub fn send(&mut self, command: &str) -> String {
-        writeln!(self.stdin, "{command}").expect("write command");
-        self.stdin.flush().expect("flush command");
-        self.stdout
-            .next(command)
+        self.try_send(command)
             .unwrap_or_else(|| panic!("the program exited on `{command}`"))
+    }
+
+    /// Sends one command and returns its answer, or `None` if the program ended instead.
+    pub fn try_send(&mut self, command: &str) -> Option<String> {
+        if writeln!(self.stdin, "{command}")
+            .and_then(|()| self.stdin.flush())
+            .is_err()
+        {
+            return None;
+        }
+        self.stdout.next(command)
     }
 }
 

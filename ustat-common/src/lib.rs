@@ -44,6 +44,9 @@ pub mod maps {
     /// `HashMap<ProcessKey, u64>`: processes that exited (value: when, boot-time ns), so
     /// userspace reads their last counts and then deletes their keys.
     pub const EXITED: &str = "EXITED";
+    /// `Array<PidNamespace>` with one entry: the PID namespace ustat runs in, whose ids the
+    /// programs report (all zero: the root namespace, the kernel's own ids).
+    pub const PID_NAMESPACE: &str = "PID_NAMESPACE";
 }
 
 /// Slots of the `LOST` map.
@@ -580,6 +583,17 @@ pub struct FlowEvent {
 }
 const _: () = assert!(size_of::<FlowEvent>() == 48);
 
+/// The one entry of `PID_NAMESPACE`: the device and inode of ustat's `/proc/self/ns/pid`,
+/// the device in the kernel's encoding (major << 20 | minor), as
+/// `bpf_get_ns_current_pid_tgid` compares it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PidNamespace {
+    pub dev: u64,
+    pub ino: u64,
+}
+const _: () = assert!(size_of::<PidNamespace>() == 16);
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all of these are `#[repr(C)]`, made of integers, with no implicit padding
@@ -598,4 +612,5 @@ mod pod {
     unsafe impl aya::Pod for super::SpanThreadKey {}
     unsafe impl aya::Pod for super::ProcessKey {}
     unsafe impl aya::Pod for super::ProcessEntry {}
+    unsafe impl aya::Pod for super::PidNamespace {}
 }

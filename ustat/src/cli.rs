@@ -42,9 +42,15 @@ pub struct WatchArgs {
     /// `-`. An existing FILE is never overwritten.
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
     pub csv: Option<PathBuf>,
-    /// With --csv: also write every method's calls per interval, as CSV, to FILE.
+    /// With --csv: also write every method's calls per interval, as CSV, to FILE. Raises the
+    /// runtimes' call probes, also CPython's on-demand ones (see --with).
     #[arg(long, value_name = "FILE", requires = "csv")]
     pub methods: Option<PathBuf>,
+    /// Also attach these on-demand features in every traced process: calls, imports. They
+    /// are off by default because the runtime's own code behind their probes can fail on
+    /// the traced program's data (CPython: names that are not UTF-8, python/cpython#156118).
+    #[arg(long, value_name = "FEATURE", value_delimiter = ',', value_parser = on_demand_feature)]
+    pub with: Vec<&'static str>,
     /// Follow the method calls of one process (-p PID): a live call tree, or text lines when
     /// stdout is not a terminal or with --text.
     #[arg(long, requires = "pid", conflicts_with = "csv")]
@@ -70,16 +76,27 @@ pub struct WatchArgs {
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text
-        .trim_end_matches('s')
+    // One optional unit: `2s` is two seconds, `2ss` is a typo.
+    let number = text.strip_suffix('s').unwrap_or(text);
+    let seconds: f64 = number
         .parse()
         .map_err(|_| format!("`{text}` is not a number of seconds"))?;
     if !(0.1..=3600.0).contains(&seconds) {
         return Err(format!(
-            "{seconds} s is out of range: the interval is 0.1 to 3600 seconds"
+            "`{text}` is out of range: the interval is 0.1 to 3600 seconds"
         ));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+fn on_demand_feature(text: &str) -> Result<&'static str, String> {
+    let names = ustat_runtimes::on_demand_features();
+    names.iter().copied().find(|n| *n == text).ok_or_else(|| {
+        format!(
+            "`{text}` is not an on-demand feature ({})",
+            names.join(", ")
+        )
+    })
 }
 
 fn runtime_name(text: &str) -> Result<&'static Runtime, String> {
@@ -145,6 +162,10 @@ mod tests {
         assert_eq!(parse_interval("2s"), Ok(Duration::from_secs(2)));
         assert!(parse_interval("0").unwrap_err().contains("out of range"));
         assert!(parse_interval("soon").unwrap_err().contains("not a number"));
+        assert!(parse_interval("1ss").unwrap_err().contains("not a number"));
+        assert!(parse_interval("s").unwrap_err().contains("not a number"));
+        assert!(parse_interval("NaN").unwrap_err().contains("out of range"));
+        assert!(parse_interval("inf").unwrap_err().contains("out of range"));
     }
 
     #[test]
@@ -160,5 +181,18 @@ mod tests {
         assert_eq!(cli.watch.count, Some(3));
         assert!(Cli::try_parse_from(["ustat", "--runtime", "cobol"]).is_err());
         assert!(Cli::try_parse_from(["ustat", "-p", "1", "list", "/bin/true"]).is_err());
+    }
+
+    #[test]
+    fn on_demand_features_by_name() {
+        let cli = Cli::try_parse_from(["ustat", "--with", "calls,imports"]).unwrap();
+        assert_eq!(cli.watch.with, ["calls", "imports"]);
+        let error = Cli::try_parse_from(["ustat", "--with", "gc"]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`gc` is not an on-demand feature (calls, imports)"),
+            "{error}"
+        );
     }
 }

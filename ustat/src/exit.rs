@@ -2,6 +2,7 @@
 
 use crate::{
     bpf::{AttachError, LoadError, ProbeAttachError},
+    capabilities::CapabilityError,
     elf::OpenError,
     export::CreateError,
     process::ProcessError,
@@ -16,7 +17,7 @@ pub const OK: u8 = 0;
 pub const FAILURE: u8 = 1;
 /// The command line is wrong.
 pub const USAGE: u8 = 2;
-/// Not permitted: ustat needs root.
+/// Not permitted: ustat lacks a capability it needs (see `capabilities`).
 pub const PRIVILEGE: u8 = 3;
 /// The target cannot be traced: no such process or file, not an x86-64 ELF binary, no probes.
 pub const TARGET: u8 = 4;
@@ -27,13 +28,11 @@ Exit codes:
   0  success
   1  failure at run time (for example the kernel refused a probe)
   2  usage error (bad option or value, an existing output file)
-  3  not permitted (ustat needs root: CAP_BPF and CAP_PERFMON)
+  3  not permitted (ustat lacks a capability it needs: CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE,
+     CAP_DAC_READ_SEARCH, CAP_CHECKPOINT_RESTORE; root has them all)
   4  bad target (no such process or file, not an x86-64 ELF binary, no probes)";
 
-/// A usage error found after parsing (for example a probe pattern that matches nothing).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+pub use crate::message::UsageError;
 
 /// The exit code for an error: that of the first cause in its chain that has one.
 pub fn code(error: &anyhow::Error) -> u8 {
@@ -44,9 +43,12 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if cause.is::<UsageError>() {
         return Some(USAGE);
     }
+    if cause.is::<CapabilityError>() {
+        return Some(PRIVILEGE);
+    }
     if let Some(e) = cause.downcast_ref::<LoadError>() {
         return match e {
-            LoadError::NotRoot => Some(PRIVILEGE),
+            LoadError::NotPermitted(_) => Some(PRIVILEGE),
             LoadError::Setting(_) => Some(USAGE),
             _ => None,
         };
@@ -72,7 +74,7 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(e) = cause.downcast_ref::<SelectionError>() {
         return Some(match e {
             SelectionError::Process(e) => process_code(e),
-            SelectionError::NotARuntime { .. } => TARGET,
+            SelectionError::NotARuntime { .. } | SelectionError::NestedNamespace { .. } => TARGET,
         });
     }
     if let Some(e) = cause.downcast_ref::<TargetError>() {
@@ -124,8 +126,10 @@ mod tests {
 
     #[test]
     fn errors_map_to_their_documented_codes() {
-        let not_root = anyhow::Error::from(LoadError::NotRoot);
-        assert_eq!(code(&not_root), PRIVILEGE);
+        let not_permitted = anyhow::Error::from(CapabilityError::Missing {
+            missing: vec![crate::capabilities::Capability::Bpf],
+        });
+        assert_eq!(code(&not_permitted), PRIVILEGE);
         let gone = anyhow::Error::from(ProcessError::NotFound(7)).context("listing probes");
         assert_eq!(code(&gone), TARGET);
         let usage = anyhow::Error::from(UsageError("no probe matches `x`".into()));

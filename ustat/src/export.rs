@@ -65,14 +65,14 @@ struct Row {
     threads_live: u64,
     objects_allocated: u64,
     bytes_allocated: u64,
-    method_calls: u64,
+    method_calls: Option<u64>,
     gc_gen0: Option<u64>,
     gc_gen1: Option<u64>,
     gc_gen2: Option<u64>,
     gc_minor: Option<u64>,
     gc_major: Option<u64>,
     monitor_contended: u64,
-    imports: u64,
+    imports: Option<u64>,
     import_ms_total: String,
     http_requests: u64,
     exited: u8,
@@ -99,6 +99,9 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot) -> Row {
         p.pause.as_ref().map(|s| ms(f(s))).unwrap_or_default()
     };
     let i = &p.interval;
+    // Calls and imports can be off (on demand, or not in the binary): empty, not zero.
+    let traced = |category: u32, value: u64| p.traced.contains(&category).then_some(value);
+    let imports = traced(ustat_common::category::IMPORT, i.imports);
     Row {
         timestamp: timestamp(snapshot.taken_at),
         interval_s: format!("{:.3}", snapshot.interval.as_secs_f64()),
@@ -116,15 +119,15 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot) -> Row {
         threads_live: p.threads_live,
         objects_allocated: i.objects_allocated,
         bytes_allocated: i.bytes_allocated,
-        method_calls: i.method_calls,
+        method_calls: traced(ustat_common::category::METHOD_CALL, i.method_calls),
         gc_gen0: kind("gen0"),
         gc_gen1: kind("gen1"),
         gc_gen2: kind("gen2"),
         gc_minor: kind("minor"),
         gc_major: kind("major"),
         monitor_contended: i.monitor_contended,
-        imports: i.imports,
-        import_ms_total: ms(i.import_ns),
+        import_ms_total: imports.map(|_| ms(i.import_ns)).unwrap_or_default(),
+        imports,
         http_requests: i.http_requests,
         exited: u8::from(p.exited),
     }
@@ -329,6 +332,7 @@ mod tests {
 
     use super::*;
     use crate::snapshot::{Counters, GcKind, PauseStats};
+    use ustat_common::category;
 
     fn process(pid: u32, command: &str) -> ProcessSnapshot {
         ProcessSnapshot {
@@ -365,7 +369,7 @@ mod tests {
             top_monitors: vec![],
             pools: vec![],
             missing: vec![],
-            traced: vec![],
+            traced: vec![category::GC, category::METHOD_CALL],
         }
     }
 
@@ -391,9 +395,23 @@ mod tests {
         assert_eq!(lines[0], COLUMNS.join(","));
         assert_eq!(
             lines[1],
-            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,0,0,7,,,,0,2,0,0,0.000,0,0"
+            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,0,0,7,,,,0,2,0,,,0,0"
         );
         assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn calls_and_imports_not_traced_are_empty_not_zero() {
+        let mut python = process(9, "python3.11");
+        python.runtime = "python";
+        python.traced = vec![category::GC];
+        let text = written(&snapshot(vec![python]));
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+        let column = |name: &str| row[COLUMNS.iter().position(|c| *c == name).unwrap()];
+        assert_eq!(column("method_calls"), "");
+        assert_eq!(column("imports"), "");
+        assert_eq!(column("import_ms_total"), "");
+        assert_eq!(column("gc_count"), "2");
     }
 
     #[test]

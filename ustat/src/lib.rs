@@ -2,6 +2,7 @@
 
 pub mod bpf;
 pub mod candidate;
+pub mod capabilities;
 pub mod category;
 pub mod cli;
 pub mod commands;
@@ -13,6 +14,7 @@ pub mod flow;
 pub mod format;
 #[cfg(test)]
 mod layering;
+pub mod message;
 pub mod plan;
 pub mod process;
 pub mod recorded;

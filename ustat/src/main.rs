@@ -1,26 +1,30 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use ustat::{cli::Cli, exit};
+use ustat::{
+    cli::Cli,
+    exit,
+    message::{one_line_usage_error, shorten_numbers},
+};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version end here too, successfully.
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            if !e.use_stderr() {
+                let _ = e.print();
+                return ExitCode::from(exit::OK);
+            }
+            eprintln!("ustat: {}", one_line_usage_error(&e.to_string()));
+            return ExitCode::from(exit::USAGE);
         }
     };
     match ustat::run(cli) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) if is_broken_pipe(&e) => ExitCode::from(exit::OK),
         Err(e) => {
-            eprintln!("ustat: {e:#}");
+            eprintln!("ustat: {}", shorten_numbers(&format!("{e:#}")));
             ExitCode::from(exit::code(&e))
         }
     }

@@ -34,6 +34,13 @@ impl Planned {
     }
 }
 
+/// An on-demand feature that resolved, ready to attach when asked for.
+#[derive(Debug, Clone)]
+pub struct OnDemandPlan {
+    pub feature: &'static Feature,
+    pub attachments: Vec<Planned>,
+}
+
 /// What a runtime gets from one binary.
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -42,6 +49,8 @@ pub struct Plan {
     pub resolved: Vec<&'static str>,
     /// Features that did not, with the line that says why.
     pub unavailable: Vec<Missing>,
+    /// On-demand features that resolved: attached only when a view asks for them.
+    pub on_demand: Vec<OnDemandPlan>,
     /// Sites that could not be used although their probe resolved (an argument spec ustat
     /// cannot read), one line each.
     pub warnings: Vec<String>,
@@ -109,13 +118,13 @@ fn configure(rule: &Rule, spec: &mut ProbeSpec) -> Program {
 
 /// Plans `runtime`'s features in the binary at `path` (a path ustat can open; attachments
 /// use it too).
-pub fn plan(runtime: &Runtime, path: &Path) -> Result<Plan, OpenError> {
+pub fn plan(runtime: &'static Runtime, path: &Path) -> Result<Plan, OpenError> {
     let file = MappedFile::open(path)?;
     let elf = file.elf()?;
     Ok(plan_elf(runtime.features, &elf, path))
 }
 
-pub fn plan_elf(features: &[Feature], elf: &Elf<'_>, path: &Path) -> Plan {
+pub fn plan_elf(features: &'static [Feature], elf: &Elf<'_>, path: &Path) -> Plan {
     let probes = usdt::probes_in(elf).ok().flatten().unwrap_or_default();
     let mut plan = Plan::default();
     for feature in features {
@@ -139,6 +148,13 @@ pub fn plan_elf(features: &[Feature], elf: &Elf<'_>, path: &Path) -> Plan {
             Some((attachments, warnings))
         });
         match chosen {
+            Some((attachments, warnings)) if feature.on_demand.is_some() => {
+                plan.warnings.extend(warnings);
+                plan.on_demand.push(OnDemandPlan {
+                    feature,
+                    attachments,
+                });
+            }
             Some((attachments, warnings)) => {
                 plan.attachments.extend(attachments);
                 plan.warnings.extend(warnings);

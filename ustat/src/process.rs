@@ -16,17 +16,17 @@ use procfs::{
 pub enum ProcessError {
     #[error("no process with PID {0}")]
     NotFound(u32),
-    #[error("cannot read /proc/{pid}/{file}: permission denied; {}", if *as_root {
-        "the kernel refuses it even to root (the process is not dumpable, or runs in a \
-         user namespace ustat cannot inspect)"
+    #[error("cannot read /proc/{pid}/{file}: permission denied; {}", if *may_ptrace {
+        "the kernel refuses it even with CAP_SYS_PTRACE (the process runs in a user \
+         namespace ustat cannot inspect)"
     } else {
-        "run ustat as root"
+        "ustat needs CAP_SYS_PTRACE to read another user's process (run it as root)"
     })]
     Permission {
         pid: u32,
         file: &'static str,
-        /// Whether ustat already runs as root, so that advice would not help.
-        as_root: bool,
+        /// Whether ustat holds CAP_SYS_PTRACE, so advice to get it would not help.
+        may_ptrace: bool,
     },
     #[error("cannot read /proc/{pid}/{file}")]
     Io {
@@ -44,8 +44,7 @@ impl ProcessError {
             io::ErrorKind::PermissionDenied => Self::Permission {
                 pid,
                 file,
-                // SAFETY: geteuid has no preconditions.
-                as_root: unsafe { libc::geteuid() } == 0,
+                may_ptrace: crate::capabilities::holds(crate::capabilities::Capability::SysPtrace),
             },
             // A process that exits while being read.
             _ if source.raw_os_error() == Some(libc::ESRCH) => Self::NotFound(pid),
@@ -211,22 +210,23 @@ mod tests {
 
     #[test]
     fn permission_advice_fits_who_asks() {
-        let denied = |as_root| {
+        let denied = |may_ptrace| {
             ProcessError::Permission {
                 pid: 1,
                 file: "maps",
-                as_root,
+                may_ptrace,
             }
             .to_string()
         };
         assert_eq!(
             denied(false),
-            "cannot read /proc/1/maps: permission denied; run ustat as root"
+            "cannot read /proc/1/maps: permission denied; ustat needs CAP_SYS_PTRACE to read \
+             another user's process (run it as root)"
         );
         assert_eq!(
             denied(true),
-            "cannot read /proc/1/maps: permission denied; the kernel refuses it even to root \
-             (the process is not dumpable, or runs in a user namespace ustat cannot inspect)"
+            "cannot read /proc/1/maps: permission denied; the kernel refuses it even with \
+             CAP_SYS_PTRACE (the process runs in a user namespace ustat cannot inspect)"
         );
     }
 

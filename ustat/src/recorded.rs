@@ -235,6 +235,11 @@ impl CallSource for RecordedSource {
             .map_or(("?", "?"), |(c, r)| (c.as_str(), *r));
         format!("{command} (PID {pid}, {runtime})")
     }
+
+    /// A recording has no probes to turn on.
+    fn trace_on_demand(&mut self, _pid: u32) -> Vec<&'static str> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

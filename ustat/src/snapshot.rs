@@ -222,6 +222,9 @@ pub trait CallSource {
     fn folded(&mut self, pid: u32) -> anyhow::Result<Vec<String>>;
     /// `java (PID 1234, jvm)`, for the flow view's title.
     fn title(&self, pid: u32) -> String;
+    /// Attaches `pid`'s on-demand features (probes ustat leaves off by default because the
+    /// runtime's code behind them can fail); returns the names of those that took.
+    fn trace_on_demand(&mut self, pid: u32) -> Vec<&'static str>;
 }
 
 /// How the snapshot fields that are not plain data are written and read (recordings,

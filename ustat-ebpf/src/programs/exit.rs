@@ -41,7 +41,9 @@ pub fn last_thread_exit(_ctx: FEntryContext) -> u32 {
 /// The current thread is exiting; `last` says whether it is its process's last.
 #[inline(always)]
 fn exiting(last: bool) {
-    let (pid, tid) = pid_tid();
+    let Some((pid, tid)) = pid_tid() else {
+        return;
+    };
     // SAFETY: copied at once.
     let Some(epoch) = (unsafe { PROCS.get(&pid) }).map(|entry| entry.epoch) else {
         return;

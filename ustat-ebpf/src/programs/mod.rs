@@ -10,15 +10,17 @@ mod span;
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
-    helpers::generated::{bpf_get_attach_cookie, bpf_ktime_get_boot_ns},
+    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST, bpf_pidns_info},
+    helpers::generated::{
+        bpf_get_attach_cookie, bpf_get_ns_current_pid_tgid, bpf_ktime_get_boot_ns,
+    },
     macros::map,
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::ProbeContext,
 };
 use ustat_common::{
-    CountKey, CountValue, HistKey, KeyedKey, MAX_ARGS, NO_ARG, ProbeSpec, ProcessEntry, ProcessKey,
-    SpanStack, SpanThreadKey, SpanTotals, lost,
+    CountKey, CountValue, HistKey, KeyedKey, MAX_ARGS, NO_ARG, PidNamespace, ProbeSpec,
+    ProcessEntry, ProcessKey, SpanStack, SpanThreadKey, SpanTotals, lost,
 };
 
 use crate::args;
@@ -28,6 +30,10 @@ const MAX_SPECS: u32 = 16_384;
 
 #[map]
 static SPECS: Array<ProbeSpec> = Array::with_max_entries(MAX_SPECS, 0);
+
+/// Set by userspace before anything is attached; see `pid_tid`.
+#[map]
+static PID_NAMESPACE: Array<PidNamespace> = Array::with_max_entries(1, 0);
 
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
@@ -173,7 +179,7 @@ fn get_or_create<K, V>(
 /// epoch in `PROCS`; when `PROCS` is full the hit cannot be keyed and is counted as lost.
 #[inline(always)]
 fn current_process() -> Option<(ProcessKey, u32)> {
-    let (pid, tid) = pid_tid();
+    let (pid, tid) = pid_tid()?;
     // SAFETY: copied at once.
     if let Some(entry) = unsafe { PROCS.get(&pid) } {
         return Some((ProcessKey::new(pid, entry.epoch), tid));
@@ -194,9 +200,26 @@ fn current_process() -> Option<(ProcessKey, u32)> {
     }
 }
 
-/// (pid, tid) of the current thread, as the root pid namespace sees them.
+/// (pid, tid) of the current thread as ustat sees them: in ustat's PID namespace (a
+/// container, `unshare --pid`), where `/proc` and `-p` use those ids, or the kernel's own in
+/// the root namespace. `None` for a thread outside ustat's namespace: ustat cannot see it.
+/// Every program gets its ids here.
 #[inline(always)]
-fn pid_tid() -> (u32, u32) {
-    let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
-    ((pid_tgid >> 32) as u32, pid_tgid as u32)
+fn pid_tid() -> Option<(u32, u32)> {
+    let namespace = PID_NAMESPACE.get(0)?;
+    if namespace.ino == 0 {
+        let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+        return Some(((pid_tgid >> 32) as u32, pid_tgid as u32));
+    }
+    let mut ids = bpf_pidns_info { pid: 0, tgid: 0 };
+    // SAFETY: the helper writes exactly size_of::<bpf_pidns_info>() bytes into `ids`.
+    let result = unsafe {
+        bpf_get_ns_current_pid_tgid(
+            namespace.dev,
+            namespace.ino,
+            &mut ids,
+            size_of::<bpf_pidns_info>() as u32,
+        )
+    };
+    (result == 0).then_some((ids.tgid, ids.pid))
 }

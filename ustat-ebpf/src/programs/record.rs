@@ -1,28 +1,30 @@
 //! `record`: sends every hit with all of its arguments to userspace (`ustat trace`).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns},
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
     macros::uprobe,
     programs::ProbeContext,
 };
 use ustat_common::{ArgsEvent, EventHeader, MAX_ARGS, event_kind, lost};
 
-use super::{EVENTS, count_lost, spec_of};
+use super::{EVENTS, count_lost, pid_tid, spec_of};
 use crate::args;
 
 #[uprobe]
 pub fn record(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
+    let Some((pid, tid)) = pid_tid() else {
+        return 0;
+    };
     let Some(mut entry) = EVENTS.reserve::<ArgsEvent>(0) else {
         count_lost(lost::RING_FULL);
         return 0;
     };
-    let pid_tgid = bpf_get_current_pid_tgid();
     let mut event = ArgsEvent {
         header: EventHeader {
             kind: event_kind::ARGS,
-            pid: (pid_tgid >> 32) as u32,
-            tid: pid_tgid as u32,
+            pid,
+            tid,
             // SAFETY: plain helpers without arguments.
             cpu: unsafe { bpf_get_smp_processor_id() },
             ts_ns: unsafe { bpf_ktime_get_ns() },

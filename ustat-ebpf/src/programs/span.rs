@@ -60,7 +60,9 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
     // SAFETY: plain helper, read first so the span does not include this program's work.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let (_, tid) = pid_tid();
+    let Some((_, tid)) = pid_tid() else {
+        return 0;
+    };
     let key = SpanThreadKey {
         tid,
         category: spec.tag,

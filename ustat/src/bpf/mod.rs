@@ -3,6 +3,7 @@
 pub mod attach;
 mod flow;
 mod load;
+pub mod pid_namespace;
 mod sys;
 mod totals;
 
@@ -101,8 +102,8 @@ impl Program {
 /// Why the eBPF object could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("ustat needs root to load eBPF programs (CAP_BPF and CAP_PERFMON); run it with sudo")]
-    NotRoot,
+    #[error(transparent)]
+    NotPermitted(#[from] crate::capabilities::CapabilityError),
     #[error("this kernel has no uprobe support ({0}); ustat needs CONFIG_UPROBE_EVENTS")]
     NoUprobes(std::io::Error),
     #[error("the kernel refused ustat's eBPF {what}: {detail}")]
@@ -119,15 +120,6 @@ pub struct ProbeAttachError {
     pub path: String,
     #[source]
     pub source: AttachError,
-}
-
-/// Loading eBPF programs and opening uprobe events needs root.
-pub fn require_root() -> Result<(), LoadError> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(LoadError::NotRoot);
-    }
-    Ok(())
 }
 
 /// One site to attach: a program at a point, reading its arguments through a spec.
@@ -184,10 +176,13 @@ impl Drop for Tracer {
 impl Tracer {
     /// Loads the object and creates its maps. Programs are loaded on first use.
     pub fn load() -> Result<Self, LoadError> {
-        require_root()?;
+        use crate::capabilities::{self, Capability};
+        capabilities::require(&[Capability::Bpf, Capability::Perfmon])?;
         let pmu = UprobePmu::detect().map_err(LoadError::NoUprobes)?;
+        let mut loaded = Loaded::new(OBJECT)?;
+        pid_namespace::configure(&mut loaded)?;
         Ok(Self {
-            loaded: Loaded::new(OBJECT)?,
+            loaded,
             pmu,
             specs: HashMap::new(),
             links: Vec::new(),

@@ -36,7 +36,7 @@ fn scope(args: &WatchArgs) -> String {
 }
 
 pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
-    crate::bpf::require_root()?;
+    crate::capabilities::require(crate::capabilities::TRACING)?;
     require_terminal()?;
     let stop = StopFlag::install()?;
     // Attach before the screen switches, so an error prints as a normal line.

@@ -34,13 +34,14 @@ fn the_pid(args: &WatchArgs) -> Result<u32, UsageError> {
 
 /// Starts tracing `pid` and watching its calls, with the filter from the command line.
 pub fn start(args: &WatchArgs) -> anyhow::Result<(KernelSource, u32)> {
-    crate::bpf::require_root()?;
+    crate::capabilities::require(crate::capabilities::TRACING)?;
     let pid = the_pid(args)?;
     let mut source = KernelSource::start(Options {
         selection: Selection::Pids(vec![pid]),
         runtime: None,
         top: stats::TOP,
         method_times: false,
+        with: args.on_demand(),
     })?;
     source.watch_flow(pid)?;
     let class = args.class.as_deref().unwrap_or("");

@@ -27,7 +27,7 @@ struct TracedSite {
 
 pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     // Before anything else: without root, nothing below can work.
-    crate::bpf::require_root()?;
+    crate::capabilities::require(crate::capabilities::TRACING)?;
     let scopes = scopes(args)?;
     let binaries = target::probed_binaries(&args.target)?;
     let selected = select(&binaries, &args.probes)?;

@@ -27,7 +27,17 @@ impl WatchArgs {
             runtime: self.runtime.map(|r| r.name),
             top,
             method_times: self.methods.is_some(),
+            with: self.on_demand(),
         }
+    }
+
+    /// The on-demand features asked for: `--with`, and calls for `--methods`.
+    pub fn on_demand(&self) -> Vec<&'static str> {
+        let mut with = self.with.clone();
+        if self.methods.is_some() && !with.contains(&"calls") {
+            with.push("calls");
+        }
+        with
     }
 }
 
@@ -40,7 +50,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
 }
 
 fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
-    crate::bpf::require_root()?;
+    crate::capabilities::require(crate::capabilities::TRACING)?;
     // The file is created before anything is attached, so a bad name fails at once.
     let out: Box<dyn Write> = if path == Path::new("-") {
         Box::new(io::stdout())

@@ -43,4 +43,8 @@ impl CallSource for KernelSource {
         let command = process::command(pid).unwrap_or_default();
         format!("{command} (PID {pid}, {runtime})")
     }
+
+    fn trace_on_demand(&mut self, pid: u32) -> Vec<&'static str> {
+        KernelSource::trace_on_demand(self, pid)
+    }
 }

@@ -123,6 +123,9 @@ impl KernelSource {
                 found.runtime.name
             );
         }
+        if let Some(line) = self.calls_not_asked_for(pid) {
+            return Err(crate::message::UsageError(line).into());
+        }
         // With --methods the probes are attached already; twice would push every call twice.
         if !self.options.method_times {
             self.tracer.load_program(Program::FlowEntry)?;

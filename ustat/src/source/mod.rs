@@ -14,7 +14,7 @@ use ustat_common::{EventHeader, NameEvent, OfProcess as _, ProcessKey, event_kin
 use ustat_runtimes::{Missing, ProcessFacts};
 
 use crate::{
-    bpf::{Group, Program, Scope, Totals, Tracer},
+    bpf::{Group, Program, Scope, Totals, Tracer, pid_namespace},
     discovery::{self, Discovery, Found},
     plan,
     process::{self, ProcessError},
@@ -42,6 +42,8 @@ pub struct Options {
     pub top: usize,
     /// Also attach every process's method entry and return probes, for per-method timing.
     pub method_times: bool,
+    /// On-demand features to attach in every process (`--with`); see `OnDemand`.
+    pub with: Vec<&'static str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,8 @@ pub enum SelectionError {
     Process(#[from] ProcessError),
     #[error("process {pid} runs no runtime ustat traces: it maps none of {binaries}")]
     NotARuntime { pid: u32, binaries: String },
+    #[error("{}", nested_namespace(*pid))]
+    NestedNamespace { pid: u32 },
 }
 
 /// What has been attached, so each binary (or binary and process, when scoped) is attached once.
@@ -62,15 +66,21 @@ enum Attached {
 /// What a runtime's binary lets ustat see.
 #[derive(Debug, Clone, Default)]
 struct Coverage {
+    /// The features attached (on-demand ones only when `--with` asked for them).
     resolved: Vec<&'static str>,
     /// The categories of the resolved features.
     traced: Vec<u32>,
     unavailable: Vec<Missing>,
+    /// On-demand features the binary has that are not attached: a process can ask for them.
+    deferred: Vec<plan::OnDemandPlan>,
 }
 
 struct Tracked {
     found: Found,
     command: String,
+    facts: ProcessFacts,
+    unavailable: Vec<Missing>,
+    deferred: Vec<plan::OnDemandPlan>,
     missing: Vec<Missing>,
     traced: Vec<u32>,
     /// Its epoch in the kernel's keys, once it has any (see `epoch_of`).
@@ -82,6 +92,24 @@ impl Tracked {
         self.epoch
             .map(|epoch| ProcessKey::new(self.found.pid, epoch))
     }
+
+    /// Every line that says what is not traced: features the binary lacks, on-demand ones not
+    /// asked for (and how to ask), and what the runtime's settings leave out.
+    fn missing_lines(&self) -> Vec<Missing> {
+        let mut missing = self.unavailable.clone();
+        missing.extend(self.deferred.iter().map(|plan| Missing {
+            categories: plan.feature.categories.to_vec(),
+            text: on_demand_line(plan.feature),
+        }));
+        missing.extend((self.found.runtime.missing)(&self.facts));
+        missing
+    }
+}
+
+/// The detail view's line for an on-demand feature not attached, with how to attach it.
+fn on_demand_line(feature: &ustat_runtimes::Feature) -> String {
+    let line = feature.on_demand.map_or("", |o| o.line);
+    format!("{line}; `o` or --with {} turns them on", feature.name)
 }
 
 pub struct KernelSource {
@@ -98,7 +126,26 @@ pub struct KernelSource {
     names: Names,
     last_poll: Instant,
     warnings: Vec<String>,
+    /// Processes left out because they run in a PID namespace nested in ustat's.
+    nested: HashSet<u32>,
     flow: flow::FlowState,
+}
+
+fn nested_namespace(pid: u32) -> String {
+    format!(
+        "process {pid} runs in a PID namespace nested inside ustat's, for which the kernel gives \
+         ustat's programs no ids: trace it from its own namespace or from the host"
+    )
+}
+
+/// The categories of the features named `resolved`.
+fn categories_of(runtime: &ustat_runtimes::Runtime, resolved: &[&'static str]) -> Vec<u32> {
+    runtime
+        .features
+        .iter()
+        .filter(|f| resolved.contains(&f.name))
+        .flat_map(|f| f.categories.iter().copied())
+        .collect()
 }
 
 impl KernelSource {
@@ -119,6 +166,9 @@ impl KernelSource {
         }
         if let Selection::Pids(pids) = &options.selection {
             for &pid in pids {
+                if pid_namespace::nested(pid) {
+                    return Err(SelectionError::NestedNamespace { pid }.into());
+                }
                 if discovery::runtime_of(pid)
                     .map_err(SelectionError::from)?
                     .is_none()
@@ -146,6 +196,7 @@ impl KernelSource {
             names: Names::new(),
             last_poll: Instant::now(),
             warnings: Vec::new(),
+            nested: HashSet::new(),
             flow: flow::FlowState::default(),
         };
         if let Err(e) = source.tracer.watch_exits() {
@@ -183,6 +234,16 @@ impl KernelSource {
         if let Some(runtime) = self.options.runtime {
             found.retain(|f| f.runtime.name == runtime);
         }
+        // Said once, and left out: its counts would be zeros that look real.
+        found.retain(|f| {
+            if !pid_namespace::nested(f.pid) {
+                return true;
+            }
+            if self.nested.insert(f.pid) {
+                self.warnings.push(nested_namespace(f.pid));
+            }
+            false
+        });
         let alive: HashSet<(u32, u64)> = found.iter().map(|f| (f.pid, f.start_time)).collect();
         let gone: Vec<u32> = self
             .tracked
@@ -208,19 +269,18 @@ impl KernelSource {
                 version: (found.runtime.version)(&found.binary.host_path),
                 resolved: coverage.resolved,
             };
-            let traced = coverage.traced;
-            let mut missing = coverage.unavailable;
-            missing.extend((found.runtime.missing)(&facts));
-            self.tracked.insert(
-                found.pid,
-                Tracked {
-                    command: process::command(found.pid).unwrap_or_default(),
-                    missing,
-                    traced,
-                    found,
-                    epoch: None,
-                },
-            );
+            let mut tracked = Tracked {
+                command: process::command(found.pid).unwrap_or_default(),
+                facts,
+                unavailable: coverage.unavailable,
+                deferred: coverage.deferred,
+                missing: Vec::new(),
+                traced: coverage.traced,
+                found,
+                epoch: None,
+            };
+            tracked.missing = tracked.missing_lines();
+            self.tracked.insert(tracked.found.pid, tracked);
         }
         gone
     }
@@ -252,20 +312,30 @@ impl KernelSource {
                 self.warnings
                     .extend(plan.warnings.iter().map(|w| sanitize::text(w)));
                 self.attach_planned(Group::Main, scope, &plan.attachments);
-                let traced = found
-                    .runtime
-                    .features
-                    .iter()
-                    .filter(|f| plan.resolved.contains(&f.name))
-                    .flat_map(|f| f.categories.iter().copied())
-                    .collect();
-                if self.options.method_times {
+                let mut resolved = plan.resolved;
+                let mut deferred = Vec::new();
+                for on_demand in plan.on_demand {
+                    if self.options.with.contains(&on_demand.feature.name) {
+                        self.attach_planned(Group::Main, scope, &on_demand.attachments);
+                        resolved.push(on_demand.feature.name);
+                    } else {
+                        deferred.push(on_demand);
+                    }
+                }
+                let traced = categories_of(found.runtime, &resolved);
+                // Per-method times raise the call probes: only where they may be raised.
+                let calls_allowed = match found.runtime.flow {
+                    Some(flow) => !deferred.iter().any(|d| d.feature.name == flow.feature),
+                    None => true,
+                };
+                if self.options.method_times && calls_allowed {
                     self.attach_flow(found, Group::Main, scope);
                 }
                 Coverage {
-                    resolved: plan.resolved,
+                    resolved,
                     traced,
                     unavailable: plan.unavailable,
+                    deferred,
                 }
             }
             Err(e) => {
@@ -275,6 +345,47 @@ impl KernelSource {
         };
         self.attached.insert(key, coverage.clone());
         coverage
+    }
+
+    /// Attaches `pid`'s on-demand features (the user asked: a key, a view); returns their
+    /// names, none when there are none or they are attached already.
+    pub fn trace_on_demand(&mut self, pid: u32) -> Vec<&'static str> {
+        let Some(tracked) = self.tracked.get_mut(&pid) else {
+            return Vec::new();
+        };
+        let deferred = std::mem::take(&mut tracked.deferred);
+        let runtime = tracked.found.runtime;
+        let mut names = Vec::new();
+        for on_demand in &deferred {
+            if self.attach_planned(Group::Main, Scope::Process(pid), &on_demand.attachments) > 0 {
+                names.push(on_demand.feature.name);
+            }
+        }
+        if let Some(tracked) = self.tracked.get_mut(&pid) {
+            tracked.facts.resolved.extend(names.iter().copied());
+            tracked.traced = categories_of(runtime, &tracked.facts.resolved);
+            tracked.missing = tracked.missing_lines();
+        }
+        names
+    }
+
+    /// Whether following `pid`'s calls would raise on-demand probes nobody asked for: the
+    /// risk, and how to take it.
+    fn calls_not_asked_for(&self, pid: u32) -> Option<String> {
+        let tracked = self.tracked.get(&pid)?;
+        let flow = tracked.found.runtime.flow?;
+        let feature = tracked
+            .deferred
+            .iter()
+            .find(|d| d.feature.name == flow.feature)?
+            .feature;
+        Some(format!(
+            "{} calls are not traced unless asked for: {}; to take that risk, pass --with {} \
+             (or press `o` in the dashboard)",
+            tracked.found.runtime.name,
+            feature.on_demand.map_or("", |o| o.risk),
+            feature.name
+        ))
     }
 
     /// Attaches planned sites; a site that fails becomes a warning. Returns how many took.

@@ -104,6 +104,8 @@ pub enum Action {
     ToggleHelp,
     /// Follow the selected process's method calls.
     OpenFlow,
+    /// Attach the selected process's on-demand features (calls, imports).
+    TraceOnDemand,
     /// In the flow view: fold the call under the cursor.
     Fold,
     NextThread,
@@ -137,6 +139,8 @@ pub enum Effect {
     },
     /// Write this process's call tree as folded stacks (then `flow_status`).
     ExportFolded(u32),
+    /// Attach this process's on-demand features (then `on_demand_traced`).
+    TraceOnDemand(u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,9 +388,23 @@ impl App {
                     return Effect::OpenFlow(pid);
                 }
             }
+            Action::TraceOnDemand => {
+                if let Some(pid) = self.selected {
+                    return Effect::TraceOnDemand(pid);
+                }
+            }
             _ => {}
         }
         Effect::None
+    }
+
+    /// The loop reports which on-demand features it attached (for `Effect::TraceOnDemand`).
+    pub fn on_demand_traced(&mut self, pid: u32, features: &[&str]) {
+        self.status = Some(if features.is_empty() {
+            format!("PID {pid}: no on-demand probes left to turn on")
+        } else {
+            format!("PID {pid}: now tracing {}", features.join(" and "))
+        });
     }
 
     fn update_flow(&mut self, action: Action) -> Effect {

@@ -154,6 +154,10 @@ fn carry_out<S: CallSource>(effect: Effect, source: &mut S, app: &mut App) -> an
                 .map(|()| FlowView::new(pid, source.title(pid)).of_runtime(runtime));
             app.flow_opened(opened.map_err(|e| format!("{e:#}")));
         }
+        Effect::TraceOnDemand(pid) => {
+            let features = source.trace_on_demand(pid);
+            app.on_demand_traced(pid, &features);
+        }
         Effect::CloseFlow => source.unwatch_flow()?,
         Effect::FilterFlow { class, method } => source.filter_flow(&class, &method)?,
         Effect::ExportFolded(pid) => {
