@@ -108,6 +108,20 @@ pub fn pause_stats(buckets: impl IntoIterator<Item = (u64, u64)>) -> Option<Paus
     })
 }
 
+/// Percentiles no greater than what is known exactly: no pause is longer than the longest
+/// since attach (`longest`) nor than all of them together (`total_ns`), so
+/// p50 <= p99 <= max <= total always holds.
+fn within(stats: PauseStats, total_ns: u64, longest: u64) -> PauseStats {
+    let max_ns = stats.max_ns.min(total_ns).min(longest);
+    let p99_ns = stats.p99_ns.min(max_ns);
+    PauseStats {
+        count: stats.count,
+        p50_ns: stats.p50_ns.min(p99_ns),
+        p99_ns,
+        max_ns,
+    }
+}
+
 /// The label of a keyed entry, or `?` where its names never arrived.
 fn label(runtime: &Runtime, key: &KeyedKey, names: &Names) -> String {
     match names.get(key) {
@@ -139,46 +153,38 @@ pub struct FlowReadings<'a> {
 }
 
 /// A method's timing over the interval and since attach: its `METHODS` entry and duration
-/// buckets.
-fn timing(
-    pid: u32,
-    hash: u64,
-    now: &PidTotals,
-    previous: &Totals,
-    flow: FlowReadings<'_>,
-) -> Option<(Timing, Timing)> {
+/// buckets (`METHOD_HIST`). Costs two lookups per method, whatever the other methods hold.
+fn timing(pid: u32, hash: u64, flow: FlowReadings<'_>) -> Option<(Timing, Timing)> {
     let key = CountKey {
         pid,
         category: category::METHOD_TIME,
         subkey: hash,
     };
-    let current = *flow.now?.methods.get(&key)?;
+    let now = flow.now?;
+    let current = *now.methods.get(&key)?;
     let before = flow
         .previous
         .and_then(|p| p.methods.get(&key))
         .copied()
         .unwrap_or_default();
-    let buckets = || {
-        now.hist
-            .iter()
-            .filter(move |(k, _)| k.category == category::METHOD_TIME && k.subkey == hash)
+    let buckets = now.durations_of(pid, hash);
+    let before_buckets = flow.previous.map_or(&[][..], |p| p.durations_of(pid, hash));
+    let p99 = |buckets: &mut dyn Iterator<Item = (u64, u64)>| {
+        pause_stats(buckets).map_or(0, |s| s.p99_ns)
     };
-    let p99 = |buckets: Vec<(u64, u64)>| pause_stats(buckets).map_or(0, |s| s.p99_ns);
     let interval = MethodTotals {
         calls: current.calls.saturating_sub(before.calls),
         total_ns: current.total_ns.saturating_sub(before.total_ns),
         self_ns: current.self_ns.saturating_sub(before.self_ns),
         sum_ns: current.sum_ns.saturating_sub(before.sum_ns),
     };
-    let interval_p99 = p99(buckets()
-        .map(|(k, n)| {
-            (
-                k.bucket,
-                n.saturating_sub(previous.hist.get(k).copied().unwrap_or(0)),
-            )
-        })
-        .collect());
-    let total_p99 = p99(buckets().map(|(k, n)| (k.bucket, *n)).collect());
+    let interval_p99 = p99(&mut buckets.iter().map(|&(bucket, calls)| {
+        let earlier = before_buckets
+            .binary_search_by_key(&bucket, |&(b, _)| b)
+            .map_or(0, |i| before_buckets[i].1);
+        (bucket, calls.saturating_sub(earlier))
+    }));
+    let total_p99 = p99(&mut buckets.iter().copied());
     Some((
         timing_of(&interval, interval_p99),
         timing_of(&current, total_p99),
@@ -267,6 +273,24 @@ pub fn compute(
         )
     }));
     out.pause_total = pause_stats(gc_buckets().map(|(k, n)| (k.bucket, *n)));
+    // The histogram's values are the tops of their buckets (up to 0.1% above the pause), and
+    // it is read a moment after the totals; the exact totals bound them.
+    let longest = now
+        .spans
+        .iter()
+        .filter(|(k, _)| k.category == category::GC)
+        .map(|(_, t)| t.max_ns)
+        .max()
+        .unwrap_or(0);
+    // A GC that ended between the two reads shows in one and not the other: without a GC
+    // counted in the interval there are no percentiles to show.
+    out.pause = out
+        .pause
+        .filter(|_| out.interval.gc_count > 0)
+        .map(|p| within(p, out.interval.gc_pause_ns, longest));
+    out.pause_total = out
+        .pause_total
+        .map(|p| within(p, out.total.gc_pause_ns, longest));
 
     let mut ranked: HashMap<u32, Vec<Ranked>> = HashMap::new();
     let mut pools: HashMap<String, (u64, i128)> = HashMap::new();
@@ -291,7 +315,7 @@ pub fn compute(
                 let timing = (key.category == category::METHOD_CALL)
                     .then(|| crate::flow::flow_hash(runtime, key))
                     .flatten()
-                    .and_then(|hash| timing(key.pid, hash, now, previous, flow));
+                    .and_then(|hash| timing(key.pid, hash, flow));
                 ranked.entry(key.category).or_default().push(Ranked {
                     name: label(runtime, key, names),
                     interval,
@@ -525,6 +549,47 @@ mod tests {
                 reclaimed_bytes: 1200 - 110
             }]
         );
+    }
+
+    #[test]
+    fn pause_percentiles_never_exceed_the_exact_total_or_longest() {
+        // One GC of 10_000_001 ns: its bucket's top is 10_006_143 ns, above the pause itself.
+        let pause = 10_000_001;
+        let mut now = reading(0, 0, &[]);
+        now.spans.insert(
+            count_key(category::GC, 1),
+            SpanTotals {
+                count: 1,
+                total_ns: pause,
+                max_ns: pause,
+                value_sum: 0,
+            },
+        );
+        now.hist.clear();
+        now.hist.insert(
+            HistKey {
+                pid: PID,
+                category: category::GC,
+                subkey: 1,
+                bucket: hist_bucket(pause),
+            },
+            1,
+        );
+        let computed = jvm_interval(&now, &Totals::default());
+        let stats = computed.pause.unwrap();
+        assert_eq!((stats.p99_ns, stats.max_ns), (pause, pause));
+        assert!(pause_stats([(hist_bucket(pause), 1)]).unwrap().max_ns > pause);
+    }
+
+    #[test]
+    fn durations_without_a_gc_in_the_interval_have_no_percentiles() {
+        // The histogram was read before a GC's totals moved to the next interval.
+        let before = reading(3, 0, &[]);
+        let mut now = reading(3, 0, &[]);
+        for n in now.hist.values_mut() {
+            *n += 1;
+        }
+        assert_eq!(jvm_interval(&now, &before).pause, None);
     }
 
     /// The kernel counts durations per `hist_bucket`; recording those buckets must give the

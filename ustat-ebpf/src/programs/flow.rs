@@ -21,9 +21,7 @@ use ustat_common::{
     hist_bucket, key_kind, lost, method_hash, path_hash,
 };
 
-use super::{
-    EVENTS, SPAN_HIST, accumulate, count_lost, get_or_create, optional_arg, pid_tid, spec_of,
-};
+use super::{EVENTS, accumulate, count_lost, get_or_create, optional_arg, pid_tid, spec_of};
 
 #[map]
 static STACKS: HashMap<u32, ThreadStack> = HashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
@@ -32,9 +30,16 @@ static STACKS: HashMap<u32, ThreadStack> = HashMap::with_max_entries(16_384, BPF
 #[map]
 static EMPTY_STACK: PerCpuArray<ThreadStack> = PerCpuArray::with_max_entries(1, 0);
 
+/// Room for the methods of a big JVM (100k and more).
 #[map]
 static METHODS: PerCpuHashMap<CountKey, MethodTotals> =
-    PerCpuHashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+    PerCpuHashMap::with_max_entries(262_144, BPF_F_NO_PREALLOC);
+
+/// Method durations: their own map, so methods never crowd GC pauses out of `SPAN_HIST`
+/// (nor make reading it slow).
+#[map]
+static METHOD_HIST: PerCpuHashMap<HistKey, u64> =
+    PerCpuHashMap::with_max_entries(1 << 20, BPF_F_NO_PREALLOC);
 
 #[map]
 static PATHS: PerCpuHashMap<CountKey, PathTotals> =
@@ -279,7 +284,7 @@ fn close(stack: &mut ThreadStack, depth: usize, now: u64, pid: u32) -> (u64, u64
         subkey: call.method,
         bucket: hist_bucket(duration),
     };
-    accumulate(&SPAN_HIST, &hist, |n| *n += 1);
+    accumulate(&METHOD_HIST, &hist, |n| *n += 1);
     let path = CountKey {
         pid,
         category: category::CALL_PATH,

@@ -58,6 +58,13 @@ static SPAN_HIST: PerCpuHashMap<HistKey, u64> =
 static KEYED: PerCpuHashMap<KeyedKey, CountValue> =
     PerCpuHashMap::with_max_entries(262_144, BPF_F_NO_PREALLOC);
 
+/// Keys whose names userspace asks for again (see `ustat_common::maps::NAME_REQUESTS`).
+#[map]
+static NAME_REQUESTS: HashMap<KeyedKey, u8> = HashMap::with_max_entries(262_144, BPF_F_NO_PREALLOC);
+
+#[map]
+static NAMES_WANTED: Array<u32> = Array::with_max_entries(1, 0);
+
 /// The spec of the site that fired.
 #[inline(always)]
 fn spec_of(ctx: &ProbeContext) -> Option<&'static ProbeSpec> {

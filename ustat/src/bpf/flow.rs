@@ -7,7 +7,7 @@ use aya::{
     maps::{HashMap as AyaHashMap, MapData},
 };
 use ustat_common::{
-    CountKey, FlowConfig, MethodTotals, PREFIX_LEN, PathTotals, SpanStack, SpanThreadKey,
+    CountKey, FlowConfig, HistKey, MethodTotals, PREFIX_LEN, PathTotals, SpanStack, SpanThreadKey,
     ThreadStack, maps,
 };
 
@@ -23,6 +23,35 @@ use super::{
 pub struct FlowTotals {
     pub methods: HashMap<CountKey, MethodTotals>,
     pub paths: HashMap<CountKey, PathTotals>,
+    /// Each method's call durations, by (pid, method hash): (HdrHistogram bucket, calls),
+    /// sorted by bucket. Grouped once per reading, so finding a method's buckets costs a
+    /// lookup, not a pass over every method's.
+    pub durations: HashMap<(u32, u64), Vec<(u64, u64)>>,
+}
+
+impl FlowTotals {
+    /// The method's duration buckets: (bucket, calls), sorted by bucket.
+    pub fn durations_of(&self, pid: u32, method: u64) -> &[(u64, u64)] {
+        self.durations
+            .get(&(pid, method))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Groups `METHOD_HIST` entries by method, each method's buckets sorted.
+pub fn group_durations(
+    hist: impl IntoIterator<Item = (HistKey, u64)>,
+) -> HashMap<(u32, u64), Vec<(u64, u64)>> {
+    let mut out: HashMap<(u32, u64), Vec<(u64, u64)>> = HashMap::new();
+    for (key, calls) in hist {
+        out.entry((key.pid, key.subkey))
+            .or_default()
+            .push((key.bucket, calls));
+    }
+    for buckets in out.values_mut() {
+        buckets.sort_unstable();
+    }
+    out
 }
 
 /// The config entry; prefixes longer than the kernel compares are cut.
@@ -65,12 +94,18 @@ pub(super) fn read(ebpf: &Loaded) -> Result<FlowTotals, LoadError> {
                 t.method = v.method;
             }
         })?,
+        durations: group_durations(read_per_cpu(
+            ebpf,
+            maps::METHOD_HIST,
+            |t: &mut u64, v: &u64| *t += v,
+        )?),
     })
 }
 
 pub(super) fn forget_process(ebpf: &mut Loaded, pid: u32) -> Result<(), LoadError> {
     forget::<CountKey, MethodTotals>(ebpf, maps::METHODS, |k| k.pid == pid)?;
-    forget::<CountKey, PathTotals>(ebpf, maps::PATHS, |k| k.pid == pid)
+    forget::<CountKey, PathTotals>(ebpf, maps::PATHS, |k| k.pid == pid)?;
+    forget::<HistKey, u64>(ebpf, maps::METHOD_HIST, |k| k.pid == pid)
 }
 
 pub(super) fn forget_threads(

@@ -76,6 +76,9 @@ fn add_counts(total: &mut CountValue, v: &CountValue) {
 }
 
 pub(super) fn read(ebpf: &Loaded) -> Result<Totals, LoadError> {
+    // Durations before totals: a span ends into SPANS first, then SPAN_HIST, so every
+    // duration read has its span in the totals read after it.
+    let hist = read_per_cpu(ebpf, maps::SPAN_HIST, |t: &mut u64, v: &u64| *t += v)?;
     Ok(Totals {
         counts: read_per_cpu(ebpf, maps::COUNTS, add_counts)?,
         spans: read_per_cpu(ebpf, maps::SPANS, |t: &mut SpanTotals, v: &SpanTotals| {
@@ -84,7 +87,7 @@ pub(super) fn read(ebpf: &Loaded) -> Result<Totals, LoadError> {
             t.max_ns = t.max_ns.max(v.max_ns);
             t.value_sum += v.value_sum;
         })?,
-        hist: read_per_cpu(ebpf, maps::SPAN_HIST, |t: &mut u64, v: &u64| *t += v)?,
+        hist,
         keyed: read_per_cpu(ebpf, maps::KEYED, add_counts)?,
     })
 }
