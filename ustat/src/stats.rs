@@ -122,12 +122,20 @@ fn within(stats: PauseStats, total_ns: u64, longest: u64) -> PauseStats {
     }
 }
 
-/// The label of a keyed entry, or `?` where its names never arrived.
+/// The label of a keyed entry. Where its names have not arrived yet (they were lost and
+/// are asked for again), a label that says so and stays unique per key.
 fn label(runtime: &Runtime, key: &KeyedKey, names: &Names) -> String {
     match names.get(key) {
         Some([a, b, c]) => (runtime.key_label)(key.category, [a, b, c], key.keys),
-        None => "?".to_string(),
+        None => pending_label(key),
     }
+}
+
+/// `(name pending 0x7f00:0x7f08:0x0)`: the key's values, so two pending keys never share a
+/// label.
+pub fn pending_label(key: &KeyedKey) -> String {
+    let [a, b, c] = key.keys;
+    format!("(name pending {a:#x}:{b:#x}:{c:#x})")
 }
 
 /// Sorts by this interval, then since attach, then name; keeps the first `limit`.
@@ -485,10 +493,19 @@ mod tests {
     }
 
     #[test]
-    fn entries_without_names_are_labelled_unknown() {
-        let now = reading(0, 0, &[(7, 1)]);
+    fn entries_without_names_say_their_name_is_pending() {
+        let now = reading(0, 0, &[(7, 1), (8, 1)]);
         let computed = jvm_interval(&now, &Totals::default());
-        assert_eq!(computed.top_methods[0].name, "?");
+        let mut labels: Vec<&str> = computed
+            .top_methods
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        labels.sort_unstable();
+        assert_eq!(
+            labels,
+            ["(name pending 0x10:0x7:0x0)", "(name pending 0x10:0x8:0x0)"]
+        );
     }
 
     #[test]

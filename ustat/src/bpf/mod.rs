@@ -3,6 +3,7 @@
 pub mod attach;
 mod flow;
 mod load;
+mod names;
 mod sys;
 mod totals;
 
@@ -395,6 +396,25 @@ impl Tracer {
     /// What could not be recorded so far, summed over CPUs.
     pub fn lost(&self) -> Result<Lost, LoadError> {
         totals::read_lost(&self.loaded)
+    }
+
+    /// Asks the kernel to send the names of `keys` again on their next hit; returns how
+    /// many it took.
+    pub fn request_names(&mut self, keys: &[ustat_common::KeyedKey]) -> Result<usize, LoadError> {
+        names::request(&mut self.loaded, keys)
+    }
+
+    /// Withdraws name requests (the names arrived, or the process exited).
+    pub fn withdraw_name_requests(
+        &mut self,
+        keys: &[ustat_common::KeyedKey],
+    ) -> Result<(), LoadError> {
+        names::withdraw(&mut self.loaded, keys)
+    }
+
+    /// Whether the `keyed` program should look for name requests on every hit.
+    pub fn set_names_wanted(&mut self, wanted: bool) -> Result<(), LoadError> {
+        names::set_wanted(&mut self.loaded, wanted)
     }
 
     /// Removes everything the maps hold about `pid` (it exited).

@@ -3,7 +3,7 @@
 use std::{
     io::{self, Write},
     path::Path,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -75,7 +75,7 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
     let mut intervals = 0;
     loop {
         // A signal ends the interval early; its partial counts are still written.
-        let stopping = stop.sleep_until(next);
+        let stopping = wait_draining(&stop, &mut source, next);
         next += args.interval;
         let snapshot = source.poll()?;
         writer.write(&snapshot)?;
@@ -85,6 +85,26 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
         intervals += 1;
         if stopping || args.count.is_some_and(|count| intervals >= count) {
             return Ok(());
+        }
+    }
+}
+
+/// How often the wait between intervals takes what the kernel sent: its ring buffer holds
+/// about 5,000 names, and a JVM warming up can make that many new methods in far less than
+/// an interval.
+const DRAIN_EVERY: Duration = Duration::from_millis(10);
+
+/// Sleeps until `deadline` or a signal (returns whether one came), taking the kernel's
+/// events meanwhile so names are not lost to a full ring buffer.
+fn wait_draining(stop: &StopFlag, source: &mut KernelSource, deadline: Instant) -> bool {
+    loop {
+        let step = (Instant::now() + DRAIN_EVERY).min(deadline);
+        if stop.sleep_until(step) {
+            return true;
+        }
+        source.pump();
+        if Instant::now() >= deadline {
+            return false;
         }
     }
 }

@@ -2,6 +2,7 @@
 //! reads the aggregation maps every interval, and turns them into snapshots.
 
 mod flow;
+mod names;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -86,6 +87,7 @@ pub struct KernelSource {
     last_poll: Instant,
     warnings: Vec<String>,
     flow: flow::FlowState,
+    name_requests: names::NameRequests,
 }
 
 /// Environment variables runtimes read options from.
@@ -142,6 +144,7 @@ impl KernelSource {
             last_poll: Instant::now(),
             warnings: Vec::new(),
             flow: flow::FlowState::default(),
+            name_requests: names::NameRequests::default(),
         };
         source.discover();
         source.last_poll = Instant::now();
@@ -353,6 +356,7 @@ impl Source for KernelSource {
         let totals = self.tracer.totals()?;
         self.read_flow_totals()?;
         self.drain_events();
+        self.request_missing_names(&totals)?;
         let now = Instant::now();
         let interval = now - self.last_poll;
         self.last_poll = now;
@@ -375,6 +379,7 @@ impl Source for KernelSource {
             let pid = tracked.found.pid;
             self.tracer.forget_process(pid)?;
             self.names.retain(|key, _| key.pid != pid);
+            self.forget_name_requests(pid)?;
             self.flow.forget_process(pid);
             totals.forget_process(pid);
         }
