@@ -79,6 +79,9 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
         next += args.interval;
         let snapshot = source.poll()?;
         writer.write(&snapshot)?;
+        if let Some(line) = export::loss_report(&snapshot) {
+            eprintln!("{line}");
+        }
         if let Some(methods) = &mut methods {
             methods.write(&snapshot)?;
         }

@@ -88,6 +88,8 @@ pub struct KernelSource {
     warnings: Vec<String>,
     flow: flow::FlowState,
     name_requests: names::NameRequests,
+    /// The loss counters at the previous poll.
+    lost: crate::bpf::Lost,
 }
 
 /// Environment variables runtimes read options from.
@@ -145,6 +147,7 @@ impl KernelSource {
             warnings: Vec::new(),
             flow: flow::FlowState::default(),
             name_requests: names::NameRequests::default(),
+            lost: crate::bpf::Lost::default(),
         };
         source.discover();
         source.last_poll = Instant::now();
@@ -385,11 +388,15 @@ impl Source for KernelSource {
         }
         self.previous = totals;
         self.flow.end_interval();
+        let lost = self.tracer.lost()?;
+        let lost_interval = crate::snapshot::lost_since(&self.lost, &lost);
+        self.lost = lost;
         Ok(Snapshot {
             taken_at: SystemTime::now(),
             interval,
             processes,
-            lost: self.tracer.lost()?,
+            lost,
+            lost_interval,
             warnings: self.warnings.clone(),
         })
     }
