@@ -1,6 +1,7 @@
 //! The loaded eBPF object: its programs, its maps, the spec table, and the attachments.
 
 pub mod attach;
+mod batch;
 mod flow;
 mod load;
 mod names;

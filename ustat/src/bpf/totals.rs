@@ -1,6 +1,6 @@
 //! Reading the aggregation maps: cumulative totals since attach, summed over CPUs.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, os::fd::AsFd as _};
 
 use aya::{
     Pod,
@@ -38,15 +38,7 @@ pub struct Lost {
     pub bad_values: u64,
 }
 
-fn per_cpu_map<'a, K: Pod, V: Pod>(
-    ebpf: &'a Loaded,
-    name: &str,
-) -> Result<PerCpuHashMap<&'a MapData, K, V>, LoadError> {
-    let map = ebpf.map(name).ok_or_else(|| missing_map(name))?;
-    PerCpuHashMap::try_from(map).map_err(|e| map_error(name, e))
-}
-
-/// Every entry of a per-CPU map, its CPU copies combined by `fold`.
+/// Every entry of a per-CPU map, its CPU copies combined by `fold`, read in batches.
 pub(super) fn read_per_cpu<K, V>(
     ebpf: &Loaded,
     name: &str,
@@ -56,17 +48,21 @@ where
     K: Pod + Eq + std::hash::Hash,
     V: Pod + Default,
 {
-    let map = per_cpu_map::<K, V>(ebpf, name)?;
+    let Some(aya::maps::Map::PerCpuHashMap(data)) = ebpf.map(name) else {
+        return Err(missing_map(name));
+    };
     let mut out = HashMap::new();
-    for entry in map.iter() {
-        // A key deleted between listing and lookup (a process that exited) just ends early.
-        let Ok((key, per_cpu)) = entry else { continue };
+    super::batch::per_cpu_entries(data.fd().as_fd(), |key: K, per_cpu: &[V]| {
         let mut total = V::default();
-        for value in per_cpu.iter() {
+        for value in per_cpu {
             fold(&mut total, value);
         }
         out.insert(key, total);
-    }
+    })
+    .map_err(|e| LoadError::Kernel {
+        what: "maps",
+        detail: format!("{name}: {e}"),
+    })?;
     Ok(out)
 }
 
