@@ -129,7 +129,7 @@ fn the_csv_loop_stops_after_count_intervals() {
             &mut writer,
             Some(&mut methods),
             Some(2),
-            || false,
+            |_| false,
         )
         .unwrap();
     }
@@ -149,7 +149,7 @@ fn the_csv_loop_writes_the_interval_a_stop_cut_short() {
     let mut waits = 0;
     {
         let mut writer = CsvWriter::<&mut Vec<u8>>::new(&mut rows).unwrap();
-        let ctrl_c_in_the_third = || {
+        let ctrl_c_in_the_third = |_: &mut _| {
             waits += 1;
             waits == 3
         };
@@ -173,8 +173,8 @@ fn the_csv_loop_writes_the_interval_a_stop_cut_short() {
     );
     let node = last.iter().find(|row| row.contains(",8080,")).unwrap();
     assert!(
-        node.ends_with(",150,1"),
-        "node's requests and its exit: {node}"
+        node.ends_with(",150,1,0"),
+        "node's requests, its exit and no losses: {node}"
     );
 }
 

@@ -23,10 +23,22 @@ pub mod maps {
     pub const OPEN_SPANS: &str = "OPEN_SPANS";
     /// `PerCpuHashMap<CountKey, SpanTotals>`: finished spans per process.
     pub const SPANS: &str = "SPANS";
-    /// `PerCpuHashMap<HistKey, u64>`: span durations, bucketed like HdrHistogram.
+    /// `PerCpuHashMap<HistKey, u64>`: span durations (GCs, imports), bucketed like
+    /// HdrHistogram. Method durations have their own map, so a process with many methods can
+    /// neither fill this one nor slow down reading it.
     pub const SPAN_HIST: &str = "SPAN_HIST";
+    /// `PerCpuHashMap<HistKey, u64>`: method call durations (category `METHOD_TIME`, subkey
+    /// `method_hash`), bucketed like `SPAN_HIST`.
+    pub const METHOD_HIST: &str = "METHOD_HIST";
     /// `PerCpuHashMap<KeyedKey, CountValue>`: counts per key (method, class, ...).
     pub const KEYED: &str = "KEYED";
+    /// `HashMap<KeyedKey, u8>`: keys whose names userspace never received (the ring buffer
+    /// was full when the key was new). `keyed` sends them again on the key's next hit and
+    /// removes the request when the send succeeds.
+    pub const NAME_REQUESTS: &str = "NAME_REQUESTS";
+    /// `Array<u32>` with one entry: nonzero while `NAME_REQUESTS` may hold keys, so hits
+    /// skip looking there when no name is missing.
+    pub const NAMES_WANTED: &str = "NAMES_WANTED";
     /// `HashMap<u32, ThreadStack>`: each traced thread's shadow stack of method calls.
     pub const STACKS: &str = "STACKS";
     /// `PerCpuHashMap<CountKey, MethodTotals>`: timing per method (subkey: `method_hash`).
@@ -82,7 +94,7 @@ pub mod category {
     pub const IMPORT: u32 = 11;
     /// An HTTP message parsed; the subkey is llhttp's type: 1 request, 2 response.
     pub const HTTP_PARSED: u32 = 12;
-    /// Method timing (`METHODS`, and durations in `SPAN_HIST`): the subkey is `method_hash`.
+    /// Method timing (`METHODS`, and durations in `METHOD_HIST`): the subkey is `method_hash`.
     pub const METHOD_TIME: u32 = 13;
     /// Call paths (`PATHS`): the subkey is the path's hash.
     pub const CALL_PATH: u32 = 14;
@@ -471,7 +483,8 @@ const _: () = assert!(size_of::<KeyedKey>() == 40);
 /// Longest name a `NameEvent` carries; longer ones are cut (and marked by their length).
 pub const NAME_LEN: usize = 256;
 
-/// The strings of a new `keyed` key, sent once when the key first appears.
+/// The strings of a new `keyed` key, sent when the key first appears, and again on a later
+/// hit if userspace asks for them (`NAME_REQUESTS`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct NameEvent {

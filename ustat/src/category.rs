@@ -255,8 +255,8 @@ mod tests {
             "gc_minor",
             "gc_major",
             "exited",
-            // Events lost (not a category); harmless while the header has no such column.
-            "lost",
+            // Events the host lost in the interval (not a category's).
+            "lost_events",
         ];
         for column in crate::export::COLUMNS {
             assert!(

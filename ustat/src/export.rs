@@ -11,6 +11,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
+    bpf::Lost,
     sanitize,
     snapshot::{ProcessSnapshot, Snapshot},
 };
@@ -44,6 +45,7 @@ pub const COLUMNS: &[&str] = &[
     "import_ms_total",
     "http_requests",
     "exited",
+    "lost_events",
 ];
 
 /// One row; field order is `COLUMNS` order (checked by a test).
@@ -76,6 +78,7 @@ struct Row {
     import_ms_total: String,
     http_requests: u64,
     exited: u8,
+    lost_events: u64,
 }
 
 /// Nanoseconds as milliseconds with microsecond precision: `12.345`.
@@ -88,7 +91,35 @@ pub fn timestamp(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
-fn row(snapshot: &Snapshot, p: &ProcessSnapshot) -> Row {
+/// What could not be recorded, host-wide: events the ring buffer had no room for, hits an
+/// aggregation map had no room for, spans nested too deep to time. (Sizes a runtime passed
+/// as garbage are not in it: their hits are counted.)
+pub fn lost_events(lost: &Lost) -> u64 {
+    lost.ring_full + lost.map_full + lost.too_deep
+}
+
+/// One line for stderr when the snapshot's interval lost anything: how much, and what.
+pub fn loss_report(snapshot: &Snapshot) -> Option<String> {
+    let lost = &snapshot.lost_interval;
+    let parts: Vec<String> = [
+        (lost.ring_full, "events the ring buffer had no room for"),
+        (lost.map_full, "hits a full kernel map could not count"),
+        (lost.too_deep, "calls or spans nested too deep to time"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "ustat: lost in the last interval: {}; {} lost since start (CSV column lost_events)",
+            parts.join(", "),
+            lost_events(&snapshot.lost)
+        )
+    })
+}
+
+fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
     let runtime = ustat_runtimes::by_name(p.runtime);
     let kind = |kind: &str| {
         runtime
@@ -130,6 +161,7 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot) -> Row {
         imports,
         http_requests: i.http_requests,
         exited: u8::from(p.exited),
+        lost_events: lost_in_interval,
     }
 }
 
@@ -150,9 +182,10 @@ impl<W: Write> CsvWriter<W> {
     }
 
     pub fn write(&mut self, snapshot: &Snapshot) -> io::Result<()> {
+        let lost_in_interval = lost_events(&snapshot.lost_interval);
         for process in &snapshot.processes {
             self.inner
-                .serialize(row(snapshot, process))
+                .serialize(row(snapshot, process, lost_in_interval))
                 .map_err(io::Error::other)?;
         }
         self.inner.flush()
@@ -395,7 +428,7 @@ mod tests {
         assert_eq!(lines[0], COLUMNS.join(","));
         assert_eq!(
             lines[1],
-            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,0,0,7,,,,0,2,0,,,0,0"
+            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,0,0,7,,,,0,2,0,,,0,0,0"
         );
         assert_eq!(lines.len(), 3);
     }
@@ -412,6 +445,51 @@ mod tests {
         assert_eq!(column("imports"), "");
         assert_eq!(column("import_ms_total"), "");
         assert_eq!(column("gc_count"), "2");
+    }
+
+    #[test]
+    fn lost_events_are_the_interval_s_host_wide_losses_on_every_row() {
+        let mut s = snapshot(vec![process(7, "java"), process(8, "java")]);
+        s.lost_interval = Lost {
+            ring_full: 5,
+            map_full: 2,
+            too_deep: 1,
+            bad_values: 40,
+        };
+        let text = written(&s);
+        let lost: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit(',').next().unwrap())
+            .collect();
+        assert_eq!(lost, ["8", "8"], "bad sizes are counted hits, not losses");
+    }
+
+    #[test]
+    fn a_loss_is_reported_in_the_interval_it_grows() {
+        let mut s = snapshot(vec![]);
+        s.lost = Lost {
+            ring_full: 10,
+            map_full: 0,
+            too_deep: 0,
+            bad_values: 7,
+        };
+        s.lost_interval = Lost {
+            ring_full: 3,
+            ..Lost::default()
+        };
+        assert_eq!(
+            loss_report(&s).as_deref(),
+            Some(
+                "ustat: lost in the last interval: 3 events the ring buffer had no room for; \
+                 10 lost since start (CSV column lost_events)"
+            )
+        );
+        s.lost_interval = Lost {
+            bad_values: 9,
+            ..Lost::default()
+        };
+        assert_eq!(loss_report(&s), None, "nothing new, or only bad sizes");
     }
 
     #[test]

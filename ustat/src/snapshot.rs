@@ -180,6 +180,9 @@ pub struct Snapshot {
     /// What could not be recorded since ustat started.
     #[serde(default, with = "fields::lost")]
     pub lost: Lost,
+    /// What could not be recorded in this interval.
+    #[serde(default, with = "fields::lost")]
+    pub lost_interval: Lost,
     /// Problems worth a line in the view (a probe that could not be attached).
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -192,8 +195,19 @@ impl Snapshot {
             interval,
             processes: Vec::new(),
             lost: Lost::default(),
+            lost_interval: Lost::default(),
             warnings: Vec::new(),
         }
+    }
+}
+
+/// What was lost between two readings of the kernel's (cumulative) loss counters.
+pub fn lost_since(before: &Lost, now: &Lost) -> Lost {
+    Lost {
+        ring_full: now.ring_full.saturating_sub(before.ring_full),
+        map_full: now.map_full.saturating_sub(before.map_full),
+        too_deep: now.too_deep.saturating_sub(before.too_deep),
+        bad_values: now.bad_values.saturating_sub(before.bad_values),
     }
 }
 

@@ -3,10 +3,9 @@
 
 use std::collections::HashMap;
 
-use hdrhistogram::Histogram;
 use ustat_common::{
-    CountKey, CountValue, HistKey, KeyedKey, MethodTotals, OfProcess as _, ProcessKey, SpanTotals,
-    category,
+    CountKey, CountValue, HIST_SIGNIFICANT_BITS, HistKey, KeyedKey, MethodTotals, OfProcess as _,
+    ProcessKey, SpanTotals, category, hist_bucket,
 };
 use ustat_runtimes::Runtime;
 
@@ -73,28 +72,76 @@ fn add(counters: &mut Counters, number: u32, count: u64, sum: u64) {
     }
 }
 
-/// Percentiles of a distribution given as (HdrHistogram bucket, count) pairs.
+/// Percentiles of a distribution given as (HdrHistogram bucket, count) pairs: what an
+/// HdrHistogram (3 significant digits) holding the same counts reports, computed from the
+/// occupied buckets alone. Building a histogram per method instead allocated and scanned
+/// tens of thousands of empty counters each time, which made a poll with 100k methods take
+/// seconds.
 pub fn pause_stats(buckets: impl IntoIterator<Item = (u64, u64)>) -> Option<PauseStats> {
-    let mut histogram = Histogram::<u64>::new(3).ok()?;
-    for (bucket, count) in buckets {
-        if count > 0 {
-            histogram.record_n(bucket, count).ok()?;
+    let mut buckets: Vec<(u64, u64)> = buckets
+        .into_iter()
+        .filter(|&(_, count)| count > 0)
+        .map(|(bucket, count)| (hist_bucket(bucket), count))
+        .collect();
+    buckets.sort_unstable();
+    let count: u64 = buckets.iter().map(|&(_, n)| n).sum();
+    let &(largest, _) = buckets.last()?;
+    let at_quantile = |quantile: f64| {
+        // HdrHistogram's rule: the first bucket whose running count reaches
+        // ceil(quantile * count), reported as the highest value in that bucket.
+        let target = ((quantile * count as f64).ceil() as u64).max(1);
+        let mut running = 0;
+        for &(bucket, n) in &buckets {
+            running += n;
+            if running >= target {
+                return highest_in_bucket(bucket);
+            }
         }
-    }
-    (!histogram.is_empty()).then(|| PauseStats {
-        count: histogram.len(),
-        p50_ns: histogram.value_at_quantile(0.5),
-        p99_ns: histogram.value_at_quantile(0.99),
-        max_ns: histogram.max(),
+        highest_in_bucket(largest)
+    };
+    Some(PauseStats {
+        count,
+        p50_ns: at_quantile(0.5),
+        p99_ns: at_quantile(0.99),
+        max_ns: highest_in_bucket(largest),
     })
 }
 
-/// The label of a keyed entry, or `?` where its names never arrived.
+/// The highest value of the HdrHistogram bucket that starts at `bucket` (see `hist_bucket`).
+fn highest_in_bucket(bucket: u64) -> u64 {
+    let bits = 64 - bucket.leading_zeros();
+    let width = 1u64 << bits.saturating_sub(HIST_SIGNIFICANT_BITS);
+    bucket.saturating_add(width - 1)
+}
+
+/// Percentiles no greater than what is known exactly: no pause is longer than the longest
+/// since attach (`longest`) nor than all of them together (`total_ns`), so
+/// p50 <= p99 <= max <= total always holds.
+fn within(stats: PauseStats, total_ns: u64, longest: u64) -> PauseStats {
+    let max_ns = stats.max_ns.min(total_ns).min(longest);
+    let p99_ns = stats.p99_ns.min(max_ns);
+    PauseStats {
+        count: stats.count,
+        p50_ns: stats.p50_ns.min(p99_ns),
+        p99_ns,
+        max_ns,
+    }
+}
+
+/// The label of a keyed entry. Where its names have not arrived yet (they were lost and
+/// are asked for again), a label that says so and stays unique per key.
 fn label(runtime: &Runtime, key: &KeyedKey, names: &Names) -> String {
     match names.get(key) {
         Some([a, b, c]) => (runtime.key_label)(key.category, [a, b, c], key.keys),
-        None => "?".to_string(),
+        None => pending_label(key),
     }
+}
+
+/// `(name pending 0x7f00:0x7f08:0x0)`: the key's values, so two pending keys never share a
+/// label.
+pub fn pending_label(key: &KeyedKey) -> String {
+    let [a, b, c] = key.keys;
+    format!("(name pending {a:#x}:{b:#x}:{c:#x})")
 }
 
 /// Sorts by this interval, then since attach, then name; keeps the first `limit`.
@@ -117,47 +164,41 @@ pub struct FlowReadings<'a> {
 }
 
 /// A method's timing over the interval and since attach: its `METHODS` entry and duration
-/// buckets.
-fn timing(
-    process: ProcessKey,
-    hash: u64,
-    now: &PidTotals,
-    previous: &Totals,
-    flow: FlowReadings<'_>,
-) -> Option<(Timing, Timing)> {
+/// buckets (`METHOD_HIST`). Costs two lookups per method, whatever the other methods hold.
+fn timing(process: ProcessKey, hash: u64, flow: FlowReadings<'_>) -> Option<(Timing, Timing)> {
     let key = CountKey {
         pid: process.pid,
         category: category::METHOD_TIME,
         subkey: hash,
         epoch: process.epoch,
     };
-    let current = *flow.now?.methods.get(&key)?;
+    let now = flow.now?;
+    let current = *now.methods.get(&key)?;
     let before = flow
         .previous
         .and_then(|p| p.methods.get(&key))
         .copied()
         .unwrap_or_default();
-    let buckets = || {
-        now.hist
-            .iter()
-            .filter(move |(k, _)| k.category == category::METHOD_TIME && k.subkey == hash)
+    let buckets = now.durations_of(process, hash);
+    let before_buckets = flow
+        .previous
+        .map_or(&[][..], |p| p.durations_of(process, hash));
+    let p99 = |buckets: &mut dyn Iterator<Item = (u64, u64)>| {
+        pause_stats(buckets).map_or(0, |s| s.p99_ns)
     };
-    let p99 = |buckets: Vec<(u64, u64)>| pause_stats(buckets).map_or(0, |s| s.p99_ns);
     let interval = MethodTotals {
         calls: current.calls.saturating_sub(before.calls),
         total_ns: current.total_ns.saturating_sub(before.total_ns),
         self_ns: current.self_ns.saturating_sub(before.self_ns),
         sum_ns: current.sum_ns.saturating_sub(before.sum_ns),
     };
-    let interval_p99 = p99(buckets()
-        .map(|(k, n)| {
-            (
-                k.bucket,
-                n.saturating_sub(previous.hist.get(k).copied().unwrap_or(0)),
-            )
-        })
-        .collect());
-    let total_p99 = p99(buckets().map(|(k, n)| (k.bucket, *n)).collect());
+    let interval_p99 = p99(&mut buckets.iter().map(|&(bucket, calls)| {
+        let earlier = before_buckets
+            .binary_search_by_key(&bucket, |&(b, _)| b)
+            .map_or(0, |i| before_buckets[i].1);
+        (bucket, calls.saturating_sub(earlier))
+    }));
+    let total_p99 = p99(&mut buckets.iter().copied());
     Some((
         timing_of(&interval, interval_p99),
         timing_of(&current, total_p99),
@@ -248,6 +289,24 @@ pub fn compute(
         )
     }));
     out.pause_total = pause_stats(gc_buckets().map(|(k, n)| (k.bucket, *n)));
+    // The histogram's values are the tops of their buckets (up to 0.1% above the pause), and
+    // it is read a moment after the totals; the exact totals bound them.
+    let longest = now
+        .spans
+        .iter()
+        .filter(|(k, _)| k.category == category::GC)
+        .map(|(_, t)| t.max_ns)
+        .max()
+        .unwrap_or(0);
+    // A GC that ended between the two reads shows in one and not the other: without a GC
+    // counted in the interval there are no percentiles to show.
+    out.pause = out
+        .pause
+        .filter(|_| out.interval.gc_count > 0)
+        .map(|p| within(p, out.interval.gc_pause_ns, longest));
+    out.pause_total = out
+        .pause_total
+        .map(|p| within(p, out.total.gc_pause_ns, longest));
 
     let mut ranked: HashMap<u32, Vec<Ranked>> = HashMap::new();
     let mut pools: HashMap<String, (u64, i128)> = HashMap::new();
@@ -272,7 +331,7 @@ pub fn compute(
                 let timing = (key.category == category::METHOD_CALL)
                     .then(|| crate::flow::flow_hash(runtime, key))
                     .flatten()
-                    .and_then(|hash| timing(key.process(), hash, now, previous, flow));
+                    .and_then(|hash| timing(key.process(), hash, flow));
                 ranked.entry(key.category).or_default().push(Ranked {
                     name: label(runtime, key, names),
                     interval,
@@ -306,7 +365,7 @@ pub fn compute(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ustat_common::hist_bucket;
+    use hdrhistogram::Histogram;
     use ustat_runtimes::jvm::JVM;
 
     const PID: u32 = 42;
@@ -445,10 +504,19 @@ mod tests {
     }
 
     #[test]
-    fn entries_without_names_are_labelled_unknown() {
-        let now = reading(0, 0, &[(7, 1)]);
+    fn entries_without_names_say_their_name_is_pending() {
+        let now = reading(0, 0, &[(7, 1), (8, 1)]);
         let computed = jvm_interval(&now, &Totals::default());
-        assert_eq!(computed.top_methods[0].name, "?");
+        let mut labels: Vec<&str> = computed
+            .top_methods
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        labels.sort_unstable();
+        assert_eq!(
+            labels,
+            ["(name pending 0x10:0x7:0x0)", "(name pending 0x10:0x8:0x0)"]
+        );
     }
 
     #[test]
@@ -511,6 +579,48 @@ mod tests {
         );
     }
 
+    #[test]
+    fn pause_percentiles_never_exceed_the_exact_total_or_longest() {
+        // One GC of 10_000_001 ns: its bucket's top is 10_006_143 ns, above the pause itself.
+        let pause = 10_000_001;
+        let mut now = reading(0, 0, &[]);
+        now.spans.insert(
+            count_key(category::GC, 1),
+            SpanTotals {
+                count: 1,
+                total_ns: pause,
+                max_ns: pause,
+                value_sum: 0,
+            },
+        );
+        now.hist.clear();
+        now.hist.insert(
+            HistKey {
+                pid: PID,
+                category: category::GC,
+                subkey: 1,
+                bucket: hist_bucket(pause),
+                epoch: 0,
+            },
+            1,
+        );
+        let computed = jvm_interval(&now, &Totals::default());
+        let stats = computed.pause.unwrap();
+        assert_eq!((stats.p99_ns, stats.max_ns), (pause, pause));
+        assert!(pause_stats([(hist_bucket(pause), 1)]).unwrap().max_ns > pause);
+    }
+
+    #[test]
+    fn durations_without_a_gc_in_the_interval_have_no_percentiles() {
+        // The histogram was read before a GC's totals moved to the next interval.
+        let before = reading(3, 0, &[]);
+        let mut now = reading(3, 0, &[]);
+        for n in now.hist.values_mut() {
+            *n += 1;
+        }
+        assert_eq!(jvm_interval(&now, &before).pause, None);
+    }
+
     /// The kernel counts durations per `hist_bucket`; recording those buckets must give the
     /// same percentiles as recording every raw duration.
     #[test]
@@ -527,6 +637,23 @@ mod tests {
             raw.record(value).unwrap();
             *buckets.entry(hist_bucket(value)).or_default() += 1;
         }
+        assert_same_as_hdrhistogram(&raw, buckets);
+        for few in [
+            &[1_000_000][..],
+            &[5, 3_000_001],
+            &[10_000_001, 10_000_002, 7],
+        ] {
+            let mut raw = Histogram::<u64>::new(3).unwrap();
+            let mut buckets: HashMap<u64, u64> = HashMap::new();
+            for &value in few {
+                raw.record(value).unwrap();
+                *buckets.entry(hist_bucket(value)).or_default() += 1;
+            }
+            assert_same_as_hdrhistogram(&raw, buckets);
+        }
+    }
+
+    fn assert_same_as_hdrhistogram(raw: &Histogram<u64>, buckets: HashMap<u64, u64>) {
         let stats = pause_stats(buckets).unwrap();
         assert_eq!(stats.count, raw.len());
         assert_eq!(stats.p50_ns, raw.value_at_quantile(0.5));

@@ -22,8 +22,7 @@ use ustat_common::{
 };
 
 use super::{
-    EVENTS, SPAN_HIST, accumulate, count_lost, current_process, get_or_create, optional_arg,
-    spec_of,
+    EVENTS, accumulate, count_lost, current_process, get_or_create, optional_arg, spec_of,
 };
 
 #[map]
@@ -34,9 +33,16 @@ pub(super) static STACKS: HashMap<u32, ThreadStack> =
 #[map]
 static EMPTY_STACK: PerCpuArray<ThreadStack> = PerCpuArray::with_max_entries(1, 0);
 
+/// Room for the methods of a big JVM (100k and more).
 #[map]
 static METHODS: PerCpuHashMap<CountKey, MethodTotals> =
-    PerCpuHashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+    PerCpuHashMap::with_max_entries(262_144, BPF_F_NO_PREALLOC);
+
+/// Method durations: their own map, so methods never crowd GC pauses out of `SPAN_HIST`
+/// (nor make reading it slow).
+#[map]
+static METHOD_HIST: PerCpuHashMap<HistKey, u64> =
+    PerCpuHashMap::with_max_entries(1 << 20, BPF_F_NO_PREALLOC);
 
 #[map]
 static PATHS: PerCpuHashMap<CountKey, PathTotals> =
@@ -288,7 +294,7 @@ fn close(stack: &mut ThreadStack, depth: usize, now: u64, process: ProcessKey) -
         bucket: hist_bucket(duration),
         epoch: process.epoch,
     };
-    accumulate(&SPAN_HIST, &hist, |n| *n += 1);
+    accumulate(&METHOD_HIST, &hist, |n| *n += 1);
     let path = CountKey {
         pid: process.pid,
         category: category::CALL_PATH,

@@ -1,7 +1,8 @@
 //! `keyed`: counts hits per process, category and key (a method, a class), and sums the value
 //! argument. Keys are the arguments' values (for names: their pointers, which stay fixed
 //! while the runtime keeps the name), so a hit costs a hash update, not a string copy. The
-//! first hit of a key sends its strings to userspace once.
+//! first hit of a key sends its strings to userspace. When that send failed (the ring buffer
+//! was full), userspace asks for the key in `NAME_REQUESTS` and the next hit sends it again.
 
 use aya_ebpf::{
     helpers::{
@@ -17,7 +18,8 @@ use ustat_common::{
 };
 
 use super::{
-    EVENTS, KEYED, accumulate, count_lost, current_process, optional_arg, spec_of, summed_value,
+    EVENTS, KEYED, NAME_REQUESTS, NAMES_WANTED, accumulate, count_lost, current_process,
+    optional_arg, spec_of, summed_value,
 };
 
 #[uprobe]
@@ -45,14 +47,28 @@ pub fn keyed(ctx: ProbeContext) -> u32 {
     });
     if created {
         send_names(&ctx, spec, &key, tid);
+    } else if names_wanted()
+        // SAFETY: only whether the entry exists is used.
+        && unsafe { NAME_REQUESTS.get(&key) }.is_some()
+        && send_names(&ctx, spec, &key, tid)
+    {
+        let _ = NAME_REQUESTS.remove(&key);
     }
     0
 }
 
-fn send_names(ctx: &ProbeContext, spec: &ProbeSpec, key: &KeyedKey, tid: u32) {
+/// Whether userspace asked for any names again (an array lookup, so hits of keys that
+/// already have names pay nothing else).
+#[inline(always)]
+fn names_wanted() -> bool {
+    NAMES_WANTED.get(0).is_some_and(|wanted| *wanted != 0)
+}
+
+/// Sends the key's strings; false when the ring buffer had no room (counted).
+fn send_names(ctx: &ProbeContext, spec: &ProbeSpec, key: &KeyedKey, tid: u32) -> bool {
     let Some(mut entry) = EVENTS.reserve::<NameEvent>(0) else {
         count_lost(lost::RING_FULL);
-        return;
+        return false;
     };
     let event = entry.as_mut_ptr();
     // SAFETY: `event` points at a reserved ring buffer entry of the right size; every field
@@ -103,4 +119,5 @@ fn send_names(ctx: &ProbeContext, spec: &ProbeSpec, key: &KeyedKey, tid: u32) {
         }
     }
     entry.submit(0);
+    true
 }

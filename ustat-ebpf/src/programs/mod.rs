@@ -74,6 +74,13 @@ static PROCS: HashMap<u32, ProcessEntry> = HashMap::with_max_entries(65_536, BPF
 #[map]
 static EXITED: HashMap<ProcessKey, u64> = HashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
 
+/// Keys whose names userspace asks for again (see `ustat_common::maps::NAME_REQUESTS`).
+#[map]
+static NAME_REQUESTS: HashMap<KeyedKey, u8> = HashMap::with_max_entries(262_144, BPF_F_NO_PREALLOC);
+
+#[map]
+static NAMES_WANTED: Array<u32> = Array::with_max_entries(1, 0);
+
 /// The spec of the site that fired.
 #[inline(always)]
 fn spec_of(ctx: &ProbeContext) -> Option<&'static ProbeSpec> {

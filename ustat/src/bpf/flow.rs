@@ -7,8 +7,8 @@ use aya::{
     maps::{HashMap as AyaHashMap, MapData},
 };
 use ustat_common::{
-    CountKey, FlowConfig, MethodTotals, OfProcess as _, PREFIX_LEN, PathTotals, ProcessKey,
-    SpanStack, SpanThreadKey, ThreadStack, maps,
+    CountKey, FlowConfig, HistKey, MethodTotals, OfProcess as _, PREFIX_LEN, PathTotals,
+    ProcessKey, SpanStack, SpanThreadKey, ThreadStack, maps,
 };
 
 use super::{
@@ -23,6 +23,35 @@ use super::{
 pub struct FlowTotals {
     pub methods: HashMap<CountKey, MethodTotals>,
     pub paths: HashMap<CountKey, PathTotals>,
+    /// Each method's call durations, by (process, method hash): (HdrHistogram bucket, calls),
+    /// sorted by bucket. Grouped once per reading, so finding a method's buckets costs a
+    /// lookup, not a pass over every method's.
+    pub durations: HashMap<(ProcessKey, u64), Vec<(u64, u64)>>,
+}
+
+impl FlowTotals {
+    /// The method's duration buckets: (bucket, calls), sorted by bucket.
+    pub fn durations_of(&self, process: ProcessKey, method: u64) -> &[(u64, u64)] {
+        self.durations
+            .get(&(process, method))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Groups `METHOD_HIST` entries by method, each method's buckets sorted.
+pub fn group_durations(
+    hist: impl IntoIterator<Item = (HistKey, u64)>,
+) -> HashMap<(ProcessKey, u64), Vec<(u64, u64)>> {
+    let mut out: HashMap<(ProcessKey, u64), Vec<(u64, u64)>> = HashMap::new();
+    for (key, calls) in hist {
+        out.entry((key.process(), key.subkey))
+            .or_default()
+            .push((key.bucket, calls));
+    }
+    for buckets in out.values_mut() {
+        buckets.sort_unstable();
+    }
+    out
 }
 
 /// The config entry; prefixes longer than the kernel compares are cut.
@@ -65,6 +94,11 @@ pub(super) fn read(ebpf: &Loaded) -> Result<FlowTotals, LoadError> {
                 t.method = v.method;
             }
         })?,
+        durations: group_durations(read_per_cpu(
+            ebpf,
+            maps::METHOD_HIST,
+            |t: &mut u64, v: &u64| *t += v,
+        )?),
     })
 }
 
@@ -73,7 +107,8 @@ pub(super) fn forget_processes(
     gone: &HashSet<ProcessKey>,
 ) -> Result<(), LoadError> {
     forget::<CountKey, MethodTotals>(ebpf, maps::METHODS, |k| gone.contains(&k.process()))?;
-    forget::<CountKey, PathTotals>(ebpf, maps::PATHS, |k| gone.contains(&k.process()))
+    forget::<CountKey, PathTotals>(ebpf, maps::PATHS, |k| gone.contains(&k.process()))?;
+    forget::<HistKey, u64>(ebpf, maps::METHOD_HIST, |k| gone.contains(&k.process()))
 }
 
 pub(super) fn forget_threads(

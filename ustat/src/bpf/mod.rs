@@ -1,8 +1,10 @@
 //! The loaded eBPF object: its programs, its maps, the spec table, and the attachments.
 
 pub mod attach;
+mod batch;
 mod flow;
 mod load;
+mod names;
 pub mod pid_namespace;
 mod sys;
 mod totals;
@@ -425,6 +427,25 @@ impl Tracer {
     /// What could not be recorded so far, summed over CPUs.
     pub fn lost(&self) -> Result<Lost, LoadError> {
         totals::read_lost(&self.loaded)
+    }
+
+    /// Asks the kernel to send the names of `keys` again on their next hit; returns how
+    /// many it took.
+    pub fn request_names(&mut self, keys: &[ustat_common::KeyedKey]) -> Result<usize, LoadError> {
+        names::request(&mut self.loaded, keys)
+    }
+
+    /// Withdraws name requests (the names arrived, or the process exited).
+    pub fn withdraw_name_requests(
+        &mut self,
+        keys: &[ustat_common::KeyedKey],
+    ) -> Result<(), LoadError> {
+        names::withdraw(&mut self.loaded, keys)
+    }
+
+    /// Whether the `keyed` program should look for name requests on every hit.
+    pub fn set_names_wanted(&mut self, wanted: bool) -> Result<(), LoadError> {
+        names::set_wanted(&mut self.loaded, wanted)
     }
 
     /// Attaches the exit hook, so the maps lose every exited process's entries, whether or

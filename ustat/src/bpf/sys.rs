@@ -26,6 +26,23 @@ pub(super) fn bpf<T>(command: bpf_cmd, attr: &T) -> io::Result<i64> {
     Ok(result)
 }
 
+/// Like `bpf`, for commands where the kernel writes results back into `attr` (batch counts).
+pub(super) fn bpf_in_out<T>(command: bpf_cmd, attr: &mut T) -> io::Result<i64> {
+    // SAFETY: as in `bpf`; `attr` is exclusively borrowed, so the kernel may write into it.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            command as libc::c_int,
+            attr as *mut T,
+            size_of::<T>() as u32,
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(result)
+}
+
 /// Runs a command that creates a descriptor (a program, a link), and owns it.
 pub(super) fn bpf_fd<T>(command: bpf_cmd, attr: &T) -> io::Result<OwnedFd> {
     let fd = bpf(command, attr)?;

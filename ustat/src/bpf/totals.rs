@@ -1,6 +1,9 @@
 //! Reading the aggregation maps: cumulative totals since attach, summed over CPUs.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    os::fd::AsFd as _,
+};
 
 use aya::{
     Pod,
@@ -50,15 +53,7 @@ pub struct Lost {
     pub bad_values: u64,
 }
 
-fn per_cpu_map<'a, K: Pod, V: Pod>(
-    ebpf: &'a Loaded,
-    name: &str,
-) -> Result<PerCpuHashMap<&'a MapData, K, V>, LoadError> {
-    let map = ebpf.map(name).ok_or_else(|| missing_map(name))?;
-    PerCpuHashMap::try_from(map).map_err(|e| map_error(name, e))
-}
-
-/// Every entry of a per-CPU map, its CPU copies combined by `fold`.
+/// Every entry of a per-CPU map, its CPU copies combined by `fold`, read in batches.
 pub(super) fn read_per_cpu<K, V>(
     ebpf: &Loaded,
     name: &str,
@@ -68,17 +63,21 @@ where
     K: Pod + Eq + std::hash::Hash,
     V: Pod + Default,
 {
-    let map = per_cpu_map::<K, V>(ebpf, name)?;
+    let Some(aya::maps::Map::PerCpuHashMap(data)) = ebpf.map(name) else {
+        return Err(missing_map(name));
+    };
     let mut out = HashMap::new();
-    for entry in map.iter() {
-        // A key deleted between listing and lookup (a process that exited) just ends early.
-        let Ok((key, per_cpu)) = entry else { continue };
+    super::batch::per_cpu_entries(data.fd().as_fd(), |key: K, per_cpu: &[V]| {
         let mut total = V::default();
-        for value in per_cpu.iter() {
+        for value in per_cpu {
             fold(&mut total, value);
         }
         out.insert(key, total);
-    }
+    })
+    .map_err(|e| LoadError::Kernel {
+        what: "maps",
+        detail: format!("{name}: {e}"),
+    })?;
     Ok(out)
 }
 
@@ -88,6 +87,9 @@ fn add_counts(total: &mut CountValue, v: &CountValue) {
 }
 
 pub(super) fn read(ebpf: &Loaded) -> Result<Totals, LoadError> {
+    // Durations before totals: a span ends into SPANS first, then SPAN_HIST, so every
+    // duration read has its span in the totals read after it.
+    let hist = read_per_cpu(ebpf, maps::SPAN_HIST, |t: &mut u64, v: &u64| *t += v)?;
     Ok(Totals {
         counts: read_per_cpu(ebpf, maps::COUNTS, add_counts)?,
         spans: read_per_cpu(ebpf, maps::SPANS, |t: &mut SpanTotals, v: &SpanTotals| {
@@ -96,7 +98,7 @@ pub(super) fn read(ebpf: &Loaded) -> Result<Totals, LoadError> {
             t.max_ns = t.max_ns.max(v.max_ns);
             t.value_sum += v.value_sum;
         })?,
-        hist: read_per_cpu(ebpf, maps::SPAN_HIST, |t: &mut u64, v: &u64| *t += v)?,
+        hist,
         keyed: read_per_cpu(ebpf, maps::KEYED, add_counts)?,
     })
 }
@@ -204,13 +206,12 @@ pub(super) fn sizes(ebpf: &Loaded) -> Result<MapSizes, LoadError> {
             AyaHashMap::try_from(map).map_err(|e| map_error(name, e))?;
         Ok(map.keys().filter_map(Result::ok).collect())
     }
-    fn per_cpu_keys<K: Pod, V: Pod>(
+    fn per_cpu_keys<K: Pod + Eq + std::hash::Hash, V: Pod + Default>(
         ebpf: &Loaded,
         name: &'static str,
     ) -> Result<Vec<K>, LoadError> {
-        Ok(per_cpu_map::<K, V>(ebpf, name)?
-            .keys()
-            .filter_map(Result::ok)
+        Ok(read_per_cpu::<K, V>(ebpf, name, |_, _| {})?
+            .into_keys()
             .collect())
     }
     let counts = per_cpu_keys::<CountKey, CountValue>(ebpf, maps::COUNTS)?;

@@ -3,7 +3,7 @@
 use std::{
     io::{self, Write},
     path::Path,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -83,8 +83,8 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
     let mut writer = CsvWriter::new(out)?;
     let mut next = Instant::now() + args.interval;
     // A signal ends the interval early; its partial counts are still written.
-    let wait = || {
-        let stopping = stop.sleep_until(next);
+    let wait = |source: &mut KernelSource| {
+        let stopping = wait_draining(&stop, source, next);
         next += args.interval;
         stopping
     };
@@ -92,26 +92,50 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
 }
 
 /// Writes a row per process every interval until `count` intervals are written or
-/// `wait_interval` (which waits for the interval's end) says a stop was asked for; the
-/// interval a stop cut short is written too, so nothing counted is lost.
+/// `wait_interval` (which waits for the interval's end, and may take what the source has
+/// meanwhile) says a stop was asked for; the interval a stop cut short is written too, so
+/// nothing counted is lost.
 pub fn csv_loop<S: Source, W: Write, M: Write>(
     source: &mut S,
     writer: &mut CsvWriter<W>,
     mut methods: Option<&mut MethodsCsvWriter<M>>,
     count: Option<u64>,
-    mut wait_interval: impl FnMut() -> bool,
+    mut wait_interval: impl FnMut(&mut S) -> bool,
 ) -> anyhow::Result<()> {
     let mut intervals = 0;
     loop {
-        let stopping = wait_interval();
+        let stopping = wait_interval(source);
         let snapshot = source.poll()?;
         writer.write(&snapshot)?;
+        if let Some(line) = export::loss_report(&snapshot) {
+            eprintln!("{line}");
+        }
         if let Some(methods) = &mut methods {
             methods.write(&snapshot)?;
         }
         intervals += 1;
         if stopping || count.is_some_and(|count| intervals >= count) {
             return Ok(());
+        }
+    }
+}
+
+/// How often the wait between intervals takes what the kernel sent: its ring buffer holds
+/// about 5,000 names, and a JVM warming up can make that many new methods in far less than
+/// an interval.
+const DRAIN_EVERY: Duration = Duration::from_millis(10);
+
+/// Sleeps until `deadline` or a signal (returns whether one came), taking the kernel's
+/// events meanwhile so names are not lost to a full ring buffer.
+fn wait_draining(stop: &StopFlag, source: &mut KernelSource, deadline: Instant) -> bool {
+    loop {
+        let step = (Instant::now() + DRAIN_EVERY).min(deadline);
+        if stop.sleep_until(step) {
+            return true;
+        }
+        source.pump();
+        if Instant::now() >= deadline {
+            return false;
         }
     }
 }

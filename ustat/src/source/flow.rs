@@ -81,6 +81,7 @@ impl KernelSource {
                 self.flow.labels.insert((key.pid, hash), label);
             }
         }
+        self.name_requests.answered(&key);
         self.names.insert(key, names);
     }
 

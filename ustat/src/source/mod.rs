@@ -3,6 +3,7 @@
 
 mod calls_impl;
 mod flow;
+mod names;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -129,6 +130,9 @@ pub struct KernelSource {
     /// Processes left out because they run in a PID namespace nested in ustat's.
     nested: HashSet<u32>,
     flow: flow::FlowState,
+    name_requests: names::NameRequests,
+    /// The loss counters at the previous poll.
+    lost: crate::bpf::Lost,
 }
 
 fn nested_namespace(pid: u32) -> String {
@@ -198,6 +202,8 @@ impl KernelSource {
             warnings: Vec::new(),
             nested: HashSet::new(),
             flow: flow::FlowState::default(),
+            name_requests: names::NameRequests::default(),
+            lost: crate::bpf::Lost::default(),
         };
         if let Err(e) = source.tracer.watch_exits() {
             let e = anyhow::Error::from(e);
@@ -483,6 +489,7 @@ impl Source for KernelSource {
         let totals = self.tracer.totals()?;
         self.read_flow_totals()?;
         self.drain_events();
+        self.request_missing_names(&totals)?;
         let now = Instant::now();
         let interval = now - self.last_poll;
         self.last_poll = now;
@@ -531,6 +538,7 @@ impl Source for KernelSource {
             self.tracer.forget_dead_processes(process_alive)?;
         }
         self.names.retain(|key, _| !forget.contains(&key.process()));
+        self.forget_name_requests(&forget)?;
         for tracked in &gone {
             self.flow.forget_process(tracked.found.pid);
         }
@@ -539,11 +547,15 @@ impl Source for KernelSource {
         self.previous = totals;
         self.flow.end_interval();
         self.debug_maps();
+        let lost = self.tracer.lost()?;
+        let lost_interval = crate::snapshot::lost_since(&self.lost, &lost);
+        self.lost = lost;
         Ok(Snapshot {
             taken_at: SystemTime::now(),
             interval,
             processes,
-            lost: self.tracer.lost()?,
+            lost,
+            lost_interval,
             warnings: self.warnings.clone(),
         })
     }
