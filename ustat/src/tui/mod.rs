@@ -94,9 +94,30 @@ fn run_app(
     args: &WatchArgs,
     stop: &StopFlag,
 ) -> anyhow::Result<()> {
+    // Armed first, disarmed last: the watchdog covers the terminal until it is restored.
+    let _watch = stop.watch_terminal(source.links());
+    let ended = show(source, app, args, stop);
+    match ended {
+        // A terminal that hung up fails the next draw or read; the signal that came with the
+        // hangup asked for this end, so it is not an error.
+        Err(e) if stop.is_set() && e.downcast_ref::<std::io::Error>().is_some() => Ok(()),
+        ended => ended,
+    }
+}
+
+/// The dashboard in the terminal until `q` or a signal.
+fn show(
+    source: &mut KernelSource,
+    app: &mut App,
+    args: &WatchArgs,
+    stop: &StopFlag,
+) -> anyhow::Result<()> {
     let mut guard = terminal::TerminalGuard::enter()?;
     let mut next = Instant::now() + args.interval;
     loop {
+        if stop.is_set() {
+            return Ok(());
+        }
         if app.flow.is_some() {
             take_flow(source, app)?;
         }
@@ -115,9 +136,6 @@ fn run_app(
             if carry_out(effect, source, app)? {
                 return Ok(());
             }
-        }
-        if stop.is_set() {
-            return Ok(());
         }
         if Instant::now() >= next {
             next += args.interval;
