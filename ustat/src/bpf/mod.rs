@@ -236,7 +236,8 @@ impl Tracer {
             }
         }
         // Ends first: an end with nothing begun is ignored, but a begin whose end is not yet
-        // attached stays open, and a busy thread would pile up calls that never return.
+        // attached stays open, and a busy thread would pile up calls that never return. For
+        // the same reason, begins are closed before ends (links.rs).
         batches.sort_by_key(|b| !b.program.closes());
         // Created under the lock, so the watchdog cannot exit half-way through (see links.rs).
         let links = self.links.clone();
