@@ -3,6 +3,7 @@
 pub mod attach;
 mod batch;
 mod flow;
+mod links;
 mod load;
 mod names;
 pub mod pid_namespace;
@@ -15,6 +16,7 @@ use std::os::fd::BorrowedFd;
 pub use attach::{AttachError, Link, ProbePoint, Scope, UprobePmu};
 use aya::maps::{Array, MapData, RingBuf};
 pub use flow::FlowTotals;
+pub use links::Links;
 use load::{Loaded, Mode};
 pub use totals::{Lost, MapSizes, Totals};
 
@@ -150,19 +152,11 @@ impl Batch<'_> {
     }
 }
 
-/// Closes links in the reverse order of their attaching: begins (attached after their ends)
-/// go first, so no call begins in between that could not end.
-fn close_newest_first(links: Vec<(Group, Link)>) {
-    for link in links.into_iter().rev() {
-        drop(link);
-    }
-}
-
 pub struct Tracer {
     loaded: Loaded,
     pmu: UprobePmu,
     specs: HashMap<ProbeSpec, u32>,
-    links: Vec<(Group, Link)>,
+    links: Links,
     /// The exit hook's links, once attached (`watch_exits`).
     exit_hooks: Vec<Link>,
     /// Bumped with every flow filter, so the kernel's cached verdicts go stale.
@@ -187,7 +181,7 @@ impl Tracer {
             loaded,
             pmu,
             specs: HashMap::new(),
-            links: Vec::new(),
+            links: Links::default(),
             exit_hooks: Vec::new(),
             flow_generation: 0,
         })
@@ -273,8 +267,12 @@ impl Tracer {
             }
         }
         // Ends first: an end with nothing begun is ignored, but a begin whose end is not yet
-        // attached stays open, and a busy thread would pile up calls that never return.
+        // attached stays open, and a busy thread would pile up calls that never return. For
+        // the same reason, begins are closed before ends (links.rs).
         batches.sort_by_key(|b| !b.program.closes());
+        // Created under the lock, so the watchdog cannot exit half-way through (see links.rs).
+        let links = self.links.clone();
+        let mut links = links.lock();
         for Batch {
             program,
             point,
@@ -284,7 +282,7 @@ impl Tracer {
             if self.loaded.mode() == Some(Mode::Multi) {
                 match self.link_multi(program, point, scope, &batch) {
                     Ok(link) => {
-                        self.links.push((group, link));
+                        links.push(group, program, link);
                         continue;
                     }
                     // One site spoils the batch: attach them one by one to tell which.
@@ -303,7 +301,7 @@ impl Tracer {
                     _ => self.link_perf(program, one, scope),
                 };
                 match result {
-                    Ok(link) => self.links.push((group, link)),
+                    Ok(link) => links.push(group, program, link),
                     Err(e) => errors.push(attach_failure(&one.0, e)),
                 }
             }
@@ -348,11 +346,7 @@ impl Tracer {
 
     /// Detaches the group's attachments.
     pub fn detach(&mut self, group: Group) -> Result<(), LoadError> {
-        let (gone, kept) = std::mem::take(&mut self.links)
-            .into_iter()
-            .partition(|(g, _)| *g == group);
-        self.links = kept;
-        close_newest_first(gone);
+        self.links.lock().close_group(group);
         // Calls open now will return unseen: their frames would sit under every later call.
         if group == Group::Flow {
             flow::clear_stacks(&mut self.loaded)?;
@@ -401,13 +395,19 @@ impl Tracer {
     }
 
     pub fn attached(&self) -> usize {
-        self.links.iter().map(|(_, link)| link.sites()).sum()
+        self.links.lock().sites()
     }
 
-    /// Detaches everything (also done on drop).
+    /// Detaches everything (also done on drop), closing the links concurrently.
     pub fn detach_all(&mut self) {
-        close_newest_first(std::mem::take(&mut self.links));
+        self.links.close_all();
         self.exit_hooks.clear();
+    }
+
+    /// The links, for whoever may have to close them when the process must end in a hurry
+    /// (the watchdog of `signals`).
+    pub fn links(&self) -> Links {
+        self.links.clone()
     }
 
     /// The ring buffer of events. It can be taken once.

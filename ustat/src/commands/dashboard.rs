@@ -6,6 +6,7 @@ use std::{fs::File, io::IsTerminal as _, time::Duration};
 
 use super::terminal::TerminalGuard;
 use crate::{
+    bpf::Links,
     cli::WatchArgs,
     exit::UsageError,
     signals::StopFlag,
@@ -43,7 +44,8 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     let mut source = KernelSource::start(args.source_options(stats::TOP))?;
     let mut app = App::new(args.interval, scope(args));
     app.runtime = args.runtime.map(|r| r.name);
-    in_terminal(&mut source, &mut app, args.interval, &stop)
+    let links = source.links();
+    in_terminal(&mut source, &mut app, args.interval, &stop, links)
 }
 
 /// The flow view on its own (`ustat --flow -p PID` in a terminal); leaving it quits.
@@ -64,21 +66,33 @@ pub fn run_flow(args: &WatchArgs, folded: Option<File>) -> anyhow::Result<()> {
     view.method_prefix = args.method_prefix.clone().unwrap_or_default();
     view.thread = args.tid;
     app.flow_opened(Ok(view));
-    in_terminal(&mut source, &mut app, args.interval, &stop)?;
+    let links = source.links();
+    in_terminal(&mut source, &mut app, args.interval, &stop, links)?;
     // The terminal is restored by now, so these lines print normally.
     super::flow::finish(&mut source, pid, folded)
 }
 
-/// Runs the loop on the real terminal, restored on every way out.
+/// Runs the loop on the real terminal, restored on every way out. While the terminal is
+/// held, the watchdog covers a terminal that hangs the clean path: it closes `links` itself.
 fn in_terminal<S: Source + CallSource>(
     source: &mut S,
     app: &mut App,
     interval: Duration,
     stop: &StopFlag,
+    links: Links,
 ) -> anyhow::Result<()> {
+    // Armed first, disarmed last (locals drop in reverse): the watchdog covers the terminal
+    // until it is restored.
+    let _watch = stop.watch_terminal(links);
     let mut guard = TerminalGuard::enter()?;
     let mut events = TerminalEvents::new(interval);
-    tui::run(source, app, &mut guard.terminal, &mut events, &|| {
+    let ended = tui::run(source, app, &mut guard.terminal, &mut events, &|| {
         stop.is_set()
-    })
+    });
+    match ended {
+        // A terminal that hung up fails the next draw or read; the signal that came with the
+        // hangup asked for this end, so it is not an error.
+        Err(e) if stop.is_set() && e.downcast_ref::<std::io::Error>().is_some() => Ok(()),
+        ended => ended,
+    }
 }

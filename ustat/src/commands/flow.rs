@@ -73,7 +73,9 @@ fn run_text(args: &WatchArgs, folded: Option<File>) -> anyhow::Result<()> {
     let mut out = BufWriter::new(stdout.lock());
     let mut checked = Instant::now();
     let printed: io::Result<()> = (|| {
-        while !stop.is_set() {
+        loop {
+            // Read before the pump, so the events sent up to the signal are still printed.
+            let stopping = stop.is_set();
             source.pump();
             for line in source.take_flow() {
                 if args.tid.is_some_and(|tid| tid != line.tid) {
@@ -86,6 +88,9 @@ fn run_text(args: &WatchArgs, folded: Option<File>) -> anyhow::Result<()> {
                 )?;
             }
             out.flush()?;
+            if stopping {
+                break;
+            }
             if checked.elapsed() >= Duration::from_secs(1) {
                 checked = Instant::now();
                 if !process::exists(pid) {

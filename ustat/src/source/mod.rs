@@ -217,6 +217,11 @@ impl KernelSource {
         Ok(source)
     }
 
+    /// The tracer's links, for the watchdog (see `signals`).
+    pub fn links(&self) -> crate::bpf::Links {
+        self.tracer.links()
+    }
+
     /// How many processes are traced now.
     pub fn traced(&self) -> usize {
         self.tracked.len()

@@ -98,6 +98,10 @@ where
     E: Events<B>,
 {
     loop {
+        // First: after a signal, not even one more draw on a terminal that may be gone.
+        if stop() {
+            return Ok(());
+        }
         if app.flow.is_some() {
             take_flow(source, app)?;
         }
@@ -116,9 +120,6 @@ where
             }
             Step::Key(_) | Step::Idle => {}
             Step::Interval => app.apply(source.poll()?),
-        }
-        if stop() {
-            return Ok(());
         }
     }
 }
