@@ -91,7 +91,7 @@ fn target_code(e: &TargetError) -> u8 {
     match e {
         TargetError::Process(e) => process_code(e),
         TargetError::Usdt(e) => usdt_code(e),
-        TargetError::NoProbesInProcess(_) => TARGET,
+        TargetError::NoProbesInProcess(_) | TargetError::NotMapped { .. } => TARGET,
     }
 }
 

@@ -2,14 +2,16 @@
 //! alternative whose every rule resolves (USDT probe present, symbol found), and for each
 //! rule, which program, at which file offset, with which spec.
 
-use std::path::Path;
+use std::sync::Arc;
 
+use object::ReadRef;
 use ustat_common::{KeyArg, NO_ARG, ProbeSpec, key_kind};
 use ustat_runtimes::{Action, Arg, Feature, Key, Missing, Point, Rule, Runtime};
 
 use crate::{
+    binary::Binary,
     bpf::{Attachment, ProbePoint, Program},
-    elf::{Elf, MappedFile, OpenError},
+    elf::{Elf, OpenError},
     usdt::{self, spec},
 };
 
@@ -107,15 +109,18 @@ fn configure(rule: &Rule, spec: &mut ProbeSpec) -> Program {
     }
 }
 
-/// Plans `runtime`'s features in the binary at `path` (a path ustat can open; attachments
-/// use it too).
-pub fn plan(runtime: &Runtime, path: &Path) -> Result<Plan, OpenError> {
-    let file = MappedFile::open(path)?;
-    let elf = file.elf()?;
-    Ok(plan_elf(runtime.features, &elf, path))
+/// Plans `runtime`'s features in `binary` (attachments go to that same open file).
+pub fn plan(runtime: &Runtime, binary: &Arc<Binary>) -> Result<Plan, OpenError> {
+    let data = binary.data();
+    let elf = binary.elf(&data)?;
+    Ok(plan_elf(runtime.features, &elf, binary))
 }
 
-pub fn plan_elf(features: &[Feature], elf: &Elf<'_>, path: &Path) -> Plan {
+pub fn plan_elf<'data, R: ReadRef<'data>>(
+    features: &[Feature],
+    elf: &Elf<'data, R>,
+    binary: &Arc<Binary>,
+) -> Plan {
     let probes = usdt::probes_in(elf).ok().flatten().unwrap_or_default();
     let mut plan = Plan::default();
     for feature in features {
@@ -125,13 +130,13 @@ pub fn plan_elf(features: &[Feature], elf: &Elf<'_>, path: &Path) -> Plan {
             for rule in *rules {
                 let planned = match rule.point {
                     Point::Usdt { provider, name } => {
-                        plan_usdt(&probes, provider, name, rule, path, &mut warnings)
+                        plan_usdt(&probes, provider, name, rule, binary, &mut warnings)
                     }
                     Point::Function { symbol, args } => {
-                        plan_function(elf, symbol, args, false, rule, path)
+                        plan_function(elf, symbol, args, false, rule, binary)
                     }
                     Point::Return { symbol, args } => {
-                        plan_function(elf, symbol, args, true, rule, path)
+                        plan_function(elf, symbol, args, true, rule, binary)
                     }
                 };
                 attachments.extend(planned.ok()?);
@@ -159,14 +164,14 @@ fn plan_usdt(
     provider: &str,
     name: &str,
     rule: &Rule,
-    path: &Path,
+    binary: &Arc<Binary>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Planned>, String> {
     let full = format!("{provider}:{name}");
     let probe = probes
         .iter()
         .find(|p| p.provider == provider && p.name == name)
-        .ok_or_else(|| format!("{} has no USDT probe {full}", path.display()))?;
+        .ok_or_else(|| format!("{} has no USDT probe {full}", binary.shown().display()))?;
     let mut planned = Vec::new();
     for site in &probe.sites {
         match &site.target {
@@ -177,7 +182,7 @@ fn plan_usdt(
                     probe: full.clone(),
                     program,
                     point: ProbePoint {
-                        path: path.to_path_buf(),
+                        binary: Arc::clone(binary),
                         offset: target.offset,
                         semaphore_offset: target.semaphore_offset,
                         retprobe: false,
@@ -205,13 +210,13 @@ impl spec::SymbolLookup for NoSymbols {
     }
 }
 
-fn plan_function(
-    elf: &Elf<'_>,
+fn plan_function<'data, R: ReadRef<'data>>(
+    elf: &Elf<'data, R>,
     symbol: &str,
     args: &str,
     retprobe: bool,
     rule: &Rule,
-    path: &Path,
+    binary: &Arc<Binary>,
 ) -> Result<Vec<Planned>, String> {
     let address = elf.symbol_address(symbol).map_err(|e| e.to_string())?;
     let offset = elf.file_offset(address, true).ok_or_else(|| {
@@ -232,7 +237,7 @@ fn plan_function(
         },
         program,
         point: ProbePoint {
-            path: path.to_path_buf(),
+            binary: Arc::clone(binary),
             offset,
             semaphore_offset: None,
             retprobe,
@@ -241,17 +246,19 @@ fn plan_function(
     }])
 }
 
-/// The flow probes of `runtime` in the binary at `path`: `flow_entry` at every site of its
-/// method entry probe, `flow_return` at every site of its return probe.
-pub fn plan_flow(runtime: &Runtime, path: &Path) -> Result<Vec<Planned>, String> {
+/// The flow probes of `runtime` in `binary`: `flow_entry` at every site of its method entry
+/// probe, `flow_return` at every site of its return probe.
+pub fn plan_flow(runtime: &Runtime, binary: &Arc<Binary>) -> Result<Vec<Planned>, String> {
     let flow = runtime.flow.ok_or_else(|| {
         format!(
             "{} has no method probes: its calls cannot be followed",
             runtime.name
         )
     })?;
-    let file = MappedFile::open(path).map_err(|e| format!("{e:#}"))?;
-    let elf = file.elf().map_err(|e| format!("{e:#}"))?;
+    let data = binary.data();
+    let elf = binary
+        .elf(&data)
+        .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
     let probes = usdt::probes_in(&elf).ok().flatten().unwrap_or_default();
     let mut planned = Vec::new();
     for (point, program) in [
@@ -269,12 +276,14 @@ pub fn plan_flow(runtime: &Runtime, path: &Path) -> Result<Vec<Planned>, String>
         let mut warnings = Vec::new();
         let sites = match point {
             Point::Usdt { provider, name } => {
-                plan_usdt(&probes, provider, name, &rule, path, &mut warnings)
+                plan_usdt(&probes, provider, name, &rule, binary, &mut warnings)
             }
             Point::Function { symbol, args } => {
-                plan_function(&elf, symbol, args, false, &rule, path)
+                plan_function(&elf, symbol, args, false, &rule, binary)
             }
-            Point::Return { symbol, args } => plan_function(&elf, symbol, args, true, &rule, path),
+            Point::Return { symbol, args } => {
+                plan_function(&elf, symbol, args, true, &rule, binary)
+            }
         }?;
         planned.extend(sites.into_iter().map(|p| Planned { program, ..p }));
     }
@@ -283,7 +292,9 @@ pub fn plan_flow(runtime: &Runtime, path: &Path) -> Result<Vec<Planned>, String>
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use ustat_common::{arg_kind, category, pt_regs};
+
     use ustat_runtimes::{jvm::JVM, node::NODE, python::PYTHON};
 
     use super::*;
@@ -291,7 +302,8 @@ mod tests {
     const LIBJVM: &str = "/usr/lib/jvm/java-17-openjdk-amd64/lib/server/libjvm.so";
 
     fn plan_of(runtime: &Runtime, path: &str) -> Plan {
-        plan(runtime, Path::new(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+        let binary = Binary::open_given(Path::new(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        plan(runtime, &binary).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     fn pyenv(version: &str, lib: &str) -> String {
@@ -489,9 +501,9 @@ mod tests {
                 unavailable: "other: no",
             },
         ];
-        let path = Path::new("/usr/bin/python3.11");
-        let file = MappedFile::open(path).unwrap();
-        let plan = plan_elf(FEATURES, &file.elf().unwrap(), path);
+        let binary = Binary::open_given(Path::new("/usr/bin/python3.11")).unwrap();
+        let data = binary.data();
+        let plan = plan_elf(FEATURES, &binary.elf(&data).unwrap(), &binary);
         assert_eq!(plan.resolved, ["gc"]);
         assert_eq!(plan.attachments.len(), 1);
         assert_eq!(plan.attachments[0].probe, "PyGC_Collect");

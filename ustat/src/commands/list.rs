@@ -1,6 +1,6 @@
 //! `ustat list TARGET`: the USDT probes of a binary, or of every binary a process maps.
 
-use std::io::Write;
+use std::{collections::HashSet, io::Write};
 
 use serde::Serialize;
 
@@ -12,10 +12,22 @@ use crate::{
 };
 
 pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let binaries = target::probed_binaries(&args.target)?;
-    match args.format {
-        ListFormat::Table => table(&binaries, out)?,
-        ListFormat::Csv => csv(&binaries, out)?,
+    let probed = target::probed_binaries(&args.target)?;
+    for line in &probed.skipped {
+        eprintln!("ustat: {line}");
+    }
+    render(args.format, &probed.binaries, out)
+}
+
+/// Writes the probes of `binaries` in `format`.
+pub fn render(
+    format: ListFormat,
+    binaries: &[ProbedBinary],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    match format {
+        ListFormat::Table => table(binaries, out)?,
+        ListFormat::Csv => csv(binaries, out)?,
         ListFormat::Json => {
             let rows: Vec<JsonBinary> = binaries.iter().map(JsonBinary::from).collect();
             serde_json::to_writer_pretty(&mut *out, &rows)?;
@@ -27,13 +39,24 @@ pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 
 /// The distinct argument specs of a probe's sites, in site order.
 fn distinct_args(probe: &Probe) -> Vec<&str> {
-    let mut specs: Vec<&str> = Vec::new();
-    for site in &probe.sites {
-        if !specs.contains(&site.arg_text.as_str()) {
-            specs.push(&site.arg_text);
-        }
-    }
-    specs
+    let mut seen = HashSet::new();
+    probe
+        .sites
+        .iter()
+        .map(|site| site.arg_text.as_str())
+        .filter(|spec| seen.insert(*spec))
+        .collect()
+}
+
+/// `text` padded with spaces to `width` characters. By hand: `format!`'s width stops at
+/// 65,535, and a probe's name (from the file) can be longer.
+fn pad(text: &str, width: usize) -> String {
+    let mut padded = text.to_string();
+    padded.extend(std::iter::repeat_n(
+        ' ',
+        width.saturating_sub(text.chars().count()),
+    ));
+    padded
 }
 
 /// Why some sites cannot be traced, one reason per line.
@@ -52,6 +75,7 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
+/// The probes as an aligned table, one block per binary.
 fn table(binaries: &[ProbedBinary], out: &mut dyn Write) -> std::io::Result<()> {
     for (i, binary) in binaries.iter().enumerate() {
         if i > 0 {
@@ -74,19 +98,20 @@ fn table(binaries: &[ProbedBinary], out: &mut dyn Write) -> std::io::Result<()> 
                 .unwrap_or(0)
                 .max(title.len())
         };
-        let pw = width(|p| p.provider.chars().count(), "PROVIDER");
-        let nw = width(|p| p.name.chars().count(), "NAME");
+        let pw = width(|p| sanitize::text(&p.provider).chars().count(), "PROVIDER");
+        let nw = width(|p| sanitize::text(&p.name).chars().count(), "NAME");
         writeln!(
             out,
-            "  {:pw$}  {:nw$}  SITES  SEMAPHORE  ARGUMENTS",
-            "PROVIDER", "NAME"
+            "  {}  {}  SITES  SEMAPHORE  ARGUMENTS",
+            pad("PROVIDER", pw),
+            pad("NAME", nw)
         )?;
         for probe in &binary.probes {
             writeln!(
                 out,
-                "  {:pw$}  {:nw$}  {:>5}  {:9}  {}",
-                sanitize::text(&probe.provider),
-                sanitize::text(&probe.name),
+                "  {}  {}  {:>5}  {:9}  {}",
+                pad(&sanitize::text(&probe.provider), pw),
+                pad(&sanitize::text(&probe.name), nw),
                 probe.sites.len(),
                 yes_no(probe.has_semaphore()),
                 sanitize::text(&distinct_args(probe).join(" | ")),
@@ -94,9 +119,9 @@ fn table(binaries: &[ProbedBinary], out: &mut dyn Write) -> std::io::Result<()> 
             for problem in problems(probe) {
                 writeln!(
                     out,
-                    "  {:pw$}  {:nw$}  ! {}",
-                    "",
-                    "",
+                    "  {}  {}  ! {}",
+                    pad("", pw),
+                    pad("", nw),
                     sanitize::text(&problem)
                 )?;
             }
@@ -105,6 +130,7 @@ fn table(binaries: &[ProbedBinary], out: &mut dyn Write) -> std::io::Result<()> 
     Ok(())
 }
 
+/// The probes as CSV, one row per probe.
 fn csv(binaries: &[ProbedBinary], out: &mut dyn Write) -> anyhow::Result<()> {
     let mut writer = ::csv::Writer::from_writer(out);
     writer.write_record([

@@ -73,11 +73,17 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
     let mut writer = CsvWriter::new(out)?;
     let mut next = Instant::now() + args.interval;
     let mut intervals = 0;
+    // Warnings accumulate in the snapshots; each goes to stderr once.
+    let mut warned = 0;
     loop {
         // A signal ends the interval early; its partial counts are still written.
         let stopping = stop.sleep_until(next);
         next += args.interval;
         let snapshot = source.poll()?;
+        for warning in snapshot.warnings.iter().skip(warned) {
+            eprintln!("ustat: {warning}");
+        }
+        warned = warned.max(snapshot.warnings.len());
         writer.write(&snapshot)?;
         if let Some(methods) = &mut methods {
             methods.write(&snapshot)?;

@@ -12,14 +12,19 @@ use aya::maps::{MapData, RingBuf};
 use ustat_common::{EventHeader, NameEvent, event_kind};
 use ustat_runtimes::{Missing, ProcessFacts};
 
+use std::sync::Arc;
+
 use crate::{
+    binary::{self, Binary},
     bpf::{Group, Program, Scope, Totals, Tracer},
     discovery::{self, Discovery, Found},
+    elf::OpenError,
     plan,
     process::{self, ProcessError},
     sanitize,
     snapshot::{ProcessSnapshot, Snapshot, Source},
     stats::{self, Names},
+    target,
 };
 
 /// Which processes to trace.
@@ -190,7 +195,9 @@ impl KernelSource {
             let facts = ProcessFacts {
                 args: process::args(found.pid).unwrap_or_default(),
                 env: process::env(found.pid, OPTION_VARIABLES).unwrap_or_default(),
-                version: (found.runtime.version)(&found.binary.host_path),
+                version: (found.runtime.version)(&found.binary.path, &|path| {
+                    binary::read_small_text(found.pid, path).ok()
+                }),
                 resolved: coverage.resolved,
             };
             let traced = coverage.traced;
@@ -231,7 +238,11 @@ impl KernelSource {
         if let Some(coverage) = self.attached.get(&key) {
             return coverage.clone();
         }
-        let coverage = match plan::plan(found.runtime, &found.binary.host_path) {
+        let Some(binary) = self.open_binary(found) else {
+            self.attached.insert(key, Coverage::default());
+            return Coverage::default();
+        };
+        let coverage = match plan::plan(found.runtime, &binary) {
             Ok(plan) => {
                 self.warnings
                     .extend(plan.warnings.iter().map(|w| sanitize::text(w)));
@@ -244,7 +255,7 @@ impl KernelSource {
                     .flat_map(|f| f.categories.iter().copied())
                     .collect();
                 if self.options.method_times {
-                    self.attach_flow(found, Group::Main, scope);
+                    self.attach_flow(found, &binary, Group::Main, scope);
                 }
                 Coverage {
                     resolved: plan.resolved,
@@ -259,6 +270,28 @@ impl KernelSource {
         };
         self.attached.insert(key, coverage.clone());
         coverage
+    }
+
+    /// Opens the runtime binary `found` maps (see `binary`); a file ustat will not open, or
+    /// cannot, becomes a warning naming it and why.
+    fn open_binary(&mut self, found: &Found) -> Option<Arc<Binary>> {
+        let opened = process::uid(found.pid)
+            .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+            .and_then(|uid| {
+                Binary::open_mapped(found.pid, &found.binary, uid).map_err(|e| match e {
+                    OpenError::Refused { path, reason } => {
+                        target::skip_line(found.pid, &path, &reason)
+                    }
+                    other => format!("{:#}", anyhow::Error::from(other)),
+                })
+            });
+        match opened {
+            Ok(binary) => Some(binary),
+            Err(line) => {
+                self.warnings.push(sanitize::text(&line));
+                None
+            }
+        }
     }
 
     /// Attaches planned sites; a site that fails becomes a warning. Returns how many took.

@@ -1,6 +1,6 @@
 //! `.note.stapsdt` notes: one per probe call site.
 
-use object::{Endianness, read::elf::SectionHeader as _};
+use object::{Endianness, ReadRef, read::elf::SectionHeader as _};
 
 use crate::elf::Elf;
 
@@ -68,7 +68,9 @@ pub fn parse_desc(index: usize, desc: &[u8]) -> Result<Note, NoteError> {
 
 /// Every stapsdt note of the file, in file order. `Ok(None)` when there is no
 /// `.note.stapsdt` section.
-pub fn read_notes(elf: &Elf<'_>) -> Result<Option<Vec<Note>>, NoteError> {
+pub fn read_notes<'data, R: ReadRef<'data>>(
+    elf: &Elf<'data, R>,
+) -> Result<Option<Vec<Note>>, NoteError> {
     let file = &elf.file;
     let endian: Endianness = file.endian();
     let data = file.data();
