@@ -16,7 +16,11 @@ pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     for line in &probed.skipped {
         eprintln!("ustat: {line}");
     }
-    render(args.format, &probed.binaries, out)
+    // A write per line would be a system call per probe: a file may have 100,000.
+    let mut out = std::io::BufWriter::new(out);
+    render(args.format, &probed.binaries, &mut out)?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Writes the probes of `binaries` in `format`.
@@ -48,16 +52,10 @@ fn distinct_args(probe: &Probe) -> Vec<&str> {
         .collect()
 }
 
-/// `text` padded with spaces to `width` characters. By hand: `format!`'s width stops at
-/// 65,535, and a probe's name (from the file) can be longer.
-fn pad(text: &str, width: usize) -> String {
-    let mut padded = text.to_string();
-    padded.extend(std::iter::repeat_n(
-        ' ',
-        width.saturating_sub(text.chars().count()),
-    ));
-    padded
-}
+/// The widest a table column is padded to: a longer name (they come from the file, any
+/// length) overflows its own line rather than padding every line to its length — and
+/// `format!` panics on widths over 65,535.
+const MAX_COLUMN: usize = 64;
 
 /// Why some sites cannot be traced, one reason per line.
 fn problems(probe: &Probe) -> Vec<String> {
@@ -96,22 +94,21 @@ fn table(binaries: &[ProbedBinary], out: &mut dyn Write) -> std::io::Result<()> 
                 .map(f)
                 .max()
                 .unwrap_or(0)
-                .max(title.len())
+                .clamp(title.len(), MAX_COLUMN)
         };
-        let pw = width(|p| sanitize::text(&p.provider).chars().count(), "PROVIDER");
-        let nw = width(|p| sanitize::text(&p.name).chars().count(), "NAME");
+        let pw = width(|p| p.provider.chars().count(), "PROVIDER");
+        let nw = width(|p| p.name.chars().count(), "NAME");
         writeln!(
             out,
-            "  {}  {}  SITES  SEMAPHORE  ARGUMENTS",
-            pad("PROVIDER", pw),
-            pad("NAME", nw)
+            "  {:pw$}  {:nw$}  SITES  SEMAPHORE  ARGUMENTS",
+            "PROVIDER", "NAME"
         )?;
         for probe in &binary.probes {
             writeln!(
                 out,
-                "  {}  {}  {:>5}  {:9}  {}",
-                pad(&sanitize::text(&probe.provider), pw),
-                pad(&sanitize::text(&probe.name), nw),
+                "  {:pw$}  {:nw$}  {:>5}  {:9}  {}",
+                sanitize::text(&probe.provider),
+                sanitize::text(&probe.name),
                 probe.sites.len(),
                 yes_no(probe.has_semaphore()),
                 sanitize::text(&distinct_args(probe).join(" | ")),
@@ -119,9 +116,9 @@ fn table(binaries: &[ProbedBinary], out: &mut dyn Write) -> std::io::Result<()> 
             for problem in problems(probe) {
                 writeln!(
                     out,
-                    "  {}  {}  ! {}",
-                    pad("", pw),
-                    pad("", nw),
+                    "  {:pw$}  {:nw$}  ! {}",
+                    "",
+                    "",
                     sanitize::text(&problem)
                 )?;
             }

@@ -4,7 +4,7 @@
 pub mod note;
 pub mod spec;
 
-use std::{collections::HashMap, path::Path};
+use std::path::Path;
 
 use object::ReadRef;
 use ustat_common::{ArgSpec, ProbeSpec};
@@ -112,28 +112,31 @@ pub fn probes_in_binary(binary: &Binary) -> Result<Vec<Probe>, UsdtError> {
 pub fn probes_in<'data, R: ReadRef<'data>>(
     elf: &Elf<'data, R>,
 ) -> Result<Option<Vec<Probe>>, NoteError> {
-    let Some(notes) = note::read_notes(elf)? else {
+    let Some(mut notes) = note::read_notes(elf)? else {
         return Ok(None);
     };
     let base = elf.section(".stapsdt.base").map(|(addr, _)| addr);
     let symbols = ElfSymbols(elf);
+    // Grouped by sorting (stable: sites stay in file order), not by a search per note.
+    let mut order: Vec<usize> = (0..notes.len()).collect();
+    order.sort_by(|&a, &b| {
+        (&notes[a].provider, &notes[a].name).cmp(&(&notes[b].provider, &notes[b].name))
+    });
     let mut probes: Vec<Probe> = Vec::new();
-    let mut index: HashMap<(String, String), usize> = HashMap::new();
-    for note in notes {
-        let site = resolve_site(elf, base, &symbols, &note);
-        match index.get(&(note.provider.clone(), note.name.clone())) {
-            Some(&i) => probes[i].sites.push(site),
-            None => {
-                index.insert((note.provider.clone(), note.name.clone()), probes.len());
-                probes.push(Probe {
-                    provider: note.provider,
-                    name: note.name,
-                    sites: vec![site],
-                });
+    for i in order {
+        let site = resolve_site(elf, base, &symbols, &notes[i]);
+        let note = &mut notes[i];
+        match probes.last_mut() {
+            Some(probe) if probe.provider == note.provider && probe.name == note.name => {
+                probe.sites.push(site)
             }
+            _ => probes.push(Probe {
+                provider: std::mem::take(&mut note.provider),
+                name: std::mem::take(&mut note.name),
+                sites: vec![site],
+            }),
         }
     }
-    probes.sort_by(|a, b| (&a.provider, &a.name).cmp(&(&b.provider, &b.name)));
     Ok(Some(probes))
 }
 
