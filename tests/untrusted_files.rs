@@ -514,7 +514,7 @@ fn list_and_trace_refuse_what_they_cannot_use_at_once() {
     }
 
     // `trace FILE -p PID` where PID does not map FILE.
-    let unrelated = Driven::spawn(&mut Command::new(&built.mapper).args(["map", "/bin/true"]));
+    let unrelated = Driven::spawn(Command::new(&built.mapper).args(["map", "/bin/true"]));
     let pid = unrelated.pid().to_string();
     let (code, _, out, err) = run(&[
         "trace".as_ref(),
