@@ -333,6 +333,18 @@ impl<'f> FileData<'f> {
 }
 
 impl Extents {
+    /// The bytes from `range.start` up to `range.end` or the end of the extent that holds
+    /// `range.start`, whichever comes first.
+    fn from(&self, range: Range<u64>) -> Option<&[u8]> {
+        let (&(start, _), extent) = self
+            .by_offset
+            .range(..=(range.start, usize::MAX))
+            .next_back()?;
+        let from = usize::try_from(range.start - start).ok()?;
+        let to = usize::try_from(range.end - start).ok()?.min(extent.len);
+        extent.bytes().get(from..to)
+    }
+
     fn containing(&self, range: Range<u64>) -> Option<&[u8]> {
         let (&(start, _), extent) = self
             .by_offset
@@ -360,23 +372,14 @@ impl<'a> ReadRef<'a> for &'a FileData<'_> {
         if range.start > range.end || range.end > self.len {
             return Err(());
         }
-        // Within a string table read whole, or else within the next MAX_STRING bytes.
-        let held = self
-            .read
-            .borrow()
-            .containing(range.start..range.start)
-            .is_some();
-        let end = if held {
-            let extents = self.read.borrow();
-            let (&(start, _), extent) = extents
-                .by_offset
-                .range(..=(range.start, usize::MAX))
-                .next_back()
-                .ok_or(())?;
-            (start + extent.len as u64).min(range.end)
-        } else {
-            range.end.min(range.start.saturating_add(MAX_STRING))
-        };
+        // Within bytes read already (a string table read whole), else within MAX_STRING.
+        if let Some(held) = self.read.borrow().from(range.clone())
+            && let Some(len) = held.iter().position(|&b| b == delimiter)
+        {
+            // SAFETY: as in `get`: extents live, unchanged, as long as `self`.
+            return Ok(unsafe { std::mem::transmute::<&[u8], &[u8]>(&held[..len]) });
+        }
+        let end = range.end.min(range.start.saturating_add(MAX_STRING));
         let bytes = self.get(range.start..end)?;
         let len = bytes.iter().position(|&b| b == delimiter).ok_or(())?;
         Ok(&bytes[..len])
@@ -385,6 +388,8 @@ impl<'a> ReadRef<'a> for &'a FileData<'_> {
 
 #[cfg(test)]
 mod tests {
+    use object::ReadRef as _;
+
     use super::*;
 
     const SEGMENTS: &[Segment] = &[
@@ -432,6 +437,72 @@ mod tests {
         }];
         assert_eq!(file_offset(&top, u64::MAX, true), None);
         assert_eq!(file_offset(&top, u64::MAX - 1, true), Some(u64::MAX));
+    }
+
+    fn read_file(bytes: &[u8]) -> (tempfile::NamedTempFile, File) {
+        let mut named = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut named, bytes).unwrap();
+        let file = named.reopen().unwrap();
+        (named, file)
+    }
+
+    #[test]
+    fn file_data_reads_ranges_and_strings_and_nothing_past_the_end() {
+        let (_named, file) = read_file(b"0123456789abc\0def\0");
+        let data = FileData::new(&file, 18);
+        let data = &data;
+        assert_eq!(data.read_bytes_at(3, 4), Ok(&b"3456"[..]));
+        assert_eq!(
+            data.read_bytes_at(4, 2),
+            Ok(&b"45"[..]),
+            "served from the first read"
+        );
+        assert_eq!(data.read_bytes_at_until(10..18, 0), Ok(&b"abc"[..]));
+        assert_eq!(data.read_bytes_at_until(14..18, 0), Ok(&b"def"[..]));
+        assert_eq!(data.read_bytes_at(17, 2), Err(()));
+        assert_eq!(data.read_bytes_at(u64::MAX, 2), Err(()));
+        assert_eq!(
+            data.read_bytes_at_until(0..10, 0),
+            Err(()),
+            "no NUL in range"
+        );
+    }
+
+    #[test]
+    fn a_file_that_shrinks_is_a_read_error_not_a_crash() {
+        let (named, file) = read_file(&[7u8; 8192]);
+        // The length was taken when the file was opened; then someone truncates it.
+        let data = FileData::new(&file, 8192);
+        named.as_file().set_len(100).unwrap();
+        assert_eq!((&data).read_bytes_at(4096, 16), Err(()));
+        assert_eq!((&data).read_bytes_at(0, 16), Ok(&[7u8; 16][..]));
+    }
+
+    #[test]
+    fn reading_stops_at_the_budget() {
+        let (named, file) = read_file(b"");
+        named.as_file().set_len(READ_BUDGET + 4096).unwrap();
+        let data = FileData::new(&file, READ_BUDGET + 4096);
+        assert_eq!((&data).read_bytes_at(0, READ_BUDGET + 1), Err(()));
+        assert!((&data).read_bytes_at(0, 4096).is_ok());
+    }
+
+    #[test]
+    fn a_real_binary_parses_alike_from_memory_and_from_file_data() {
+        let path = "/usr/bin/python3.11";
+        let bytes = std::fs::read(path).unwrap();
+        let in_memory = crate::usdt::probes_in(&Elf::<&[u8]>::parse(&bytes).unwrap()).unwrap();
+        let file = File::open(path).unwrap();
+        let data = FileData::new(&file, bytes.len() as u64);
+        let elf = Elf::parse(&data).unwrap();
+        assert_eq!(crate::usdt::probes_in(&elf).unwrap(), in_memory);
+        assert_eq!(
+            elf.symbol_address("PyThread_start_new_thread"),
+            Elf::<&[u8]>::parse(&bytes)
+                .unwrap()
+                .symbol_address("PyThread_start_new_thread")
+        );
+        assert!(in_memory.is_some_and(|probes| !probes.is_empty()));
     }
 
     #[test]

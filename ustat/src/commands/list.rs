@@ -212,3 +212,58 @@ impl From<&ProbedBinary> for JsonBinary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::{binary::Binary, usdt::Site};
+
+    fn listed(name: &str) -> ProbedBinary {
+        let site = Site {
+            address: 0x1000,
+            semaphore_address: None,
+            arg_text: "8@%rax".into(),
+            target: Err("not here".into()),
+        };
+        ProbedBinary {
+            path: "/bin/true".into(),
+            binary: Binary::open_given(Path::new("/bin/true")).unwrap(),
+            probes: vec![
+                Probe {
+                    provider: "p".into(),
+                    name: name.into(),
+                    sites: vec![site.clone()],
+                },
+                Probe {
+                    provider: "p".into(),
+                    name: "short".into(),
+                    sites: vec![site],
+                },
+            ],
+        }
+    }
+
+    fn rendered(format: ListFormat, name: &str) -> String {
+        let mut out = Vec::new();
+        render(format, &[listed(name)], &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn names_of_any_length_render_and_do_not_widen_every_line() {
+        let long = "n".repeat(70_000);
+        let table = rendered(ListFormat::Table, &long);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[2].starts_with(&format!("  p         {long}      1  no ")));
+        let short = lines.iter().find(|l| l.contains("short")).unwrap();
+        assert_eq!(
+            short.len(),
+            "  PROVIDER  ".len() + 64 + "      1  no         8@%rax".len()
+        );
+        for format in [ListFormat::Csv, ListFormat::Json] {
+            assert!(rendered(format, &long).contains(&long));
+        }
+    }
+}
