@@ -187,7 +187,7 @@ impl Binary {
             path: shown.to_path_buf(),
             source,
         };
-        let file = reopen_regular(&located).map_err(|e| match e {
+        let file = reopen_regular(located).map_err(|e| match e {
             Reopen::Io(e) => io(e),
             Reopen::Refused(reason) => OpenError::Refused {
                 path: shown.to_path_buf(),
@@ -253,7 +253,7 @@ pub fn read_small_text(pid: u32, path: &Path) -> Result<String, OpenError> {
         Some(libc::ELOOP) => refused(Refusal::Link),
         _ => io(e),
     })?;
-    let file = reopen_regular(&located).map_err(|e| match e {
+    let file = reopen_regular(located).map_err(|e| match e {
         Reopen::Io(e) => io(e),
         Reopen::Refused(reason) => refused(reason),
     })?;
@@ -325,7 +325,7 @@ enum Reopen {
 /// Opens the file an `O_PATH` descriptor refers to for reading, if it is a regular file:
 /// non-blocking and without becoming a controlling terminal, so even a file that turns into
 /// something else cannot hang ustat. A device or FIFO is never opened.
-fn reopen_regular(located: &OwnedFd) -> Result<File, Reopen> {
+fn reopen_regular(located: OwnedFd) -> Result<File, Reopen> {
     let kind = |metadata: &std::fs::Metadata| {
         let file_type = metadata.file_type();
         if file_type.is_file() {
@@ -346,9 +346,9 @@ fn reopen_regular(located: &OwnedFd) -> Result<File, Reopen> {
             "a symbolic link"
         })
     };
-    // SAFETY: fstat on a descriptor we own; the borrowed File is forgotten, not closed.
-    let borrowed = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(located.as_raw_fd()) });
-    let before = borrowed.metadata().map_err(Reopen::Io)?;
+    // fstat works on an O_PATH descriptor; nothing is read through it.
+    let located = File::from(located);
+    let before = located.metadata().map_err(Reopen::Io)?;
     if let Some(kind) = kind(&before) {
         return Err(Reopen::Refused(Refusal::NotRegular { kind }));
     }
