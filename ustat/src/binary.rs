@@ -108,6 +108,15 @@ pub fn trust(owner: u32, mode: u32, process_uid: u32) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// `skipping FILE of process PID: REASON`, the one line that says a file was not used,
+/// cleaned for a terminal.
+pub fn skip_line(pid: u32, path: &Path, reason: &Refusal) -> String {
+    crate::sanitize::text(&format!(
+        "skipping {} of process {pid}: {reason}",
+        path.display()
+    ))
+}
+
 /// Whether the file found is the one mapped.
 pub fn check_identity(mapped: Identity, found: Identity) -> Result<(), Refusal> {
     if mapped == found {

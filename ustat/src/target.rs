@@ -7,10 +7,9 @@ use std::{
 };
 
 use crate::{
-    binary::{Binary, Identity, Refusal},
+    binary::{self, Binary, Identity},
     elf::OpenError,
     process::{self, ProcessError},
-    sanitize,
     usdt::{self, Probe, UsdtError},
 };
 
@@ -83,7 +82,7 @@ pub fn probed_binaries(target: &Target) -> Result<Probed, TargetError> {
                 let binary = match Binary::open_mapped(*pid, &object, uid) {
                     Ok(binary) => binary,
                     Err(OpenError::Refused { path, reason }) => {
-                        probed.skipped.push(skip_line(*pid, &path, &reason));
+                        probed.skipped.push(binary::skip_line(*pid, &path, &reason));
                         continue;
                     }
                     // Gone since maps was read, or unreadable: nothing to list there.
@@ -110,14 +109,6 @@ pub fn probed_binaries(target: &Target) -> Result<Probed, TargetError> {
             Ok(probed)
         }
     }
-}
-
-/// `skipping FILE of process PID: REASON`, cleaned for a terminal.
-pub fn skip_line(pid: u32, path: &Path, reason: &Refusal) -> String {
-    sanitize::text(&format!(
-        "skipping {} of process {pid}: {reason}",
-        path.display()
-    ))
 }
 
 /// Checks that each process maps `binary` (for `trace FILE -p PID`).

@@ -5,14 +5,13 @@ mod flow;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
     time::{Instant, SystemTime},
 };
 
 use aya::maps::{MapData, RingBuf};
 use ustat_common::{EventHeader, NameEvent, event_kind};
 use ustat_runtimes::{Missing, ProcessFacts};
-
-use std::sync::Arc;
 
 use crate::{
     binary::{self, Binary},
@@ -24,7 +23,6 @@ use crate::{
     sanitize,
     snapshot::{ProcessSnapshot, Snapshot, Source},
     stats::{self, Names},
-    target,
 };
 
 /// Which processes to trace.
@@ -280,7 +278,7 @@ impl KernelSource {
             .and_then(|uid| {
                 Binary::open_mapped(found.pid, &found.binary, uid).map_err(|e| match e {
                     OpenError::Refused { path, reason } => {
-                        target::skip_line(found.pid, &path, &reason)
+                        binary::skip_line(found.pid, &path, &reason)
                     }
                     other => format!("{:#}", anyhow::Error::from(other)),
                 })
