@@ -256,7 +256,9 @@ struct Extents {
 /// Bytes of the file from some offset, stored so that their address has the alignment their
 /// file offset has (mod 8): the object crate reads 8-byte fields in place.
 struct Extent {
-    words: Box<[u64]>,
+    /// A `Vec`, not a `Box`: a Box asserts unique access when moved (as the map moves its
+    /// values), while slices of these bytes are lent out.
+    words: Vec<u64>,
     pad: usize,
     len: usize,
 }
@@ -304,7 +306,7 @@ impl<'f> FileData<'f> {
             .map_err(|_| ())?;
         words.resize((pad + len).div_ceil(8), 0u64);
         let mut extent = Extent {
-            words: words.into_boxed_slice(),
+            words,
             pad,
             len,
         };
