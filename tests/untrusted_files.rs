@@ -62,8 +62,11 @@ impl Built {
         chmod(dir.path(), 0o755);
         let fake_jvm = dir.path().join("fake_jvm");
         let mapper = dir.path().join("mapper");
+        // Bound at load (-z now): lazy binding would write the victim's GOT on its first
+        // call of each libc function, a change of its memory no tracer made.
         gcc(&[
             "-O2".as_ref(),
+            "-Wl,-z,now".as_ref(),
             "-o".as_ref(),
             fake_jvm.as_os_str(),
             fixture_source("fake_jvm.c").as_os_str(),
@@ -189,6 +192,43 @@ fn mapped_bytes(pid: u32, path: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// Where two readings of the same mappings differ: (mapping, offset, before, after).
+fn differences(
+    before: &[(String, Vec<u8>)],
+    after: &[(String, Vec<u8>)],
+) -> Vec<(String, usize, u8, u8)> {
+    before
+        .iter()
+        .zip(after)
+        .flat_map(|((line, b), (_, a))| {
+            b.iter()
+                .zip(a)
+                .enumerate()
+                .filter(|(_, (x, y))| x != y)
+                .map(|(i, (x, y))| (line.clone(), i, *x, *y))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Other programs that attach uprobes running now (ustat from other work trees, bpftrace),
+/// to tell in a failure whether one of them, not this test's ustat, was misled.
+fn other_tracers(own: u32) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        if pid == own {
+            return None;
+        }
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+        let name = exe.file_name()?.to_str()?;
+        (name == "ustat" || name == "bpftrace").then(|| format!("{pid} {}", exe.display()))
+    })
+    .collect()
+}
+
 /// System-wide ustat on JVMs, CSV rows to stdout every half second.
 fn system_wide_ustat() -> Ustat {
     let mut ustat = Ustat::spawn(&["--csv", "-", "-i", "0.5", "--runtime", "jvm"]);
@@ -242,7 +282,14 @@ fn a_link_swapped_in_never_changes_a_root_owned_victim() {
     let victim = victim_dir.path().join("victim");
     std::fs::copy(&built.fake_jvm, &victim).unwrap();
     chmod(&victim, 0o755);
-    let victim_process = Driven::spawn(&mut Command::new(&victim));
+    let mut victim_process = Driven::spawn(&mut Command::new(&victim));
+    // Its memory is read once it waits for its next command, in read(2).
+    assert_eq!(victim_process.send("0"), "fired");
+    poll("the victim to wait in read(2)", || {
+        let syscall =
+            std::fs::read_to_string(format!("/proc/{}/syscall", victim_process.pid())).ok()?;
+        syscall.starts_with("0 ").then_some(())
+    });
     let before = mapped_bytes(victim_process.pid(), &victim);
     assert!(before.len() >= 2, "text and data: {before:?}");
 
@@ -264,9 +311,12 @@ fn a_link_swapped_in_never_changes_a_root_owned_victim() {
         ]));
         next_row_of(&mut ustat, attack.pid());
         drop(attack);
+        let after = mapped_bytes(victim_process.pid(), &victim);
         assert!(
-            mapped_bytes(victim_process.pid(), &victim) == before,
-            "attempt {attempt}: the victim's memory changed"
+            after == before,
+            "attempt {attempt}: the victim's memory changed: {:?}; tracers on the host: {:?}",
+            differences(&before, &after),
+            other_tracers(ustat.child.id()),
         );
         attacker_files.push(crafted.display().to_string());
     }

@@ -305,11 +305,7 @@ impl<'f> FileData<'f> {
             .try_reserve_exact((pad + len).div_ceil(8))
             .map_err(|_| ())?;
         words.resize((pad + len).div_ceil(8), 0u64);
-        let mut extent = Extent {
-            words,
-            pad,
-            len,
-        };
+        let mut extent = Extent { words, pad, len };
         {
             // SAFETY: as in `Extent::bytes`, mutably: the words are plain data and any byte
             // pattern is a valid u64.
