@@ -63,7 +63,7 @@ fn a_directory() {
     fails_with(
         &["list", "/usr"],
         exit::TARGET,
-        "cannot read /usr: it is a directory",
+        "/usr: it is not a regular file but a directory",
     );
 }
 

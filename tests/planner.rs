@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use ustat::{
+    binary::Binary,
     bpf::Program,
-    elf::MappedFile,
     plan::{Plan, plan, plan_elf},
 };
 use ustat_common::{KeyArg, arg_kind, category, key_kind, pt_regs};
@@ -19,7 +19,8 @@ const LIBJVM: &str = "/usr/lib/jvm/java-17-openjdk-amd64/lib/server/libjvm.so";
 /// The plan for a binary of this host; `None` (and a line saying so) when it is absent.
 fn plan_of(runtime: &'static Runtime, path: &str) -> Option<Plan> {
     let path = host_file(path)?;
-    Some(plan(runtime, &path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+    let binary = Binary::open_given(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Some(plan(runtime, &binary).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
 fn host_file(path: &str) -> Option<PathBuf> {
@@ -258,9 +259,9 @@ fn the_first_alternative_that_resolves_wins() {
     let Some(path) = host_file("/usr/bin/python3.11") else {
         return;
     };
-    let path = path.as_path();
-    let file = MappedFile::open(path).unwrap();
-    let plan = plan_elf(FEATURES, &file.elf().unwrap(), path);
+    let binary = Binary::open_given(&path).unwrap();
+    let data = binary.data();
+    let plan = plan_elf(FEATURES, &binary.elf(&data).unwrap(), &binary);
     assert_eq!(plan.resolved, ["gc"]);
     assert_eq!(plan.attachments.len(), 1);
     assert_eq!(plan.attachments[0].probe, "PyGC_Collect");

@@ -209,9 +209,9 @@ pub fn major_version(version: &str) -> Option<u32> {
 
 /// The JDK version from the `release` file of the Java home that holds `libjvm`
 /// (`<home>/lib/server/libjvm.so`, or `<home>/jre/lib/amd64/server/libjvm.so` for JDK 8).
-pub fn version(libjvm: &Path) -> Option<String> {
+pub fn version(libjvm: &Path, read: crate::ReadText<'_>) -> Option<String> {
     libjvm.ancestors().skip(1).take(5).find_map(|dir| {
-        let release = std::fs::read_to_string(dir.join("release")).ok()?;
+        let release = read(&dir.join("release"))?;
         release.lines().find_map(|line| {
             let value = line.strip_prefix("JAVA_VERSION=")?;
             Some(value.trim_matches('"').to_string())

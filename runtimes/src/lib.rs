@@ -40,13 +40,19 @@ pub struct Runtime {
     /// How to show a `keyed` key, per category, from its names (empty where a slot has
     /// none) and its values: `java.lang.String.hashCode`.
     pub key_label: fn(category: u32, names: [&str; 3], values: [u64; 3]) -> String,
-    /// The runtime's version, from its binary (at this path) or files next to it.
-    pub version: fn(&Path) -> Option<String>,
+    /// The runtime's version, from its binary's path (as the process sees it) or small files
+    /// next to it, read only through the given reader (which refuses links, FIFOs, devices and
+    /// large files another user may have put there).
+    pub version: fn(&Path, ReadText<'_>) -> Option<String>,
     /// What the process's settings leave out, each saying what to do about it.
     pub missing: fn(&ProcessFacts) -> Vec<Missing>,
     /// Method entry and return probes for the flow view and per-method timing, if any.
     pub flow: Option<Flow>,
 }
+
+/// Reads a small text file by its path as the traced process sees it; `None` when it cannot
+/// or may not.
+pub type ReadText<'a> = &'a dyn Fn(&Path) -> Option<String>;
 
 /// A runtime's method entry and return probes.
 #[derive(Debug, Clone, Copy)]

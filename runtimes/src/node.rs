@@ -21,7 +21,7 @@ pub static NODE: Runtime = Runtime {
     gc_kind,
     gc_kinds: &["minor", "major"],
     key_label: |_, [name, _, _], _| name.to_string(),
-    version: |_: &Path| None,
+    version: |_: &Path, _| None,
     missing: |_: &ProcessFacts| Vec::<Missing>::new(),
     // JavaScript runs as JIT code in anonymous memory: no probe sees its calls.
     flow: None,

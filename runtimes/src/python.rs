@@ -32,7 +32,7 @@ pub static PYTHON: Runtime = Runtime {
     },
     gc_kinds: &["gen0", "gen1", "gen2"],
     key_label,
-    version,
+    version: |binary, _| version(binary),
     missing,
     // function__return's line is the return's, so a function is its file and name.
     flow: Some(Flow {

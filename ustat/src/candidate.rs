@@ -1,38 +1,48 @@
 //! A file a process maps, as a runtime's detection hook (`Runtime::detect`) sees it: its
 //! name at once, its ELF facts and symbols only if a hook asks (then the file is opened once,
-//! through `elf::MappedFile`, the one way ustat opens binaries).
+//! through `binary::Binary`, the one way ustat opens a process's binaries: trusted files
+//! only, the very file the process maps).
 
-use std::cell::OnceCell;
+use std::{cell::OnceCell, sync::Arc};
 
-use object::{Object as _, ObjectSection as _};
+use object::{Object as _, ObjectSection as _, ReadRef};
 use ustat_runtimes::{Candidate, ElfFacts};
 
-use crate::{elf, process::MappedObject};
+use crate::{
+    binary::Binary,
+    process::{self, MappedObject},
+};
 
 /// `DT_NEEDED` in a dynamic section entry.
 const DT_NEEDED: u64 = 1;
 const DT_NULL: u64 = 0;
 
 pub struct MappedCandidate<'a> {
+    pid: u32,
     object: &'a MappedObject,
     name: &'a str,
-    file: OnceCell<Option<elf::MappedFile>>,
+    binary: OnceCell<Option<Arc<Binary>>>,
     facts: OnceCell<Option<ElfFacts>>,
 }
 
 impl<'a> MappedCandidate<'a> {
-    pub fn new(object: &'a MappedObject, name: &'a str) -> Self {
+    /// `object` as process `pid` maps it, called `name`.
+    pub fn new(pid: u32, object: &'a MappedObject, name: &'a str) -> Self {
         Self {
+            pid,
             object,
             name,
-            file: OnceCell::new(),
+            binary: OnceCell::new(),
             facts: OnceCell::new(),
         }
     }
 
-    fn file(&self) -> Option<&elf::MappedFile> {
-        self.file
-            .get_or_init(|| elf::MappedFile::open(&self.object.host_path).ok())
+    fn binary(&self) -> Option<&Arc<Binary>> {
+        self.binary
+            .get_or_init(|| {
+                let uid = process::uid(self.pid).ok()?;
+                Binary::open_mapped(self.pid, self.object, uid).ok()
+            })
             .as_ref()
     }
 }
@@ -44,20 +54,26 @@ impl Candidate for MappedCandidate<'_> {
 
     fn elf(&self) -> Option<&ElfFacts> {
         self.facts
-            .get_or_init(|| facts(self.file()?.bytes()))
+            .get_or_init(|| {
+                let data = self.binary()?.data();
+                facts(&data)
+            })
             .as_ref()
     }
 
     fn has_symbol(&self, name: &str) -> bool {
-        self.file()
-            .and_then(|file| file.elf().ok())
-            .is_some_and(|elf| elf.symbol_address(name).is_ok())
+        self.binary().is_some_and(|binary| {
+            let data = binary.data();
+            binary
+                .elf(&data)
+                .is_ok_and(|elf| elf.symbol_address(name).is_ok())
+        })
     }
 }
 
 /// Section names, needed libraries and build id of an ELF file; `None` when it is not one.
-pub fn facts(bytes: &[u8]) -> Option<ElfFacts> {
-    let file = object::File::parse(bytes).ok()?;
+pub fn facts<'data, R: ReadRef<'data>>(data: R) -> Option<ElfFacts> {
+    let file = object::File::parse(data).ok()?;
     let section_data = |name: &str| file.section_by_name(name).and_then(|s| s.data().ok());
     let sections = file
         .sections()
@@ -119,11 +135,11 @@ mod tests {
     #[test]
     fn facts_of_a_real_binary() {
         let me = std::fs::read("/proc/self/exe").unwrap();
-        let facts = facts(&me).unwrap();
+        let facts = facts(me.as_slice()).unwrap();
         assert!(facts.sections.iter().any(|s| s == ".text"), "{facts:?}");
         assert!(facts.needs("libc.so"), "{:?}", facts.needed);
         assert!(facts.build_id.as_ref().is_some_and(|id| !id.is_empty()));
-        assert_eq!(super::facts(b"not an elf file"), None);
+        assert_eq!(super::facts(&b"not an elf file"[..]), None);
     }
 
     #[test]
@@ -143,16 +159,18 @@ mod tests {
     }
 
     /// What a runtime recognised by content (a Go binary by `.go.buildinfo`, a libnode build
-    /// by `DT_NEEDED`) does: here, this test binary by its libc and a symbol it defines.
+    /// by `DT_NEEDED`) does: here, this test binary, as this process maps it, by its libc and
+    /// a symbol it defines.
     #[test]
     fn a_hook_can_detect_by_content_whatever_the_name() {
-        let object = MappedObject {
-            path: "/any/name".into(),
-            host_path: "/proc/self/exe".into(),
-            dev: (0, 0),
-            inode: 0,
-        };
-        let candidate = MappedCandidate::new(&object, "any-name");
+        let me = std::process::id();
+        let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
+        let object = process::mapped_objects(me)
+            .unwrap()
+            .into_iter()
+            .find(|o| o.path == exe)
+            .unwrap();
+        let candidate = MappedCandidate::new(me, &object, "any-name");
         let detect = |c: &dyn Candidate| -> Option<u8> {
             let elf = c.elf()?;
             (elf.needs("libc.so") && !elf.sections.iter().any(|s| s == ".go.buildinfo"))
@@ -162,9 +180,10 @@ mod tests {
         assert!(candidate.has_symbol("main"));
         assert!(!candidate.has_symbol("no_such_symbol_anywhere"));
         let missing = MappedObject {
-            host_path: "/nonexistent/file".into(),
+            path: "/nonexistent/file".into(),
+            host_path: format!("/proc/{me}/root/nonexistent/file").into(),
             ..object.clone()
         };
-        assert_eq!(detect(&MappedCandidate::new(&missing, "file")), None);
+        assert_eq!(detect(&MappedCandidate::new(me, &missing, "file")), None);
     }
 }

@@ -29,7 +29,7 @@ pub fn runtime_of(pid: u32) -> Result<Option<(&'static Runtime, MappedObject)>, 
         let Some(name) = object.path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        let candidate = MappedCandidate::new(&object, name);
+        let candidate = MappedCandidate::new(pid, &object, name);
         for runtime in ustat_runtimes::ALL {
             if let Some(rank) = (runtime.detect)(&candidate)
                 && best.as_ref().is_none_or(|(r, _, _)| rank < *r)

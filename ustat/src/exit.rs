@@ -1,9 +1,9 @@
 //! Exit codes, and which errors map to which. Documented in `ustat --help` and the README.
 
 use crate::{
+    binary::OpenError,
     bpf::{AttachError, LoadError, ProbeAttachError},
     capabilities::CapabilityError,
-    elf::OpenError,
     export::CreateError,
     process::ProcessError,
     source::SelectionError,
@@ -93,7 +93,7 @@ fn target_code(e: &TargetError) -> u8 {
     match e {
         TargetError::Process(e) => process_code(e),
         TargetError::Usdt(e) => usdt_code(e),
-        TargetError::NoProbesInProcess(_) => TARGET,
+        TargetError::NoProbesInProcess(_) | TargetError::NotMapped { .. } => TARGET,
     }
 }
 

@@ -1,5 +1,6 @@
 //! ustat: live statistics from language runtimes through USDT probes and uprobes.
 
+pub mod binary;
 pub mod bpf;
 pub mod candidate;
 pub mod capabilities;

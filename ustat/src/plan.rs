@@ -2,14 +2,16 @@
 //! alternative whose every rule resolves (USDT probe present, symbol found), and for each
 //! rule, which program, at which file offset, with which spec.
 
-use std::path::Path;
+use std::sync::Arc;
 
+use object::ReadRef;
 use ustat_common::{KeyArg, NO_ARG, ProbeSpec, key_kind};
 use ustat_runtimes::{Action, Arg, Feature, Key, Missing, Point, Rule, Runtime};
 
 use crate::{
+    binary::{Binary, OpenError},
     bpf::{Attachment, ProbePoint, Program},
-    elf::{Elf, MappedFile, OpenError},
+    elf::Elf,
     usdt::{self, spec},
 };
 
@@ -116,15 +118,18 @@ fn configure(rule: &Rule, spec: &mut ProbeSpec) -> Program {
     }
 }
 
-/// Plans `runtime`'s features in the binary at `path` (a path ustat can open; attachments
-/// use it too).
-pub fn plan(runtime: &'static Runtime, path: &Path) -> Result<Plan, OpenError> {
-    let file = MappedFile::open(path)?;
-    let elf = file.elf()?;
-    Ok(plan_elf(runtime.features, &elf, path))
+/// Plans `runtime`'s features in `binary` (attachments go to that same open file).
+pub fn plan(runtime: &'static Runtime, binary: &Arc<Binary>) -> Result<Plan, OpenError> {
+    let data = binary.data();
+    let elf = binary.elf(&data)?;
+    Ok(plan_elf(runtime.features, &elf, binary))
 }
 
-pub fn plan_elf(features: &'static [Feature], elf: &Elf<'_>, path: &Path) -> Plan {
+pub fn plan_elf<'data, R: ReadRef<'data>>(
+    features: &'static [Feature],
+    elf: &Elf<'data, R>,
+    binary: &Arc<Binary>,
+) -> Plan {
     let probes = usdt::probes_in(elf).ok().flatten().unwrap_or_default();
     let mut plan = Plan::default();
     for feature in features {
@@ -134,13 +139,13 @@ pub fn plan_elf(features: &'static [Feature], elf: &Elf<'_>, path: &Path) -> Pla
             for rule in *rules {
                 let planned = match rule.point {
                     Point::Usdt { provider, name } => {
-                        plan_usdt(&probes, provider, name, rule, path, &mut warnings)
+                        plan_usdt(&probes, provider, name, rule, binary, &mut warnings)
                     }
                     Point::Function { symbol, args } => {
-                        plan_function(elf, symbol, args, false, rule, path)
+                        plan_function(elf, symbol, args, false, rule, binary)
                     }
                     Point::Return { symbol, args } => {
-                        plan_function(elf, symbol, args, true, rule, path)
+                        plan_function(elf, symbol, args, true, rule, binary)
                     }
                 };
                 attachments.extend(planned.ok()?);
@@ -175,14 +180,14 @@ fn plan_usdt(
     provider: &str,
     name: &str,
     rule: &Rule,
-    path: &Path,
+    binary: &Arc<Binary>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Planned>, String> {
     let full = format!("{provider}:{name}");
     let probe = probes
         .iter()
         .find(|p| p.provider == provider && p.name == name)
-        .ok_or_else(|| format!("{} has no USDT probe {full}", path.display()))?;
+        .ok_or_else(|| format!("{} has no USDT probe {full}", binary.shown().display()))?;
     let mut planned = Vec::new();
     for site in &probe.sites {
         match &site.target {
@@ -193,7 +198,7 @@ fn plan_usdt(
                     probe: full.clone(),
                     program,
                     point: ProbePoint {
-                        path: path.to_path_buf(),
+                        binary: Arc::clone(binary),
                         offset: target.offset,
                         semaphore_offset: target.semaphore_offset,
                         retprobe: false,
@@ -221,13 +226,13 @@ impl spec::SymbolLookup for NoSymbols {
     }
 }
 
-fn plan_function(
-    elf: &Elf<'_>,
+fn plan_function<'data, R: ReadRef<'data>>(
+    elf: &Elf<'data, R>,
     symbol: &str,
     args: &str,
     retprobe: bool,
     rule: &Rule,
-    path: &Path,
+    binary: &Arc<Binary>,
 ) -> Result<Vec<Planned>, String> {
     let address = elf.symbol_address(symbol).map_err(|e| e.to_string())?;
     let offset = elf.file_offset(address, true).ok_or_else(|| {
@@ -248,7 +253,7 @@ fn plan_function(
         },
         program,
         point: ProbePoint {
-            path: path.to_path_buf(),
+            binary: Arc::clone(binary),
             offset,
             semaphore_offset: None,
             retprobe,
@@ -257,17 +262,19 @@ fn plan_function(
     }])
 }
 
-/// The flow probes of `runtime` in the binary at `path`: `flow_entry` at every site of its
-/// method entry probe, `flow_return` at every site of its return probe.
-pub fn plan_flow(runtime: &Runtime, path: &Path) -> Result<Vec<Planned>, String> {
+/// The flow probes of `runtime` in `binary`: `flow_entry` at every site of its method entry
+/// probe, `flow_return` at every site of its return probe.
+pub fn plan_flow(runtime: &Runtime, binary: &Arc<Binary>) -> Result<Vec<Planned>, String> {
     let flow = runtime.flow.ok_or_else(|| {
         format!(
             "{} has no method probes: its calls cannot be followed",
             runtime.name
         )
     })?;
-    let file = MappedFile::open(path).map_err(|e| format!("{e:#}"))?;
-    let elf = file.elf().map_err(|e| format!("{e:#}"))?;
+    let data = binary.data();
+    let elf = binary
+        .elf(&data)
+        .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
     let probes = usdt::probes_in(&elf).ok().flatten().unwrap_or_default();
     let mut planned = Vec::new();
     for (point, program) in [
@@ -285,12 +292,14 @@ pub fn plan_flow(runtime: &Runtime, path: &Path) -> Result<Vec<Planned>, String>
         let mut warnings = Vec::new();
         let sites = match point {
             Point::Usdt { provider, name } => {
-                plan_usdt(&probes, provider, name, &rule, path, &mut warnings)
+                plan_usdt(&probes, provider, name, &rule, binary, &mut warnings)
             }
             Point::Function { symbol, args } => {
-                plan_function(&elf, symbol, args, false, &rule, path)
+                plan_function(&elf, symbol, args, false, &rule, binary)
             }
-            Point::Return { symbol, args } => plan_function(&elf, symbol, args, true, &rule, path),
+            Point::Return { symbol, args } => {
+                plan_function(&elf, symbol, args, true, &rule, binary)
+            }
         }?;
         planned.extend(sites.into_iter().map(|p| Planned { program, ..p }));
     }

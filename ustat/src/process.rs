@@ -61,6 +61,8 @@ pub struct MappedObject {
     /// A path ustat can open and probe from here: through `/proc/PID/root`, or through
     /// `/proc/PID/map_files` when the file was deleted or replaced since it was mapped.
     pub host_path: PathBuf,
+    /// Whether the file was deleted or replaced since it was mapped (maps says `(deleted)`).
+    pub deleted: bool,
     /// Device and inode: the file's identity, whatever path reaches it.
     pub dev: (i32, i32),
     pub inode: u64,
@@ -101,6 +103,7 @@ pub fn parse_mapped_objects(pid: u32, maps: &[u8]) -> Result<Vec<MappedObject>, 
             continue;
         }
         let text = path.to_string_lossy();
+        let deleted = text.ends_with(" (deleted)");
         let (path, host_path) = match text.strip_suffix(" (deleted)") {
             Some(original) => (
                 PathBuf::from(original),
@@ -118,6 +121,7 @@ pub fn parse_mapped_objects(pid: u32, maps: &[u8]) -> Result<Vec<MappedObject>, 
         objects.push(MappedObject {
             path,
             host_path,
+            deleted,
             dev: map.dev,
             inode: map.inode,
         });
@@ -141,6 +145,22 @@ fn parse_start_time(stat: &[u8]) -> Option<u64> {
     let after_command = stat.iter().rposition(|&b| b == b')')? + 1;
     let rest = std::str::from_utf8(&stat[after_command..]).ok()?;
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// The process's effective user id (the second `Uid:` field of `/proc/PID/status`).
+pub fn uid(pid: u32) -> Result<u32, ProcessError> {
+    let status = read_proc(pid, "status")?;
+    parse_effective_uid(&status).ok_or_else(|| ProcessError::Io {
+        pid,
+        file: "status",
+        source: io::Error::other("no Uid line"),
+    })
+}
+
+fn parse_effective_uid(status: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(status).ok()?;
+    let uids = text.lines().find_map(|line| line.strip_prefix("Uid:"))?;
+    uids.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
 /// The command-line arguments.
@@ -257,6 +277,8 @@ mod tests {
             Path::new("/proc/42/root/usr/bin/python3.11")
         );
         assert_eq!(objects[1].inode, 777);
+        assert!(!objects[1].deleted);
+        assert!(objects[2].deleted);
     }
 
     #[test]
@@ -274,6 +296,15 @@ mod tests {
             b"1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 98765 1000 200";
         assert_eq!(parse_start_time(stat), Some(98765));
         assert_eq!(parse_start_time(b"garbage"), None);
+    }
+
+    #[test]
+    fn the_effective_uid_is_the_second_of_four() {
+        let status = b"Name:\tsu\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
+        assert_eq!(parse_effective_uid(status), Some(0));
+        assert_eq!(parse_effective_uid(b"Name:\tx\n"), None);
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(uid(std::process::id()).unwrap(), unsafe { libc::geteuid() });
     }
 
     #[test]

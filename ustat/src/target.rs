@@ -3,9 +3,11 @@
 use std::{
     path::{Path, PathBuf},
     str::FromStr,
+    sync::Arc,
 };
 
 use crate::{
+    binary::{self, Binary, Identity, OpenError},
     process::{self, ProcessError},
     usdt::{self, Probe, UsdtError},
 };
@@ -42,6 +44,8 @@ pub enum TargetError {
     Usdt(#[from] UsdtError),
     #[error("process {0} maps no binary with USDT probes")]
     NoProbesInProcess(u32),
+    #[error("process {pid} does not map {path}", path = path.display())]
+    NotMapped { pid: u32, path: PathBuf },
 }
 
 /// A binary and its probes.
@@ -49,45 +53,85 @@ pub enum TargetError {
 pub struct ProbedBinary {
     /// The path to show: as the process sees it, or as the user gave it.
     pub path: PathBuf,
-    /// The path to open and attach to from here.
-    pub host_path: PathBuf,
+    /// The file, open: probes are attached to exactly the file that was parsed.
+    pub binary: Arc<Binary>,
     pub probes: Vec<Probe>,
 }
 
+/// The binaries with probes a target stands for, and the files ustat would not open.
+#[derive(Debug, Default)]
+pub struct Probed {
+    pub binaries: Vec<ProbedBinary>,
+    /// One line per file skipped, naming it and saying why.
+    pub skipped: Vec<String>,
+}
+
 /// The binaries with probes that `target` stands for: the file itself, or the executable and
-/// every library the process maps.
-pub fn probed_binaries(target: &Target) -> Result<Vec<ProbedBinary>, TargetError> {
+/// every library the process maps (each opened as `binary` explains).
+pub fn probed_binaries(target: &Target) -> Result<Probed, TargetError> {
     match target {
-        Target::Path(path) => Ok(vec![probed_file(path)?]),
+        Target::Path(path) => Ok(Probed {
+            binaries: vec![probed_file(path)?],
+            skipped: Vec::new(),
+        }),
         Target::Pid(pid) => {
-            let mut binaries = Vec::new();
+            let mut probed = Probed::default();
+            let uid = process::uid(*pid)?;
             for object in process::mapped_objects(*pid)? {
-                match usdt::probes_in_file(&object.host_path) {
-                    Ok(probes) => binaries.push(ProbedBinary {
+                let binary = match Binary::open_mapped(*pid, &object, uid) {
+                    Ok(binary) => binary,
+                    Err(OpenError::Refused { path, reason }) => {
+                        probed.skipped.push(binary::skip_line(*pid, &path, &reason));
+                        continue;
+                    }
+                    // Gone since maps was read, or unreadable: nothing to list there.
+                    Err(_) => continue,
+                };
+                match usdt::probes_in_binary(&binary) {
+                    Ok(probes) => probed.binaries.push(ProbedBinary {
                         path: object.path,
-                        host_path: object.host_path,
+                        binary,
                         probes,
                     }),
                     // Most libraries have no probes; that is not an error here.
                     Err(_) => continue,
                 }
             }
-            if binaries.is_empty() {
+            if probed.binaries.is_empty() {
                 if !process::exists(*pid) {
                     return Err(ProcessError::NotFound(*pid).into());
                 }
-                return Err(TargetError::NoProbesInProcess(*pid));
+                if probed.skipped.is_empty() {
+                    return Err(TargetError::NoProbesInProcess(*pid));
+                }
             }
-            Ok(binaries)
+            Ok(probed)
         }
     }
 }
 
+/// Checks that each process maps `binary` (for `trace FILE -p PID`).
+pub fn check_mapped(binary: &ProbedBinary, pids: &[u32]) -> Result<(), TargetError> {
+    for &pid in pids {
+        let mapped = process::mapped_objects(pid)?
+            .iter()
+            .any(|object| Identity::of_mapping(object) == binary.binary.identity());
+        if !mapped {
+            return Err(TargetError::NotMapped {
+                pid,
+                path: binary.path.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn probed_file(path: &Path) -> Result<ProbedBinary, TargetError> {
+    let binary = Binary::open_given(path).map_err(UsdtError::from)?;
     Ok(ProbedBinary {
         path: path.to_path_buf(),
-        host_path: path.to_path_buf(),
-        probes: usdt::probes_in_file(path)?,
+        probes: usdt::probes_in_binary(&binary)?,
+        binary,
     })
 }
 

@@ -17,12 +17,14 @@ use std::{
         fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
         unix::ffi::OsStrExt as _,
     },
-    path::{Path, PathBuf},
+    path::Path,
+    sync::Arc,
 };
 
 use aya_obj::generated::{bpf_attach_type, bpf_cmd, perf_event_attr};
 
 use super::sys;
+use crate::binary::Binary;
 
 /// Which processes an attachment covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +36,11 @@ pub enum Scope {
 }
 
 /// Where to attach: an instruction in a file, by file offset.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProbePoint {
-    pub path: PathBuf,
+    /// The file, open: the kernel attaches to it through `/proc/self/fd/N`, so it attaches
+    /// to exactly the file that was parsed. Its shown path is for messages only.
+    pub binary: Arc<Binary>,
     pub offset: u64,
     /// File offset of the USDT semaphore; the kernel refuses a wrong one (see `AttachError`).
     pub semaphore_offset: Option<u64>,
@@ -125,8 +129,7 @@ pub fn attach(
     scope: Scope,
     cookie: u64,
 ) -> Result<Link, AttachError> {
-    let path = CString::new(point.path.as_os_str().as_bytes())
-        .map_err(|_| AttachError::Path(format!("{} contains a NUL byte", point.path.display())))?;
+    let path = kernel_path(point)?;
     let event = open_uprobe_event(pmu, &path, point, scope)
         .map_err(|e| classify(e, point, scope, point.semaphore_offset.is_some()))?;
     let link = link_create(program, &event, cookie).map_err(|e| match e.raw_os_error() {
@@ -173,8 +176,7 @@ pub fn attach_multi(
     cookies: &[u64],
     scope: Scope,
 ) -> Result<Link, AttachError> {
-    let path = CString::new(point.path.as_os_str().as_bytes())
-        .map_err(|_| AttachError::Path(format!("{} contains a NUL byte", point.path.display())))?;
+    let path = kernel_path(point)?;
     let attr = UprobeMultiAttr {
         prog_fd: program.as_raw_fd() as u32,
         target_fd: 0,
@@ -208,11 +210,21 @@ pub fn attach_multi(
     })
 }
 
+/// The path the kernel resolves to the point's open file.
+fn kernel_path(point: &ProbePoint) -> Result<CString, AttachError> {
+    CString::new(point.binary.kernel_path().as_os_str().as_bytes()).map_err(|_| {
+        AttachError::Path(format!(
+            "{} contains a NUL byte",
+            point.binary.shown().display()
+        ))
+    })
+}
+
 /// The reason for an attach failure, in the user's words.
 fn classify(e: io::Error, point: &ProbePoint, scope: Scope, semaphore: bool) -> AttachError {
     match (e.raw_os_error(), scope) {
         (Some(libc::ENOENT), _) => {
-            AttachError::Path(format!("{} does not exist", point.path.display()))
+            AttachError::Path(format!("{} does not exist", point.binary.shown().display()))
         }
         (Some(libc::ESRCH), Scope::Process(pid)) => AttachError::NoProcess(pid),
         (Some(libc::EINVAL), _) if semaphore => AttachError::SemaphoreConflict,

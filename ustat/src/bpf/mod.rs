@@ -147,7 +147,7 @@ struct Batch<'a> {
 impl Batch<'_> {
     fn holds(&self, site: &Attachment<'_>) -> bool {
         self.program == site.program
-            && self.point.path == site.point.path
+            && self.point.binary.identity() == site.point.binary.identity()
             && self.point.retprobe == site.point.retprobe
     }
 }
@@ -523,7 +523,7 @@ fn load_failure(site: &Attachment<'_>, e: LoadError) -> ProbeAttachError {
 fn attach_failure(site: &Attachment<'_>, source: AttachError) -> ProbeAttachError {
     ProbeAttachError {
         probe: site.probe.to_string(),
-        path: site.point.path.display().to_string(),
+        path: site.point.binary.shown().display().to_string(),
         source,
     }
 }

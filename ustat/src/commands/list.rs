@@ -1,6 +1,6 @@
 //! `ustat list TARGET`: the USDT probes of a binary, or of every binary a process maps.
 
-use std::io::Write;
+use std::{collections::HashSet, io::Write};
 
 use serde::Serialize;
 
@@ -12,10 +12,26 @@ use crate::{
 };
 
 pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let binaries = target::probed_binaries(&args.target)?;
-    match args.format {
-        ListFormat::Table => table(&binaries, out)?,
-        ListFormat::Csv => csv(&binaries, out)?,
+    let probed = target::probed_binaries(&args.target)?;
+    for line in &probed.skipped {
+        eprintln!("ustat: {line}");
+    }
+    // A write per line would be a system call per probe: a file may have 100,000.
+    let mut out = std::io::BufWriter::new(out);
+    render(args.format, &probed.binaries, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Writes the probes of `binaries` in `format`.
+pub fn render(
+    format: ListFormat,
+    binaries: &[ProbedBinary],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    match format {
+        ListFormat::Table => table(binaries, out)?,
+        ListFormat::Csv => csv(binaries, out)?,
         ListFormat::Json => {
             let rows: Vec<JsonBinary> = binaries.iter().map(JsonBinary::from).collect();
             serde_json::to_writer_pretty(&mut *out, &rows)?;
@@ -27,14 +43,19 @@ pub fn run(args: &ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 
 /// The distinct argument specs of a probe's sites, in site order.
 fn distinct_args(probe: &Probe) -> Vec<&str> {
-    let mut specs: Vec<&str> = Vec::new();
-    for site in &probe.sites {
-        if !specs.contains(&site.arg_text.as_str()) {
-            specs.push(&site.arg_text);
-        }
-    }
-    specs
+    let mut seen = HashSet::new();
+    probe
+        .sites
+        .iter()
+        .map(|site| site.arg_text.as_str())
+        .filter(|spec| seen.insert(*spec))
+        .collect()
 }
+
+/// The widest a table column is padded to: a longer name (they come from the file, any
+/// length) overflows its own line rather than padding every line to its length — and
+/// `format!` panics on widths over 65,535.
+const MAX_COLUMN: usize = 64;
 
 /// Why some sites cannot be traced, one reason per line.
 fn problems(probe: &Probe) -> Vec<String> {
@@ -52,6 +73,7 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
+/// The probes as an aligned table, one block per binary.
 fn table(binaries: &[ProbedBinary], out: &mut dyn Write) -> std::io::Result<()> {
     for (i, binary) in binaries.iter().enumerate() {
         if i > 0 {
@@ -72,7 +94,7 @@ fn table(binaries: &[ProbedBinary], out: &mut dyn Write) -> std::io::Result<()> 
                 .map(f)
                 .max()
                 .unwrap_or(0)
-                .max(title.len())
+                .clamp(title.len(), MAX_COLUMN)
         };
         let pw = width(|p| p.provider.chars().count(), "PROVIDER");
         let nw = width(|p| p.name.chars().count(), "NAME");
@@ -105,6 +127,7 @@ fn table(binaries: &[ProbedBinary], out: &mut dyn Write) -> std::io::Result<()> 
     Ok(())
 }
 
+/// The probes as CSV, one row per probe.
 fn csv(binaries: &[ProbedBinary], out: &mut dyn Write) -> anyhow::Result<()> {
     let mut writer = ::csv::Writer::from_writer(out);
     writer.write_record([
@@ -186,6 +209,61 @@ impl From<&ProbedBinary> for JsonBinary {
                         .collect(),
                 })
                 .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::{binary::Binary, usdt::Site};
+
+    fn listed(name: &str) -> ProbedBinary {
+        let site = Site {
+            address: 0x1000,
+            semaphore_address: None,
+            arg_text: "8@%rax".into(),
+            target: Err("not here".into()),
+        };
+        ProbedBinary {
+            path: "/bin/true".into(),
+            binary: Binary::open_given(Path::new("/bin/true")).unwrap(),
+            probes: vec![
+                Probe {
+                    provider: "p".into(),
+                    name: name.into(),
+                    sites: vec![site.clone()],
+                },
+                Probe {
+                    provider: "p".into(),
+                    name: "short".into(),
+                    sites: vec![site],
+                },
+            ],
+        }
+    }
+
+    fn rendered(format: ListFormat, name: &str) -> String {
+        let mut out = Vec::new();
+        render(format, &[listed(name)], &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn names_of_any_length_render_and_do_not_widen_every_line() {
+        let long = "n".repeat(70_000);
+        let table = rendered(ListFormat::Table, &long);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[2].starts_with(&format!("  p         {long}      1  no ")));
+        let short = lines.iter().find(|l| l.contains("short")).unwrap();
+        assert_eq!(
+            short.len(),
+            "  PROVIDER  ".len() + 64 + "      1  no         8@%rax".len()
+        );
+        for format in [ListFormat::Csv, ListFormat::Json] {
+            assert!(rendered(format, &long).contains(&long));
         }
     }
 }

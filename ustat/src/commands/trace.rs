@@ -29,7 +29,15 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     // Before anything else: without root, nothing below can work.
     crate::capabilities::require(crate::capabilities::TRACING)?;
     let scopes = scopes(args)?;
-    let binaries = target::probed_binaries(&args.target)?;
+    let probed = target::probed_binaries(&args.target)?;
+    for line in &probed.skipped {
+        eprintln!("ustat: {line}");
+    }
+    let binaries = probed.binaries;
+    // `trace FILE -p PID`: a process that does not map the file would never hit its probes.
+    for binary in &binaries {
+        target::check_mapped(binary, &args.pid)?;
+    }
     let selected = select(&binaries, &args.probes)?;
     let started = std::time::Instant::now();
     let mut tracer = Tracer::load()?;
@@ -55,7 +63,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
                 signed: target.signed.clone(),
             });
             let point = ProbePoint {
-                path: binary.host_path.clone(),
+                binary: std::sync::Arc::clone(&binary.binary),
                 offset: target.offset,
                 semaphore_offset: target.semaphore_offset,
                 retprobe: false,

@@ -103,9 +103,15 @@ pub fn csv_loop<S: Source, W: Write, M: Write>(
     mut wait_interval: impl FnMut(&mut S) -> bool,
 ) -> anyhow::Result<()> {
     let mut intervals = 0;
+    // Warnings accumulate in the snapshots; each goes to stderr once.
+    let mut warned = 0;
     loop {
         let stopping = wait_interval(source);
         let snapshot = source.poll()?;
+        for warning in snapshot.warnings.iter().skip(warned) {
+            eprintln!("ustat: {warning}");
+        }
+        warned = warned.max(snapshot.warnings.len());
         writer.write(&snapshot)?;
         if let Some(line) = export::loss_report(&snapshot) {
             eprintln!("{line}");

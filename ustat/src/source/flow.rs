@@ -1,13 +1,17 @@
 //! The flow side of `KernelSource`: watching one process's method calls, the event stream,
 //! method names by hash, per-method timing, folded stacks.
 
-use std::collections::{HashMap, VecDeque};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
 
 use anyhow::Context as _;
 use ustat_common::{KeyedKey, category};
 
 use super::KernelSource;
 use crate::{
+    binary::Binary,
     bpf::{FlowTotals, Group, Program, Scope},
     discovery::Found,
     flow::{self, FlowLine},
@@ -96,9 +100,16 @@ impl KernelSource {
         Ok(())
     }
 
-    /// Attaches the flow programs for `found`'s runtime; returns how many sites took.
-    pub(super) fn attach_flow(&mut self, found: &Found, group: Group, scope: Scope) -> usize {
-        let planned = match plan::plan_flow(found.runtime, &found.binary.host_path) {
+    /// Attaches the flow programs for `found`'s runtime in its opened `binary`; returns how
+    /// many sites took.
+    pub(super) fn attach_flow(
+        &mut self,
+        found: &Found,
+        binary: &Arc<Binary>,
+        group: Group,
+        scope: Scope,
+    ) -> usize {
+        let planned = match plan::plan_flow(found.runtime, binary) {
             Ok(planned) => planned,
             Err(e) => {
                 self.warnings.push(sanitize::text(&e));
@@ -131,7 +142,11 @@ impl KernelSource {
         if !self.options.method_times {
             self.tracer.load_program(Program::FlowEntry)?;
             self.tracer.load_program(Program::FlowReturn)?;
-            if self.attach_flow(&found, Group::Flow, Scope::Process(pid)) == 0 {
+            let attached = match self.open_binary(&found) {
+                Some(binary) => self.attach_flow(&found, &binary, Group::Flow, Scope::Process(pid)),
+                None => 0,
+            };
+            if attached == 0 {
                 anyhow::bail!("no method probe of process {pid} could be attached");
             }
         }

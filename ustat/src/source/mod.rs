@@ -7,6 +7,7 @@ mod names;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
     time::{Instant, SystemTime},
 };
 
@@ -15,6 +16,7 @@ use ustat_common::{EventHeader, NameEvent, OfProcess as _, ProcessKey, event_kin
 use ustat_runtimes::{Missing, ProcessFacts};
 
 use crate::{
+    binary::{self, Binary, OpenError},
     bpf::{Group, Program, Scope, Totals, Tracer, pid_namespace},
     discovery::{self, Discovery, Found},
     plan,
@@ -277,7 +279,9 @@ impl KernelSource {
             let facts = ProcessFacts {
                 args: process::args(found.pid).unwrap_or_default(),
                 env: process::env(found.pid, found.runtime.option_variables).unwrap_or_default(),
-                version: (found.runtime.version)(&found.binary.host_path),
+                version: (found.runtime.version)(&found.binary.path, &|path| {
+                    binary::read_small_text(found.pid, path).ok()
+                }),
                 resolved: coverage.resolved,
             };
             let mut tracked = Tracked {
@@ -318,7 +322,11 @@ impl KernelSource {
         if let Some(coverage) = self.attached.get(&key) {
             return coverage.clone();
         }
-        let coverage = match plan::plan(found.runtime, &found.binary.host_path) {
+        let Some(binary) = self.open_binary(found) else {
+            self.attached.insert(key, Coverage::default());
+            return Coverage::default();
+        };
+        let coverage = match plan::plan(found.runtime, &binary) {
             Ok(plan) => {
                 self.warnings
                     .extend(plan.warnings.iter().map(|w| sanitize::text(w)));
@@ -340,7 +348,7 @@ impl KernelSource {
                     None => true,
                 };
                 if self.options.method_times && calls_allowed {
-                    self.attach_flow(found, Group::Main, scope);
+                    self.attach_flow(found, &binary, Group::Main, scope);
                 }
                 Coverage {
                     resolved,
@@ -397,6 +405,28 @@ impl KernelSource {
             feature.on_demand.map_or("", |o| o.risk),
             feature.name
         ))
+    }
+
+    /// Opens the runtime binary `found` maps (see `binary`); a file ustat will not open, or
+    /// cannot, becomes a warning naming it and why.
+    fn open_binary(&mut self, found: &Found) -> Option<Arc<Binary>> {
+        let opened = process::uid(found.pid)
+            .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+            .and_then(|uid| {
+                Binary::open_mapped(found.pid, &found.binary, uid).map_err(|e| match e {
+                    OpenError::Refused { path, reason } => {
+                        binary::skip_line(found.pid, &path, &reason)
+                    }
+                    other => format!("{:#}", anyhow::Error::from(other)),
+                })
+            });
+        match opened {
+            Ok(binary) => Some(binary),
+            Err(line) => {
+                self.warnings.push(sanitize::text(&line));
+                None
+            }
+        }
     }
 
     /// Attaches planned sites; a site that fails becomes a warning. Returns how many took.

@@ -6,9 +6,13 @@ pub mod spec;
 
 use std::path::Path;
 
+use object::ReadRef;
 use ustat_common::{ArgSpec, ProbeSpec};
 
-use crate::elf::{Elf, MappedFile, OpenError};
+use crate::{
+    binary::{Binary, OpenError},
+    elf::Elf,
+};
 pub use note::{Note, NoteError};
 pub use spec::{Arg, Location, SpecError};
 
@@ -82,52 +86,68 @@ pub enum UsdtError {
     },
 }
 
-/// The probes of the file at `path`, sorted by provider and name, sites in file order.
+/// The probes of the file at `path` (a path the user gave), sorted by provider and name,
+/// sites in file order.
 pub fn probes_in_file(path: &Path) -> Result<Vec<Probe>, UsdtError> {
-    let file = MappedFile::open(path)?;
-    let elf = file.elf()?;
+    probes_in_binary(&*Binary::open_given(path)?)
+}
+
+/// The probes of an opened binary, sorted by provider and name, sites in file order.
+pub fn probes_in_binary(binary: &Binary) -> Result<Vec<Probe>, UsdtError> {
+    let path = || binary.shown().to_path_buf();
+    let data = binary.data();
+    let elf = binary.elf(&data)?;
     match probes_in(&elf) {
         Ok(Some(probes)) if !probes.is_empty() => Ok(probes),
-        Ok(_) => Err(UsdtError::NoProbes {
-            path: path.to_path_buf(),
-        }),
+        Ok(_) => Err(UsdtError::NoProbes { path: path() }),
         Err(source) => Err(UsdtError::BadNotes {
-            path: path.to_path_buf(),
+            path: path(),
             source,
         }),
     }
 }
 
-/// The probes of a parsed binary; `Ok(None)` when it has no note section.
-pub fn probes_in(elf: &Elf<'_>) -> Result<Option<Vec<Probe>>, NoteError> {
-    let Some(notes) = note::read_notes(elf)? else {
+/// The probes of a parsed binary; `Ok(None)` when it has no note section. Linear in the
+/// number of notes.
+pub fn probes_in<'data, R: ReadRef<'data>>(
+    elf: &Elf<'data, R>,
+) -> Result<Option<Vec<Probe>>, NoteError> {
+    let Some(mut notes) = note::read_notes(elf)? else {
         return Ok(None);
     };
     let base = elf.section(".stapsdt.base").map(|(addr, _)| addr);
     let symbols = ElfSymbols(elf);
+    // Grouped by sorting (stable: sites stay in file order), not by a search per note.
+    let mut order: Vec<usize> = (0..notes.len()).collect();
+    order.sort_by(|&a, &b| {
+        (&notes[a].provider, &notes[a].name).cmp(&(&notes[b].provider, &notes[b].name))
+    });
     let mut probes: Vec<Probe> = Vec::new();
-    for note in notes {
-        let site = resolve_site(elf, base, &symbols, &note);
-        match probes
-            .iter_mut()
-            .find(|p| p.provider == note.provider && p.name == note.name)
-        {
-            Some(probe) => probe.sites.push(site),
-            None => probes.push(Probe {
-                provider: note.provider,
-                name: note.name,
+    for i in order {
+        let site = resolve_site(elf, base, &symbols, &notes[i]);
+        let note = &mut notes[i];
+        match probes.last_mut() {
+            Some(probe) if probe.provider == note.provider && probe.name == note.name => {
+                probe.sites.push(site)
+            }
+            _ => probes.push(Probe {
+                provider: std::mem::take(&mut note.provider),
+                name: std::mem::take(&mut note.name),
                 sites: vec![site],
             }),
         }
     }
-    probes.sort_by(|a, b| (&a.provider, &a.name).cmp(&(&b.provider, &b.name)));
     Ok(Some(probes))
 }
 
-struct ElfSymbols<'a, 'data>(&'a Elf<'data>);
+struct ElfSymbols<'a, 'data, R: ReadRef<'data>>(&'a Elf<'data, R>);
 
-impl spec::SymbolLookup for ElfSymbols<'_, '_> {
+impl<'data, R: ReadRef<'data>> spec::SymbolLookup for ElfSymbols<'_, 'data, R> {
+    /// Exact names only: a name in a note is not a pattern.
     fn address_of(&self, name: &str) -> Option<u64> {
+        if name.ends_with('*') {
+            return None;
+        }
         self.0.symbol_address(name).ok()
     }
 }
@@ -143,8 +163,8 @@ fn adjust(address: u64, section_base: Option<u64>, note_base: u64) -> u64 {
     }
 }
 
-fn resolve_site(
-    elf: &Elf<'_>,
+fn resolve_site<'data, R: ReadRef<'data>>(
+    elf: &Elf<'data, R>,
     section_base: Option<u64>,
     symbols: &dyn spec::SymbolLookup,
     note: &Note,

@@ -1,6 +1,6 @@
 //! `.note.stapsdt` notes: one per probe call site.
 
-use object::{Endianness, read::elf::SectionHeader as _};
+use object::{Endianness, ReadRef, read::elf::SectionHeader as _};
 
 use crate::elf::Elf;
 
@@ -8,6 +8,12 @@ use crate::elf::Elf;
 pub const OWNER: &[u8] = b"stapsdt";
 /// The note type of version-3 SystemTap SDT notes.
 pub const NT_STAPSDT: u32 = 3;
+
+/// At most this many notes are read from a file: libjvm.so has 531, and each note costs a
+/// few hundred bytes once parsed, so a file cannot make ustat hold more than about 40 MB.
+pub const MAX_NOTES: usize = 1 << 17;
+/// The largest `.note.stapsdt` section read (libjvm.so's is 52 KB).
+pub const MAX_SECTION: u64 = 16 << 20;
 
 /// One call site, as the note describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +38,10 @@ pub enum NoteError {
     Truncated { index: usize, len: usize },
     #[error("USDT note {index}: its {field} is not NUL-terminated")]
     Unterminated { index: usize, field: &'static str },
+    #[error("the USDT notes are {size} bytes, more than ustat reads ({MAX_SECTION})")]
+    SectionTooLarge { size: u64 },
+    #[error("there are more than {MAX_NOTES} USDT notes")]
+    TooMany,
 }
 
 /// Parses one note's descriptor: three little-endian u64 addresses (pc, base, semaphore), then
@@ -68,7 +78,9 @@ pub fn parse_desc(index: usize, desc: &[u8]) -> Result<Note, NoteError> {
 
 /// Every stapsdt note of the file, in file order. `Ok(None)` when there is no
 /// `.note.stapsdt` section.
-pub fn read_notes(elf: &Elf<'_>) -> Result<Option<Vec<Note>>, NoteError> {
+pub fn read_notes<'data, R: ReadRef<'data>>(
+    elf: &Elf<'data, R>,
+) -> Result<Option<Vec<Note>>, NoteError> {
     let file = &elf.file;
     let endian: Endianness = file.endian();
     let data = file.data();
@@ -82,6 +94,10 @@ pub fn read_notes(elf: &Elf<'_>) -> Result<Option<Vec<Note>>, NoteError> {
             continue;
         }
         found = true;
+        let size = section.sh_size(endian);
+        if size > MAX_SECTION {
+            return Err(NoteError::SectionTooLarge { size });
+        }
         let Some(mut iter) = section.notes(endian, data).map_err(malformed)? else {
             return Err(NoteError::Section(
                 ".note.stapsdt is not a note section".into(),
@@ -90,6 +106,9 @@ pub fn read_notes(elf: &Elf<'_>) -> Result<Option<Vec<Note>>, NoteError> {
         while let Some(note) = iter.next().map_err(malformed)? {
             if note.name() != OWNER || note.n_type(endian) != NT_STAPSDT {
                 continue;
+            }
+            if notes.len() == MAX_NOTES {
+                return Err(NoteError::TooMany);
             }
             notes.push(parse_desc(notes.len(), note.desc())?);
         }
