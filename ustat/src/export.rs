@@ -92,19 +92,35 @@ pub fn timestamp(at: SystemTime) -> String {
 }
 
 /// What could not be recorded, host-wide: events the ring buffer had no room for, hits an
-/// aggregation map had no room for, spans nested too deep to time. (Sizes a runtime passed
-/// as garbage are not in it: their hits are counted.)
+/// aggregation map had no room for, spans nested too deep to time, and events of processes
+/// that exited before ustat listed them (no row holds them). (Sizes a runtime passed as
+/// garbage are not in it: their hits are counted.)
 pub fn lost_events(lost: &Lost) -> u64 {
-    lost.ring_full + lost.map_full + lost.too_deep
+    lost.ring_full + lost.map_full + lost.too_deep + lost.unlisted_events
 }
 
 /// One line for stderr when the snapshot's interval lost anything: how much, and what.
 pub fn loss_report(snapshot: &Snapshot) -> Option<String> {
     let lost = &snapshot.lost_interval;
+    let unlisted = format!(
+        "events of {} {} that exited before ustat listed {}",
+        lost.unlisted_processes,
+        if lost.unlisted_processes == 1 {
+            "process"
+        } else {
+            "processes"
+        },
+        if lost.unlisted_processes == 1 {
+            "it"
+        } else {
+            "them"
+        },
+    );
     let parts: Vec<String> = [
         (lost.ring_full, "events the ring buffer had no room for"),
         (lost.map_full, "hits a full kernel map could not count"),
         (lost.too_deep, "calls or spans nested too deep to time"),
+        (lost.unlisted_events, unlisted.as_str()),
     ]
     .into_iter()
     .filter(|(n, _)| *n > 0)
@@ -455,6 +471,7 @@ mod tests {
             map_full: 2,
             too_deep: 1,
             bad_values: 40,
+            ..Lost::default()
         };
         let text = written(&s);
         let lost: Vec<&str> = text
@@ -470,9 +487,8 @@ mod tests {
         let mut s = snapshot(vec![]);
         s.lost = Lost {
             ring_full: 10,
-            map_full: 0,
-            too_deep: 0,
             bad_values: 7,
+            ..Lost::default()
         };
         s.lost_interval = Lost {
             ring_full: 3,
@@ -490,6 +506,33 @@ mod tests {
             ..Lost::default()
         };
         assert_eq!(loss_report(&s), None, "nothing new, or only bad sizes");
+    }
+
+    /// A process that came and went between two looks at the host has no row: its events
+    /// are reported as lost, with how many processes they were.
+    #[test]
+    fn events_of_processes_never_listed_are_reported_lost() {
+        let mut s = snapshot(vec![process(7, "java")]);
+        s.lost = Lost {
+            unlisted_processes: 4,
+            unlisted_events: 12,
+            ..Lost::default()
+        };
+        s.lost_interval = Lost {
+            unlisted_processes: 1,
+            unlisted_events: 3,
+            ..Lost::default()
+        };
+        assert_eq!(
+            loss_report(&s).as_deref(),
+            Some(
+                "ustat: lost in the last interval: 3 events of 1 process that exited before \
+                 ustat listed it; 12 lost since start (CSV column lost_events)"
+            )
+        );
+        let text = written(&s);
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.ends_with(",3"), "the interval's lost_events: {row}");
     }
 
     #[test]

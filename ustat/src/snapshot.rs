@@ -208,6 +208,10 @@ pub fn lost_since(before: &Lost, now: &Lost) -> Lost {
         map_full: now.map_full.saturating_sub(before.map_full),
         too_deep: now.too_deep.saturating_sub(before.too_deep),
         bad_values: now.bad_values.saturating_sub(before.bad_values),
+        unlisted_processes: now
+            .unlisted_processes
+            .saturating_sub(before.unlisted_processes),
+        unlisted_events: now.unlisted_events.saturating_sub(before.unlisted_events),
     }
 }
 
@@ -306,6 +310,8 @@ mod fields {
             map_full: u64,
             too_deep: u64,
             bad_values: u64,
+            unlisted_processes: u64,
+            unlisted_events: u64,
         }
 
         pub fn serialize<S: Serializer>(lost: &Lost, s: S) -> Result<S::Ok, S::Error> {
@@ -314,6 +320,8 @@ mod fields {
                 map_full: lost.map_full,
                 too_deep: lost.too_deep,
                 bad_values: lost.bad_values,
+                unlisted_processes: lost.unlisted_processes,
+                unlisted_events: lost.unlisted_events,
             }
             .serialize(s)
         }
@@ -325,6 +333,8 @@ mod fields {
                 map_full: r.map_full,
                 too_deep: r.too_deep,
                 bad_values: r.bad_values,
+                unlisted_processes: r.unlisted_processes,
+                unlisted_events: r.unlisted_events,
             })
         }
     }

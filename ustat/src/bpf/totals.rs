@@ -35,6 +35,17 @@ impl Totals {
     }
 
     /// Every process with a key, and every epoch of each pid.
+    /// The events counted for `process` since its first hit: hits, finished spans and keyed
+    /// hits (durations are the spans' again, so not added).
+    pub fn events_of(&self, process: ProcessKey) -> u64 {
+        let counts = self.counts.iter().filter(|(k, _)| k.process() == process);
+        let spans = self.spans.iter().filter(|(k, _)| k.process() == process);
+        let keyed = self.keyed.iter().filter(|(k, _)| k.process() == process);
+        counts.map(|(_, v)| v.count).sum::<u64>()
+            + spans.map(|(_, v)| v.count).sum::<u64>()
+            + keyed.map(|(_, v)| v.count).sum::<u64>()
+    }
+
     pub fn processes(&self) -> HashSet<ProcessKey> {
         let counts = self.counts.keys().map(OfProcess::process);
         let spans = self.spans.keys().map(OfProcess::process);
@@ -44,13 +55,19 @@ impl Totals {
     }
 }
 
-/// What could not be recorded (see `ustat_common::lost`).
+/// What could not be recorded (see `ustat_common::lost`), and what was counted but cannot
+/// be shown as a process's row.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Lost {
     pub ring_full: u64,
     pub map_full: u64,
     pub too_deep: u64,
     pub bad_values: u64,
+    /// Processes that hit probes and exited before ustat listed them (between two looks at
+    /// the host), so they have no row.
+    pub unlisted_processes: u64,
+    /// Their events (hits, spans, keyed hits), counted in the kernel but in no row.
+    pub unlisted_events: u64,
 }
 
 /// Every entry of a per-CPU map, its CPU copies combined by `fold`, read in batches.
@@ -118,6 +135,9 @@ pub(super) fn read_lost(ebpf: &Loaded) -> Result<Lost, LoadError> {
         map_full: slot(lost::MAP_FULL)?,
         too_deep: slot(lost::TOO_DEEP)?,
         bad_values: slot(lost::BAD_VALUE)?,
+        // Counted by the source, which knows which processes it listed.
+        unlisted_processes: 0,
+        unlisted_events: 0,
     })
 }
 

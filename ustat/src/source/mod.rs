@@ -135,6 +135,9 @@ pub struct KernelSource {
     name_requests: names::NameRequests,
     /// The loss counters at the previous poll.
     lost: crate::bpf::Lost,
+    /// Processes that exited before discovery listed them, and their events, since start.
+    unlisted_processes: u64,
+    unlisted_events: u64,
 }
 
 fn nested_namespace(pid: u32) -> String {
@@ -206,6 +209,8 @@ impl KernelSource {
             flow: flow::FlowState::default(),
             name_requests: names::NameRequests::default(),
             lost: crate::bpf::Lost::default(),
+            unlisted_processes: 0,
+            unlisted_events: 0,
         };
         if let Err(e) = source.tracer.watch_exits() {
             let e = anyhow::Error::from(e);
@@ -564,8 +569,15 @@ impl Source for KernelSource {
         // A process that exited comes before a new one that took its pid.
         processes.sort_by_key(|p| (p.pid, !p.exited));
 
-        // Every exited process's keys go, tracked or not (an untracked one's counts are
-        // dropped here), in one pass over each map.
+        // A process that hit probes and exited before discovery listed it has no row: its
+        // events are counted as lost and shown, never dropped in silence.
+        let listed: HashSet<ProcessKey> = gone.iter().filter_map(Tracked::process).collect();
+        for process in exited.iter().filter(|p| !listed.contains(p)) {
+            self.unlisted_processes += 1;
+            self.unlisted_events += totals.events_of(*process);
+        }
+
+        // Every exited process's keys go, tracked or not, in one pass over each map.
         let mut forget = exited;
         forget.extend(gone.iter().filter_map(Tracked::process));
         self.tracer.forget_processes(&forget)?;
@@ -582,7 +594,11 @@ impl Source for KernelSource {
         self.previous = totals;
         self.flow.end_interval();
         self.debug_maps();
-        let lost = self.tracer.lost()?;
+        let lost = crate::bpf::Lost {
+            unlisted_processes: self.unlisted_processes,
+            unlisted_events: self.unlisted_events,
+            ..self.tracer.lost()?
+        };
         let lost_interval = crate::snapshot::lost_since(&self.lost, &lost);
         self.lost = lost;
         Ok(Snapshot {

@@ -49,6 +49,10 @@ pub(super) fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
             (lost.map_full, "hits not counted (map full)"),
             (lost.too_deep, "spans too deep"),
             (lost.bad_values, "bad sizes ignored"),
+            (
+                lost.unlisted_events,
+                "events of processes gone before listed",
+            ),
         ]
         .iter()
         .filter(|(n, _)| *n > 0)
