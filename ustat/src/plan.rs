@@ -2,7 +2,7 @@
 //! alternative whose every rule resolves (USDT probe present, symbol found), and for each
 //! rule, which program, at which file offset, with which spec.
 
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use object::ReadRef;
 use ustat_common::{KeyArg, NO_ARG, ProbeSpec, key_kind};
@@ -11,7 +11,7 @@ use ustat_runtimes::{Action, Arg, Feature, Key, Missing, Point, Rule, Runtime};
 use crate::{
     binary::{Binary, OpenError},
     bpf::{Attachment, ProbePoint, Program},
-    elf::Elf,
+    elf::{Elf, SymbolError},
     usdt::{self, spec},
 };
 
@@ -174,6 +174,31 @@ pub fn plan_elf<'data, R: ReadRef<'data>>(
     plan
 }
 
+/// Why a rule (or the flow) cannot be planned in a binary.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{path} has no USDT probe {probe}", path = path.display())]
+    NoProbe { path: PathBuf, probe: String },
+    #[error("no site of {probe} can be traced")]
+    NoUsableSite { probe: String },
+    #[error(transparent)]
+    Symbol(#[from] SymbolError),
+    #[error("symbol {symbol} at {address:#x} is not in an executable segment")]
+    NotCode { symbol: String, address: u64 },
+    #[error("the arguments of {symbol}")]
+    Spec {
+        symbol: String,
+        #[source]
+        source: spec::SpecError,
+    },
+    #[error(transparent)]
+    Lower(#[from] spec::LowerError),
+    #[error("{runtime} has no method probes: its calls cannot be followed")]
+    NoFlow { runtime: &'static str },
+    #[error(transparent)]
+    Open(#[from] OpenError),
+}
+
 /// Every usable site of the probe; `Err` when the binary does not have it or none is usable.
 fn plan_usdt(
     probes: &[usdt::Probe],
@@ -182,12 +207,15 @@ fn plan_usdt(
     rule: &Rule,
     binary: &Arc<Binary>,
     warnings: &mut Vec<String>,
-) -> Result<Vec<Planned>, String> {
+) -> Result<Vec<Planned>, PlanError> {
     let full = format!("{provider}:{name}");
     let probe = probes
         .iter()
         .find(|p| p.provider == provider && p.name == name)
-        .ok_or_else(|| format!("{} has no USDT probe {full}", binary.shown().display()))?;
+        .ok_or_else(|| PlanError::NoProbe {
+            path: binary.shown().to_path_buf(),
+            probe: full.clone(),
+        })?;
     let mut planned = Vec::new();
     for site in &probe.sites {
         match &site.target {
@@ -212,7 +240,7 @@ fn plan_usdt(
         }
     }
     if planned.is_empty() {
-        return Err(format!("no site of {full} can be traced"));
+        return Err(PlanError::NoUsableSite { probe: full });
     }
     Ok(planned)
 }
@@ -233,12 +261,18 @@ fn plan_function<'data, R: ReadRef<'data>>(
     retprobe: bool,
     rule: &Rule,
     binary: &Arc<Binary>,
-) -> Result<Vec<Planned>, String> {
-    let address = elf.symbol_address(symbol).map_err(|e| e.to_string())?;
-    let offset = elf.file_offset(address, true).ok_or_else(|| {
-        format!("symbol {symbol} at {address:#x} is not in an executable segment")
+) -> Result<Vec<Planned>, PlanError> {
+    let address = elf.symbol_address(symbol)?;
+    let offset = elf
+        .file_offset(address, true)
+        .ok_or_else(|| PlanError::NotCode {
+            symbol: symbol.to_string(),
+            address,
+        })?;
+    let parsed = spec::parse(args).map_err(|source| PlanError::Spec {
+        symbol: symbol.to_string(),
+        source,
     })?;
-    let parsed = spec::parse(args).map_err(|e| format!("{symbol}: {e}"))?;
     let lowered = spec::lower(&parsed, address, &NoSymbols)?;
     let mut spec = ProbeSpec::EMPTY;
     spec.args[..lowered.len()].copy_from_slice(&lowered);
@@ -264,17 +298,12 @@ fn plan_function<'data, R: ReadRef<'data>>(
 
 /// The flow probes of `runtime` in `binary`: `flow_entry` at every site of its method entry
 /// probe, `flow_return` at every site of its return probe.
-pub fn plan_flow(runtime: &Runtime, binary: &Arc<Binary>) -> Result<Vec<Planned>, String> {
-    let flow = runtime.flow.ok_or_else(|| {
-        format!(
-            "{} has no method probes: its calls cannot be followed",
-            runtime.name
-        )
+pub fn plan_flow(runtime: &Runtime, binary: &Arc<Binary>) -> Result<Vec<Planned>, PlanError> {
+    let flow = runtime.flow.ok_or(PlanError::NoFlow {
+        runtime: runtime.name,
     })?;
     let data = binary.data();
-    let elf = binary
-        .elf(&data)
-        .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+    let elf = binary.elf(&data)?;
     let probes = usdt::probes_in(&elf).ok().flatten().unwrap_or_default();
     let mut planned = Vec::new();
     for (point, program) in [

@@ -87,9 +87,14 @@ pub fn mapped_objects(pid: u32) -> Result<Vec<MappedObject>, ProcessError> {
     })
 }
 
+/// `/proc/PID/maps` did not read as maps.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed maps")]
+pub struct MapsError(#[source] procfs::ProcError);
+
 /// Parses the bytes of `/proc/PID/maps`.
-pub fn parse_mapped_objects(pid: u32, maps: &[u8]) -> Result<Vec<MappedObject>, String> {
-    let maps = MemoryMaps::from_buf_read(maps).map_err(|e| e.to_string())?;
+pub fn parse_mapped_objects(pid: u32, maps: &[u8]) -> Result<Vec<MappedObject>, MapsError> {
+    let maps = MemoryMaps::from_buf_read(maps).map_err(MapsError)?;
     let mut seen = HashSet::new();
     let mut objects = Vec::new();
     for map in maps {

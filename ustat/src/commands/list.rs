@@ -204,7 +204,7 @@ impl From<&ProbedBinary> for JsonBinary {
                                 .ok()
                                 .and_then(|t| t.semaphore_offset),
                             arguments: site.arg_text.clone(),
-                            unsupported: site.target.as_ref().err().cloned(),
+                            unsupported: site.target.as_ref().err().map(ToString::to_string),
                         })
                         .collect(),
                 })
@@ -225,7 +225,7 @@ mod tests {
             address: 0x1000,
             semaphore_address: None,
             arg_text: "8@%rax".into(),
-            target: Err("not here".into()),
+            target: Err(crate::usdt::SiteError::NotCode { address: 0x1000 }),
         };
         ProbedBinary {
             path: "/bin/true".into(),

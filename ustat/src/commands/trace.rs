@@ -52,7 +52,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
                     eprintln!(
                         "ustat: skipping a site of {probe_name} at {:#x}: {}",
                         site.address,
-                        sanitize::text(reason)
+                        sanitize::text(&reason.to_string())
                     );
                     continue;
                 }

@@ -112,7 +112,8 @@ impl KernelSource {
         let planned = match plan::plan_flow(found.runtime, binary) {
             Ok(planned) => planned,
             Err(e) => {
-                self.warnings.push(sanitize::text(&e));
+                let line = format!("{:#}", anyhow::Error::from(e));
+                self.warnings.push(sanitize::text(&line));
                 return 0;
             }
         };

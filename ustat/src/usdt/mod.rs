@@ -26,7 +26,20 @@ pub struct Site {
     /// The argument spec as written in the note.
     pub arg_text: String,
     /// Where to attach and how to read the arguments, or why this site cannot be traced.
-    pub target: Result<SiteTarget, String>,
+    pub target: Result<SiteTarget, SiteError>,
+}
+
+/// Why a site cannot be traced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SiteError {
+    #[error("its address {address:#x} is not in an executable segment")]
+    NotCode { address: u64 },
+    #[error("its semaphore address {address:#x} is not in a data segment")]
+    SemaphoreNotData { address: u64 },
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Lower(#[from] spec::LowerError),
 }
 
 /// What attaching a site needs.
@@ -175,14 +188,15 @@ fn resolve_site<'data, R: ReadRef<'data>>(
     let target = (|| {
         let offset = elf
             .file_offset(address, true)
-            .ok_or_else(|| format!("its address {address:#x} is not in an executable segment"))?;
+            .ok_or(SiteError::NotCode { address })?;
         let semaphore_offset = match semaphore_address {
-            Some(addr) => Some(elf.file_offset(addr, false).ok_or_else(|| {
-                format!("its semaphore address {addr:#x} is not in a data segment")
-            })?),
+            Some(address) => Some(
+                elf.file_offset(address, false)
+                    .ok_or(SiteError::SemaphoreNotData { address })?,
+            ),
             None => None,
         };
-        let parsed = spec::parse(&note.args).map_err(|e| e.to_string())?;
+        let parsed = spec::parse(&note.args)?;
         let args = spec::lower(&parsed, address, symbols)?;
         Ok(SiteTarget {
             offset,

@@ -49,6 +49,13 @@ pub struct SpecError {
     pub reason: String,
 }
 
+/// Why parsed arguments cannot be lowered to what the eBPF side reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LowerError {
+    #[error("argument {index} refers to symbol `{name}`, which the binary does not define")]
+    UndefinedSymbol { index: usize, name: String },
+}
+
 /// Every width alias of each register (`rax`, `eax`, `ax`, `al`, ...).
 const REGISTERS: &[(&[&str], u16)] = &[
     (&["rip"], pt_regs::IP),
@@ -255,7 +262,11 @@ pub trait SymbolLookup {
 /// Lowers parsed arguments to what the eBPF side reads. `pc` is the probe's (adjusted)
 /// virtual address: a symbol's address is stored relative to it, because at run time the
 /// eBPF side only knows where the probe is mapped.
-pub fn lower(args: &[Arg], pc: u64, symbols: &dyn SymbolLookup) -> Result<Vec<ArgSpec>, String> {
+pub fn lower(
+    args: &[Arg],
+    pc: u64,
+    symbols: &dyn SymbolLookup,
+) -> Result<Vec<ArgSpec>, LowerError> {
     args.iter()
         .enumerate()
         .map(|(index, arg)| {
@@ -291,11 +302,17 @@ pub fn lower(args: &[Arg], pc: u64, symbols: &dyn SymbolLookup) -> Result<Vec<Ar
                     spec.val_off = *offset;
                 }
                 Location::Symbol { name, offset } => {
-                    let address = symbols.address_of(name).ok_or_else(|| {
-                        format!("argument {index} refers to symbol `{name}`, which the binary does not define")
-                    })?;
+                    let address =
+                        symbols
+                            .address_of(name)
+                            .ok_or_else(|| LowerError::UndefinedSymbol {
+                                index,
+                                name: name.clone(),
+                            })?;
                     spec.kind = arg_kind::MEM_PROBE_RELATIVE;
-                    spec.val_off = (address as i64).wrapping_sub(pc as i64).wrapping_add(*offset);
+                    spec.val_off = (address as i64)
+                        .wrapping_sub(pc as i64)
+                        .wrapping_add(*offset);
                 }
             }
             Ok(spec)
@@ -538,10 +555,12 @@ mod tests {
         );
 
         let missing = parse("8@other(%rip)").unwrap();
-        assert!(
-            lower(&missing, 0, &Symbols)
-                .unwrap_err()
-                .contains("`other`")
+        assert_eq!(
+            lower(&missing, 0, &Symbols),
+            Err(LowerError::UndefinedSymbol {
+                index: 0,
+                name: "other".into()
+            })
         );
     }
 }
