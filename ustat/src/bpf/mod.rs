@@ -4,6 +4,7 @@ pub mod attach;
 mod batch;
 mod flow;
 mod load;
+mod maps;
 mod names;
 pub mod pid_namespace;
 mod sys;
@@ -13,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::os::fd::BorrowedFd;
 
 pub use attach::{AttachError, Link, ProbePoint, Scope, UprobePmu};
-use aya::maps::{Array, MapData, RingBuf};
+use aya::maps::{MapData, RingBuf};
 pub use flow::FlowTotals;
 use load::{Loaded, Mode};
 pub use totals::{Lost, MapSizes, Totals};
@@ -26,7 +27,7 @@ pub enum Group {
     /// The method entry and return probes of a flow being watched.
     Flow,
 }
-use ustat_common::{ProbeSpec, ProcessKey, maps};
+use ustat_common::{ProbeSpec, ProcessKey, maps as map_names};
 
 /// The eBPF object built by `build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ustat"));
@@ -205,12 +206,7 @@ impl Tracer {
             return Ok(id);
         }
         let id = self.specs.len() as u32;
-        let mut table: Array<&mut MapData, ProbeSpec> = Array::try_from(
-            self.loaded
-                .map_mut(maps::SPECS)
-                .ok_or_else(|| missing_map(maps::SPECS))?,
-        )
-        .map_err(|e| map_error(maps::SPECS, e))?;
+        let mut table = maps::array_mut::<ProbeSpec>(&mut self.loaded, map_names::SPECS)?;
         table.set(id, spec, 0).map_err(|e| LoadError::Kernel {
             what: "spec table",
             detail: format!("entry {id}: {e} (more probe sites than the table holds?)"),
@@ -370,15 +366,7 @@ impl Tracer {
     ) -> Result<(), LoadError> {
         self.flow_generation = self.flow_generation.wrapping_add(1);
         let config = flow::config(events, self.flow_generation, class_prefix, method_prefix);
-        let mut array: Array<&mut MapData, ustat_common::FlowConfig> = Array::try_from(
-            self.loaded
-                .map_mut(maps::FLOW_CONFIG)
-                .ok_or_else(|| missing_map(maps::FLOW_CONFIG))?,
-        )
-        .map_err(|e| map_error(maps::FLOW_CONFIG, e))?;
-        array
-            .set(0, config, 0)
-            .map_err(|e| map_error(maps::FLOW_CONFIG, e))
+        maps::set(&mut self.loaded, map_names::FLOW_CONFIG, 0, config)
     }
 
     /// Per-method timing and call paths, summed over CPUs.
@@ -414,9 +402,9 @@ impl Tracer {
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
         let map = self
             .loaded
-            .take_map(maps::EVENTS)
-            .ok_or_else(|| missing_map(maps::EVENTS))?;
-        RingBuf::try_from(map).map_err(|e| map_error(maps::EVENTS, e))
+            .take_map(map_names::EVENTS)
+            .ok_or_else(|| maps::missing(map_names::EVENTS))?;
+        RingBuf::try_from(map).map_err(|e| maps::failed(map_names::EVENTS, e))
     }
 
     /// Everything the aggregation maps hold now, summed over CPUs.
@@ -525,19 +513,5 @@ fn attach_failure(site: &Attachment<'_>, source: AttachError) -> ProbeAttachErro
         probe: site.probe.to_string(),
         path: site.point.path.display().to_string(),
         source,
-    }
-}
-
-pub(crate) fn missing_map(name: &str) -> LoadError {
-    LoadError::Kernel {
-        what: "maps",
-        detail: format!("map {name} is missing from the object"),
-    }
-}
-
-pub(crate) fn map_error(name: &str, e: aya::maps::MapError) -> LoadError {
-    LoadError::Kernel {
-        what: "maps",
-        detail: format!("{name}: {e}"),
     }
 }
