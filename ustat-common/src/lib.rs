@@ -626,4 +626,8 @@ mod pod {
     unsafe impl aya::Pod for super::ProcessKey {}
     unsafe impl aya::Pod for super::ProcessEntry {}
     unsafe impl aya::Pod for super::PidNamespace {}
+    unsafe impl aya::Pod for super::EventHeader {}
+    unsafe impl aya::Pod for super::ArgsEvent {}
+    unsafe impl aya::Pod for super::NameEvent {}
+    unsafe impl aya::Pod for super::FlowEvent {}
 }

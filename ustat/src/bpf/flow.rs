@@ -104,9 +104,7 @@ pub(super) fn forget_processes(
     let doomed = |k: &CountKey| gone.contains(&k.process());
     remove_per_cpu_where::<CountKey, MethodTotals>(ebpf, maps::METHODS, doomed)?;
     remove_per_cpu_where::<CountKey, PathTotals>(ebpf, maps::PATHS, doomed)?;
-    remove_per_cpu_where::<HistKey, u64>(ebpf, maps::METHOD_HIST, |k| {
-        gone.contains(&k.process())
-    })
+    remove_per_cpu_where::<HistKey, u64>(ebpf, maps::METHOD_HIST, |k| gone.contains(&k.process()))
 }
 
 pub(super) fn forget_threads(

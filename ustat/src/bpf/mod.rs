@@ -2,6 +2,7 @@
 
 pub mod attach;
 mod batch;
+pub mod events;
 mod flow;
 mod load;
 mod maps;
