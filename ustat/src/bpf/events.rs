@@ -6,12 +6,12 @@ use aya::Pod;
 use ustat_common::{ArgsEvent, EventHeader, FlowEvent, NameEvent, event_kind};
 
 /// One record of the ring buffer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Event {
     /// A probe hit and its arguments (`record`, for `ustat trace`).
     Args(ArgsEvent),
-    /// The names of a new key (`keyed`).
-    Names(NameEvent),
+    /// The names of a new key (`keyed`); boxed, being seven times the others' size.
+    Names(Box<NameEvent>),
     /// A method entered or returned (`flow_entry`, `flow_return`).
     Flow(FlowEvent),
 }
@@ -37,7 +37,7 @@ impl Event {
         let kind = header.kind;
         match kind {
             event_kind::ARGS => read_kind(kind, bytes).map(Self::Args),
-            event_kind::NAMES => read_kind(kind, bytes).map(Self::Names),
+            event_kind::NAMES => read_kind(kind, bytes).map(|e| Self::Names(Box::new(e))),
             event_kind::FLOW => read_kind(kind, bytes).map(Self::Flow),
             _ => Err(EventError::UnknownKind { kind }),
         }

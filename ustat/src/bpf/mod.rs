@@ -73,6 +73,20 @@ enum ProgramKind {
 pub const EXIT_HOOK_VARIABLE: &str = "USTAT_EXIT_HOOK";
 
 impl Program {
+    /// Every program.
+    pub const ALL: [Self; 10] = [
+        Self::Record,
+        Self::Count,
+        Self::SpanBegin,
+        Self::SpanEnd,
+        Self::Keyed,
+        Self::FlowEntry,
+        Self::FlowReturn,
+        Self::ProcessExit,
+        Self::ThreadExit,
+        Self::LastThreadExit,
+    ];
+
     /// The program's function name in the object.
     pub fn name(self) -> &'static str {
         match self {
@@ -123,7 +137,30 @@ pub struct ProbeAttachError {
     pub probe: String,
     pub path: String,
     #[source]
-    pub source: AttachError,
+    pub source: LinkError,
+}
+
+/// Why a program could not be linked to its point: the program did not load (the verifier
+/// refused it, a capability is missing: kept whole, so the exit code can tell), or the
+/// attaching failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("loading the program failed")]
+    Load {
+        #[source]
+        source: LoadError,
+    },
+    #[error(transparent)]
+    Attach {
+        #[from]
+        source: AttachError,
+    },
+}
+
+impl From<LoadError> for LinkError {
+    fn from(source: LoadError) -> Self {
+        Self::Load { source }
+    }
 }
 
 /// One site to attach: a program at a point, reading its arguments through a spec.
@@ -314,7 +351,7 @@ impl Tracer {
         point: &ProbePoint,
         scope: Scope,
         batch: &[(Attachment<'_>, u32)],
-    ) -> Result<Link, AttachError> {
+    ) -> Result<Link, LinkError> {
         let offsets: Vec<u64> = batch.iter().map(|(a, _)| a.point.offset).collect();
         let semaphores: Vec<u64> = batch
             .iter()
@@ -322,7 +359,14 @@ impl Tracer {
             .collect();
         let cookies: Vec<u64> = batch.iter().map(|(_, id)| u64::from(*id)).collect();
         let fd = self.program_fd(program)?;
-        attach::attach_multi(fd, point, &offsets, &semaphores, &cookies, scope)
+        Ok(attach::attach_multi(
+            fd,
+            point,
+            &offsets,
+            &semaphores,
+            &cookies,
+            scope,
+        )?)
     }
 
     fn link_perf(
@@ -330,17 +374,14 @@ impl Tracer {
         program: Program,
         (site, id): &(Attachment<'_>, u32),
         scope: Scope,
-    ) -> Result<Link, AttachError> {
+    ) -> Result<Link, LinkError> {
         let pmu = self.pmu;
         let fd = self.program_fd(program)?;
-        attach::attach(pmu, fd, site.point, scope, u64::from(*id))
+        Ok(attach::attach(pmu, fd, site.point, scope, u64::from(*id))?)
     }
 
-    fn program_fd(&mut self, program: Program) -> Result<BorrowedFd<'_>, AttachError> {
-        self.loaded.program(program).map_err(|e| AttachError::Os {
-            what: "loading the program",
-            source: std::io::Error::other(e.to_string()),
-        })
+    fn program_fd(&mut self, program: Program) -> Result<BorrowedFd<'_>, LinkError> {
+        Ok(self.loaded.program(program)?)
     }
 
     /// Detaches the group's attachments.
@@ -441,7 +482,7 @@ impl Tracer {
     /// not ustat tracked it (`exited`, `forget_processes`).
     /// On kernels whose `sched_process_exit` has no `group_dead` argument yet, the kernel
     /// refuses `process_exit` there, and the last thread is found on entry to `acct_process`.
-    pub fn watch_exits(&mut self) -> Result<(), AttachError> {
+    pub fn watch_exits(&mut self) -> Result<(), LinkError> {
         let forced = std::env::var_os(EXIT_HOOK_VARIABLE).is_some_and(|v| v == "acct-process");
         let newer = if forced {
             None
@@ -467,7 +508,7 @@ impl Tracer {
                 self.exit_hooks = links;
                 Ok(())
             }
-            (Err(_), Some(newer)) => Err(newer),
+            (Err(_), Some(newer)) => Err(newer.into()),
             (Err(older), None) => Err(older),
         }
     }
@@ -500,19 +541,45 @@ impl Tracer {
 }
 
 fn load_failure(site: &Attachment<'_>, e: LoadError) -> ProbeAttachError {
-    attach_failure(
-        site,
-        AttachError::Os {
-            what: "loading the program",
-            source: std::io::Error::other(e.to_string()),
-        },
-    )
+    attach_failure(site, e.into())
 }
 
-fn attach_failure(site: &Attachment<'_>, source: AttachError) -> ProbeAttachError {
+fn attach_failure(site: &Attachment<'_>, source: LinkError) -> ProbeAttachError {
     ProbeAttachError {
         probe: site.probe.to_string(),
         path: site.point.path.display().to_string(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The names userspace asks for are the names the built object has: a map or program
+    /// renamed on one side fails here, not at load time on a user's host.
+    #[test]
+    fn map_and_program_names_are_the_built_objects() {
+        let object = aya_obj::Object::parse(OBJECT).expect("the built eBPF object parses");
+        let in_object: BTreeSet<&str> = object
+            .maps
+            .keys()
+            .map(String::as_str)
+            // Global data sections (`.rodata`, `.bss`) are the compiler's, not named maps.
+            .filter(|name| !name.starts_with('.'))
+            .collect();
+        // Scratch space the programs insert from; userspace never opens them.
+        const KERNEL_ONLY: &[&str] = &["EMPTY_SPANS", "EMPTY_STACK"];
+        let named: BTreeSet<&str> = map_names::ALL.iter().chain(KERNEL_ONLY).copied().collect();
+        assert_eq!(
+            named, in_object,
+            "ustat_common::maps::ALL against the object"
+        );
+
+        let in_object: BTreeSet<&str> = object.programs.keys().map(String::as_str).collect();
+        let named: BTreeSet<&str> = Program::ALL.iter().map(|p| p.name()).collect();
+        assert_eq!(named, in_object, "Program::name() against the object");
     }
 }
