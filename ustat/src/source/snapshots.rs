@@ -122,6 +122,14 @@ impl KernelSource {
 
 impl Source for KernelSource {
     fn poll(&mut self) -> anyhow::Result<Snapshot> {
+        // The interval ends where discovery looks: the snapshot holds the processes found
+        // then, so a process running at its timestamp is in it. (Stamped after the reading,
+        // a process that started during a slow poll was running at the timestamp but missing
+        // from the snapshot.)
+        let taken_at = SystemTime::now();
+        let now = Instant::now();
+        let interval = now - self.last_poll;
+        self.last_poll = now;
         // Discovery first: a process it finds gone has been reaped, so the exit hook has
         // already recorded it, and the reading below holds its final counts.
         let mut gone = self.discover();
@@ -130,9 +138,6 @@ impl Source for KernelSource {
         self.read_flow_totals()?;
         self.drain_events();
         self.request_missing_names(&totals)?;
-        let now = Instant::now();
-        let interval = now - self.last_poll;
-        self.last_poll = now;
 
         self.learn_epochs(&totals, &exited, &mut gone);
         // A tracked process whose exit the hook saw is done, also while /proc still lists
@@ -192,7 +197,7 @@ impl Source for KernelSource {
         let lost_interval = crate::snapshot::lost_since(&self.lost, &lost);
         self.lost = lost;
         Ok(Snapshot {
-            taken_at: SystemTime::now(),
+            taken_at,
             interval,
             processes,
             lost,
