@@ -8,7 +8,7 @@ use std::{ffi::OsStr, path::Path};
 
 use support::{Driven, Ustat, fixtures::UsdtFixture, poll, run_ustat};
 use ustat::{
-    bpf::{AttachError, ProbePoint, Program, Scope, Tracer},
+    bpf::{AttachError, LinkError, ProbePoint, Program, Scope, Tracer},
     usdt,
 };
 
@@ -384,5 +384,13 @@ fn a_site_held_with_another_semaphore_is_named_in_the_error() {
             Scope::AllProcesses,
         )
         .unwrap_err();
-    assert!(matches!(e.source, AttachError::SemaphoreConflict), "{e:?}");
+    assert!(
+        matches!(
+            e.source,
+            LinkError::Attach {
+                source: AttachError::SemaphoreConflict
+            }
+        ),
+        "{e:?}"
+    );
 }

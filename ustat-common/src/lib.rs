@@ -59,6 +59,29 @@ pub mod maps {
     /// `Array<PidNamespace>` with one entry: the PID namespace ustat runs in, whose ids the
     /// programs report (all zero: the root namespace, the kernel's own ids).
     pub const PID_NAMESPACE: &str = "PID_NAMESPACE";
+
+    /// Every map above (userspace checks them against the built object).
+    pub const ALL: &[&str] = &[
+        SPECS,
+        EVENTS,
+        LOST,
+        COUNTS,
+        OPEN_SPANS,
+        SPANS,
+        SPAN_HIST,
+        METHOD_HIST,
+        KEYED,
+        NAME_REQUESTS,
+        NAMES_WANTED,
+        STACKS,
+        METHODS,
+        PATHS,
+        FLOW_CONFIG,
+        FLOW_PASS,
+        PROCS,
+        EXITED,
+        PID_NAMESPACE,
+    ];
 }
 
 /// Slots of the `LOST` map.
@@ -626,4 +649,8 @@ mod pod {
     unsafe impl aya::Pod for super::ProcessKey {}
     unsafe impl aya::Pod for super::ProcessEntry {}
     unsafe impl aya::Pod for super::PidNamespace {}
+    unsafe impl aya::Pod for super::EventHeader {}
+    unsafe impl aya::Pod for super::ArgsEvent {}
+    unsafe impl aya::Pod for super::NameEvent {}
+    unsafe impl aya::Pod for super::FlowEvent {}
 }

@@ -2,7 +2,7 @@
 
 use crate::{
     binary::OpenError,
-    bpf::{AttachError, LoadError, ProbeAttachError},
+    bpf::{AttachError, LinkError, LoadError, ProbeAttachError},
     capabilities::CapabilityError,
     export::CreateError,
     process::ProcessError,
@@ -54,9 +54,14 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         };
     }
     if let Some(e) = cause.downcast_ref::<ProbeAttachError>() {
-        return match e.source {
-            AttachError::Permission => Some(PRIVILEGE),
-            AttachError::NoProcess(_) => Some(TARGET),
+        // A program that did not load is told by its `LoadError`, further down the chain.
+        return match &e.source {
+            LinkError::Attach {
+                source: AttachError::Permission,
+            } => Some(PRIVILEGE),
+            LinkError::Attach {
+                source: AttachError::NoProcess(_),
+            } => Some(TARGET),
             _ => None,
         };
     }
@@ -139,5 +144,38 @@ mod tests {
         }));
         assert_eq!(code(&no_probes), TARGET);
         assert_eq!(code(&anyhow::anyhow!("disk full")), FAILURE);
+    }
+
+    #[test]
+    fn a_program_that_did_not_load_is_told_by_its_load_error() {
+        let attach = |source: LinkError| {
+            anyhow::Error::from(ProbeAttachError {
+                probe: "hotspot:gc__begin".into(),
+                path: "/x/libjvm.so".into(),
+                source,
+            })
+        };
+        let not_permitted = attach(
+            LoadError::NotPermitted(CapabilityError::Missing {
+                missing: vec![crate::capabilities::Capability::Bpf],
+            })
+            .into(),
+        );
+        assert_eq!(code(&not_permitted), PRIVILEGE);
+        let refused = attach(
+            LoadError::Kernel {
+                what: "program",
+                detail: "span_begin: invalid".into(),
+            }
+            .into(),
+        );
+        assert_eq!(code(&refused), FAILURE);
+        assert_eq!(
+            format!("{refused:#}"),
+            "cannot attach hotspot:gc__begin in /x/libjvm.so: loading the program failed: \
+             the kernel refused ustat's eBPF program: span_begin: invalid"
+        );
+        let gone = attach(AttachError::NoProcess(9).into());
+        assert_eq!(code(&gone), TARGET);
     }
 }

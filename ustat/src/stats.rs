@@ -216,8 +216,8 @@ fn timing_of(totals: &MethodTotals, p99_ns: u64) -> Timing {
 }
 
 /// The numbers of one process: `now` is its share of the latest reading, `previous` the
-/// whole previous reading (empty at the first interval, so that interval counts everything
-/// since attach). The top lists keep `limit` entries each.
+/// whole previous reading (empty for the process's first interval, so that interval counts
+/// everything since its first hit). The top lists keep `limit` entries each.
 pub fn compute(
     runtime: &Runtime,
     now: &PidTotals,

@@ -2,10 +2,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aya::{
-    Pod,
-    maps::{HashMap as AyaHashMap, MapData},
-};
 use ustat_common::{
     CountKey, FlowConfig, HistKey, MethodTotals, OfProcess as _, PREFIX_LEN, PathTotals,
     ProcessKey, SpanStack, SpanThreadKey, ThreadStack, maps,
@@ -14,8 +10,7 @@ use ustat_common::{
 use super::{
     LoadError,
     load::Loaded,
-    map_error, missing_map,
-    totals::{forget, read_per_cpu},
+    maps::{read_per_cpu, remove_per_cpu_where, remove_where},
 };
 
 /// Cumulative per-method timing and per-path counts, by key (subkey: method or path hash).
@@ -106,43 +101,23 @@ pub(super) fn forget_processes(
     ebpf: &mut Loaded,
     gone: &HashSet<ProcessKey>,
 ) -> Result<(), LoadError> {
-    forget::<CountKey, MethodTotals>(ebpf, maps::METHODS, |k| gone.contains(&k.process()))?;
-    forget::<CountKey, PathTotals>(ebpf, maps::PATHS, |k| gone.contains(&k.process()))?;
-    forget::<HistKey, u64>(ebpf, maps::METHOD_HIST, |k| gone.contains(&k.process()))
+    let doomed = |k: &CountKey| gone.contains(&k.process());
+    remove_per_cpu_where::<CountKey, MethodTotals>(ebpf, maps::METHODS, doomed)?;
+    remove_per_cpu_where::<CountKey, PathTotals>(ebpf, maps::PATHS, doomed)?;
+    remove_per_cpu_where::<HistKey, u64>(ebpf, maps::METHOD_HIST, |k| gone.contains(&k.process()))
 }
 
 pub(super) fn forget_threads(
     ebpf: &mut Loaded,
     alive: impl Fn(u32) -> bool,
 ) -> Result<(), LoadError> {
-    remove_threads::<SpanThreadKey, SpanStack>(ebpf, maps::OPEN_SPANS, |k| k.tid, |t| !alive(t))?;
-    remove_threads::<u32, ThreadStack>(ebpf, maps::STACKS, |t| *t, |t| !alive(t))
+    remove_where::<SpanThreadKey, SpanStack>(ebpf, maps::OPEN_SPANS, |k| !alive(k.tid))?;
+    remove_where::<u32, ThreadStack>(ebpf, maps::STACKS, |&tid| !alive(tid)).map(drop)
 }
 
 /// Empties every thread's call stack.
 pub(super) fn clear_stacks(ebpf: &mut Loaded) -> Result<(), LoadError> {
-    remove_threads::<u32, ThreadStack>(ebpf, maps::STACKS, |t| *t, |_| true)
-}
-
-/// Removes the entries of the per-thread map `name` whose thread `remove` picks.
-fn remove_threads<K: Pod, V: Pod>(
-    ebpf: &mut Loaded,
-    name: &str,
-    tid: impl Fn(&K) -> u32,
-    remove: impl Fn(u32) -> bool,
-) -> Result<(), LoadError> {
-    let map = ebpf.map_mut(name).ok_or_else(|| missing_map(name))?;
-    let mut entries: AyaHashMap<&mut MapData, K, V> =
-        AyaHashMap::try_from(map).map_err(|e| map_error(name, e))?;
-    let doomed: Vec<K> = entries
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| remove(tid(k)))
-        .collect();
-    for key in doomed {
-        let _ = entries.remove(&key);
-    }
-    Ok(())
+    remove_where::<u32, ThreadStack>(ebpf, maps::STACKS, |_| true).map(drop)
 }
 
 #[cfg(test)]

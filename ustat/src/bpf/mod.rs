@@ -2,9 +2,11 @@
 
 pub mod attach;
 mod batch;
+pub mod events;
 mod flow;
 mod links;
 mod load;
+mod maps;
 mod names;
 pub mod pid_namespace;
 mod sys;
@@ -14,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::os::fd::BorrowedFd;
 
 pub use attach::{AttachError, Link, ProbePoint, Scope, UprobePmu};
-use aya::maps::{Array, MapData, RingBuf};
+use aya::maps::{MapData, RingBuf};
 pub use flow::FlowTotals;
 pub use links::Links;
 use load::{Loaded, Mode};
@@ -28,7 +30,7 @@ pub enum Group {
     /// The method entry and return probes of a flow being watched.
     Flow,
 }
-use ustat_common::{ProbeSpec, ProcessKey, maps};
+use ustat_common::{ProbeSpec, ProcessKey, maps as map_names};
 
 /// The eBPF object built by `build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ustat"));
@@ -73,6 +75,20 @@ enum ProgramKind {
 pub const EXIT_HOOK_VARIABLE: &str = "USTAT_EXIT_HOOK";
 
 impl Program {
+    /// Every program.
+    pub const ALL: [Self; 10] = [
+        Self::Record,
+        Self::Count,
+        Self::SpanBegin,
+        Self::SpanEnd,
+        Self::Keyed,
+        Self::FlowEntry,
+        Self::FlowReturn,
+        Self::ProcessExit,
+        Self::ThreadExit,
+        Self::LastThreadExit,
+    ];
+
     /// The program's function name in the object.
     pub fn name(self) -> &'static str {
         match self {
@@ -123,7 +139,30 @@ pub struct ProbeAttachError {
     pub probe: String,
     pub path: String,
     #[source]
-    pub source: AttachError,
+    pub source: LinkError,
+}
+
+/// Why a program could not be linked to its point: the program did not load (the verifier
+/// refused it, a capability is missing: kept whole, so the exit code can tell), or the
+/// attaching failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("loading the program failed")]
+    Load {
+        #[source]
+        source: LoadError,
+    },
+    #[error(transparent)]
+    Attach {
+        #[from]
+        source: AttachError,
+    },
+}
+
+impl From<LoadError> for LinkError {
+    fn from(source: LoadError) -> Self {
+        Self::Load { source }
+    }
 }
 
 /// One site to attach: a program at a point, reading its arguments through a spec.
@@ -199,12 +238,7 @@ impl Tracer {
             return Ok(id);
         }
         let id = self.specs.len() as u32;
-        let mut table: Array<&mut MapData, ProbeSpec> = Array::try_from(
-            self.loaded
-                .map_mut(maps::SPECS)
-                .ok_or_else(|| missing_map(maps::SPECS))?,
-        )
-        .map_err(|e| map_error(maps::SPECS, e))?;
+        let mut table = maps::array_mut::<ProbeSpec>(&mut self.loaded, map_names::SPECS)?;
         table.set(id, spec, 0).map_err(|e| LoadError::Kernel {
             what: "spec table",
             detail: format!("entry {id}: {e} (more probe sites than the table holds?)"),
@@ -315,7 +349,7 @@ impl Tracer {
         point: &ProbePoint,
         scope: Scope,
         batch: &[(Attachment<'_>, u32)],
-    ) -> Result<Link, AttachError> {
+    ) -> Result<Link, LinkError> {
         let offsets: Vec<u64> = batch.iter().map(|(a, _)| a.point.offset).collect();
         let semaphores: Vec<u64> = batch
             .iter()
@@ -323,7 +357,14 @@ impl Tracer {
             .collect();
         let cookies: Vec<u64> = batch.iter().map(|(_, id)| u64::from(*id)).collect();
         let fd = self.program_fd(program)?;
-        attach::attach_multi(fd, point, &offsets, &semaphores, &cookies, scope)
+        Ok(attach::attach_multi(
+            fd,
+            point,
+            &offsets,
+            &semaphores,
+            &cookies,
+            scope,
+        )?)
     }
 
     fn link_perf(
@@ -331,17 +372,14 @@ impl Tracer {
         program: Program,
         (site, id): &(Attachment<'_>, u32),
         scope: Scope,
-    ) -> Result<Link, AttachError> {
+    ) -> Result<Link, LinkError> {
         let pmu = self.pmu;
         let fd = self.program_fd(program)?;
-        attach::attach(pmu, fd, site.point, scope, u64::from(*id))
+        Ok(attach::attach(pmu, fd, site.point, scope, u64::from(*id))?)
     }
 
-    fn program_fd(&mut self, program: Program) -> Result<BorrowedFd<'_>, AttachError> {
-        self.loaded.program(program).map_err(|e| AttachError::Os {
-            what: "loading the program",
-            source: std::io::Error::other(e.to_string()),
-        })
+    fn program_fd(&mut self, program: Program) -> Result<BorrowedFd<'_>, LinkError> {
+        Ok(self.loaded.program(program)?)
     }
 
     /// Detaches the group's attachments.
@@ -364,15 +402,7 @@ impl Tracer {
     ) -> Result<(), LoadError> {
         self.flow_generation = self.flow_generation.wrapping_add(1);
         let config = flow::config(events, self.flow_generation, class_prefix, method_prefix);
-        let mut array: Array<&mut MapData, ustat_common::FlowConfig> = Array::try_from(
-            self.loaded
-                .map_mut(maps::FLOW_CONFIG)
-                .ok_or_else(|| missing_map(maps::FLOW_CONFIG))?,
-        )
-        .map_err(|e| map_error(maps::FLOW_CONFIG, e))?;
-        array
-            .set(0, config, 0)
-            .map_err(|e| map_error(maps::FLOW_CONFIG, e))
+        maps::set(&mut self.loaded, map_names::FLOW_CONFIG, 0, config)
     }
 
     /// Per-method timing and call paths, summed over CPUs.
@@ -414,9 +444,9 @@ impl Tracer {
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
         let map = self
             .loaded
-            .take_map(maps::EVENTS)
-            .ok_or_else(|| missing_map(maps::EVENTS))?;
-        RingBuf::try_from(map).map_err(|e| map_error(maps::EVENTS, e))
+            .take_map(map_names::EVENTS)
+            .ok_or_else(|| maps::missing(map_names::EVENTS))?;
+        RingBuf::try_from(map).map_err(|e| maps::failed(map_names::EVENTS, e))
     }
 
     /// Everything the aggregation maps hold now, summed over CPUs.
@@ -452,7 +482,7 @@ impl Tracer {
     /// not ustat tracked it (`exited`, `forget_processes`).
     /// On kernels whose `sched_process_exit` has no `group_dead` argument yet, the kernel
     /// refuses `process_exit` there, and the last thread is found on entry to `acct_process`.
-    pub fn watch_exits(&mut self) -> Result<(), AttachError> {
+    pub fn watch_exits(&mut self) -> Result<(), LinkError> {
         let forced = std::env::var_os(EXIT_HOOK_VARIABLE).is_some_and(|v| v == "acct-process");
         let newer = if forced {
             None
@@ -478,7 +508,7 @@ impl Tracer {
                 self.exit_hooks = links;
                 Ok(())
             }
-            (Err(_), Some(newer)) => Err(newer),
+            (Err(_), Some(newer)) => Err(newer.into()),
             (Err(older), None) => Err(older),
         }
     }
@@ -511,16 +541,10 @@ impl Tracer {
 }
 
 fn load_failure(site: &Attachment<'_>, e: LoadError) -> ProbeAttachError {
-    attach_failure(
-        site,
-        AttachError::Os {
-            what: "loading the program",
-            source: std::io::Error::other(e.to_string()),
-        },
-    )
+    attach_failure(site, e.into())
 }
 
-fn attach_failure(site: &Attachment<'_>, source: AttachError) -> ProbeAttachError {
+fn attach_failure(site: &Attachment<'_>, source: LinkError) -> ProbeAttachError {
     ProbeAttachError {
         probe: site.probe.to_string(),
         path: site.point.binary.shown().display().to_string(),
@@ -528,16 +552,34 @@ fn attach_failure(site: &Attachment<'_>, source: AttachError) -> ProbeAttachErro
     }
 }
 
-pub(crate) fn missing_map(name: &str) -> LoadError {
-    LoadError::Kernel {
-        what: "maps",
-        detail: format!("map {name} is missing from the object"),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
 
-pub(crate) fn map_error(name: &str, e: aya::maps::MapError) -> LoadError {
-    LoadError::Kernel {
-        what: "maps",
-        detail: format!("{name}: {e}"),
+    use super::*;
+
+    /// The names userspace asks for are the names the built object has: a map or program
+    /// renamed on one side fails here, not at load time on a user's host.
+    #[test]
+    fn map_and_program_names_are_the_built_objects() {
+        let object = aya_obj::Object::parse(OBJECT).expect("the built eBPF object parses");
+        let in_object: BTreeSet<&str> = object
+            .maps
+            .keys()
+            .map(String::as_str)
+            // Global data sections (`.rodata`, `.bss`) are the compiler's, not named maps.
+            .filter(|name| !name.starts_with('.'))
+            .collect();
+        // Scratch space the programs insert from; userspace never opens them.
+        const KERNEL_ONLY: &[&str] = &["EMPTY_SPANS", "EMPTY_STACK"];
+        let named: BTreeSet<&str> = map_names::ALL.iter().chain(KERNEL_ONLY).copied().collect();
+        assert_eq!(
+            named, in_object,
+            "ustat_common::maps::ALL against the object"
+        );
+
+        let in_object: BTreeSet<&str> = object.programs.keys().map(String::as_str).collect();
+        let named: BTreeSet<&str> = Program::ALL.iter().map(|p| p.name()).collect();
+        assert_eq!(named, in_object, "Program::name() against the object");
     }
 }

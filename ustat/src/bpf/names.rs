@@ -2,16 +2,13 @@
 //! ring buffer full goes into `NAME_REQUESTS`, and the `keyed` program sends its names on
 //! the key's next hit. `NAMES_WANTED` tells the program whether to look there at all.
 
-use aya::maps::{Array, HashMap as AyaHashMap, MapData};
+use aya::maps::{HashMap as AyaHashMap, MapData};
 use ustat_common::{KeyedKey, maps};
 
-use super::{LoadError, load::Loaded, map_error, missing_map};
+use super::{LoadError, load::Loaded, maps::hash_map};
 
 fn requests(ebpf: &mut Loaded) -> Result<AyaHashMap<&mut MapData, KeyedKey, u8>, LoadError> {
-    let map = ebpf
-        .map_mut(maps::NAME_REQUESTS)
-        .ok_or_else(|| missing_map(maps::NAME_REQUESTS))?;
-    AyaHashMap::try_from(map).map_err(|e| map_error(maps::NAME_REQUESTS, e))
+    hash_map(ebpf, maps::NAME_REQUESTS)
 }
 
 /// Asks for the names of `keys` again. Returns how many requests the map took (it is as big
@@ -36,11 +33,5 @@ pub(super) fn withdraw(ebpf: &mut Loaded, keys: &[KeyedKey]) -> Result<(), LoadE
 
 /// Tells the `keyed` program whether any request is open.
 pub(super) fn set_wanted(ebpf: &mut Loaded, wanted: bool) -> Result<(), LoadError> {
-    let map = ebpf
-        .map_mut(maps::NAMES_WANTED)
-        .ok_or_else(|| missing_map(maps::NAMES_WANTED))?;
-    let mut flag: Array<&mut MapData, u32> =
-        Array::try_from(map).map_err(|e| map_error(maps::NAMES_WANTED, e))?;
-    flag.set(0, u32::from(wanted), 0)
-        .map_err(|e| map_error(maps::NAMES_WANTED, e))
+    super::maps::set(ebpf, maps::NAMES_WANTED, 0, u32::from(wanted))
 }

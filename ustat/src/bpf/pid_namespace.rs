@@ -5,10 +5,9 @@
 
 use std::{io, os::unix::fs::MetadataExt as _};
 
-use aya::maps::{Array, MapData};
 use ustat_common::{PidNamespace, maps};
 
-use super::{LoadError, load::Loaded, map_error, missing_map};
+use super::{LoadError, load::Loaded};
 
 /// The inode of the root PID namespace (`PROC_PID_INIT_INO`, fixed in the kernel).
 const ROOT_NAMESPACE_INODE: u64 = 0xEFFF_FFFC;
@@ -51,15 +50,7 @@ pub fn configure(loaded: &mut Loaded) -> Result<(), LoadError> {
     else {
         return Ok(());
     };
-    let mut array: Array<&mut MapData, PidNamespace> = Array::try_from(
-        loaded
-            .map_mut(maps::PID_NAMESPACE)
-            .ok_or_else(|| missing_map(maps::PID_NAMESPACE))?,
-    )
-    .map_err(|e| map_error(maps::PID_NAMESPACE, e))?;
-    array
-        .set(0, namespace, 0)
-        .map_err(|e| map_error(maps::PID_NAMESPACE, e))
+    super::maps::set(loaded, maps::PID_NAMESPACE, 0, namespace)
 }
 
 #[cfg(test)]

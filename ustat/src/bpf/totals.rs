@@ -1,20 +1,18 @@
 //! Reading the aggregation maps: cumulative totals since attach, summed over CPUs.
 
-use std::{
-    collections::{HashMap, HashSet},
-    os::fd::AsFd as _,
-};
+use std::collections::{HashMap, HashSet};
 
-use aya::{
-    Pod,
-    maps::{HashMap as AyaHashMap, MapData, PerCpuArray, PerCpuHashMap},
-};
+use aya::Pod;
 use ustat_common::{
     CountKey, CountValue, HistKey, KeyedKey, OfProcess, ProcessEntry, ProcessKey, SpanStack,
     SpanThreadKey, SpanTotals, lost, maps,
 };
 
-use super::{LoadError, load::Loaded, map_error, missing_map};
+use super::{
+    LoadError,
+    load::Loaded,
+    maps::{keys, per_cpu_sum, read_per_cpu, remove_per_cpu_where, remove_where},
+};
 
 /// Cumulative totals since attach, per key.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -70,34 +68,6 @@ pub struct Lost {
     pub unlisted_events: u64,
 }
 
-/// Every entry of a per-CPU map, its CPU copies combined by `fold`, read in batches.
-pub(super) fn read_per_cpu<K, V>(
-    ebpf: &Loaded,
-    name: &str,
-    fold: impl Fn(&mut V, &V),
-) -> Result<HashMap<K, V>, LoadError>
-where
-    K: Pod + Eq + std::hash::Hash,
-    V: Pod + Default,
-{
-    let Some(aya::maps::Map::PerCpuHashMap(data)) = ebpf.map(name) else {
-        return Err(missing_map(name));
-    };
-    let mut out = HashMap::new();
-    super::batch::per_cpu_entries(data.fd().as_fd(), |key: K, per_cpu: &[V]| {
-        let mut total = V::default();
-        for value in per_cpu {
-            fold(&mut total, value);
-        }
-        out.insert(key, total);
-    })
-    .map_err(|e| LoadError::Kernel {
-        what: "maps",
-        detail: format!("{name}: {e}"),
-    })?;
-    Ok(out)
-}
-
 fn add_counts(total: &mut CountValue, v: &CountValue) {
     total.count += v.count;
     total.sum += v.sum;
@@ -121,15 +91,7 @@ pub(super) fn read(ebpf: &Loaded) -> Result<Totals, LoadError> {
 }
 
 pub(super) fn read_lost(ebpf: &Loaded) -> Result<Lost, LoadError> {
-    let map = ebpf
-        .map(maps::LOST)
-        .ok_or_else(|| missing_map(maps::LOST))?;
-    let array: PerCpuArray<&MapData, u64> =
-        PerCpuArray::try_from(map).map_err(|e| map_error(maps::LOST, e))?;
-    let slot = |i: u32| -> Result<u64, LoadError> {
-        let values = array.get(&i, 0).map_err(|e| map_error(maps::LOST, e))?;
-        Ok(values.iter().sum())
-    };
+    let slot = |i: u32| per_cpu_sum(ebpf, maps::LOST, i);
     Ok(Lost {
         ring_full: slot(lost::RING_FULL)?,
         map_full: slot(lost::MAP_FULL)?,
@@ -141,26 +103,6 @@ pub(super) fn read_lost(ebpf: &Loaded) -> Result<Lost, LoadError> {
     })
 }
 
-/// Deletes the keys `doomed` picks from a per-CPU map, in one pass.
-pub(super) fn forget<K: Pod + Eq + std::hash::Hash, V: Pod>(
-    ebpf: &mut Loaded,
-    name: &str,
-    is_doomed: impl Fn(&K) -> bool,
-) -> Result<(), LoadError> {
-    let map = ebpf.map_mut(name).ok_or_else(|| missing_map(name))?;
-    let mut map: PerCpuHashMap<&mut MapData, K, V> =
-        PerCpuHashMap::try_from(map).map_err(|e| map_error(name, e))?;
-    let doomed: Vec<K> = map
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| is_doomed(k))
-        .collect();
-    for key in doomed {
-        let _ = map.remove(&key);
-    }
-    Ok(())
-}
-
 pub(super) fn forget_processes(
     ebpf: &mut Loaded,
     gone: &HashSet<ProcessKey>,
@@ -169,46 +111,25 @@ pub(super) fn forget_processes(
         return Ok(());
     }
     let doomed = |k: &dyn OfProcess| gone.contains(&k.process());
-    forget::<CountKey, CountValue>(ebpf, maps::COUNTS, |k| doomed(k))?;
-    forget::<CountKey, SpanTotals>(ebpf, maps::SPANS, |k| doomed(k))?;
-    forget::<HistKey, u64>(ebpf, maps::SPAN_HIST, |k| doomed(k))?;
-    forget::<KeyedKey, CountValue>(ebpf, maps::KEYED, |k| doomed(k))?;
+    remove_per_cpu_where::<CountKey, CountValue>(ebpf, maps::COUNTS, |k| doomed(k))?;
+    remove_per_cpu_where::<CountKey, SpanTotals>(ebpf, maps::SPANS, |k| doomed(k))?;
+    remove_per_cpu_where::<HistKey, u64>(ebpf, maps::SPAN_HIST, |k| doomed(k))?;
+    remove_per_cpu_where::<KeyedKey, CountValue>(ebpf, maps::KEYED, |k| doomed(k))?;
     super::flow::forget_processes(ebpf, gone)
-}
-
-fn hash_map<'a, K: Pod, V: Pod>(
-    ebpf: &'a mut Loaded,
-    name: &str,
-) -> Result<AyaHashMap<&'a mut MapData, K, V>, LoadError> {
-    let map = ebpf.map_mut(name).ok_or_else(|| missing_map(name))?;
-    AyaHashMap::try_from(map).map_err(|e| map_error(name, e))
 }
 
 /// Takes the exits the hook recorded: lists `EXITED` and deletes what it listed (an exit
 /// recorded meanwhile stays for the next call).
 pub(super) fn take_exited(ebpf: &mut Loaded) -> Result<HashSet<ProcessKey>, LoadError> {
-    let mut exited = hash_map::<ProcessKey, u64>(ebpf, maps::EXITED)?;
-    let taken: HashSet<ProcessKey> = exited.keys().filter_map(Result::ok).collect();
-    for key in &taken {
-        let _ = exited.remove(key);
-    }
-    Ok(taken)
+    let taken = remove_where::<ProcessKey, u64>(ebpf, maps::EXITED, |_| true)?;
+    Ok(taken.into_iter().collect())
 }
 
 pub(super) fn forget_dead_processes(
     ebpf: &mut Loaded,
     alive: impl Fn(u32) -> bool,
 ) -> Result<(), LoadError> {
-    let mut procs = hash_map::<u32, ProcessEntry>(ebpf, maps::PROCS)?;
-    let dead: Vec<u32> = procs
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|&pid| !alive(pid))
-        .collect();
-    for pid in dead {
-        let _ = procs.remove(&pid);
-    }
-    Ok(())
+    remove_where::<u32, ProcessEntry>(ebpf, maps::PROCS, |&pid| !alive(pid)).map(drop)
 }
 
 /// How many entries each aggregation and per-process map holds, and the pids that have any
@@ -220,12 +141,6 @@ pub struct MapSizes {
 }
 
 pub(super) fn sizes(ebpf: &Loaded) -> Result<MapSizes, LoadError> {
-    fn keys<K: Pod, V: Pod>(ebpf: &Loaded, name: &'static str) -> Result<Vec<K>, LoadError> {
-        let map = ebpf.map(name).ok_or_else(|| missing_map(name))?;
-        let map: AyaHashMap<&MapData, K, V> =
-            AyaHashMap::try_from(map).map_err(|e| map_error(name, e))?;
-        Ok(map.keys().filter_map(Result::ok).collect())
-    }
     fn per_cpu_keys<K: Pod + Eq + std::hash::Hash, V: Pod + Default>(
         ebpf: &Loaded,
         name: &'static str,

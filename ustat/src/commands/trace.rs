@@ -8,10 +8,10 @@ use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
 };
-use ustat_common::{ArgsEvent, EventHeader, ProbeSpec, event_kind};
+use ustat_common::ProbeSpec;
 
 use crate::{
-    bpf::{Attachment, Group, ProbePoint, Program, Scope, Tracer},
+    bpf::{Attachment, Group, ProbePoint, Program, Scope, Tracer, events::Event},
     cli::TraceArgs,
     exit::UsageError,
     sanitize,
@@ -231,16 +231,10 @@ async fn print_events(
 }
 
 fn format_event(bytes: &[u8], sites: &[TracedSite]) -> Option<String> {
-    if bytes.len() < size_of::<EventHeader>() {
+    let Ok(Event::Args(event)) = Event::decode(bytes) else {
         return None;
-    }
-    // SAFETY: at least a header's worth of bytes; read_unaligned copes with any alignment.
-    let header: EventHeader = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-    if header.kind != event_kind::ARGS || bytes.len() < size_of::<ArgsEvent>() {
-        return None;
-    }
-    // SAFETY: as above, for the full event.
-    let event: ArgsEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    };
+    let header = event.header;
     let site = sites.get(event.tag as usize)?;
     let mut line = format!(
         "{} {} {} {}",

@@ -5,9 +5,7 @@ pub mod text;
 
 use std::collections::HashMap;
 
-use ustat_common::{
-    CountKey, FlowEvent, KEY_SLOTS, KeyedKey, PathTotals, event_kind, flow_kind, method_hash,
-};
+use ustat_common::{CountKey, FlowEvent, KEY_SLOTS, KeyedKey, PathTotals, flow_kind, method_hash};
 use ustat_runtimes::{Key, Runtime};
 
 /// One entry or return.
@@ -36,16 +34,9 @@ pub enum Kind {
     Unwound,
 }
 
-/// Decodes a `FlowEvent` from the ring buffer.
-pub fn decode(bytes: &[u8], seq: u64) -> Option<FlowLine> {
-    if bytes.len() < size_of::<FlowEvent>() {
-        return None;
-    }
-    // SAFETY: long enough; read_unaligned copes with any alignment.
-    let event: FlowEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-    if event.header.kind != event_kind::FLOW {
-        return None;
-    }
+/// The line of a `FlowEvent` (see `bpf::events`), numbered `seq`; none for a kind this
+/// ustat does not know.
+pub fn line(event: &FlowEvent, seq: u64) -> Option<FlowLine> {
     let kind = match event.kind {
         flow_kind::ENTRY => Kind::Entry,
         flow_kind::RETURN => Kind::Return,

@@ -1,12 +1,23 @@
-//! Names the kernel could not send (its ring buffer was full when the key was new) are asked
-//! for again, so a key never stays nameless for good while it is still being hit.
+//! Key names: the names the kernel sends for each new key (methods, classes, ...), kept by
+//! key and, for methods, as labels by flow hash. Names the kernel could not send (its ring
+//! buffer was full when the key was new) are asked for again, so a key never stays nameless
+//! for good while it is still being hit.
 
 use std::collections::HashSet;
 
-use ustat_common::{KeyedKey, OfProcess as _, ProcessKey};
+use ustat_common::{KeyedKey, NameEvent, OfProcess as _, ProcessKey, category};
 
 use super::KernelSource;
-use crate::bpf::Totals;
+use crate::{bpf::Totals, flow, sanitize};
+
+/// A `NameEvent`'s names, as text safe to show: each slot cut at its length, invalid UTF-8
+/// replaced, control characters stripped.
+fn names_of(event: &NameEvent) -> [String; 3] {
+    std::array::from_fn(|slot| {
+        let len = usize::from(event.lens[slot]).min(event.names[slot].len());
+        sanitize::text(&String::from_utf8_lossy(&event.names[slot][..len]))
+    })
+}
 
 /// Keys whose names were asked for again and have not arrived yet.
 #[derive(Debug, Default)]
@@ -24,6 +35,25 @@ impl NameRequests {
 }
 
 impl KernelSource {
+    /// Keeps the names the kernel sent for a key, and for a method also its label by flow
+    /// hash.
+    pub(super) fn receive_names(&mut self, event: &NameEvent) {
+        let key = event.key;
+        let names = names_of(event);
+        if key.category == category::METHOD_CALL
+            && let Some(tracked) = self.tracked.get(&key.pid)
+        {
+            let runtime = tracked.found.runtime;
+            if let Some(hash) = flow::flow_hash(runtime, &key) {
+                let [a, b, c] = &names;
+                let label = (runtime.key_label)(key.category, [a, b, c], key.keys);
+                self.flow.label(key.pid, hash, label);
+            }
+        }
+        self.name_requests.answered(&key);
+        self.names.insert(key, names);
+    }
+
     /// Asks again for the names of keys in `totals` that have none.
     pub(super) fn request_missing_names(&mut self, totals: &Totals) -> anyhow::Result<()> {
         let missing: Vec<KeyedKey> = totals

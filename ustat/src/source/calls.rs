@@ -1,5 +1,6 @@
-//! The flow side of `KernelSource`: watching one process's method calls, the event stream,
-//! method names by hash, per-method timing, folded stacks.
+//! The call stream: watching one process's method calls (entries and returns as the kernel
+//! sends them), method labels by flow hash, the flow maps' per-method timing, folded
+//! stacks; and `KernelSource` as the flow view's `CallSource`.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -7,7 +8,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use ustat_common::{KeyedKey, category};
+use ustat_common::FlowEvent;
 
 use super::KernelSource;
 use crate::{
@@ -15,8 +16,8 @@ use crate::{
     bpf::{FlowTotals, Group, Program, Scope},
     discovery::Found,
     flow::{self, FlowLine},
-    plan, sanitize,
-    stats::FlowReadings,
+    plan, process, sanitize,
+    snapshot::CallSource,
 };
 
 /// Lines kept between two `take_flow` calls; beyond, the oldest go (and are counted).
@@ -34,13 +35,13 @@ pub(super) struct FlowState {
     labels: HashMap<(u32, u64), String>,
     /// Whether any flow programs are attached (so the flow maps are worth reading).
     attached: bool,
+    /// The flow maps as this interval read them (the previous reading is the baseline's).
     now: Option<FlowTotals>,
-    previous: Option<FlowTotals>,
 }
 
 impl FlowState {
-    pub(super) fn receive(&mut self, bytes: &[u8]) {
-        let Some(line) = flow::decode(bytes, self.seq) else {
+    pub(super) fn receive(&mut self, event: &FlowEvent) {
+        let Some(line) = flow::line(event, self.seq) else {
             return;
         };
         if self.watched != Some(line.pid) {
@@ -54,17 +55,19 @@ impl FlowState {
         self.pending.push_back(line);
     }
 
-    pub(super) fn readings(&self) -> FlowReadings<'_> {
-        FlowReadings {
-            now: self.now.as_ref(),
-            previous: self.previous.as_ref(),
-        }
+    /// The flow maps as this interval read them, if they were read.
+    pub(super) fn reading(&self) -> Option<&FlowTotals> {
+        self.now.as_ref()
     }
 
-    pub(super) fn end_interval(&mut self) {
-        if let Some(now) = self.now.take() {
-            self.previous = Some(now);
-        }
+    /// Takes this interval's reading, to become the next one's baseline.
+    pub(super) fn take_reading(&mut self) -> Option<FlowTotals> {
+        self.now.take()
+    }
+
+    /// A method's label, by flow hash.
+    pub(super) fn label(&mut self, pid: u32, hash: u64, label: String) {
+        self.labels.insert((pid, hash), label);
     }
 
     pub(super) fn forget_process(&mut self, pid: u32) {
@@ -73,22 +76,6 @@ impl FlowState {
 }
 
 impl KernelSource {
-    /// Keeps a key's names, and for a method also its label by flow hash.
-    pub(super) fn remember_names(&mut self, key: KeyedKey, names: [String; 3]) {
-        if key.category == category::METHOD_CALL
-            && let Some(tracked) = self.tracked.get(&key.pid)
-        {
-            let runtime = tracked.found.runtime;
-            if let Some(hash) = flow::flow_hash(runtime, &key) {
-                let [a, b, c] = &names;
-                let label = (runtime.key_label)(key.category, [a, b, c], key.keys);
-                self.flow.labels.insert((key.pid, hash), label);
-            }
-        }
-        self.name_requests.answered(&key);
-        self.names.insert(key, names);
-    }
-
     /// Reads the flow maps, if any flow programs are attached, and forgets the span and
     /// call stacks of threads that are gone.
     pub(super) fn read_flow_totals(&mut self) -> anyhow::Result<()> {
@@ -212,5 +199,50 @@ impl KernelSource {
         Ok(flow::folded(&totals.paths, pid, |m| {
             self.method_label(pid, m)
         }))
+    }
+}
+
+impl CallSource for KernelSource {
+    fn watch_flow(&mut self, pid: u32) -> anyhow::Result<()> {
+        KernelSource::watch_flow(self, pid)
+    }
+
+    fn unwatch_flow(&mut self) -> anyhow::Result<()> {
+        KernelSource::unwatch_flow(self)
+    }
+
+    fn filter_flow(&mut self, class: &str, method: &str) -> anyhow::Result<()> {
+        KernelSource::filter_flow(self, class, method)
+    }
+
+    fn take_flow(&mut self) -> Vec<FlowLine> {
+        self.pump();
+        KernelSource::take_flow(self)
+    }
+
+    fn flow_dropped(&self) -> anyhow::Result<u64> {
+        KernelSource::flow_dropped(self)
+    }
+
+    fn method_label(&self, pid: u32, method: u64) -> String {
+        KernelSource::method_label(self, pid, method)
+    }
+
+    fn folded(&mut self, pid: u32) -> anyhow::Result<Vec<String>> {
+        KernelSource::folded(self, pid)
+    }
+
+    fn title(&self, pid: u32) -> String {
+        let runtime = self
+            .processes()
+            .into_iter()
+            .find(|(p, _)| *p == pid)
+            .map_or("?", |(_, r)| r);
+        let command = process::command(pid).unwrap_or_default();
+        format!("{command} (PID {pid}, {runtime})")
+    }
+
+    fn trace_on_demand(&mut self, pid: u32) -> Vec<&'static str> {
+        KernelSource::trace_on_demand(self, pid)
     }
 }

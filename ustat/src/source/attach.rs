@@ -1,0 +1,192 @@
+//! What is attached for each runtime binary (or each process, with `-p`): its plan's
+//! features, on-demand ones when asked for, the per-method probes with `--methods`; and the
+//! coverage that says what a binary lets ustat see.
+
+use std::sync::Arc;
+
+use ustat_runtimes::Missing;
+
+use super::{KernelSource, Selection};
+use crate::{
+    binary::{self, Binary, OpenError},
+    bpf::{Group, Scope},
+    discovery::Found,
+    plan, process, sanitize,
+};
+
+/// What has been attached, so each binary (or binary and process, when scoped) is attached once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) enum Attached {
+    File { dev: (i32, i32), inode: u64 },
+    Process { pid: u32, start_time: u64 },
+}
+
+/// What a runtime's binary lets ustat see.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Coverage {
+    /// The features attached (on-demand ones only when `--with` asked for them).
+    pub(super) resolved: Vec<&'static str>,
+    /// The categories of the resolved features.
+    pub(super) traced: Vec<u32>,
+    pub(super) unavailable: Vec<Missing>,
+    /// On-demand features the binary has that are not attached: a process can ask for them.
+    pub(super) deferred: Vec<plan::OnDemandPlan>,
+}
+
+/// The categories of the features named `resolved`.
+fn categories_of(runtime: &ustat_runtimes::Runtime, resolved: &[&'static str]) -> Vec<u32> {
+    runtime
+        .features
+        .iter()
+        .filter(|f| resolved.contains(&f.name))
+        .flat_map(|f| f.categories.iter().copied())
+        .collect()
+}
+
+impl KernelSource {
+    /// Opens the runtime binary `found` maps (see `binary`); a file ustat will not open, or
+    /// cannot, becomes a warning naming it and why.
+    pub(super) fn open_binary(&mut self, found: &Found) -> Option<Arc<Binary>> {
+        let opened = process::uid(found.pid)
+            .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+            .and_then(|uid| {
+                Binary::open_mapped(found.pid, &found.binary, uid).map_err(|e| match e {
+                    OpenError::Refused { path, reason } => {
+                        binary::skip_line(found.pid, &path, &reason)
+                    }
+                    other => format!("{:#}", anyhow::Error::from(other)),
+                })
+            });
+        match opened {
+            Ok(binary) => Some(binary),
+            Err(line) => {
+                self.warnings.push(sanitize::text(&line));
+                None
+            }
+        }
+    }
+
+    /// Attaches the runtime's features in the process's binary, once per binary (per
+    /// process when tracing selected processes), and says what the binary covers.
+    pub(super) fn attach(&mut self, found: &Found) -> Coverage {
+        let (key, scope) = match self.options.selection {
+            Selection::All => (
+                Attached::File {
+                    dev: found.binary.dev,
+                    inode: found.binary.inode,
+                },
+                Scope::AllProcesses,
+            ),
+            Selection::Pids(_) => (
+                Attached::Process {
+                    pid: found.pid,
+                    start_time: found.start_time,
+                },
+                Scope::Process(found.pid),
+            ),
+        };
+        if let Some(coverage) = self.attached.get(&key) {
+            return coverage.clone();
+        }
+        let Some(binary) = self.open_binary(found) else {
+            self.attached.insert(key, Coverage::default());
+            return Coverage::default();
+        };
+        let coverage = match plan::plan(found.runtime, &binary) {
+            Ok(plan) => {
+                self.warnings
+                    .extend(plan.warnings.iter().map(|w| sanitize::text(w)));
+                self.attach_planned(Group::Main, scope, &plan.attachments);
+                let mut resolved = plan.resolved;
+                let mut deferred = Vec::new();
+                for on_demand in plan.on_demand {
+                    if self.options.with.contains(&on_demand.feature.name) {
+                        self.attach_planned(Group::Main, scope, &on_demand.attachments);
+                        resolved.push(on_demand.feature.name);
+                    } else {
+                        deferred.push(on_demand);
+                    }
+                }
+                let traced = categories_of(found.runtime, &resolved);
+                // Per-method times raise the call probes: only where they may be raised.
+                let calls_allowed = match found.runtime.flow {
+                    Some(flow) => !deferred.iter().any(|d| d.feature.name == flow.feature),
+                    None => true,
+                };
+                if self.options.method_times && calls_allowed {
+                    self.attach_flow(found, &binary, Group::Main, scope);
+                }
+                Coverage {
+                    resolved,
+                    traced,
+                    unavailable: plan.unavailable,
+                    deferred,
+                }
+            }
+            Err(e) => {
+                self.warnings.push(sanitize::text(&format!("{e:#}")));
+                Coverage::default()
+            }
+        };
+        self.attached.insert(key, coverage.clone());
+        coverage
+    }
+
+    /// Attaches `pid`'s on-demand features (the user asked: a key, a view); returns their
+    /// names, none when there are none or they are attached already.
+    pub fn trace_on_demand(&mut self, pid: u32) -> Vec<&'static str> {
+        let Some(tracked) = self.tracked.get_mut(&pid) else {
+            return Vec::new();
+        };
+        let deferred = std::mem::take(&mut tracked.deferred);
+        let runtime = tracked.found.runtime;
+        let mut names = Vec::new();
+        for on_demand in &deferred {
+            if self.attach_planned(Group::Main, Scope::Process(pid), &on_demand.attachments) > 0 {
+                names.push(on_demand.feature.name);
+            }
+        }
+        if let Some(tracked) = self.tracked.get_mut(&pid) {
+            tracked.facts.resolved.extend(names.iter().copied());
+            tracked.traced = categories_of(runtime, &tracked.facts.resolved);
+            tracked.missing = tracked.missing_lines();
+        }
+        names
+    }
+
+    /// Whether following `pid`'s calls would raise on-demand probes nobody asked for: the
+    /// risk, and how to take it.
+    pub(super) fn calls_not_asked_for(&self, pid: u32) -> Option<String> {
+        let tracked = self.tracked.get(&pid)?;
+        let flow = tracked.found.runtime.flow?;
+        let feature = tracked
+            .deferred
+            .iter()
+            .find(|d| d.feature.name == flow.feature)?
+            .feature;
+        Some(format!(
+            "{} calls are not traced unless asked for: {}; to take that risk, pass --with {} \
+             (or press `o` in the dashboard)",
+            tracked.found.runtime.name,
+            feature.on_demand.map_or("", |o| o.risk),
+            feature.name
+        ))
+    }
+
+    /// Attaches planned sites; a site that fails becomes a warning. Returns how many took.
+    pub(super) fn attach_planned(
+        &mut self,
+        group: Group,
+        scope: Scope,
+        planned: &[plan::Planned],
+    ) -> usize {
+        let sites: Vec<_> = planned.iter().map(plan::Planned::attachment).collect();
+        let errors = self.tracer.attach_all(group, scope, &sites);
+        let attached = sites.len() - errors.len();
+        for e in errors {
+            let message = format!("{:#}", anyhow::Error::from(e));
+            self.warnings.push(sanitize::text(&message));
+        }
+        attached
+    }
+}
