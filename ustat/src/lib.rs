@@ -6,6 +6,7 @@ pub mod capabilities;
 pub mod category;
 pub mod cli;
 pub mod commands;
+pub mod container;
 pub mod discovery;
 pub mod elf;
 pub mod exit;
@@ -15,6 +16,7 @@ pub mod format;
 #[cfg(test)]
 mod layering;
 pub mod message;
+pub mod metrics;
 pub mod plan;
 pub mod process;
 pub mod recorded;
