@@ -342,7 +342,7 @@ fn a_thousand_short_pythons_leave_memory_and_series_where_they_were() {
     };
     // A first round grows what grows once (hash tables, allocator arenas); the baseline is
     // taken after it, when its processes' series are gone.
-    let warmup = short_pythons(100, 10);
+    let warmup = short_pythons(200, 10);
     let ours = |text: &str, pids: &[u32]| {
         let mine: HashSet<u32> = pids.iter().copied().collect();
         pids_in(text).intersection(&mine).count()
@@ -380,4 +380,91 @@ fn a_thousand_short_pythons_leave_memory_and_series_where_they_were() {
     );
     eprintln!("ustat RSS {rss_before} KiB -> {rss_after} KiB; {seen_ours} of 1000 seen");
     support::stop(ustat);
+}
+
+/// The systemd unit in assets/: the value of its `key=` line.
+fn unit_value(unit: &str, key: &str) -> String {
+    unit.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("assets/ustat.service has no {key}="))
+        .to_string()
+}
+
+#[test]
+fn the_service_unit_runs_ustat_with_only_its_capabilities() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/ustat.service"),
+    )
+    .unwrap();
+    // systemd's own check of the unit, with ExecStart pointing at this build.
+    let dir = tempfile::tempdir().unwrap();
+    let checked_unit = dir.path().join("ustat.service");
+    std::fs::write(
+        &checked_unit,
+        unit.replace(
+            "/usr/local/bin/ustat",
+            &support::ustat_binary().display().to_string(),
+        ),
+    )
+    .unwrap();
+    if Path::new("/usr/bin/systemd-analyze").exists() {
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&checked_unit)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Its command line, on a free port, as root limited to its capability bounding set.
+    let bounding: Vec<String> = unit_value(&unit, "CapabilityBoundingSet")
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    let exec = unit_value(&unit, "ExecStart");
+    let mut words = exec.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/local/bin/ustat"));
+    let port = free_port();
+    let mut args = vec![
+        format!("--bounding-set=-all,{}", bounding.join(",")),
+        "--".to_string(),
+        support::ustat_binary().display().to_string(),
+    ];
+    args.extend(words.map(|w| {
+        if w.starts_with("127.0.0.1:") {
+            format!("127.0.0.1:{port}")
+        } else if w == "15" {
+            "0.5".to_string() // the interval, shorter for the test
+        } else {
+            w.to_string()
+        }
+    }));
+    let mut python = python(Path::new(DEBIAN_PYTHON));
+    let mut ustat = Ustat::spawn_program("setpriv", &args);
+    ustat
+        .stderr
+        .wait_for("ustat to attach", |l| l.starts_with("ustat: tracing "));
+    let up = format!(
+        "ustat_up{{pid=\"{}\",runtime=\"python\",command=\"python3.11\"}} 1",
+        python.pid()
+    );
+    poll("the python in the metrics", || {
+        scrape(port).lines().any(|l| l == up).then_some(())
+    });
+    assert_eq!(python.send("gc 2"), "ok");
+    let gcs = format!(
+        "ustat_gc_total{{pid=\"{}\",runtime=\"python\",command=\"python3.11\",kind=\"gen2\"}} 2",
+        python.pid()
+    );
+    poll("2 GCs in the metrics", || {
+        scrape(port).lines().any(|l| l == gcs).then_some(())
+    });
+    // systemctl stop sends SIGTERM (KillSignal=).
+    assert_eq!(unit_value(&unit, "KillSignal"), "SIGTERM");
+    ustat.signal(libc::SIGTERM);
+    let status = ustat.wait();
+    assert!(status.success(), "{status:?}: {:?}", ustat.stderr.rest());
 }
