@@ -27,6 +27,104 @@ use crate::{
 /// exited processes can hold without a Prometheus.
 const KEEP_UNSCRAPED: Duration = Duration::from_secs(300);
 
+/// A per-process counter family: one of the snapshot's counters, summed.
+struct CounterFamily {
+    name: &'static str,
+    help: &'static str,
+    /// No series where the process does not trace it.
+    category: Category,
+    value: fn(&Counters) -> u64,
+    /// What one unit of the family is in the counter's units (1e9 nanoseconds a second).
+    per_unit: f64,
+}
+
+const fn family(
+    name: &'static str,
+    help: &'static str,
+    category: Category,
+    value: fn(&Counters) -> u64,
+) -> CounterFamily {
+    CounterFamily {
+        name,
+        help,
+        category,
+        value,
+        per_unit: 1.0,
+    }
+}
+
+const COUNTERS: [CounterFamily; 11] = [
+    family(
+        "ustat_classes_loaded_total",
+        "Classes loaded since ustat started.",
+        Category::ClassLoaded,
+        |c| c.class_loaded,
+    ),
+    family(
+        "ustat_classes_unloaded_total",
+        "Classes unloaded since ustat started.",
+        Category::ClassUnloaded,
+        |c| c.class_unloaded,
+    ),
+    family(
+        "ustat_threads_started_total",
+        "Threads the runtime started since ustat started.",
+        Category::ThreadStarted,
+        |c| c.threads_started,
+    ),
+    family(
+        "ustat_threads_stopped_total",
+        "Threads the runtime stopped since ustat started.",
+        Category::ThreadStopped,
+        |c| c.threads_stopped,
+    ),
+    family(
+        "ustat_objects_allocated_total",
+        "Objects allocated since ustat started (JVM allocation probes).",
+        Category::ObjectAlloc,
+        |c| c.objects_allocated,
+    ),
+    family(
+        "ustat_allocated_bytes_total",
+        "Bytes of the objects allocated since ustat started, as the runtime reports them.",
+        Category::ObjectAlloc,
+        |c| c.bytes_allocated,
+    ),
+    family(
+        "ustat_method_calls_total",
+        "Method calls the runtime's call probes saw since ustat started.",
+        Category::MethodCall,
+        |c| c.method_calls,
+    ),
+    family(
+        "ustat_monitor_contended_total",
+        "Contended monitor enters since ustat started (JVM).",
+        Category::MonitorContended,
+        |c| c.monitor_contended,
+    ),
+    family(
+        "ustat_imports_total",
+        "Imports (find and load) since ustat started (CPython).",
+        Category::Import,
+        |c| c.imports,
+    ),
+    CounterFamily {
+        per_unit: 1e9,
+        ..family(
+            "ustat_import_seconds_total",
+            "Time spent in imports since ustat started (CPython).",
+            Category::Import,
+            |c| c.import_ns,
+        )
+    },
+    family(
+        "ustat_http_requests_total",
+        "HTTP requests the runtime parsed (server side) since ustat started.",
+        Category::HttpParsed,
+        |c| c.http_requests,
+    ),
+];
+
 /// What the metrics show of one process.
 #[derive(Debug, Clone)]
 struct Series {
@@ -200,101 +298,26 @@ impl Exporter {
             MetricType::SUMMARY,
             all()
                 .filter(|s| s.traces(Category::Gc))
-                .map(|s| pause_summary(s))
+                .map(pause_summary)
                 .collect(),
         );
-        let counters: [(&str, &str, Category, fn(&Counters) -> u64, f64); 10] = [
-            (
-                "ustat_classes_loaded_total",
-                "Classes loaded since ustat started.",
-                Category::ClassLoaded,
-                |c| c.class_loaded,
-                1.0,
-            ),
-            (
-                "ustat_classes_unloaded_total",
-                "Classes unloaded since ustat started.",
-                Category::ClassUnloaded,
-                |c| c.class_unloaded,
-                1.0,
-            ),
-            (
-                "ustat_threads_started_total",
-                "Threads the runtime started since ustat started.",
-                Category::ThreadStarted,
-                |c| c.threads_started,
-                1.0,
-            ),
-            (
-                "ustat_threads_stopped_total",
-                "Threads the runtime stopped since ustat started.",
-                Category::ThreadStopped,
-                |c| c.threads_stopped,
-                1.0,
-            ),
-            (
-                "ustat_objects_allocated_total",
-                "Objects allocated since ustat started (JVM allocation probes).",
-                Category::ObjectAlloc,
-                |c| c.objects_allocated,
-                1.0,
-            ),
-            (
-                "ustat_allocated_bytes_total",
-                "Bytes of the objects allocated since ustat started, as the runtime reports them.",
-                Category::ObjectAlloc,
-                |c| c.bytes_allocated,
-                1.0,
-            ),
-            (
-                "ustat_method_calls_total",
-                "Method calls the runtime's call probes saw since ustat started.",
-                Category::MethodCall,
-                |c| c.method_calls,
-                1.0,
-            ),
-            (
-                "ustat_monitor_contended_total",
-                "Contended monitor enters since ustat started (JVM).",
-                Category::MonitorContended,
-                |c| c.monitor_contended,
-                1.0,
-            ),
-            (
-                "ustat_imports_total",
-                "Imports (find and load) since ustat started (CPython).",
-                Category::Import,
-                |c| c.imports,
-                1.0,
-            ),
-            (
-                "ustat_import_seconds_total",
-                "Time spent in imports since ustat started (CPython).",
-                Category::Import,
-                |c| c.import_ns,
-                1e9,
-            ),
-        ];
-        for (name, help, category, value, scale) in counters {
+        for family in COUNTERS {
             add(
-                name,
-                help,
+                family.name,
+                family.help,
                 MetricType::COUNTER,
                 all()
-                    .filter(|s| s.traces(category))
-                    .map(|s| counter(&s.labels, &[], value(&s.sums) as f64 / scale))
+                    .filter(|s| s.traces(family.category))
+                    .map(|s| {
+                        counter(
+                            &s.labels,
+                            &[],
+                            (family.value)(&s.sums) as f64 / family.per_unit,
+                        )
+                    })
                     .collect(),
             );
         }
-        add(
-            "ustat_http_requests_total",
-            "HTTP requests the runtime parsed (server side) since ustat started.",
-            MetricType::COUNTER,
-            all()
-                .filter(|s| s.traces(Category::HttpParsed))
-                .map(|s| counter(&s.labels, &[], s.sums.http_requests as f64))
-                .collect(),
-        );
         add(
             "ustat_threads_live",
             "OS threads of the process at the end of the last interval.",
@@ -490,3 +513,200 @@ pub fn encode(families: &[MetricFamily]) -> String {
 
 /// The `Content-Type` of `encode`'s text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::snapshot::{GcKind, Ranked};
+
+    fn process(pid: u32, exited: bool) -> ProcessSnapshot {
+        ProcessSnapshot {
+            pid,
+            runtime: "python",
+            command: "python3.11".into(),
+            exited,
+            interval: Counters::default(),
+            total: Counters::default(),
+            pause: None,
+            pause_total: None,
+            gc_kinds: Vec::new(),
+            threads_live: 1,
+            threads: Vec::new(),
+            top_methods: Vec::new(),
+            top_allocations: Vec::new(),
+            top_monitors: Vec::new(),
+            pools: Vec::new(),
+            missing: Vec::new(),
+            traced: vec![Category::Gc.raw(), Category::ThreadStarted.raw()],
+        }
+    }
+
+    fn snapshot(processes: Vec<ProcessSnapshot>) -> Snapshot {
+        let mut snapshot = Snapshot::empty(SystemTime::UNIX_EPOCH, Duration::from_secs(1));
+        snapshot.processes = processes;
+        snapshot
+    }
+
+    fn text(exporter: &Exporter) -> String {
+        encode(&exporter.render())
+    }
+
+    fn no_container(_: u32) -> Option<String> {
+        None
+    }
+
+    fn with_gcs(pid: u32, gen2: u64) -> ProcessSnapshot {
+        let mut p = process(pid, false);
+        p.interval.gc_count = gen2;
+        p.interval.gc_pause_ns = gen2 * 1_500_000;
+        p.gc_kinds = vec![GcKind {
+            kind: "gen2",
+            interval: gen2,
+            total: 0,
+            pause_ns_total: 0,
+            collected_total: 0,
+        }];
+        p
+    }
+
+    #[test]
+    fn counters_sum_every_interval_and_untraced_categories_are_absent() {
+        let mut exporter = Exporter::new(0);
+        let now = Instant::now();
+        exporter.update(&snapshot(vec![with_gcs(7, 2)]), 0, now, no_container);
+        exporter.update(&snapshot(vec![with_gcs(7, 3)]), 0, now, no_container);
+        let text = text(&exporter);
+        let labels = r#"pid="7",runtime="python",command="python3.11""#;
+        for line in [
+            format!("ustat_up{{{labels}}} 1"),
+            format!("ustat_gc_total{{{labels},kind=\"gen2\"}} 5"),
+            format!("ustat_gc_pause_seconds_count{{{labels}}} 5"),
+            format!("ustat_gc_pause_seconds_sum{{{labels}}} 0.0075"),
+            // Traced, and none happened: a real zero.
+            format!("ustat_threads_started_total{{{labels}}} 0"),
+            "ustat_ready 1".to_string(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        // Not traced in this process: no series at all, not a 0.
+        for absent in [
+            "ustat_classes_loaded_total",
+            "ustat_imports_total",
+            "ustat_method_calls_total",
+        ] {
+            assert!(!text.contains(absent), "{absent} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_category_the_settings_leave_out_is_absent_too() {
+        let mut exporter = Exporter::new(0);
+        let mut p = with_gcs(7, 1);
+        p.missing = vec![crate::snapshot::Missing {
+            categories: vec![Category::Gc.raw()],
+            text: "off".into(),
+        }];
+        exporter.update(&snapshot(vec![p]), 0, Instant::now(), no_container);
+        assert!(!text(&exporter).contains("ustat_gc"));
+    }
+
+    #[test]
+    fn exited_processes_go_once_a_scrape_has_served_their_last_values() {
+        let mut exporter = Exporter::new(0);
+        let now = Instant::now();
+        exporter.update(&snapshot(vec![with_gcs(7, 1)]), 0, now, no_container);
+        exporter.published(0, now);
+        let mut last = with_gcs(7, 1);
+        last.exited = true;
+        exporter.update(&snapshot(vec![last]), 3, now, no_container);
+        exporter.published(3, now);
+        let text = text(&exporter);
+        assert!(text.contains(r#"ustat_up{pid="7",runtime="python",command="python3.11"} 0"#));
+        assert!(text.contains(r#"kind="gen2"} 2"#), "{text}");
+        assert!(!text.contains("ustat_threads_live{"), "{text}");
+        // No scrape since: they stay.
+        exporter.update(&snapshot(vec![]), 3, now, no_container);
+        assert_eq!(exporter.processes(), 1);
+        // A scrape served them: they go.
+        exporter.update(&snapshot(vec![]), 4, now, no_container);
+        assert_eq!(exporter.processes(), 0);
+        assert!(!super::encode(&exporter.render()).contains("pid="));
+        // Nobody scrapes: they go all the same after a while.
+        exporter.update(&snapshot(vec![process(8, true)]), 4, now, no_container);
+        exporter.published(4, now);
+        exporter.update(&snapshot(vec![]), 4, now + KEEP_UNSCRAPED, no_container);
+        assert_eq!(exporter.processes(), 0);
+    }
+
+    #[test]
+    fn a_pid_taken_by_a_new_process_is_one_series() {
+        let mut exporter = Exporter::new(0);
+        let now = Instant::now();
+        exporter.update(&snapshot(vec![with_gcs(7, 4)]), 0, now, no_container);
+        // The old process's last row comes first, then the new one with its pid.
+        let mut last = with_gcs(7, 1);
+        last.exited = true;
+        exporter.update(&snapshot(vec![last, with_gcs(7, 1)]), 0, now, no_container);
+        let text = text(&exporter);
+        let up: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("ustat_up{"))
+            .collect();
+        assert_eq!(
+            up,
+            [r#"ustat_up{pid="7",runtime="python",command="python3.11"} 1"#]
+        );
+        assert!(text.contains(r#"kind="gen2"} 1"#), "{text}");
+    }
+
+    #[test]
+    fn containers_are_a_label_and_methods_only_the_top_n() {
+        let mut exporter = Exporter::new(2);
+        let mut p = process(9, false);
+        p.traced.push(Category::MethodCall.raw());
+        p.top_methods = ["a", "b", "c"]
+            .iter()
+            .zip([5, 30, 20])
+            .map(|(name, total)| Ranked {
+                name: (*name).into(),
+                total,
+                ..Ranked::default()
+            })
+            .collect();
+        exporter.update(&snapshot(vec![p]), 0, Instant::now(), |_| {
+            Some("3f4e2b1c9a8d".into())
+        });
+        let text = text(&exporter);
+        let labels = r#"pid="9",runtime="python",command="python3.11",container="3f4e2b1c9a8d""#;
+        assert!(text.contains(&format!("ustat_up{{{labels}}} 1")), "{text}");
+        let methods: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("ustat_method_calls_by_method_total{"))
+            .collect();
+        assert_eq!(
+            methods,
+            [
+                format!("ustat_method_calls_by_method_total{{{labels},method=\"b\"}} 30"),
+                format!("ustat_method_calls_by_method_total{{{labels},method=\"c\"}} 20"),
+            ]
+        );
+    }
+
+    #[test]
+    fn before_the_first_poll_only_health_is_shown() {
+        let text = text(&Exporter::new(0));
+        assert!(text.lines().any(|l| l == "ustat_ready 0"), "{text}");
+        assert!(!text.contains("pid="));
+    }
+
+    #[test]
+    fn untrusted_names_are_escaped_in_labels() {
+        let mut exporter = Exporter::new(0);
+        let mut p = process(5, false);
+        p.command = "a\"b\\c\nd".into();
+        exporter.update(&snapshot(vec![p]), 0, Instant::now(), no_container);
+        assert!(text(&exporter).contains(r#"command="a\"b\\c\nd""#));
+    }
+}
