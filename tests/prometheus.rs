@@ -468,3 +468,60 @@ fn the_service_unit_runs_ustat_with_only_its_capabilities() {
     let status = ustat.wait();
     assert!(status.success(), "{status:?}: {:?}", ustat.stderr.rest());
 }
+
+/// A cgroup named as Docker names a container's (cgroup v1 `pids`, `/docker/<id>`), removed
+/// when dropped; `None` where this host has no such hierarchy to write.
+struct DockerLikeCgroup {
+    path: std::path::PathBuf,
+}
+
+impl DockerLikeCgroup {
+    fn create(id: &str) -> Option<Self> {
+        let parent = Path::new("/sys/fs/cgroup/pids/docker");
+        let path = parent.join(id);
+        std::fs::create_dir_all(&path).ok()?;
+        Some(Self { path })
+    }
+
+    fn enter(&self, pid: u32) {
+        std::fs::write(self.path.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+}
+
+impl Drop for DockerLikeCgroup {
+    fn drop(&mut self) {
+        // Its process has been killed by now; an empty cgroup can be removed.
+        let _ = poll("the test cgroup to empty", || {
+            std::fs::remove_dir(&self.path).ok()
+        });
+        // The parent too, unless something else uses it.
+        if let Some(parent) = self.path.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+#[test]
+fn a_process_in_a_container_cgroup_is_labelled_with_the_container() {
+    let id = format!("{:0>64}", format!("{:x}", std::process::id()) + "c0ffee");
+    let Some(cgroup) = DockerLikeCgroup::create(&id) else {
+        eprintln!("skipped: cannot create a cgroup under /sys/fs/cgroup/pids/docker here");
+        return;
+    };
+    let mut python = python(Path::new(DEBIAN_PYTHON));
+    cgroup.enter(python.pid());
+    let port = free_port();
+    let pid = python.pid().to_string();
+    let ustat = ustat_serving(port, &["-i", "0.5", "-p", &pid]);
+    assert_eq!(python.send("gc 1"), "ok");
+    let line = format!(
+        "ustat_gc_total{{pid=\"{pid}\",runtime=\"python\",command=\"python3.11\",container=\"{}\",kind=\"gen2\"}} 1",
+        &id[..12]
+    );
+    poll("the GC with its container label", || {
+        scrape(port).lines().any(|l| l == line).then_some(())
+    });
+    support::stop(ustat);
+    drop(python);
+    drop(cgroup);
+}
