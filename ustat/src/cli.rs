@@ -1,7 +1,11 @@
 //! The command line. Values are checked here, so a bad one is a usage error (exit code 2)
 //! before anything is attached.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    net::{SocketAddr, ToSocketAddrs as _},
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ustat_runtimes::Runtime;
@@ -70,6 +74,15 @@ pub struct WatchArgs {
     /// With --flow: when it ends, write the call tree as folded stacks (`a;b;c calls`) to FILE.
     #[arg(long, value_name = "FILE", requires = "flow")]
     pub folded: Option<PathBuf>,
+    /// Serve the metrics in the Prometheus text format at http://ADDR/metrics instead of
+    /// showing the dashboard: `127.0.0.1:9477`, or `:9477` for every address.
+    #[arg(long, value_name = "ADDR", value_parser = listen_address, conflicts_with_all = ["csv", "flow"])]
+    pub prometheus: Option<SocketAddr>,
+    /// With --prometheus: also a series per method for the N most called methods of each
+    /// process (0, the default, for none: every method would be a series).
+    #[arg(long, value_name = "N", requires = "prometheus", default_value = "0",
+          value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub prometheus_methods: u16,
     /// Stop after COUNT intervals.
     #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
@@ -87,6 +100,29 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `HOST:PORT`, `IP:PORT`, `[IPv6]:PORT`, or `:PORT` for every IPv4 address.
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    let malformed = || format!("`{text}` is not an address to listen on (HOST:PORT or :PORT)");
+    if let Some(port) = text.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| malformed())?;
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    // A host name: only with an explicit port, and its first address.
+    if !text
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+    {
+        return Err(malformed());
+    }
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut all| all.next())
+        .ok_or_else(|| format!("`{text}` names no address to listen on"))
 }
 
 fn on_demand_feature(text: &str) -> Result<&'static str, String> {
@@ -181,6 +217,33 @@ mod tests {
         assert_eq!(cli.watch.count, Some(3));
         assert!(Cli::try_parse_from(["ustat", "--runtime", "cobol"]).is_err());
         assert!(Cli::try_parse_from(["ustat", "-p", "1", "list", "/bin/true"]).is_err());
+    }
+
+    #[test]
+    fn prometheus_addresses() {
+        assert_eq!(
+            listen_address("127.0.0.1:9477"),
+            Ok(([127, 0, 0, 1], 9477).into())
+        );
+        assert_eq!(listen_address(":9477"), Ok(([0, 0, 0, 0], 9477).into()));
+        assert_eq!(listen_address("[::1]:80").map(|a| a.port()), Ok(80));
+        assert_eq!(listen_address("localhost:9477").map(|a| a.port()), Ok(9477));
+        for bad in [
+            "9477",
+            ":",
+            ":99999",
+            "127.0.0.1",
+            "127.0.0.1:x",
+            "host",
+            "",
+        ] {
+            assert!(listen_address(bad).is_err(), "{bad}");
+        }
+        assert!(Cli::try_parse_from(["ustat", "--prometheus", ":9477", "--csv"]).is_err());
+        assert!(Cli::try_parse_from(["ustat", "--prometheus-methods", "5"]).is_err());
+        let cli = Cli::try_parse_from(["ustat", "--prometheus", ":1", "--prometheus-methods", "5"])
+            .unwrap();
+        assert_eq!(cli.watch.prometheus_methods, 5);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod capabilities;
 pub mod category;
 pub mod cli;
 pub mod commands;
+pub mod container;
 pub mod discovery;
 pub mod elf;
 pub mod exit;
@@ -16,6 +17,7 @@ pub mod format;
 #[cfg(test)]
 mod layering;
 pub mod message;
+pub mod metrics;
 pub mod plan;
 pub mod process;
 pub mod recorded;

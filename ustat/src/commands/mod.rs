@@ -4,6 +4,7 @@
 pub mod dashboard;
 pub mod flow;
 pub mod list;
+pub mod prometheus;
 mod terminal;
 pub mod trace;
 pub mod watch;

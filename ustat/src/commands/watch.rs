@@ -42,6 +42,9 @@ impl WatchArgs {
 }
 
 pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
+    if let Some(address) = args.prometheus {
+        return super::prometheus::run(args, address);
+    }
     match &args.csv {
         _ if args.flow => super::flow::run(args),
         Some(path) => run_csv(args, path),
@@ -133,7 +136,7 @@ const DRAIN_EVERY: Duration = Duration::from_millis(10);
 
 /// Sleeps until `deadline` or a signal (returns whether one came), taking the kernel's
 /// events meanwhile so names are not lost to a full ring buffer.
-fn wait_draining(stop: &StopFlag, source: &mut KernelSource, deadline: Instant) -> bool {
+pub(super) fn wait_draining(stop: &StopFlag, source: &mut KernelSource, deadline: Instant) -> bool {
     loop {
         let step = (Instant::now() + DRAIN_EVERY).min(deadline);
         if stop.sleep_until(step) {
