@@ -272,3 +272,36 @@ fn the_first_alternative_that_resolves_wins() {
         }]
     );
 }
+
+/// The official nodejs.org builds `scripts/setup` downloads: Node 16 and 18 call V8's GC
+/// only through a `.constprop` clone, which the plan attaches to beside the function; HTTP
+/// comes from llhttp's exported `llhttp__on_message_begin` on every version.
+#[test]
+fn official_node_builds_resolve_gc_clones_and_llhttp() {
+    let cache =
+        std::env::var("USTAT_TEST_CACHE").unwrap_or_else(|_| "/var/cache/ustat-test".into());
+    for (major, gc_entries) in [(16, 2), (18, 2), (20, 1), (22, 1), (24, 1)] {
+        let Some(plan) = plan_of(&NODE, &format!("{cache}/node/v{major}/package/bin/node")) else {
+            continue;
+        };
+        assert_eq!(plan.resolved, ["gc", "threads", "http"], "Node {major}");
+        let gc_begins = plan
+            .attachments
+            .iter()
+            .filter(|a| a.program == Program::SpanBegin)
+            .count();
+        assert_eq!(
+            gc_begins, gc_entries,
+            "Node {major}: {:#?}",
+            plan.attachments
+        );
+        let http: Vec<_> = plan
+            .attachments
+            .iter()
+            .filter(|a| a.spec.tag == category::HTTP_PARSED)
+            .collect();
+        assert_eq!(http.len(), 1, "Node {major}");
+        assert_eq!(http[0].probe, "llhttp__on_message_begin", "Node {major}");
+        eprintln!("{major}: {:?}", http[0]);
+    }
+}

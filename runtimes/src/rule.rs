@@ -72,6 +72,10 @@ pub struct Rule {
     /// Set in the high 32 bits of the subkey, so userspace can tell which rule (and so which
     /// encoding) a subkey came from when a feature has alternatives.
     pub subkey_tag: u32,
+    /// The kinds of compiler clone of a `Function`/`Return` symbol (`constprop` for
+    /// `name.constprop.N`) whose arguments are known to sit where `args` says; the rule
+    /// attaches to each such clone as well as to the function itself. Empty: no clone.
+    pub clones: &'static [&'static str],
 }
 
 impl Rule {
@@ -81,6 +85,7 @@ impl Rule {
             action,
             value_max: 0,
             subkey_tag: 0,
+            clones: &[],
         }
     }
 
@@ -102,6 +107,12 @@ impl Rule {
 
     pub const fn subkey_tag(self, subkey_tag: u32) -> Self {
         Self { subkey_tag, ..self }
+    }
+
+    /// Attach to these kinds of compiler clone too (see `clones`): only for kinds whose
+    /// argument layout was checked against the clone's code.
+    pub const fn clones(self, clones: &'static [&'static str]) -> Self {
+        Self { clones, ..self }
     }
 }
 

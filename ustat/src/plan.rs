@@ -162,11 +162,36 @@ pub fn plan_elf(features: &'static [Feature], elf: &Elf<'_>, path: &Path) -> Pla
             }
             None => plan.unavailable.push(Missing {
                 categories: feature.categories.to_vec(),
-                text: feature.unavailable.to_string(),
+                text: match only_clones(feature, elf) {
+                    // "GC: not traced: <reason>": the feature's own reason replaced.
+                    Some(reason) => match feature.unavailable.split_once(": not traced: ") {
+                        Some((what, _)) => format!("{what}: not traced: {reason}"),
+                        None => format!("{}: {reason}", feature.unavailable),
+                    },
+                    None => feature.unavailable.to_string(),
+                },
             }),
         }
     }
     plan
+}
+
+/// When a feature's function exists only as compiler clones it cannot use, the line that
+/// says so (the feature's own line guesses at a stripped build, which it is not).
+fn only_clones(feature: &Feature, elf: &Elf<'_>) -> Option<String> {
+    feature
+        .alternatives
+        .iter()
+        .flat_map(|rules| rules.iter())
+        .find_map(|rule| match rule.point {
+            Point::Function { symbol, .. } | Point::Return { symbol, .. } => {
+                match elf.function_entries(symbol, rule.clones) {
+                    Err(e @ crate::elf::SymbolError::OnlyClones { .. }) => Some(e.to_string()),
+                    _ => None,
+                }
+            }
+            Point::Usdt { .. } => None,
+        })
 }
 
 /// Every usable site of the probe; `Err` when the binary does not have it or none is usable.
@@ -229,32 +254,39 @@ fn plan_function(
     rule: &Rule,
     path: &Path,
 ) -> Result<Vec<Planned>, String> {
-    let address = elf.symbol_address(symbol).map_err(|e| e.to_string())?;
-    let offset = elf.file_offset(address, true).ok_or_else(|| {
-        format!("symbol {symbol} at {address:#x} is not in an executable segment")
-    })?;
+    let addresses = elf
+        .function_entries(symbol, rule.clones)
+        .map_err(|e| e.to_string())?;
     let parsed = spec::parse(args).map_err(|e| format!("{symbol}: {e}"))?;
-    let lowered = spec::lower(&parsed, address, &NoSymbols)?;
-    let mut spec = ProbeSpec::EMPTY;
-    spec.args[..lowered.len()].copy_from_slice(&lowered);
-    spec.nargs = lowered.len() as u8;
-    let program = configure(rule, &mut spec);
     let name = symbol.trim_end_matches('*');
-    Ok(vec![Planned {
-        probe: if retprobe {
-            format!("{name} (return)")
-        } else {
-            name.to_string()
-        },
-        program,
-        point: ProbePoint {
-            path: path.to_path_buf(),
-            offset,
-            semaphore_offset: None,
-            retprobe,
-        },
-        spec,
-    }])
+    let mut planned = Vec::with_capacity(addresses.len());
+    // The function and each clone whose arguments the rule vouches for: calls go to one.
+    for address in addresses {
+        let offset = elf.file_offset(address, true).ok_or_else(|| {
+            format!("symbol {symbol} at {address:#x} is not in an executable segment")
+        })?;
+        let lowered = spec::lower(&parsed, address, &NoSymbols)?;
+        let mut spec = ProbeSpec::EMPTY;
+        spec.args[..lowered.len()].copy_from_slice(&lowered);
+        spec.nargs = lowered.len() as u8;
+        let program = configure(rule, &mut spec);
+        planned.push(Planned {
+            probe: if retprobe {
+                format!("{name} (return)")
+            } else {
+                name.to_string()
+            },
+            program,
+            point: ProbePoint {
+                path: path.to_path_buf(),
+                offset,
+                semaphore_offset: None,
+                retprobe,
+            },
+            spec,
+        });
+    }
+    Ok(planned)
 }
 
 /// The flow probes of `runtime` in the binary at `path`: `flow_entry` at every site of its
