@@ -127,6 +127,7 @@ static FEATURES: &[Feature] = &[
         name: "threads",
         categories: &[THREAD_STARTED],
         // Every thread node starts (workers, the libuv pool, V8's platform threads).
+        // Official builds contain libuv; Debian's libnode links libuv.so.1.
         alternatives: &[&[Rule::function(
             "uv_thread_create_ex",
             "8@%rdi",
@@ -135,8 +136,10 @@ static FEATURES: &[Feature] = &[
                 subkey: Arg::None,
                 value: Arg::None,
             },
-        )]],
-        unavailable: "threads: not traced: this node binary has no symbol uv_thread_create_ex",
+        )
+        .or_in_library("libuv.so")]],
+        unavailable: "threads: not traced: neither this node binary nor a libuv.so it maps has \
+                      the symbol uv_thread_create_ex",
         on_demand: None,
     },
     Feature {

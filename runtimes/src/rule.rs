@@ -76,6 +76,11 @@ pub struct Rule {
     /// `name.constprop.N`) whose arguments are known to sit where `args` says; the rule
     /// attaches to each such clone as well as to the function itself. Empty: no clone.
     pub clones: &'static [&'static str],
+    /// A library the runtime's binary may link rather than contain this rule's symbol (a
+    /// file-name prefix, `libuv.so`): when the binary does not define it, the feature is
+    /// planned in the library of that name that the process maps (Debian's libnode links
+    /// `libuv.so.1`).
+    pub library: Option<&'static str>,
 }
 
 impl Rule {
@@ -86,6 +91,7 @@ impl Rule {
             value_max: 0,
             subkey_tag: 0,
             clones: &[],
+            library: None,
         }
     }
 
@@ -113,6 +119,14 @@ impl Rule {
     /// argument layout was checked against the clone's code.
     pub const fn clones(self, clones: &'static [&'static str]) -> Self {
         Self { clones, ..self }
+    }
+
+    /// The symbol may be in a linked library of this name instead (see `library`).
+    pub const fn or_in_library(self, prefix: &'static str) -> Self {
+        Self {
+            library: Some(prefix),
+            ..self
+        }
     }
 }
 

@@ -124,6 +124,51 @@ pub fn plan(runtime: &'static Runtime, path: &Path) -> Result<Plan, OpenError> {
     Ok(plan_elf(runtime.features, &elf, path))
 }
 
+/// Plans `runtime`'s features in the binary at `path`, and a feature the binary links rather
+/// than contains (a rule's `library`) in that library: `library` gives the path of the file
+/// by that name prefix the process maps, if it maps one.
+pub fn plan_with_libraries(
+    runtime: &'static Runtime,
+    path: &Path,
+    library: impl Fn(&str) -> Option<std::path::PathBuf>,
+) -> Result<Plan, OpenError> {
+    let mut plan = plan(runtime, path)?;
+    for feature in runtime.features {
+        if plan.resolved.contains(&feature.name)
+            || plan
+                .on_demand
+                .iter()
+                .any(|d| d.feature.name == feature.name)
+        {
+            continue;
+        }
+        let Some(prefix) = feature
+            .alternatives
+            .iter()
+            .flat_map(|rules| rules.iter())
+            .find_map(|rule| rule.library)
+        else {
+            continue;
+        };
+        let Some(library_path) = library(prefix) else {
+            continue;
+        };
+        let Ok(file) = MappedFile::open(&library_path) else {
+            continue;
+        };
+        let Ok(elf) = file.elf() else { continue };
+        let linked = plan_elf(std::slice::from_ref(feature), &elf, &library_path);
+        if linked.resolved.contains(&feature.name) {
+            plan.attachments.extend(linked.attachments);
+            plan.warnings.extend(linked.warnings);
+            plan.resolved.push(feature.name);
+            plan.unavailable
+                .retain(|m| m.categories.as_slice() != feature.categories);
+        }
+    }
+    Ok(plan)
+}
+
 pub fn plan_elf(features: &'static [Feature], elf: &Elf<'_>, path: &Path) -> Plan {
     let probes = usdt::probes_in(elf).ok().flatten().unwrap_or_default();
     let mut plan = Plan::default();

@@ -313,42 +313,45 @@ impl KernelSource {
         if let Some(coverage) = self.attached.get(&key) {
             return coverage.clone();
         }
-        let coverage = match plan::plan(found.runtime, &found.binary.host_path) {
-            Ok(plan) => {
-                self.warnings
-                    .extend(plan.warnings.iter().map(|w| sanitize::text(w)));
-                self.attach_planned(Group::Main, scope, &plan.attachments);
-                let mut resolved = plan.resolved;
-                let mut deferred = Vec::new();
-                for on_demand in plan.on_demand {
-                    if self.options.with.contains(&on_demand.feature.name) {
-                        self.attach_planned(Group::Main, scope, &on_demand.attachments);
-                        resolved.push(on_demand.feature.name);
-                    } else {
-                        deferred.push(on_demand);
+        let coverage =
+            match plan::plan_with_libraries(found.runtime, &found.binary.host_path, |prefix| {
+                linked_library(found.pid, prefix)
+            }) {
+                Ok(plan) => {
+                    self.warnings
+                        .extend(plan.warnings.iter().map(|w| sanitize::text(w)));
+                    self.attach_planned(Group::Main, scope, &plan.attachments);
+                    let mut resolved = plan.resolved;
+                    let mut deferred = Vec::new();
+                    for on_demand in plan.on_demand {
+                        if self.options.with.contains(&on_demand.feature.name) {
+                            self.attach_planned(Group::Main, scope, &on_demand.attachments);
+                            resolved.push(on_demand.feature.name);
+                        } else {
+                            deferred.push(on_demand);
+                        }
+                    }
+                    let traced = categories_of(found.runtime, &resolved);
+                    // Per-method times raise the call probes: only where they may be raised.
+                    let calls_allowed = match found.runtime.flow {
+                        Some(flow) => !deferred.iter().any(|d| d.feature.name == flow.feature),
+                        None => true,
+                    };
+                    if self.options.method_times && calls_allowed {
+                        self.attach_flow(found, Group::Main, scope);
+                    }
+                    Coverage {
+                        resolved,
+                        traced,
+                        unavailable: plan.unavailable,
+                        deferred,
                     }
                 }
-                let traced = categories_of(found.runtime, &resolved);
-                // Per-method times raise the call probes: only where they may be raised.
-                let calls_allowed = match found.runtime.flow {
-                    Some(flow) => !deferred.iter().any(|d| d.feature.name == flow.feature),
-                    None => true,
-                };
-                if self.options.method_times && calls_allowed {
-                    self.attach_flow(found, Group::Main, scope);
+                Err(e) => {
+                    self.warnings.push(sanitize::text(&format!("{e:#}")));
+                    Coverage::default()
                 }
-                Coverage {
-                    resolved,
-                    traced,
-                    unavailable: plan.unavailable,
-                    deferred,
-                }
-            }
-            Err(e) => {
-                self.warnings.push(sanitize::text(&format!("{e:#}")));
-                Coverage::default()
-            }
-        };
+            };
         self.attached.insert(key, coverage.clone());
         coverage
     }
@@ -703,6 +706,21 @@ fn epoch_of(
         .filter(|e| e.epoch >= from && (!gone || e.exited || e.epoch < until))
         .min_by_key(|e| (e.exited != gone, e.epoch))
         .map(|e| e.epoch)
+}
+
+/// The file whose name starts with `prefix` that `pid` maps (a library its runtime's binary
+/// links: libuv.so.1), as ustat opens it.
+fn linked_library(pid: u32, prefix: &str) -> Option<std::path::PathBuf> {
+    process::mapped_objects(pid)
+        .ok()?
+        .into_iter()
+        .find(|o| {
+            o.path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .map(|o| o.host_path)
 }
 
 #[cfg(test)]
