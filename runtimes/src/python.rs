@@ -90,20 +90,33 @@ fn minor_version(facts: &ProcessFacts) -> Option<(u32, u32)> {
     Some((major.parse().ok()?, minor.split('.').next()?.parse().ok()?))
 }
 
-/// The collector's entry and return: (tstate, int generation, ...) -> Py_ssize_t collected.
-/// gc_collect_main is 3.10 to 3.13; 3.9's is `collect`. Older builds only have compiler
-/// clones of `collect` whose arguments moved, so they are not guessed at.
+/// What CPython 3.8 added: from then on `collect`'s first argument is the GC state (3.8) or
+/// the thread state (3.9), and the generation the second.
+const SINCE_3_8: &str = "PyCode_NewWithPosOnlyArgs";
+
+/// The collector's entry and return: `$generation` is where the generation is, then it
+/// returns Py_ssize_t collected. gc_collect_main(tstate, generation, reason) is 3.10 to 3.13;
+/// 3.9's is collect(tstate, generation, ...); 2.7 to 3.7's collect(generation, ...).
+/// 3.8's exists only as compiler clones: collect.constprop.1 takes the generation in %edi
+/// (the GC state folded in), collect.constprop.0 has it folded in as 2 (PyGC_Collect and
+/// _PyGC_CollectNoFail); their numbers do not say which is which, so neither is used.
 macro_rules! collector {
-    ($symbol:literal) => {
+    ($symbol:literal, $generation:literal) => {
+        collector!($symbol, $generation, None)
+    };
+    ($symbol:literal, $generation:literal, $only_if:expr) => {
         &[
-            Rule::function(
-                $symbol,
-                "8@%rdi -4@%esi",
-                Action::SpanBegin {
-                    category: GC,
-                    subkey: Arg::N(1),
-                },
-            ),
+            Rule {
+                only_if: $only_if,
+                ..Rule::function(
+                    $symbol,
+                    $generation,
+                    Action::SpanBegin {
+                        category: GC,
+                        subkey: Arg::N(0),
+                    },
+                )
+            },
             Rule::function_return(
                 $symbol,
                 "-8@%rax",
@@ -152,8 +165,9 @@ static FEATURES: &[Feature] = &[
                     },
                 ),
             ],
-            collector!("gc_collect_main"),
-            collector!("collect"),
+            collector!("gc_collect_main", "-4@%esi"),
+            collector!("collect", "-4@%esi", Some((SINCE_3_8, true))),
+            collector!("collect", "-4@%edi", Some((SINCE_3_8, false))),
         ],
         unavailable: "GC: not traced: this CPython has neither USDT probes nor a collector function ustat \
                       can read (CPython 3.8 and older built without --with-dtrace)",

@@ -81,6 +81,11 @@ pub struct Rule {
     /// planned in the library of that name that the process maps (Debian's libnode links
     /// `libuv.so.1`).
     pub library: Option<&'static str>,
+    /// The rule holds only in a binary that defines (`true`) or does not define (`false`)
+    /// this symbol: a layout that changed in some version, told apart by what that version
+    /// added (CPython 3.8 added `PyCode_NewWithPosOnlyArgs` and moved `collect`'s
+    /// generation to the second argument).
+    pub only_if: Option<(&'static str, bool)>,
 }
 
 impl Rule {
@@ -92,6 +97,7 @@ impl Rule {
             subkey_tag: 0,
             clones: &[],
             library: None,
+            only_if: None,
         }
     }
 
@@ -119,6 +125,22 @@ impl Rule {
     /// argument layout was checked against the clone's code.
     pub const fn clones(self, clones: &'static [&'static str]) -> Self {
         Self { clones, ..self }
+    }
+
+    /// Only in a binary that defines `symbol` (see `only_if`).
+    pub const fn if_defined(self, symbol: &'static str) -> Self {
+        Self {
+            only_if: Some((symbol, true)),
+            ..self
+        }
+    }
+
+    /// Only in a binary that does not define `symbol` (see `only_if`).
+    pub const fn unless_defined(self, symbol: &'static str) -> Self {
+        Self {
+            only_if: Some((symbol, false)),
+            ..self
+        }
     }
 
     /// The symbol may be in a linked library of this name instead (see `library`).

@@ -33,6 +33,27 @@ pub fn pyenv_python(version: &str) -> PathBuf {
     path
 }
 
+/// A pyenv build by version if this machine has it; otherwise `None`, and a line saying the
+/// test skips it.
+pub fn pyenv_python_if_present(version: &str) -> Option<PathBuf> {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let major_minor: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
+    let path = PathBuf::from(home)
+        .join(".pyenv/versions")
+        .join(version)
+        .join("bin")
+        .join(format!("python{major_minor}"));
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipped: CPython {version}: {} is not on this machine (pyenv install {version})",
+            path.display()
+        );
+        None
+    }
+}
+
 /// The Python workload under `interpreter`, warmed up.
 pub fn python(interpreter: &std::path::Path) -> Driven {
     let mut python = Driven::spawn(Command::new(interpreter).arg(fixture("python/workload.py")));

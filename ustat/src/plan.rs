@@ -177,6 +177,11 @@ pub fn plan_elf(features: &'static [Feature], elf: &Elf<'_>, path: &Path) -> Pla
             let mut attachments = Vec::new();
             let mut warnings = Vec::new();
             for rule in *rules {
+                if let Some((symbol, defined)) = rule.only_if
+                    && elf.symbol_address(symbol).is_ok() != defined
+                {
+                    return None;
+                }
                 let planned = match rule.point {
                     Point::Usdt { provider, name } => {
                         plan_usdt(&probes, provider, name, rule, path, &mut warnings)
