@@ -94,6 +94,9 @@ fn minor_version(facts: &ProcessFacts) -> Option<(u32, u32)> {
 /// the thread state (3.9), and the generation the second.
 const SINCE_3_8: &str = "PyCode_NewWithPosOnlyArgs";
 
+/// What CPython 3.13 added (its threads start there).
+const SINCE_3_13: &str = "PyThread_start_joinable_thread";
+
 /// The collector's entry and return: `$generation` is where the generation is, then it
 /// returns Py_ssize_t collected. gc_collect_main(tstate, generation, reason) is 3.10 to 3.13;
 /// 3.9's is collect(tstate, generation, ...); 2.7 to 3.7's collect(generation, ...).
@@ -164,6 +167,40 @@ static FEATURES: &[Feature] = &[
                         value: Arg::N(0),
                     },
                 ),
+            ],
+            // 3.13: automatic collections enter with generation -1; the collector picks
+            // the generation inside and passes it to invoke_gc_callback (phases "start" and
+            // "stop"), which re-keys the open span. Its only build is a .isra clone that
+            // passes the interpreter for tstate: (interp, phase, generation, ...), with the
+            // generation in %edx, checked in 3.13.0's code. Not called at shutdown, whose
+            // collection (2) stays -1: "other".
+            &[
+                Rule::function(
+                    "gc_collect_main",
+                    "-4@%esi",
+                    Action::SpanBegin {
+                        category: GC,
+                        subkey: Arg::N(0),
+                    },
+                )
+                .if_defined(SINCE_3_13),
+                Rule::function_return(
+                    "gc_collect_main",
+                    "-8@%rax",
+                    Action::SpanEnd {
+                        category: GC,
+                        value: Arg::N(0),
+                    },
+                ),
+                Rule::function(
+                    "invoke_gc_callback",
+                    "8@%rdi 8@%rsi -4@%edx",
+                    Action::SpanSubkey {
+                        category: GC,
+                        subkey: Arg::N(2),
+                    },
+                )
+                .clones(&["isra"]),
             ],
             collector!("gc_collect_main", "-4@%esi"),
             collector!("collect", "-4@%esi", Some((SINCE_3_8, true))),

@@ -54,6 +54,9 @@ pub enum Action {
     SpanBegin { category: u32, subkey: Arg },
     /// Close the thread's innermost open span of `category`; sum `value`.
     SpanEnd { category: u32, value: Arg },
+    /// Set the subkey of the thread's innermost open span of `category` (a runtime that
+    /// decides what a span is about after it began).
+    SpanSubkey { category: u32, subkey: Arg },
     /// Count per process, category and key; sum `value`.
     Keyed {
         category: u32,

@@ -98,6 +98,11 @@ fn configure(rule: &Rule, spec: &mut ProbeSpec) -> Program {
             spec.subkey_arg = arg_index(subkey);
             Program::SpanBegin
         }
+        Action::SpanSubkey { category, subkey } => {
+            spec.tag = category;
+            spec.subkey_arg = arg_index(subkey);
+            Program::SpanSubkey
+        }
         Action::SpanEnd { category, value } => {
             spec.tag = category;
             spec.value_arg = arg_index(value);
@@ -229,9 +234,14 @@ pub fn plan_elf(features: &'static [Feature], elf: &Elf<'_>, path: &Path) -> Pla
 /// When a feature's function exists only as compiler clones it cannot use, the line that
 /// says so (the feature's own line guesses at a stripped build, which it is not).
 fn only_clones(feature: &Feature, elf: &Elf<'_>) -> Option<String> {
+    let applies = |rule: &Rule| {
+        rule.only_if
+            .is_none_or(|(symbol, defined)| elf.symbol_address(symbol).is_ok() == defined)
+    };
     feature
         .alternatives
         .iter()
+        .filter(|rules| rules.iter().all(applies))
         .flat_map(|rules| rules.iter())
         .find_map(|rule| match rule.point {
             Point::Function { symbol, .. } | Point::Return { symbol, .. } => {
