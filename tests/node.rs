@@ -17,6 +17,7 @@ use support::{
 /// build is not on this machine.
 fn gcs_workers_and_http_requests_are_exact(build: NodeBuild) {
     const GCS: u64 = 5;
+    const MINOR_GCS: u64 = 4;
     const WORKERS: u64 = 3;
     const REQUESTS: u64 = 7;
     if let Err(why) = build.command() {
@@ -29,6 +30,7 @@ fn gcs_workers_and_http_requests_are_exact(build: NodeBuild) {
     let pid = node.pid().to_string();
     let ustat = csv_ustat(&csv, &[OsStr::new("-p"), OsStr::new(&pid)]);
     assert_eq!(node.send(&format!("gc {GCS}")), "ok");
+    assert_eq!(node.send(&format!("minor {MINOR_GCS}")), "ok");
     assert_eq!(node.send(&format!("workers {WORKERS}")), "ok");
     assert_eq!(node.send(&format!("http {REQUESTS}")), "ok");
     stop(ustat);
@@ -40,6 +42,12 @@ fn gcs_workers_and_http_requests_are_exact(build: NodeBuild) {
         sum_for(&rows, pid, "gc_major"),
         GCS,
         "{build:?}: gc() is a full mark-compact; {rows:?}"
+    );
+    // Allocation adds scavenges of its own (workers, HTTP): at least the ones asked for, and
+    // none of them counted as major above.
+    assert!(
+        sum_for(&rows, pid, "gc_minor") >= MINOR_GCS,
+        "{build:?}: {rows:?}"
     );
     assert_eq!(
         sum_for(&rows, pid, "gc_count"),

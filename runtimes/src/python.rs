@@ -207,7 +207,7 @@ static FEATURES: &[Feature] = &[
             collector!("collect", "-4@%edi", Some((SINCE_3_8, false))),
         ],
         unavailable: "GC: not traced: this CPython has neither USDT probes nor a collector function ustat \
-                      can read (CPython 3.8 and older built without --with-dtrace)",
+                      can read",
         on_demand: None,
     },
     Feature {
