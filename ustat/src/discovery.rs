@@ -33,6 +33,9 @@ pub fn runtime_of(pid: u32) -> Result<Option<(&'static Runtime, MappedObject)>, 
 #[derive(Debug, Default)]
 struct Ranks(HashMap<(RankKey, &'static str), Option<u8>>);
 
+/// Files ranked before the cache starts over.
+const MAX_RANKS: usize = 16_384;
+
 /// Device, inode and file name.
 type RankKey = ((i32, i32), u64, String);
 
@@ -47,6 +50,10 @@ fn runtime_of_with(
         };
         let candidate = MappedCandidate::new(&object, name);
         for runtime in ustat_runtimes::ALL {
+            if ranks.0.len() >= MAX_RANKS {
+                // Files come and go (a JIT's libraries in /tmp): start over rather than grow.
+                ranks.0.clear();
+            }
             let key = ((object.dev, object.inode, name.to_string()), runtime.name);
             let rank = *ranks
                 .0
