@@ -314,45 +314,46 @@ impl KernelSource {
         if let Some(coverage) = self.attached.get(&key) {
             return coverage.clone();
         }
-        let coverage =
-            match plan::plan_with_libraries(found.runtime, &found.binary.host_path, |prefix| {
-                linked_library(found.pid, prefix)
-            }) {
-                Ok(plan) => {
-                    self.warnings
-                        .extend(plan.warnings.iter().map(|w| sanitize::text(w)));
-                    self.attach_planned(Group::Main, scope, &plan.attachments);
-                    let mut resolved = plan.resolved;
-                    let mut deferred = Vec::new();
-                    for on_demand in plan.on_demand {
-                        if self.options.with.contains(&on_demand.feature.name) {
-                            self.attach_planned(Group::Main, scope, &on_demand.attachments);
-                            resolved.push(on_demand.feature.name);
-                        } else {
-                            deferred.push(on_demand);
-                        }
-                    }
-                    let traced = categories_of(found.runtime, &resolved);
-                    // Per-method times raise the call probes: only where they may be raised.
-                    let calls_allowed = match found.runtime.flow {
-                        Some(flow) => !deferred.iter().any(|d| d.feature.name == flow.feature),
-                        None => true,
-                    };
-                    if self.options.method_times && calls_allowed {
-                        self.attach_flow(found, Group::Main, scope);
-                    }
-                    Coverage {
-                        resolved,
-                        traced,
-                        unavailable: plan.unavailable,
-                        deferred,
+        // A feature the binary links rather than contains is planned in the library.
+        let planned = plan::plan_with_libraries(found.runtime, &found.binary.host_path, |prefix| {
+            linked_library(found.pid, prefix)
+        });
+        let coverage = match planned {
+            Ok(plan) => {
+                self.warnings
+                    .extend(plan.warnings.iter().map(|w| sanitize::text(w)));
+                self.attach_planned(Group::Main, scope, &plan.attachments);
+                let mut resolved = plan.resolved;
+                let mut deferred = Vec::new();
+                for on_demand in plan.on_demand {
+                    if self.options.with.contains(&on_demand.feature.name) {
+                        self.attach_planned(Group::Main, scope, &on_demand.attachments);
+                        resolved.push(on_demand.feature.name);
+                    } else {
+                        deferred.push(on_demand);
                     }
                 }
-                Err(e) => {
-                    self.warnings.push(sanitize::text(&format!("{e:#}")));
-                    Coverage::default()
+                let traced = categories_of(found.runtime, &resolved);
+                // Per-method times raise the call probes: only where they may be raised.
+                let calls_allowed = match found.runtime.flow {
+                    Some(flow) => !deferred.iter().any(|d| d.feature.name == flow.feature),
+                    None => true,
+                };
+                if self.options.method_times && calls_allowed {
+                    self.attach_flow(found, Group::Main, scope);
                 }
-            };
+                Coverage {
+                    resolved,
+                    traced,
+                    unavailable: plan.unavailable,
+                    deferred,
+                }
+            }
+            Err(e) => {
+                self.warnings.push(sanitize::text(&format!("{e:#}")));
+                Coverage::default()
+            }
+        };
         self.attached.insert(key, coverage.clone());
         coverage
     }
