@@ -138,13 +138,13 @@ fn pyenv_pythons_fall_back_to_symbols() {
         .find(|a| a.probe == "gc_collect_main")
         .unwrap();
     assert!(!entry.point.retprobe);
-    assert_eq!(entry.spec.subkey_arg, 1);
+    assert_eq!(entry.spec.subkey_arg, 0);
     assert_eq!(
         (
-            entry.spec.args[1].kind,
-            entry.spec.args[1].reg_off,
-            entry.spec.args[1].size,
-            entry.spec.args[1].signed
+            entry.spec.args[0].kind,
+            entry.spec.args[0].reg_off,
+            entry.spec.args[0].size,
+            entry.spec.args[0].signed
         ),
         (arg_kind::REG, pt_regs::RSI, 4, 1),
         "the generation is an int: only %esi counts"
@@ -184,7 +184,43 @@ fn pyenv_pythons_fall_back_to_symbols() {
     assert!(probes("3.9.18", "libpython3.9.so.1.0").contains(&"collect".to_string()));
     if let Some(old) = plan_of(&PYTHON, &pyenv("3.8.18", "libpython3.8.so.1.0")) {
         assert_eq!(old.resolved, ["threads"]);
-        assert!(old.unavailable[0].text.starts_with("GC: not traced"));
+        let text = &old.unavailable[0].text;
+        assert!(
+            text.starts_with(
+                "GC: not traced: collect exists only as a compiler clone (collect.constprop."
+            ) && text.ends_with("whose arguments ustat cannot vouch for"),
+            "{text}"
+        );
+    }
+}
+
+/// Where `collect` takes the generation: %edi before CPython 3.8 (collect(generation, ...)),
+/// %esi in 3.9 (collect(tstate, generation, ...)).
+#[test]
+fn collect_reads_the_generation_where_each_version_passes_it() {
+    for (version, lib, register) in [
+        ("2.7.18", "libpython2.7.so.1.0", pt_regs::RDI),
+        ("3.6.15", "libpython3.6m.so.1.0", pt_regs::RDI),
+        ("3.7.16", "libpython3.7m.so.1.0", pt_regs::RDI),
+        ("3.9.18", "libpython3.9.so.1.0", pt_regs::RSI),
+    ] {
+        let Some(plan) = plan_of(&PYTHON, &pyenv(version, lib)) else {
+            continue;
+        };
+        let entries: Vec<_> = plan
+            .attachments
+            .iter()
+            .filter(|a| a.probe == "collect")
+            .collect();
+        assert_eq!(entries.len(), 1, "{version}: only collect itself, no clone");
+        assert_eq!(
+            (
+                entries[0].spec.args[0].reg_off,
+                entries[0].spec.args[0].size
+            ),
+            (register, 4),
+            "{version}"
+        );
     }
 }
 
@@ -272,4 +308,37 @@ fn the_first_alternative_that_resolves_wins() {
             text: "other: no".into()
         }]
     );
+}
+
+/// The official nodejs.org builds `scripts/setup` downloads: Node 16 and 18 call V8's GC
+/// only through a `.constprop` clone, which the plan attaches to beside the function; HTTP
+/// comes from llhttp's exported `llhttp__on_message_begin` on every version.
+#[test]
+fn official_node_builds_resolve_gc_clones_and_llhttp() {
+    let cache =
+        std::env::var("USTAT_TEST_CACHE").unwrap_or_else(|_| "/var/cache/ustat-test".into());
+    for (major, gc_entries) in [(16, 2), (18, 2), (20, 1), (22, 1), (24, 1)] {
+        let Some(plan) = plan_of(&NODE, &format!("{cache}/node/v{major}/package/bin/node")) else {
+            continue;
+        };
+        assert_eq!(plan.resolved, ["gc", "threads", "http"], "Node {major}");
+        let gc_begins = plan
+            .attachments
+            .iter()
+            .filter(|a| a.program == Program::SpanBegin)
+            .count();
+        assert_eq!(
+            gc_begins, gc_entries,
+            "Node {major}: {:#?}",
+            plan.attachments
+        );
+        let http: Vec<_> = plan
+            .attachments
+            .iter()
+            .filter(|a| a.spec.tag == category::HTTP_PARSED)
+            .collect();
+        assert_eq!(http.len(), 1, "Node {major}");
+        assert_eq!(http[0].probe, "llhttp__on_message_begin", "Node {major}");
+        eprintln!("{major}: {:?}", http[0]);
+    }
 }

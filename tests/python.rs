@@ -7,7 +7,7 @@ use std::{ffi::OsStr, path::Path, process::Command};
 
 use support::{
     Driven, csv_ustat,
-    interpreters::{DEBIAN_PYTHON, fixture, pyenv_python, python},
+    interpreters::{DEBIAN_PYTHON, fixture, pyenv_python, pyenv_python_if_present, python},
     read_csv, stop, sum_for,
     tmux::Tmux,
 };
@@ -47,6 +47,127 @@ fn gcs_and_threads_are_exact(interpreter: &Path) {
         "{}",
         interpreter.display()
     );
+}
+
+/// Explicit collections of each generation are counted as that generation, automatic ones
+/// as the generation CPython says it collected (gc.get_stats), and every row's gc_count is
+/// the sum of its generations. `automatic`: whether to check automatic collections (2.7 has
+/// no count of its own to check against).
+fn generations_are_exact(version: &str, automatic: Result<(), &str>) {
+    const EXPLICIT: [u64; 3] = [3, 2, 4];
+    let Some(interpreter) = pyenv_python_if_present(version) else {
+        return;
+    };
+    let mut python: Driven = python(&interpreter);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("ustat.csv");
+    let pid = python.pid().to_string();
+    let ustat = csv_ustat(&csv, &[OsStr::new("-p"), OsStr::new(&pid)]);
+    for (generation, n) in EXPLICIT.iter().enumerate() {
+        assert_eq!(python.send(&format!("collect {generation} {n}")), "ok");
+    }
+    let mut expected = EXPLICIT;
+    match automatic {
+        Ok(()) => {
+            let answer = python.send("auto 30000");
+            let counted: Vec<u64> = answer
+                .strip_prefix("ok ")
+                .unwrap_or_else(|| panic!("{version}: {answer}"))
+                .split(' ')
+                .map(|n| n.parse().unwrap())
+                .collect();
+            assert!(
+                counted[0] > 0,
+                "{version}: no automatic collection: {answer}"
+            );
+            for (e, c) in expected.iter_mut().zip(&counted) {
+                *e += c;
+            }
+        }
+        Err(why) => eprintln!("CPython {version}: automatic collections not checked: {why}"),
+    }
+    stop(ustat);
+    let rows = read_csv(&csv);
+    let pid = python.pid();
+    for (generation, column) in ["gc_gen0", "gc_gen1", "gc_gen2"].iter().enumerate() {
+        assert_eq!(
+            sum_for(&rows, pid, column),
+            expected[generation],
+            "CPython {version}: {column}; {rows:?}"
+        );
+    }
+    for row in &rows {
+        let cell = |c: &str| row[c].parse::<u64>().unwrap();
+        assert_eq!(
+            cell("gc_count"),
+            cell("gc_gen0") + cell("gc_gen1") + cell("gc_gen2"),
+            "CPython {version}: {row:?}"
+        );
+    }
+}
+
+#[test]
+fn generations_of_cpython_27() {
+    generations_are_exact("2.7.18", Err("2.7 has no gc.get_stats to check against"));
+}
+
+#[test]
+fn generations_of_cpython_36() {
+    generations_are_exact("3.6.15", Ok(()));
+}
+
+#[test]
+fn generations_of_cpython_37() {
+    generations_are_exact("3.7.16", Ok(()));
+}
+
+#[test]
+fn generations_of_cpython_39() {
+    generations_are_exact("3.9.18", Ok(()));
+}
+
+#[test]
+fn generations_of_cpython_310() {
+    generations_are_exact("3.10.13", Ok(()));
+}
+
+#[test]
+fn generations_of_cpython_311() {
+    generations_are_exact("3.11.7", Ok(()));
+}
+
+#[test]
+fn generations_of_cpython_312() {
+    generations_are_exact("3.12.1", Ok(()));
+}
+
+#[test]
+fn generations_of_cpython_313() {
+    generations_are_exact("3.13.0", Ok(()));
+}
+
+/// CPython 3.8's collector exists only as compiler clones ustat does not use: its GC cells
+/// are empty, never zeros, and the threads still count.
+#[test]
+fn cpython_38_gc_is_visibly_absent() {
+    let Some(interpreter) = pyenv_python_if_present("3.8.18") else {
+        return;
+    };
+    let mut python: Driven = python(&interpreter);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("ustat.csv");
+    let pid = python.pid().to_string();
+    let ustat = csv_ustat(&csv, &[OsStr::new("-p"), OsStr::new(&pid)]);
+    assert_eq!(python.send("collect 0 2"), "ok");
+    assert_eq!(python.send(&format!("threads {THREADS}")), "ok");
+    stop(ustat);
+    let rows = read_csv(&csv);
+    for row in &rows {
+        for column in ["gc_count", "gc_gen0", "gc_gen1", "gc_gen2"] {
+            assert_eq!(row[column], "", "{column}: {row:?}");
+        }
+    }
+    assert_eq!(sum_for(&rows, python.pid(), "threads_started"), THREADS);
 }
 
 #[test]

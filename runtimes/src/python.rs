@@ -90,20 +90,36 @@ fn minor_version(facts: &ProcessFacts) -> Option<(u32, u32)> {
     Some((major.parse().ok()?, minor.split('.').next()?.parse().ok()?))
 }
 
-/// The collector's entry and return: (tstate, int generation, ...) -> Py_ssize_t collected.
-/// gc_collect_main is 3.10 to 3.13; 3.9's is `collect`. Older builds only have compiler
-/// clones of `collect` whose arguments moved, so they are not guessed at.
+/// What CPython 3.8 added: from then on `collect`'s first argument is the GC state (3.8) or
+/// the thread state (3.9), and the generation the second.
+const SINCE_3_8: &str = "PyCode_NewWithPosOnlyArgs";
+
+/// What CPython 3.13 added (its threads start there).
+const SINCE_3_13: &str = "PyThread_start_joinable_thread";
+
+/// The collector's entry and return: `$generation` is where the generation is, then it
+/// returns Py_ssize_t collected. gc_collect_main(tstate, generation, reason) is 3.10 to 3.13;
+/// 3.9's is collect(tstate, generation, ...); 2.7 to 3.7's collect(generation, ...).
+/// 3.8's exists only as compiler clones: collect.constprop.1 takes the generation in %edi
+/// (the GC state folded in), collect.constprop.0 has it folded in as 2 (PyGC_Collect and
+/// _PyGC_CollectNoFail); their numbers do not say which is which, so neither is used.
 macro_rules! collector {
-    ($symbol:literal) => {
+    ($symbol:literal, $generation:literal) => {
+        collector!($symbol, $generation, None)
+    };
+    ($symbol:literal, $generation:literal, $only_if:expr) => {
         &[
-            Rule::function(
-                $symbol,
-                "8@%rdi -4@%esi",
-                Action::SpanBegin {
-                    category: GC,
-                    subkey: Arg::N(1),
-                },
-            ),
+            Rule {
+                only_if: $only_if,
+                ..Rule::function(
+                    $symbol,
+                    $generation,
+                    Action::SpanBegin {
+                        category: GC,
+                        subkey: Arg::N(0),
+                    },
+                )
+            },
             Rule::function_return(
                 $symbol,
                 "-8@%rax",
@@ -152,11 +168,46 @@ static FEATURES: &[Feature] = &[
                     },
                 ),
             ],
-            collector!("gc_collect_main"),
-            collector!("collect"),
+            // 3.13: automatic collections enter with generation -1; the collector picks
+            // the generation inside and passes it to invoke_gc_callback (phases "start" and
+            // "stop"), which re-keys the open span. Its only build is a .isra clone that
+            // passes the interpreter for tstate: (interp, phase, generation, ...), with the
+            // generation in %edx, checked in 3.13.0's code. Not called at shutdown, whose
+            // collection (2) stays -1: "other".
+            &[
+                Rule::function(
+                    "gc_collect_main",
+                    "-4@%esi",
+                    Action::SpanBegin {
+                        category: GC,
+                        subkey: Arg::N(0),
+                    },
+                )
+                .if_defined(SINCE_3_13),
+                Rule::function_return(
+                    "gc_collect_main",
+                    "-8@%rax",
+                    Action::SpanEnd {
+                        category: GC,
+                        value: Arg::N(0),
+                    },
+                ),
+                Rule::function(
+                    "invoke_gc_callback",
+                    "8@%rdi 8@%rsi -4@%edx",
+                    Action::SpanSubkey {
+                        category: GC,
+                        subkey: Arg::N(2),
+                    },
+                )
+                .clones(&["isra"]),
+            ],
+            collector!("gc_collect_main", "-4@%esi"),
+            collector!("collect", "-4@%esi", Some((SINCE_3_8, true))),
+            collector!("collect", "-4@%edi", Some((SINCE_3_8, false))),
         ],
         unavailable: "GC: not traced: this CPython has neither USDT probes nor a collector function ustat \
-                      can read (CPython 3.8 and older built without --with-dtrace)",
+                      can read",
         on_demand: None,
     },
     Feature {

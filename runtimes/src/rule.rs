@@ -54,6 +54,9 @@ pub enum Action {
     SpanBegin { category: u32, subkey: Arg },
     /// Close the thread's innermost open span of `category`; sum `value`.
     SpanEnd { category: u32, value: Arg },
+    /// Set the subkey of the thread's innermost open span of `category` (a runtime that
+    /// decides what a span is about after it began).
+    SpanSubkey { category: u32, subkey: Arg },
     /// Count per process, category and key; sum `value`.
     Keyed {
         category: u32,
@@ -72,6 +75,20 @@ pub struct Rule {
     /// Set in the high 32 bits of the subkey, so userspace can tell which rule (and so which
     /// encoding) a subkey came from when a feature has alternatives.
     pub subkey_tag: u32,
+    /// The kinds of compiler clone of a `Function`/`Return` symbol (`constprop` for
+    /// `name.constprop.N`) whose arguments are known to sit where `args` says; the rule
+    /// attaches to each such clone as well as to the function itself. Empty: no clone.
+    pub clones: &'static [&'static str],
+    /// A library the runtime's binary may link rather than contain this rule's symbol (a
+    /// file-name prefix, `libuv.so`): when the binary does not define it, the feature is
+    /// planned in the library of that name that the process maps (Debian's libnode links
+    /// `libuv.so.1`).
+    pub library: Option<&'static str>,
+    /// The rule holds only in a binary that defines (`true`) or does not define (`false`)
+    /// this symbol: a layout that changed in some version, told apart by what that version
+    /// added (CPython 3.8 added `PyCode_NewWithPosOnlyArgs` and moved `collect`'s
+    /// generation to the second argument).
+    pub only_if: Option<(&'static str, bool)>,
 }
 
 impl Rule {
@@ -81,6 +98,9 @@ impl Rule {
             action,
             value_max: 0,
             subkey_tag: 0,
+            clones: &[],
+            library: None,
+            only_if: None,
         }
     }
 
@@ -102,6 +122,36 @@ impl Rule {
 
     pub const fn subkey_tag(self, subkey_tag: u32) -> Self {
         Self { subkey_tag, ..self }
+    }
+
+    /// Attach to these kinds of compiler clone too (see `clones`): only for kinds whose
+    /// argument layout was checked against the clone's code.
+    pub const fn clones(self, clones: &'static [&'static str]) -> Self {
+        Self { clones, ..self }
+    }
+
+    /// Only in a binary that defines `symbol` (see `only_if`).
+    pub const fn if_defined(self, symbol: &'static str) -> Self {
+        Self {
+            only_if: Some((symbol, true)),
+            ..self
+        }
+    }
+
+    /// Only in a binary that does not define `symbol` (see `only_if`).
+    pub const fn unless_defined(self, symbol: &'static str) -> Self {
+        Self {
+            only_if: Some((symbol, false)),
+            ..self
+        }
+    }
+
+    /// The symbol may be in a linked library of this name instead (see `library`).
+    pub const fn or_in_library(self, prefix: &'static str) -> Self {
+        Self {
+            library: Some(prefix),
+            ..self
+        }
     }
 }
 

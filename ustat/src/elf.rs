@@ -187,10 +187,68 @@ impl<'data, R: ReadRef<'data>> Elf<'data, R> {
     }
 }
 
+impl<'data, R: ReadRef<'data>> Elf<'data, R> {
+    /// The entry addresses of the function named `pattern` (as in `symbol_address`) and of
+    /// its compiler clones of the kinds in `clones` (`constprop`: `f.constprop.N`), sorted.
+    /// A clone of another kind (the arguments may have moved) is not an entry; when only such
+    /// clones exist the error names one, so the user learns the true reason.
+    pub fn function_entries(
+        &self,
+        pattern: &str,
+        clones: &[&str],
+    ) -> Result<Vec<u64>, SymbolError> {
+        let matches = |name: &str| match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == pattern,
+        };
+        let mut function: Option<u64> = None;
+        let mut entries = Vec::new();
+        let mut unusable_clone: Option<String> = None;
+        for symbol in self.file.symbols().chain(self.file.dynamic_symbols()) {
+            if symbol.is_undefined() || symbol.address() == 0 {
+                continue;
+            }
+            let Ok(name) = symbol.name() else { continue };
+            let (base, kinds) = crate::clone_name::split(name);
+            if !matches(base) {
+                continue;
+            }
+            let address = symbol.address();
+            if kinds.is_empty() {
+                match function {
+                    Some(found) if found != address => {
+                        return Err(SymbolError::Ambiguous(pattern.to_string()));
+                    }
+                    _ => function = Some(address),
+                }
+            } else if kinds.iter().all(|k| clones.contains(k)) {
+                entries.push(address);
+            } else {
+                unusable_clone.get_or_insert_with(|| name.to_string());
+            }
+        }
+        entries.extend(function);
+        entries.sort_unstable();
+        entries.dedup();
+        match (entries.is_empty(), unusable_clone) {
+            (false, _) => Ok(entries),
+            (true, Some(clone)) => Err(SymbolError::OnlyClones {
+                pattern: pattern.to_string(),
+                clone,
+            }),
+            (true, None) => Err(SymbolError::NotFound(pattern.to_string())),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SymbolError {
     #[error("no symbol {0}")]
     NotFound(String),
+    #[error(
+        "{pattern} exists only as a compiler clone ({clone}) whose arguments ustat cannot vouch for"
+    )]
+    OnlyClones { pattern: String, clone: String },
     #[error("symbol {0} matches functions at several addresses")]
     Ambiguous(String),
 }

@@ -56,7 +56,7 @@ struct Row {
     pid: u32,
     runtime: String,
     command: String,
-    gc_count: u64,
+    gc_count: Option<u64>,
     gc_pause_ms_total: String,
     gc_pause_ms_p99: String,
     gc_pause_ms_max: String,
@@ -137,9 +137,10 @@ pub fn loss_report(snapshot: &Snapshot) -> Option<String> {
 
 fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
     let runtime = ustat_runtimes::by_name(p.runtime);
+    // A runtime whose GC is not traced (CPython 3.8 without USDT) has empty GC cells.
+    let gc_traced = p.traced.contains(&ustat_common::category::GC);
     let kind = |kind: &str| {
-        runtime
-            .is_some_and(|r| r.gc_kinds.contains(&kind))
+        (gc_traced && runtime.is_some_and(|r| r.gc_kinds.contains(&kind)))
             .then(|| p.gc_of_kind(kind))
     };
     let pause = |f: fn(&crate::snapshot::PauseStats) -> u64| {
@@ -155,8 +156,12 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
         pid: p.pid,
         runtime: sanitize::csv_cell(p.runtime),
         command: sanitize::csv_cell(&p.command),
-        gc_count: i.gc_count,
-        gc_pause_ms_total: ms(i.gc_pause_ns),
+        gc_count: gc_traced.then_some(i.gc_count),
+        gc_pause_ms_total: if gc_traced {
+            ms(i.gc_pause_ns)
+        } else {
+            String::new()
+        },
         gc_pause_ms_p99: pause(|s| s.p99_ns),
         gc_pause_ms_max: pause(|s| s.max_ns),
         class_loaded: i.class_loaded,

@@ -100,6 +100,11 @@ fn configure(rule: &Rule, spec: &mut ProbeSpec) -> Program {
             spec.subkey_arg = arg_index(subkey);
             Program::SpanBegin
         }
+        Action::SpanSubkey { category, subkey } => {
+            spec.tag = category;
+            spec.subkey_arg = arg_index(subkey);
+            Program::SpanSubkey
+        }
         Action::SpanEnd { category, value } => {
             spec.tag = category;
             spec.value_arg = arg_index(value);
@@ -125,6 +130,51 @@ pub fn plan(runtime: &'static Runtime, binary: &Arc<Binary>) -> Result<Plan, Ope
     Ok(plan_elf(runtime.features, &elf, binary))
 }
 
+/// Plans `runtime`'s features in `binary`, and a feature the binary links rather than
+/// contains (a rule's `library`) in that library: `library` opens the file by that name
+/// prefix the process maps, if it maps one (through `binary::Binary`, as every mapped file).
+pub fn plan_with_libraries(
+    runtime: &'static Runtime,
+    binary: &Arc<Binary>,
+    library: impl Fn(&str) -> Option<Arc<Binary>>,
+) -> Result<Plan, OpenError> {
+    let mut plan = plan(runtime, binary)?;
+    for feature in runtime.features {
+        if plan.resolved.contains(&feature.name)
+            || plan
+                .on_demand
+                .iter()
+                .any(|d| d.feature.name == feature.name)
+        {
+            continue;
+        }
+        let Some(prefix) = feature
+            .alternatives
+            .iter()
+            .flat_map(|rules| rules.iter())
+            .find_map(|rule| rule.library)
+        else {
+            continue;
+        };
+        let Some(library) = library(prefix) else {
+            continue;
+        };
+        let data = library.data();
+        let Ok(elf) = library.elf(&data) else {
+            continue;
+        };
+        let linked = plan_elf(std::slice::from_ref(feature), &elf, &library);
+        if linked.resolved.contains(&feature.name) {
+            plan.attachments.extend(linked.attachments);
+            plan.warnings.extend(linked.warnings);
+            plan.resolved.push(feature.name);
+            plan.unavailable
+                .retain(|m| m.categories.as_slice() != feature.categories);
+        }
+    }
+    Ok(plan)
+}
+
 pub fn plan_elf<'data, R: ReadRef<'data>>(
     features: &'static [Feature],
     elf: &Elf<'data, R>,
@@ -137,6 +187,11 @@ pub fn plan_elf<'data, R: ReadRef<'data>>(
             let mut attachments = Vec::new();
             let mut warnings = Vec::new();
             for rule in *rules {
+                if let Some((symbol, defined)) = rule.only_if
+                    && elf.symbol_address(symbol).is_ok() != defined
+                {
+                    return None;
+                }
                 let planned = match rule.point {
                     Point::Usdt { provider, name } => {
                         plan_usdt(&probes, provider, name, rule, binary, &mut warnings)
@@ -167,7 +222,14 @@ pub fn plan_elf<'data, R: ReadRef<'data>>(
             }
             None => plan.unavailable.push(Missing {
                 categories: feature.categories.to_vec(),
-                text: feature.unavailable.to_string(),
+                text: match only_clones(feature, elf) {
+                    // "GC: not traced: <reason>": the feature's own reason replaced.
+                    Some(reason) => match feature.unavailable.split_once(": not traced: ") {
+                        Some((what, _)) => format!("{what}: not traced: {reason}"),
+                        None => format!("{}: {reason}", feature.unavailable),
+                    },
+                    None => feature.unavailable.to_string(),
+                },
             }),
         }
     }
@@ -197,6 +259,29 @@ pub enum PlanError {
     NoFlow { runtime: &'static str },
     #[error(transparent)]
     Open(#[from] OpenError),
+}
+
+/// When a feature's function exists only as compiler clones it cannot use, the line that
+/// says so (the feature's own line guesses at a stripped build, which it is not).
+fn only_clones<'data, R: ReadRef<'data>>(feature: &Feature, elf: &Elf<'data, R>) -> Option<String> {
+    let applies = |rule: &Rule| {
+        rule.only_if
+            .is_none_or(|(symbol, defined)| elf.symbol_address(symbol).is_ok() == defined)
+    };
+    feature
+        .alternatives
+        .iter()
+        .filter(|rules| rules.iter().all(applies))
+        .flat_map(|rules| rules.iter())
+        .find_map(|rule| match rule.point {
+            Point::Function { symbol, .. } | Point::Return { symbol, .. } => {
+                match elf.function_entries(symbol, rule.clones) {
+                    Err(e @ crate::elf::SymbolError::OnlyClones { .. }) => Some(e.to_string()),
+                    _ => None,
+                }
+            }
+            Point::Usdt { .. } => None,
+        })
 }
 
 /// Every usable site of the probe; `Err` when the binary does not have it or none is usable.
@@ -262,38 +347,43 @@ fn plan_function<'data, R: ReadRef<'data>>(
     rule: &Rule,
     binary: &Arc<Binary>,
 ) -> Result<Vec<Planned>, PlanError> {
-    let address = elf.symbol_address(symbol)?;
-    let offset = elf
-        .file_offset(address, true)
-        .ok_or_else(|| PlanError::NotCode {
-            symbol: symbol.to_string(),
-            address,
-        })?;
+    let addresses = elf.function_entries(symbol, rule.clones)?;
     let parsed = spec::parse(args).map_err(|source| PlanError::Spec {
         symbol: symbol.to_string(),
         source,
     })?;
-    let lowered = spec::lower(&parsed, address, &NoSymbols)?;
-    let mut spec = ProbeSpec::EMPTY;
-    spec.args[..lowered.len()].copy_from_slice(&lowered);
-    spec.nargs = lowered.len() as u8;
-    let program = configure(rule, &mut spec);
     let name = symbol.trim_end_matches('*');
-    Ok(vec![Planned {
-        probe: if retprobe {
-            format!("{name} (return)")
-        } else {
-            name.to_string()
-        },
-        program,
-        point: ProbePoint {
-            binary: Arc::clone(binary),
-            offset,
-            semaphore_offset: None,
-            retprobe,
-        },
-        spec,
-    }])
+    let mut planned = Vec::with_capacity(addresses.len());
+    // The function and each clone whose arguments the rule vouches for: calls go to one.
+    for address in addresses {
+        let offset = elf
+            .file_offset(address, true)
+            .ok_or_else(|| PlanError::NotCode {
+                symbol: symbol.to_string(),
+                address,
+            })?;
+        let lowered = spec::lower(&parsed, address, &NoSymbols)?;
+        let mut spec = ProbeSpec::EMPTY;
+        spec.args[..lowered.len()].copy_from_slice(&lowered);
+        spec.nargs = lowered.len() as u8;
+        let program = configure(rule, &mut spec);
+        planned.push(Planned {
+            probe: if retprobe {
+                format!("{name} (return)")
+            } else {
+                name.to_string()
+            },
+            program,
+            point: ProbePoint {
+                binary: Arc::clone(binary),
+                offset,
+                semaphore_offset: None,
+                retprobe,
+            },
+            spec,
+        });
+    }
+    Ok(planned)
 }
 
 /// The flow probes of `runtime` in `binary`: `flow_entry` at every site of its method entry

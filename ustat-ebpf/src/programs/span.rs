@@ -110,3 +110,29 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
     accumulate(&SPAN_HIST, &hist_key, |n| *n += 1);
     0
 }
+
+/// `span_subkey`: sets the subkey of the thread's innermost open span of the category, for a
+/// runtime that decides what a span is about only after it began (CPython 3.13 enters its
+/// collector with generation -1 for automatic collections and picks the generation inside).
+#[uprobe]
+pub fn span_subkey(ctx: ProbeContext) -> u32 {
+    let Some(spec) = spec_of(&ctx) else { return 0 };
+    let Some((_, tid)) = pid_tid() else {
+        return 0;
+    };
+    let key = SpanThreadKey {
+        tid,
+        category: spec.tag,
+    };
+    let Some(stack) = OPEN_SPANS.get_ptr_mut(&key) else {
+        return 0;
+    };
+    // SAFETY: as in span_begin.
+    let stack = unsafe { &mut *stack };
+    let depth = stack.depth;
+    if depth == 0 || depth > MAX_SPAN_DEPTH {
+        return 0;
+    }
+    slot(stack, depth - 1).subkey = subkey(&ctx, spec);
+    0
+}

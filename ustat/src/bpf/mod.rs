@@ -46,6 +46,8 @@ pub enum Program {
     SpanBegin,
     /// Closes the thread's innermost open span of the category and records its duration.
     SpanEnd,
+    /// Sets the subkey of the thread's innermost open span of the category.
+    SpanSubkey,
     /// Counts hits per process, category and key; sends the key's names once.
     Keyed,
     /// Pushes a call on the thread's shadow stack (and sends it while the flow is watched).
@@ -76,11 +78,12 @@ pub const EXIT_HOOK_VARIABLE: &str = "USTAT_EXIT_HOOK";
 
 impl Program {
     /// Every program.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Record,
         Self::Count,
         Self::SpanBegin,
         Self::SpanEnd,
+        Self::SpanSubkey,
         Self::Keyed,
         Self::FlowEntry,
         Self::FlowReturn,
@@ -96,6 +99,7 @@ impl Program {
             Self::Count => "count",
             Self::SpanBegin => "span_begin",
             Self::SpanEnd => "span_end",
+            Self::SpanSubkey => "span_subkey",
             Self::Keyed => "keyed",
             Self::FlowEntry => "flow_entry",
             Self::FlowReturn => "flow_return",

@@ -44,6 +44,20 @@ fn categories_of(runtime: &ustat_runtimes::Runtime, resolved: &[&'static str]) -
 }
 
 impl KernelSource {
+    /// The file whose name starts with `prefix` that `pid` maps (a library its runtime's
+    /// binary links: libuv.so.1), opened as every mapped binary is (see `binary`); a file
+    /// ustat will not open is left out, as if not mapped.
+    fn open_linked_library(&self, pid: u32, prefix: &str) -> Option<Arc<Binary>> {
+        let object = process::mapped_objects(pid).ok()?.into_iter().find(|o| {
+            o.path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })?;
+        let uid = process::uid(pid).ok()?;
+        Binary::open_mapped(pid, &object, uid).ok()
+    }
+
     /// Opens the runtime binary `found` maps (see `binary`); a file ustat will not open, or
     /// cannot, becomes a warning naming it and why.
     pub(super) fn open_binary(&mut self, found: &Found) -> Option<Arc<Binary>> {
@@ -92,7 +106,11 @@ impl KernelSource {
             self.attached.insert(key, Coverage::default());
             return Coverage::default();
         };
-        let coverage = match plan::plan(found.runtime, &binary) {
+        // A feature the binary links rather than contains is planned in the library.
+        let planned = plan::plan_with_libraries(found.runtime, &binary, |prefix| {
+            self.open_linked_library(found.pid, prefix)
+        });
+        let coverage = match planned {
             Ok(plan) => {
                 self.warnings
                     .extend(plan.warnings.iter().map(|w| sanitize::text(w)));

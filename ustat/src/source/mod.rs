@@ -103,6 +103,7 @@ impl KernelSource {
             Program::Count,
             Program::SpanBegin,
             Program::SpanEnd,
+            Program::SpanSubkey,
             Program::Keyed,
         ] {
             tracer.load_program(program)?;
