@@ -206,6 +206,13 @@ fn prometheus_queries_show_exactly_the_gcs_and_class_loads_done() {
 
     // promtool, from the same package, accepts what ustat serves.
     let text = scrape(port);
+    // It traces a Python and a JVM: their probe sites are attached.
+    let attached: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ustat_probes_attached "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no ustat_probes_attached line: {text}"));
+    assert!(attached > 0, "no probe site attached: {text}");
     let mut promtool = Command::new(PROMTOOL)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

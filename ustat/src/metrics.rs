@@ -166,6 +166,7 @@ pub struct Exporter {
     ready: bool,
     lost: Lost,
     warnings: u64,
+    probes_attached: u64,
 }
 
 impl Exporter {
@@ -206,6 +207,7 @@ impl Exporter {
         self.ready = true;
         self.lost = snapshot.lost;
         self.warnings = snapshot.warnings.len() as u64;
+        self.probes_attached = snapshot.probes_attached;
     }
 
     /// Notes that what `render` returned is now served, after `scrapes` scrapes.
@@ -358,6 +360,12 @@ impl Exporter {
             "Runtime processes ustat traces now.",
             MetricType::GAUGE,
             vec![gauge(&[], &[], live as f64)],
+        );
+        add(
+            "ustat_probes_attached",
+            "Probe sites ustat has attached now (USDT sites and function entries and returns, in every binary).",
+            MetricType::GAUGE,
+            vec![gauge(&[], &[], self.probes_attached as f64)],
         );
         add(
             "ustat_warnings_total",

@@ -186,6 +186,9 @@ pub struct Snapshot {
     /// Problems worth a line in the view (a probe that could not be attached).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Probe sites attached now (every program, every binary).
+    #[serde(default)]
+    pub probes_attached: u64,
 }
 
 impl Snapshot {
@@ -197,6 +200,7 @@ impl Snapshot {
             lost: Lost::default(),
             lost_interval: Lost::default(),
             warnings: Vec::new(),
+            probes_attached: 0,
         }
     }
 }

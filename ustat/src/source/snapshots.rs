@@ -214,6 +214,7 @@ impl Source for KernelSource {
             lost,
             lost_interval,
             warnings: self.warnings.clone(),
+            probes_attached: self.tracer.attached() as u64,
         })
     }
 }
