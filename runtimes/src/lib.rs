@@ -10,6 +10,7 @@
 pub mod jvm;
 pub mod node;
 pub mod python;
+pub mod ruby;
 mod rule;
 
 use std::path::Path;
@@ -173,7 +174,7 @@ pub struct Missing {
 }
 
 /// Every runtime, in the order ustat checks them.
-pub static ALL: &[&Runtime] = &[&jvm::JVM, &python::PYTHON, &node::NODE];
+pub static ALL: &[&Runtime] = &[&jvm::JVM, &python::PYTHON, &node::NODE, &ruby::RUBY];
 
 /// The runtime with this short name.
 pub fn by_name(name: &str) -> Option<&'static Runtime> {

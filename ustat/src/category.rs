@@ -23,6 +23,8 @@ pub enum Category {
     HttpParsed,
     MethodTime,
     CallPath,
+    Exception,
+    GcSweep,
 }
 
 /// Who makes the kernel count a category.
@@ -36,7 +38,7 @@ pub enum FilledBy {
 }
 
 impl Category {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::Gc,
         Self::ClassLoaded,
         Self::ClassUnloaded,
@@ -51,6 +53,8 @@ impl Category {
         Self::HttpParsed,
         Self::MethodTime,
         Self::CallPath,
+        Self::Exception,
+        Self::GcSweep,
     ];
 
     /// Its number in the kernel's keys.
@@ -70,6 +74,8 @@ impl Category {
             Self::HttpParsed => raw::HTTP_PARSED,
             Self::MethodTime => raw::METHOD_TIME,
             Self::CallPath => raw::CALL_PATH,
+            Self::Exception => raw::EXCEPTION,
+            Self::GcSweep => raw::GC_SWEEP,
         }
     }
 
@@ -101,6 +107,11 @@ impl Category {
                 counters.import_ns += sum;
             }
             Self::HttpParsed => counters.http_requests += count,
+            Self::Exception => counters.exceptions += count,
+            Self::GcSweep => {
+                counters.gc_sweeps += count;
+                counters.gc_sweep_ns += sum;
+            }
             // Pools become `PoolUsage`, method times `Timing`, paths folded stacks: no counter.
             Self::PoolGcBegin | Self::PoolGcEnd | Self::MethodTime | Self::CallPath => {}
         }
@@ -120,6 +131,8 @@ impl Category {
             Self::MonitorContended => Some(counters.monitor_contended),
             Self::Import => Some(counters.imports),
             Self::HttpParsed => Some(counters.http_requests),
+            Self::Exception => Some(counters.exceptions),
+            Self::GcSweep => Some(counters.gc_sweeps),
             Self::PoolGcBegin | Self::PoolGcEnd | Self::MethodTime | Self::CallPath => None,
         }
     }
@@ -143,6 +156,8 @@ impl Category {
             Self::MonitorContended => &["monitor_contended"],
             Self::Import => &["imports", "import_ms_total"],
             Self::HttpParsed => &["http_requests"],
+            Self::Exception => &["exceptions"],
+            Self::GcSweep => &["gc_sweep_ms_total"],
             // In the --methods CSV (MethodTime), or not in a CSV.
             Self::PoolGcBegin | Self::PoolGcEnd | Self::MethodTime | Self::CallPath => &[],
         }
@@ -164,7 +179,9 @@ impl Category {
             | Self::Import
             | Self::HttpParsed
             | Self::MethodTime
-            | Self::CallPath => None,
+            | Self::CallPath
+            | Self::Exception
+            | Self::GcSweep => None,
         }
     }
 
@@ -184,7 +201,9 @@ impl Category {
             | Self::Import
             | Self::HttpParsed
             | Self::MethodTime
-            | Self::CallPath => None,
+            | Self::CallPath
+            | Self::Exception
+            | Self::GcSweep => None,
         }
     }
 
@@ -202,7 +221,9 @@ impl Category {
             | Self::PoolGcBegin
             | Self::PoolGcEnd
             | Self::Import
-            | Self::HttpParsed => FilledBy::Runtime,
+            | Self::HttpParsed
+            | Self::Exception
+            | Self::GcSweep => FilledBy::Runtime,
         }
     }
 }

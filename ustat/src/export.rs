@@ -46,6 +46,8 @@ pub const COLUMNS: &[&str] = &[
     "http_requests",
     "exited",
     "lost_events",
+    "exceptions",
+    "gc_sweep_ms_total",
 ];
 
 /// One row; field order is `COLUMNS` order (checked by a test).
@@ -79,6 +81,8 @@ struct Row {
     http_requests: u64,
     exited: u8,
     lost_events: u64,
+    exceptions: Option<u64>,
+    gc_sweep_ms_total: String,
 }
 
 /// Nanoseconds as milliseconds with microsecond precision: `12.345`.
@@ -162,6 +166,10 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
         http_requests: i.http_requests,
         exited: u8::from(p.exited),
         lost_events: lost_in_interval,
+        exceptions: traced(ustat_common::category::EXCEPTION, i.exceptions),
+        gc_sweep_ms_total: traced(ustat_common::category::GC_SWEEP, i.gc_sweep_ns)
+            .map(ms)
+            .unwrap_or_default(),
     }
 }
 
@@ -400,6 +408,7 @@ mod tests {
             top_methods: vec![],
             top_allocations: vec![],
             top_monitors: vec![],
+            top_exceptions: vec![],
             pools: vec![],
             missing: vec![],
             traced: vec![category::GC, category::METHOD_CALL],

@@ -205,6 +205,26 @@ fn draw_pauses(frame: &mut Frame, area: Rect, process: &ProcessSnapshot) {
             format::nanos(total.import_ns)
         )));
     }
+    if total.gc_sweeps > 0 {
+        lines.push(Line::from(format!(
+            "GC sweep: {} steps since attach, {} in all (pauses above are the mark phase)",
+            format::count(total.gc_sweeps),
+            format::nanos(total.gc_sweep_ns)
+        )));
+    }
+    if !process.top_exceptions.is_empty() {
+        let classes: Vec<String> = process
+            .top_exceptions
+            .iter()
+            .take(5)
+            .map(|e| format!("{} {}", e.name, format::count(e.total)))
+            .collect();
+        lines.push(Line::from(format!(
+            "exceptions: {} since attach ({})",
+            format::count(total.exceptions),
+            classes.join(" · ")
+        )));
+    }
     if total.http_requests > 0 {
         lines.push(Line::from(format!(
             "HTTP requests: {} since attach",
