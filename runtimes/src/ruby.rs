@@ -8,8 +8,10 @@
 //! The call and object probes are on demand: with their semaphore raised, Ruby builds that
 //! class-name string (and looks up the source location) for every method call or object it
 //! creates, which roughly doubles the allocations of a busy program and so changes the GCs
-//! ustat reports. Ruby 3.1 fires them whenever the semaphore is raised; no TracePoint is
-//! needed (checked with bpftrace against Debian's libruby-3.1).
+//! ustat reports. With the semaphore raised, Ruby 3.1 fires cmethod__entry for every C
+//! method, but method__entry/return (Ruby methods, the flow) only while a TracePoint is
+//! enabled: they are fired from the VM's trace instructions, which exist only then (checked
+//! with bpftrace and `ustat trace` against Debian's libruby-3.1).
 
 use std::path::Path;
 
@@ -30,7 +32,7 @@ pub static RUBY: Runtime = Runtime {
     gc_kinds: &[],
     key_label,
     version,
-    missing: |_: &ProcessFacts| Vec::<Missing>::new(),
+    missing,
     flow: Some(Flow {
         entry: Point::Usdt {
             provider: "ruby",
@@ -43,8 +45,8 @@ pub static RUBY: Runtime = Runtime {
         keys: METHOD_KEYS,
         class_prefix: |prefix| prefix.to_string(),
         slots: ["class", "method"],
-        hint: "Ruby fires its method probes (Ruby methods; C methods are counted, not in the flow) \
-               while ustat raises them.",
+        hint: "Ruby fires its method probes for Ruby methods only while a TracePoint is enabled \
+               (C methods are counted, not in the flow).",
         feature: "calls",
     }),
 };
@@ -198,6 +200,20 @@ static FEATURES: &[Feature] = &[
         }),
     },
 ];
+
+/// Ruby methods' calls need a TracePoint in the program, which ustat cannot see: the line
+/// stays while calls are traced (C methods' calls arrive without one).
+fn missing(facts: &ProcessFacts) -> Vec<Missing> {
+    if !facts.resolved.contains(&"calls") {
+        return Vec::new();
+    }
+    vec![Missing {
+        categories: Vec::new(),
+        text: "method calls: Ruby fires its probes for Ruby methods (and so the flow) only while \
+               a TracePoint is enabled in the program; C methods are counted without"
+            .to_string(),
+    }]
+}
 
 /// `Marker#work`
 fn key_label(category: u32, [class, method, _]: [&str; 3], _values: [u64; 3]) -> String {

@@ -54,3 +54,17 @@ pub fn node() -> Driven {
     }
     node
 }
+
+/// Debian's ruby, whose libruby-3.1 has USDT probes; `None` (the test says why it skips)
+/// where ruby is not installed.
+pub fn ruby() -> Option<Driven> {
+    if !std::path::Path::new("/usr/bin/ruby").exists() {
+        eprintln!("skipped: /usr/bin/ruby is not installed (scripts/setup installs it)");
+        return None;
+    }
+    let mut ruby = Driven::spawn(Command::new("/usr/bin/ruby").arg(fixture("ruby/workload.rb")));
+    for warmup in ["gc 1", "objects 1", "calls 1", "requires 1", "raise 1", "tree"] {
+        assert_eq!(ruby.send(warmup), "ok", "warm-up {warmup}");
+    }
+    Some(ruby)
+}

@@ -67,7 +67,7 @@ struct Row {
     threads_started: u64,
     threads_stopped: u64,
     threads_live: u64,
-    objects_allocated: u64,
+    objects_allocated: Option<u64>,
     bytes_allocated: u64,
     method_calls: Option<u64>,
     gc_gen0: Option<u64>,
@@ -152,7 +152,8 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
         threads_started: i.threads_started,
         threads_stopped: i.threads_stopped,
         threads_live: p.threads_live,
-        objects_allocated: i.objects_allocated,
+        // Allocations can be off (Ruby's are on demand) or absent: empty, not zero.
+        objects_allocated: traced(ustat_common::category::OBJECT_ALLOC, i.objects_allocated),
         bytes_allocated: i.bytes_allocated,
         method_calls: traced(ustat_common::category::METHOD_CALL, i.method_calls),
         gc_gen0: kind("gen0"),
