@@ -76,18 +76,17 @@ fn ruby_counts_are_exact() {
     {
         *calls.entry(row["method"].clone()).or_default() += row["calls"].parse::<u64>().unwrap();
     }
-    assert_eq!(
-        calls.get("UstatWorkload#marked"),
-        Some(&CALLS),
-        "{calls:?}"
-    );
+    assert_eq!(calls.get("UstatWorkload#marked"), Some(&CALLS), "{calls:?}");
     assert_eq!(
         calls.get("UstatWorkload#caller_of_marked"),
         Some(&1),
         "{calls:?}"
     );
     // C methods are counted too: Integer#times ran once in caller_of_marked.
-    assert!(calls.get("Integer#times").is_some_and(|&n| n >= 1), "{calls:?}");
+    assert!(
+        calls.get("Integer#times").is_some_and(|&n| n >= 1),
+        "{calls:?}"
+    );
 }
 
 /// Without `--with`, the on-demand calls and objects are empty cells, not zeros; what is
@@ -132,7 +131,14 @@ fn ruby_flow_is_in_order_and_nested() {
     let Some(mut ruby) = ruby() else { return };
     let pid = ruby.pid().to_string();
     let mut flow = Ustat::spawn(&[
-        "--flow", "--text", "-p", &pid, "--with", "calls", "--class", "UstatWorkload",
+        "--flow",
+        "--text",
+        "-p",
+        &pid,
+        "--with",
+        "calls",
+        "--class",
+        "UstatWorkload",
     ]);
     flow.stderr.wait_for("the flow to start", |l| {
         l.starts_with("ustat: following the method calls")

@@ -9,8 +9,9 @@
 //! class-name string (and looks up the source location) for every method call or object it
 //! creates, which roughly doubles the allocations of a busy program and so changes the GCs
 //! ustat reports. With the semaphore raised, Ruby 3.1 fires cmethod__entry for every C
-//! method, but method__entry/return (Ruby methods, the flow) only while a TracePoint is
-//! enabled: they are fired from the VM's trace instructions, which exist only then (checked
+//! method, but method__entry/return (Ruby methods, the flow) only while a TracePoint on
+//! :call (entry) and :return (return) is enabled: they are fired from the VM's trace
+//! instructions, which exist only for the events a TracePoint enables (checked
 //! with bpftrace and `ustat trace` against Debian's libruby-3.1).
 
 use std::path::Path;
@@ -45,8 +46,8 @@ pub static RUBY: Runtime = Runtime {
         keys: METHOD_KEYS,
         class_prefix: |prefix| prefix.to_string(),
         slots: ["class", "method"],
-        hint: "Ruby fires its method probes for Ruby methods only while a TracePoint is enabled \
-               (C methods are counted, not in the flow).",
+        hint: "Ruby fires its method probes for Ruby methods only while a TracePoint on :call \
+               and :return is enabled (C methods are counted, not in the flow).",
         feature: "calls",
     }),
 };
@@ -60,8 +61,8 @@ const METHOD_KEYS: [Key; 3] = [Key::CStrText(0), Key::CStr(1), Key::None];
 fn binary_rank(file_name: &str) -> Option<u8> {
     if let Some(rest) = file_name.strip_prefix("libruby") {
         let rest = rest.strip_prefix('-').unwrap_or(rest);
-        return (rest.starts_with(".so") || (is_version(rest.split(".so").next()?)
-            && rest.contains(".so")))
+        return (rest.starts_with(".so")
+            || (is_version(rest.split(".so").next()?) && rest.contains(".so")))
         .then_some(0);
     }
     let rest = file_name.strip_prefix("ruby")?;
@@ -210,7 +211,8 @@ fn missing(facts: &ProcessFacts) -> Vec<Missing> {
     vec![Missing {
         categories: Vec::new(),
         text: "method calls: Ruby fires its probes for Ruby methods (and so the flow) only while \
-               a TracePoint is enabled in the program; C methods are counted without"
+               a TracePoint on :call and :return is enabled in the program; C methods are counted \
+               without"
             .to_string(),
     }]
 }
@@ -249,7 +251,10 @@ mod tests {
             version(Path::new("/usr/lib/libruby-3.1.so.3.1")).as_deref(),
             Some("3.1")
         );
-        assert_eq!(version(Path::new("/usr/bin/ruby3.1")).as_deref(), Some("3.1"));
+        assert_eq!(
+            version(Path::new("/usr/bin/ruby3.1")).as_deref(),
+            Some("3.1")
+        );
         assert_eq!(version(Path::new("/usr/bin/ruby")), None);
     }
 

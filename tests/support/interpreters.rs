@@ -63,7 +63,14 @@ pub fn ruby() -> Option<Driven> {
         return None;
     }
     let mut ruby = Driven::spawn(Command::new("/usr/bin/ruby").arg(fixture("ruby/workload.rb")));
-    for warmup in ["gc 1", "objects 1", "calls 1", "requires 1", "raise 1", "tree"] {
+    for warmup in [
+        "gc 1",
+        "objects 1",
+        "calls 1",
+        "requires 1",
+        "raise 1",
+        "tree",
+    ] {
         assert_eq!(ruby.send(warmup), "ok", "warm-up {warmup}");
     }
     Some(ruby)

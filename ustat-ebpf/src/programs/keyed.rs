@@ -18,8 +18,8 @@ use ustat_common::{
 };
 
 use super::{
-    EVENTS, KEYED, NAME_REQUESTS, NAMES_WANTED, accumulate, count_lost, current_process,
-    key_value, optional_arg, spec_of, summed_value,
+    EVENTS, KEYED, NAME_REQUESTS, NAMES_WANTED, accumulate, count_lost, current_process, key_value,
+    optional_arg, spec_of, summed_value,
 };
 
 #[uprobe]
