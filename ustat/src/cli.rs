@@ -191,7 +191,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .contains("`gc` is not an on-demand feature (calls, imports)"),
+                .contains("`gc` is not an on-demand feature (calls, imports, objects)"),
             "{error}"
         );
     }
