@@ -9,6 +9,7 @@
 
 pub mod jvm;
 pub mod node;
+pub mod php;
 pub mod python;
 pub mod ruby;
 mod rule;
@@ -174,7 +175,13 @@ pub struct Missing {
 }
 
 /// Every runtime, in the order ustat checks them.
-pub static ALL: &[&Runtime] = &[&jvm::JVM, &python::PYTHON, &node::NODE, &ruby::RUBY];
+pub static ALL: &[&Runtime] = &[
+    &jvm::JVM,
+    &python::PYTHON,
+    &node::NODE,
+    &ruby::RUBY,
+    &php::PHP,
+];
 
 /// The runtime with this short name.
 pub fn by_name(name: &str) -> Option<&'static Runtime> {

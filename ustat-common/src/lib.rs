@@ -106,8 +106,14 @@ pub mod category {
     /// Time in a GC's sweep phase (Ruby sweeps lazily, in steps after the mark): spans
     /// beside the GC's, not GCs of their own.
     pub const GC_SWEEP: u32 = 16;
+    /// An exception caught (PHP).
+    pub const EXCEPTION_CAUGHT: u32 = 17;
+    /// An error the runtime reported (PHP's E_WARNING, E_NOTICE, ...).
+    pub const RUNTIME_ERROR: u32 = 18;
+    /// A request, from its startup to its shutdown (PHP: php-fpm, mod_php, one per CLI run).
+    pub const REQUEST: u32 = 19;
     /// The highest category: the exit hook clears a thread's open spans of 1..=LAST.
-    pub const LAST: u32 = GC_SWEEP;
+    pub const LAST: u32 = REQUEST;
 }
 
 /// Most calls a thread's shadow stack holds; deeper calls are counted (`lost::TOO_DEEP`)

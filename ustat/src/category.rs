@@ -25,6 +25,9 @@ pub enum Category {
     CallPath,
     Exception,
     GcSweep,
+    ExceptionCaught,
+    RuntimeError,
+    Request,
 }
 
 /// Who makes the kernel count a category.
@@ -38,7 +41,7 @@ pub enum FilledBy {
 }
 
 impl Category {
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 19] = [
         Self::Gc,
         Self::ClassLoaded,
         Self::ClassUnloaded,
@@ -55,6 +58,9 @@ impl Category {
         Self::CallPath,
         Self::Exception,
         Self::GcSweep,
+        Self::ExceptionCaught,
+        Self::RuntimeError,
+        Self::Request,
     ];
 
     /// Its number in the kernel's keys.
@@ -76,6 +82,9 @@ impl Category {
             Self::CallPath => raw::CALL_PATH,
             Self::Exception => raw::EXCEPTION,
             Self::GcSweep => raw::GC_SWEEP,
+            Self::ExceptionCaught => raw::EXCEPTION_CAUGHT,
+            Self::RuntimeError => raw::RUNTIME_ERROR,
+            Self::Request => raw::REQUEST,
         }
     }
 
@@ -112,6 +121,12 @@ impl Category {
                 counters.gc_sweeps += count;
                 counters.gc_sweep_ns += sum;
             }
+            Self::ExceptionCaught => counters.exceptions_caught += count,
+            Self::RuntimeError => counters.errors += count,
+            Self::Request => {
+                counters.requests += count;
+                counters.request_ns += sum;
+            }
             // Pools become `PoolUsage`, method times `Timing`, paths folded stacks: no counter.
             Self::PoolGcBegin | Self::PoolGcEnd | Self::MethodTime | Self::CallPath => {}
         }
@@ -133,6 +148,9 @@ impl Category {
             Self::HttpParsed => Some(counters.http_requests),
             Self::Exception => Some(counters.exceptions),
             Self::GcSweep => Some(counters.gc_sweeps),
+            Self::ExceptionCaught => Some(counters.exceptions_caught),
+            Self::RuntimeError => Some(counters.errors),
+            Self::Request => Some(counters.requests),
             Self::PoolGcBegin | Self::PoolGcEnd | Self::MethodTime | Self::CallPath => None,
         }
     }
@@ -158,6 +176,9 @@ impl Category {
             Self::HttpParsed => &["http_requests"],
             Self::Exception => &["exceptions"],
             Self::GcSweep => &["gc_sweep_ms_total"],
+            Self::ExceptionCaught => &["exceptions_caught"],
+            Self::RuntimeError => &["errors"],
+            Self::Request => &["requests", "request_ms_total"],
             // In the --methods CSV (MethodTime), or not in a CSV.
             Self::PoolGcBegin | Self::PoolGcEnd | Self::MethodTime | Self::CallPath => &[],
         }
@@ -181,7 +202,10 @@ impl Category {
             | Self::MethodTime
             | Self::CallPath
             | Self::Exception
-            | Self::GcSweep => None,
+            | Self::GcSweep
+            | Self::ExceptionCaught
+            | Self::RuntimeError
+            | Self::Request => None,
         }
     }
 
@@ -203,7 +227,10 @@ impl Category {
             | Self::MethodTime
             | Self::CallPath
             | Self::Exception
-            | Self::GcSweep => None,
+            | Self::GcSweep
+            | Self::ExceptionCaught
+            | Self::RuntimeError
+            | Self::Request => None,
         }
     }
 
@@ -223,7 +250,10 @@ impl Category {
             | Self::Import
             | Self::HttpParsed
             | Self::Exception
-            | Self::GcSweep => FilledBy::Runtime,
+            | Self::GcSweep
+            | Self::ExceptionCaught
+            | Self::RuntimeError
+            | Self::Request => FilledBy::Runtime,
         }
     }
 }

@@ -48,6 +48,10 @@ pub const COLUMNS: &[&str] = &[
     "lost_events",
     "exceptions",
     "gc_sweep_ms_total",
+    "exceptions_caught",
+    "errors",
+    "requests",
+    "request_ms_total",
 ];
 
 /// One row; field order is `COLUMNS` order (checked by a test).
@@ -83,6 +87,10 @@ struct Row {
     lost_events: u64,
     exceptions: Option<u64>,
     gc_sweep_ms_total: String,
+    exceptions_caught: Option<u64>,
+    errors: Option<u64>,
+    requests: Option<u64>,
+    request_ms_total: String,
 }
 
 /// Nanoseconds as milliseconds with microsecond precision: `12.345`.
@@ -135,7 +143,8 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
     };
     let i = &p.interval;
     // Calls and imports can be off (on demand, or not in the binary): empty, not zero.
-    let traced = |category: u32, value: u64| p.traced.contains(&category).then_some(value);
+    // So can events a process's settings keep off (a line in `missing` says why).
+    let traced = |category: u32, value: u64| (!p.untraced(category)).then_some(value);
     let imports = traced(ustat_common::category::IMPORT, i.imports);
     Row {
         timestamp: timestamp(snapshot.taken_at),
@@ -169,6 +178,15 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
         lost_events: lost_in_interval,
         exceptions: traced(ustat_common::category::EXCEPTION, i.exceptions),
         gc_sweep_ms_total: traced(ustat_common::category::GC_SWEEP, i.gc_sweep_ns)
+            .map(ms)
+            .unwrap_or_default(),
+        exceptions_caught: traced(
+            ustat_common::category::EXCEPTION_CAUGHT,
+            i.exceptions_caught,
+        ),
+        errors: traced(ustat_common::category::RUNTIME_ERROR, i.errors),
+        requests: traced(ustat_common::category::REQUEST, i.requests),
+        request_ms_total: traced(ustat_common::category::REQUEST, i.request_ns)
             .map(ms)
             .unwrap_or_default(),
     }
@@ -438,7 +456,7 @@ mod tests {
         assert_eq!(lines[0], COLUMNS.join(","));
         assert_eq!(
             lines[1],
-            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,,0,7,,,,0,2,0,,,0,0,0,,"
+            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,,0,7,,,,0,2,0,,,0,0,0,,,,,,"
         );
         assert_eq!(lines.len(), 3);
     }

@@ -34,6 +34,13 @@ pub struct Counters {
     /// Sweep steps of GCs and their time (Ruby sweeps lazily, after the mark).
     pub gc_sweeps: u64,
     pub gc_sweep_ns: u64,
+    /// Exceptions caught (PHP).
+    pub exceptions_caught: u64,
+    /// Errors the runtime reported (PHP).
+    pub errors: u64,
+    /// Requests that ended, and their summed duration (PHP).
+    pub requests: u64,
+    pub request_ns: u64,
 }
 
 /// GC pause percentiles from an HdrHistogram (3 significant digits).

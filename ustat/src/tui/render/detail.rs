@@ -225,6 +225,20 @@ fn draw_pauses(frame: &mut Frame, area: Rect, process: &ProcessSnapshot) {
             classes.join(" · ")
         )));
     }
+    if total.exceptions_caught > 0 || total.errors > 0 {
+        lines.push(Line::from(format!(
+            "exceptions caught: {} · errors: {} since attach",
+            format::count(total.exceptions_caught),
+            format::count(total.errors)
+        )));
+    }
+    if total.requests > 0 {
+        lines.push(Line::from(format!(
+            "requests: {} since attach, {} mean",
+            format::count(total.requests),
+            format::nanos(total.request_ns / total.requests)
+        )));
+    }
     if total.http_requests > 0 {
         lines.push(Line::from(format!(
             "HTTP requests: {} since attach",
