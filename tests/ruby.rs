@@ -174,3 +174,40 @@ fn ruby_flow_is_in_order_and_nested() {
     assert!(flow.wait().success());
     drop::<Driven>(ruby);
 }
+
+/// With calls asked for, the detail view says in one line why Ruby methods' calls may be
+/// missing (a TracePoint); objects, not asked for, are on demand.
+#[test]
+fn ruby_detail_view_says_why() {
+    let Some(ruby) = ruby() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!(
+        "{} -p {} -i 0.5 --with calls; sleep 600",
+        support::ustat_binary().display(),
+        ruby.pid()
+    );
+    let tmux = support::tmux::Tmux::start(dir.path(), 220, 45, &command);
+    // A key pressed while the dashboard is still starting can be lost: Enter again until
+    // the detail view shows (each wait has a deadline).
+    let open_detail = |tmux: &support::tmux::Tmux| {
+        for _ in 0..10 {
+            tmux.send("Enter");
+            if let Some(screen) = tmux.poll(std::time::Duration::from_secs(2), |s| {
+                s.contains("Top methods")
+            }) {
+                return screen;
+            }
+        }
+        panic!("no detail view:\n{}", tmux.capture());
+    };
+    tmux.wait_for("the row", |s| s.contains(&ruby.pid().to_string()));
+    let detail = open_detail(&tmux);
+    let flat = detail.split_whitespace().collect::<Vec<_>>().join(" ");
+    for line in [
+        "method calls: Ruby fires its probes for Ruby methods (and so the flow) only while a \
+         TracePoint on :call and :return is enabled",
+        "objects: not traced by default: Ruby allocates a string per object",
+    ] {
+        assert!(flat.contains(line), "`{line}` in:\n{detail}");
+    }
+}
