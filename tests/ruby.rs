@@ -65,6 +65,12 @@ fn ruby_counts_are_exact() {
         OBJECTS + RAISES,
         "objects"
     );
+    assert!(
+        column(&rows, pid, "bytes_allocated")
+            .iter()
+            .all(String::is_empty),
+        "Ruby's objects have no sizes"
+    );
     assert_eq!(sum_for(&rows, pid, "imports"), REQUIRES, "requires");
     assert_eq!(sum_for(&rows, pid, "exceptions"), RAISES, "raises");
     assert!(sum_for(&rows, pid, "method_calls") >= CALLS);

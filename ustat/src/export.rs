@@ -72,7 +72,7 @@ struct Row {
     threads_stopped: u64,
     threads_live: u64,
     objects_allocated: Option<u64>,
-    bytes_allocated: u64,
+    bytes_allocated: Option<u64>,
     method_calls: Option<u64>,
     gc_gen0: Option<u64>,
     gc_gen1: Option<u64>,
@@ -163,7 +163,9 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
         threads_live: p.threads_live,
         // Allocations can be off (Ruby's are on demand) or absent: empty, not zero.
         objects_allocated: traced(ustat_common::category::OBJECT_ALLOC, i.objects_allocated),
-        bytes_allocated: i.bytes_allocated,
+        // Ruby's object probe carries no size: its bytes are empty, not 0.
+        bytes_allocated: traced(ustat_common::category::OBJECT_ALLOC, i.bytes_allocated)
+            .filter(|_| runtime.is_some_and(allocation_sizes)),
         method_calls: traced(ustat_common::category::METHOD_CALL, i.method_calls),
         gc_gen0: kind("gen0"),
         gc_gen1: kind("gen1"),
@@ -190,6 +192,25 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
             .map(ms)
             .unwrap_or_default(),
     }
+}
+
+/// Whether the runtime's allocation probes carry a size (HotSpot's do, Ruby's do not).
+fn allocation_sizes(runtime: &ustat_runtimes::Runtime) -> bool {
+    use ustat_runtimes::{Action, Arg};
+    runtime
+        .features
+        .iter()
+        .flat_map(|f| f.alternatives.iter().copied().flatten())
+        .any(|rule| {
+            matches!(
+                rule.action,
+                Action::Keyed {
+                    category: ustat_common::category::OBJECT_ALLOC,
+                    value: Arg::N(_),
+                    ..
+                }
+            )
+        })
 }
 
 /// Writes the header at once, then rows, flushing after each snapshot so a reader (or a
@@ -456,7 +477,7 @@ mod tests {
         assert_eq!(lines[0], COLUMNS.join(","));
         assert_eq!(
             lines[1],
-            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,,0,7,,,,0,2,0,,,0,0,0,,,,,,"
+            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,,,7,,,,0,2,0,,,0,0,0,,,,,,"
         );
         assert_eq!(lines.len(), 3);
     }
