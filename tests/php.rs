@@ -147,7 +147,7 @@ fn php_flow_is_in_order_and_nested() {
 /// Without USE_ZEND_DTRACE the detail view says in one line why calls are missing.
 #[test]
 fn php_detail_view_says_why() {
-    let Some(php) = php(false) else { return };
+    let Some(mut php) = php(false) else { return };
     let dir = tempfile::tempdir().unwrap();
     let command = format!(
         "{} -p {} -i 0.5; sleep 600",
@@ -174,4 +174,14 @@ fn php_detail_view_says_why() {
     let line = "function calls and compiled files: not traced; PHP fires these probes only when \
                 started with USE_ZEND_DTRACE=1";
     assert!(flat.contains(line), "`{line}` in:\n{detail}");
+    // Exceptions by class, since attach (the warm-up's came before).
+    let cmd = if "php" == "ruby" {
+        "raise 6"
+    } else {
+        "throw 6"
+    };
+    assert_eq!(php.send(cmd), "ok");
+    tmux.wait_for("the exceptions by class", |s| {
+        s.contains("exceptions: 6 since attach (UstatMarkerException 6)")
+    });
 }

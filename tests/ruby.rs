@@ -185,7 +185,7 @@ fn ruby_flow_is_in_order_and_nested() {
 /// missing (a TracePoint); objects, not asked for, are on demand.
 #[test]
 fn ruby_detail_view_says_why() {
-    let Some(ruby) = ruby() else { return };
+    let Some(mut ruby) = ruby() else { return };
     let dir = tempfile::tempdir().unwrap();
     let command = format!(
         "{} -p {} -i 0.5 --with calls; sleep 600",
@@ -216,4 +216,14 @@ fn ruby_detail_view_says_why() {
     ] {
         assert!(flat.contains(line), "`{line}` in:\n{detail}");
     }
+    // Exceptions by class, since attach (the warm-up's came before).
+    let cmd = if "ruby" == "ruby" {
+        "raise 6"
+    } else {
+        "throw 6"
+    };
+    assert_eq!(ruby.send(cmd), "ok");
+    tmux.wait_for("the exceptions by class", |s| {
+        s.contains("exceptions: 6 since attach (UstatMarkerError 6)")
+    });
 }
