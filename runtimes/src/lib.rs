@@ -9,7 +9,9 @@
 
 pub mod jvm;
 pub mod node;
+pub mod php;
 pub mod python;
+pub mod ruby;
 mod rule;
 
 use std::path::Path;
@@ -179,7 +181,13 @@ pub struct Missing {
 }
 
 /// Every runtime, in the order ustat checks them.
-pub static ALL: &[&Runtime] = &[&jvm::JVM, &python::PYTHON, &node::NODE];
+pub static ALL: &[&Runtime] = &[
+    &jvm::JVM,
+    &python::PYTHON,
+    &node::NODE,
+    &ruby::RUBY,
+    &php::PHP,
+];
 
 /// The runtime with this short name.
 pub fn by_name(name: &str) -> Option<&'static Runtime> {

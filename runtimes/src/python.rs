@@ -362,7 +362,7 @@ mod tests {
             "the flow raises the call probes"
         );
         assert!(crate::jvm::JVM.flow_on_demand().is_none());
-        assert_eq!(crate::on_demand_features(), ["calls", "imports"]);
+        assert_eq!(crate::on_demand_features(), ["calls", "imports", "objects"]);
     }
 
     #[test]

@@ -37,8 +37,11 @@ pub enum Key {
     Value(u8),
     /// A string given as (pointer argument, length argument), as HotSpot passes names.
     PtrLen(u8, u8),
-    /// A NUL-terminated string (pointer argument).
+    /// A NUL-terminated string (pointer argument) that stays put while the runtime keeps it.
     CStr(u8),
+    /// A NUL-terminated string in memory the runtime reuses (Ruby's class names are fresh
+    /// temporary strings): keyed by its bytes, which costs a hash of the string per hit.
+    CStrText(u8),
 }
 
 /// What the kernel does when the point fires.

@@ -130,3 +130,47 @@ pub fn node_build(build: &NodeBuild) -> Driven {
     }
     node
 }
+
+/// Debian's ruby, whose libruby-3.1 has USDT probes; `None` (the test says why it skips)
+/// where ruby is not installed.
+pub fn ruby() -> Option<Driven> {
+    if !std::path::Path::new("/usr/bin/ruby").exists() {
+        eprintln!("skipped: /usr/bin/ruby is not installed (scripts/setup installs it)");
+        return None;
+    }
+    let mut ruby = Driven::spawn(Command::new("/usr/bin/ruby").arg(fixture("ruby/workload.rb")));
+    for warmup in [
+        "gc 1",
+        "objects 1",
+        "calls 1",
+        "requires 1",
+        "raise 1",
+        "tree",
+    ] {
+        assert_eq!(ruby.send(warmup), "ok", "warm-up {warmup}");
+    }
+    Some(ruby)
+}
+
+/// Debian's php8.2 CLI (USDT probes) on the PHP workload, warmed up; `use_zend_dtrace`
+/// starts it with `USE_ZEND_DTRACE=1` (its function and compile probes fire only then).
+/// `None` (the test says why it skips) where php8.2 is not installed.
+pub fn php(use_zend_dtrace: bool) -> Option<Driven> {
+    const PHP: &str = "/usr/bin/php8.2";
+    if !std::path::Path::new(PHP).exists() {
+        eprintln!("skipped: {PHP} is not installed (scripts/setup installs php-cli)");
+        return None;
+    }
+    let mut command = Command::new(PHP);
+    command.arg(fixture("php/workload.php"));
+    if use_zend_dtrace {
+        command.env("USE_ZEND_DTRACE", "1");
+    } else {
+        command.env_remove("USE_ZEND_DTRACE");
+    }
+    let mut php = Driven::spawn(&mut command);
+    for warmup in ["calls 1", "includes 1", "throw 1", "tree"] {
+        assert_eq!(php.send(warmup), "ok", "warm-up {warmup}");
+    }
+    Some(php)
+}

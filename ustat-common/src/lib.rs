@@ -59,6 +59,9 @@ pub mod maps {
     /// `Array<PidNamespace>` with one entry: the PID namespace ustat runs in, whose ids the
     /// programs report (all zero: the root namespace, the kernel's own ids).
     pub const PID_NAMESPACE: &str = "PID_NAMESPACE";
+    /// `PerCpuArray<[u8; NAME_LEN]>` with one entry: where a `CSTR_TEXT` key's string is
+    /// read to be hashed (it does not fit on the BPF stack).
+    pub const TEXT_SCRATCH: &str = "TEXT_SCRATCH";
 
     /// Every map above (userspace checks them against the built object).
     pub const ALL: &[&str] = &[
@@ -81,6 +84,7 @@ pub mod maps {
         PROCS,
         EXITED,
         PID_NAMESPACE,
+        TEXT_SCRATCH,
     ];
 }
 
@@ -121,8 +125,19 @@ pub mod category {
     pub const METHOD_TIME: u32 = 13;
     /// Call paths (`PATHS`): the subkey is the path's hash.
     pub const CALL_PATH: u32 = 14;
+    /// An exception raised or thrown (Ruby, PHP), keyed by its class.
+    pub const EXCEPTION: u32 = 15;
+    /// Time in a GC's sweep phase (Ruby sweeps lazily, in steps after the mark): spans
+    /// beside the GC's, not GCs of their own.
+    pub const GC_SWEEP: u32 = 16;
+    /// An exception caught (PHP).
+    pub const EXCEPTION_CAUGHT: u32 = 17;
+    /// An error the runtime reported (PHP's E_WARNING, E_NOTICE, ...).
+    pub const RUNTIME_ERROR: u32 = 18;
+    /// A request, from its startup to its shutdown (PHP: php-fpm, mod_php, one per CLI run).
+    pub const REQUEST: u32 = 19;
     /// The highest category: the exit hook clears a thread's open spans of 1..=LAST.
-    pub const LAST: u32 = CALL_PATH;
+    pub const LAST: u32 = REQUEST;
 }
 
 /// Most calls a thread's shadow stack holds; deeper calls are counted (`lost::TOO_DEEP`)
@@ -257,6 +272,31 @@ pub mod key_kind {
     pub const PTR_LEN: u8 = 2;
     /// The argument points at a NUL-terminated string (CPython's, Ruby's names).
     pub const CSTR: u8 = 3;
+    /// The argument points at a NUL-terminated string whose pointer is not stable (Ruby
+    /// passes class names in fresh temporary strings): the key is a hash of the string's
+    /// bytes (`text_hash`), and the string is its name.
+    pub const CSTR_TEXT: u8 = 4;
+}
+
+/// FNV-1a over a name's bytes: the key of a `CSTR_TEXT` slot (the kernel and userspace
+/// compute it alike). Never 0, which stands for "no string".
+#[inline(always)]
+pub const fn text_hash_step(hash: u64, byte: u8) -> u64 {
+    (hash ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3)
+}
+
+/// Where `text_hash` starts.
+pub const TEXT_HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The key of a `CSTR_TEXT` slot whose string is `text`.
+pub fn text_hash(text: &[u8]) -> u64 {
+    let mut hash = TEXT_HASH_SEED;
+    let mut i = 0;
+    while i < text.len() {
+        hash = text_hash_step(hash, text[i]);
+        i += 1;
+    }
+    hash | 1
 }
 
 /// One slot of a `keyed` program's key.

@@ -23,6 +23,11 @@ pub enum Category {
     HttpParsed,
     MethodTime,
     CallPath,
+    Exception,
+    GcSweep,
+    ExceptionCaught,
+    RuntimeError,
+    Request,
 }
 
 /// Who makes the kernel count a category.
@@ -36,7 +41,7 @@ pub enum FilledBy {
 }
 
 impl Category {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 19] = [
         Self::Gc,
         Self::ClassLoaded,
         Self::ClassUnloaded,
@@ -51,6 +56,11 @@ impl Category {
         Self::HttpParsed,
         Self::MethodTime,
         Self::CallPath,
+        Self::Exception,
+        Self::GcSweep,
+        Self::ExceptionCaught,
+        Self::RuntimeError,
+        Self::Request,
     ];
 
     /// Its number in the kernel's keys.
@@ -70,6 +80,11 @@ impl Category {
             Self::HttpParsed => raw::HTTP_PARSED,
             Self::MethodTime => raw::METHOD_TIME,
             Self::CallPath => raw::CALL_PATH,
+            Self::Exception => raw::EXCEPTION,
+            Self::GcSweep => raw::GC_SWEEP,
+            Self::ExceptionCaught => raw::EXCEPTION_CAUGHT,
+            Self::RuntimeError => raw::RUNTIME_ERROR,
+            Self::Request => raw::REQUEST,
         }
     }
 
@@ -101,6 +116,17 @@ impl Category {
                 counters.import_ns += sum;
             }
             Self::HttpParsed => counters.http_requests += count,
+            Self::Exception => counters.exceptions += count,
+            Self::GcSweep => {
+                counters.gc_sweeps += count;
+                counters.gc_sweep_ns += sum;
+            }
+            Self::ExceptionCaught => counters.exceptions_caught += count,
+            Self::RuntimeError => counters.errors += count,
+            Self::Request => {
+                counters.requests += count;
+                counters.request_ns += sum;
+            }
             // Pools become `PoolUsage`, method times `Timing`, paths folded stacks: no counter.
             Self::PoolGcBegin | Self::PoolGcEnd | Self::MethodTime | Self::CallPath => {}
         }
@@ -120,6 +146,11 @@ impl Category {
             Self::MonitorContended => Some(counters.monitor_contended),
             Self::Import => Some(counters.imports),
             Self::HttpParsed => Some(counters.http_requests),
+            Self::Exception => Some(counters.exceptions),
+            Self::GcSweep => Some(counters.gc_sweeps),
+            Self::ExceptionCaught => Some(counters.exceptions_caught),
+            Self::RuntimeError => Some(counters.errors),
+            Self::Request => Some(counters.requests),
             Self::PoolGcBegin | Self::PoolGcEnd | Self::MethodTime | Self::CallPath => None,
         }
     }
@@ -143,6 +174,11 @@ impl Category {
             Self::MonitorContended => &["monitor_contended"],
             Self::Import => &["imports", "import_ms_total"],
             Self::HttpParsed => &["http_requests"],
+            Self::Exception => &["exceptions"],
+            Self::GcSweep => &["gc_sweep_ms_total"],
+            Self::ExceptionCaught => &["exceptions_caught"],
+            Self::RuntimeError => &["errors"],
+            Self::Request => &["requests", "request_ms_total"],
             // In the --methods CSV (MethodTime), or not in a CSV.
             Self::PoolGcBegin | Self::PoolGcEnd | Self::MethodTime | Self::CallPath => &[],
         }
@@ -164,7 +200,12 @@ impl Category {
             | Self::Import
             | Self::HttpParsed
             | Self::MethodTime
-            | Self::CallPath => None,
+            | Self::CallPath
+            | Self::Exception
+            | Self::GcSweep
+            | Self::ExceptionCaught
+            | Self::RuntimeError
+            | Self::Request => None,
         }
     }
 
@@ -184,7 +225,12 @@ impl Category {
             | Self::Import
             | Self::HttpParsed
             | Self::MethodTime
-            | Self::CallPath => None,
+            | Self::CallPath
+            | Self::Exception
+            | Self::GcSweep
+            | Self::ExceptionCaught
+            | Self::RuntimeError
+            | Self::Request => None,
         }
     }
 
@@ -202,7 +248,12 @@ impl Category {
             | Self::PoolGcBegin
             | Self::PoolGcEnd
             | Self::Import
-            | Self::HttpParsed => FilledBy::Runtime,
+            | Self::HttpParsed
+            | Self::Exception
+            | Self::GcSweep
+            | Self::ExceptionCaught
+            | Self::RuntimeError
+            | Self::Request => FilledBy::Runtime,
         }
     }
 }

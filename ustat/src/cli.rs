@@ -50,9 +50,10 @@ pub struct WatchArgs {
     /// runtimes' call probes, also CPython's on-demand ones (see --with).
     #[arg(long, value_name = "FILE", requires = "csv")]
     pub methods: Option<PathBuf>,
-    /// Also attach these on-demand features in every traced process: calls, imports. They
-    /// are off by default because the runtime's own code behind their probes can fail on
-    /// the traced program's data (CPython: names that are not UTF-8, python/cpython#156118).
+    /// Also attach these on-demand features in every traced process: calls, imports,
+    /// objects. They are off by default because the runtime's own code behind their probes
+    /// can fail on the traced program's data (CPython: names that are not UTF-8,
+    /// python/cpython#156118) or costs it much (Ruby: a string allocated per call or object).
     #[arg(long, value_name = "FEATURE", value_delimiter = ',', value_parser = on_demand_feature)]
     pub with: Vec<&'static str>,
     /// Follow the method calls of one process (-p PID): a live call tree, or text lines when
@@ -65,7 +66,7 @@ pub struct WatchArgs {
     /// With --flow: only this thread.
     #[arg(long, requires = "flow", value_parser = clap::value_parser!(u32).range(1..))]
     pub tid: Option<u32>,
-    /// With --flow: only calls whose class (JVM) or file (Python) starts with PREFIX.
+    /// With --flow: only calls whose class (JVM, Ruby, PHP) or file (Python) starts with PREFIX.
     #[arg(long, value_name = "PREFIX", requires = "flow")]
     pub class: Option<String>,
     /// With --flow: only calls whose method or function name starts with PREFIX.
@@ -254,7 +255,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .contains("`gc` is not an on-demand feature (calls, imports)"),
+                .contains("`gc` is not an on-demand feature (calls, imports, objects)"),
             "{error}"
         );
     }

@@ -46,6 +46,12 @@ pub const COLUMNS: &[&str] = &[
     "http_requests",
     "exited",
     "lost_events",
+    "exceptions",
+    "gc_sweep_ms_total",
+    "exceptions_caught",
+    "errors",
+    "requests",
+    "request_ms_total",
 ];
 
 /// One row; field order is `COLUMNS` order (checked by a test).
@@ -65,8 +71,8 @@ struct Row {
     threads_started: u64,
     threads_stopped: u64,
     threads_live: u64,
-    objects_allocated: u64,
-    bytes_allocated: u64,
+    objects_allocated: Option<u64>,
+    bytes_allocated: Option<u64>,
     method_calls: Option<u64>,
     gc_gen0: Option<u64>,
     gc_gen1: Option<u64>,
@@ -79,6 +85,12 @@ struct Row {
     http_requests: u64,
     exited: u8,
     lost_events: u64,
+    exceptions: Option<u64>,
+    gc_sweep_ms_total: String,
+    exceptions_caught: Option<u64>,
+    errors: Option<u64>,
+    requests: Option<u64>,
+    request_ms_total: String,
 }
 
 /// Nanoseconds as milliseconds with microsecond precision: `12.345`.
@@ -148,7 +160,8 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
     };
     let i = &p.interval;
     // Calls and imports can be off (on demand, or not in the binary): empty, not zero.
-    let traced = |category: u32, value: u64| p.traced.contains(&category).then_some(value);
+    // So can events a process's settings keep off (a line in `missing` says why).
+    let traced = |category: u32, value: u64| (!p.untraced(category)).then_some(value);
     let imports = traced(ustat_common::category::IMPORT, i.imports);
     Row {
         timestamp: timestamp(snapshot.taken_at),
@@ -169,8 +182,11 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
         threads_started: i.threads_started,
         threads_stopped: i.threads_stopped,
         threads_live: p.threads_live,
-        objects_allocated: i.objects_allocated,
-        bytes_allocated: i.bytes_allocated,
+        // Allocations can be off (Ruby's are on demand) or absent: empty, not zero.
+        objects_allocated: traced(ustat_common::category::OBJECT_ALLOC, i.objects_allocated),
+        // Ruby's object probe carries no size: its bytes are empty, not 0.
+        bytes_allocated: traced(ustat_common::category::OBJECT_ALLOC, i.bytes_allocated)
+            .filter(|_| runtime.is_some_and(allocation_sizes)),
         method_calls: traced(ustat_common::category::METHOD_CALL, i.method_calls),
         gc_gen0: kind("gen0"),
         gc_gen1: kind("gen1"),
@@ -183,7 +199,39 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
         http_requests: i.http_requests,
         exited: u8::from(p.exited),
         lost_events: lost_in_interval,
+        exceptions: traced(ustat_common::category::EXCEPTION, i.exceptions),
+        gc_sweep_ms_total: traced(ustat_common::category::GC_SWEEP, i.gc_sweep_ns)
+            .map(ms)
+            .unwrap_or_default(),
+        exceptions_caught: traced(
+            ustat_common::category::EXCEPTION_CAUGHT,
+            i.exceptions_caught,
+        ),
+        errors: traced(ustat_common::category::RUNTIME_ERROR, i.errors),
+        requests: traced(ustat_common::category::REQUEST, i.requests),
+        request_ms_total: traced(ustat_common::category::REQUEST, i.request_ns)
+            .map(ms)
+            .unwrap_or_default(),
     }
+}
+
+/// Whether the runtime's allocation probes carry a size (HotSpot's do, Ruby's do not).
+fn allocation_sizes(runtime: &ustat_runtimes::Runtime) -> bool {
+    use ustat_runtimes::{Action, Arg};
+    runtime
+        .features
+        .iter()
+        .flat_map(|f| f.alternatives.iter().copied().flatten())
+        .any(|rule| {
+            matches!(
+                rule.action,
+                Action::Keyed {
+                    category: ustat_common::category::OBJECT_ALLOC,
+                    value: Arg::N(_),
+                    ..
+                }
+            )
+        })
 }
 
 /// Writes the header at once, then rows, flushing after each snapshot so a reader (or a
@@ -421,6 +469,7 @@ mod tests {
             top_methods: vec![],
             top_allocations: vec![],
             top_monitors: vec![],
+            top_exceptions: vec![],
             pools: vec![],
             missing: vec![],
             traced: vec![category::GC, category::METHOD_CALL],
@@ -449,7 +498,7 @@ mod tests {
         assert_eq!(lines[0], COLUMNS.join(","));
         assert_eq!(
             lines[1],
-            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,0,0,7,,,,0,2,0,,,0,0,0"
+            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,,,7,,,,0,2,0,,,0,0,0,,,,,,"
         );
         assert_eq!(lines.len(), 3);
     }
@@ -479,10 +528,11 @@ mod tests {
             ..Lost::default()
         };
         let text = written(&s);
+        let at = COLUMNS.iter().position(|c| *c == "lost_events").unwrap();
         let lost: Vec<&str> = text
             .lines()
             .skip(1)
-            .map(|l| l.rsplit(',').next().unwrap())
+            .map(|l| l.split(',').nth(at).unwrap())
             .collect();
         assert_eq!(lost, ["8", "8"], "bad sizes are counted hits, not losses");
     }
@@ -536,8 +586,9 @@ mod tests {
             )
         );
         let text = written(&s);
-        let row = text.lines().nth(1).unwrap();
-        assert!(row.ends_with(",3"), "the interval's lost_events: {row}");
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+        let lost = COLUMNS.iter().position(|c| *c == "lost_events").unwrap();
+        assert_eq!(row[lost], "3", "the interval's lost_events: {row:?}");
     }
 
     #[test]

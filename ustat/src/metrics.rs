@@ -546,6 +546,7 @@ mod tests {
             top_methods: Vec::new(),
             top_allocations: Vec::new(),
             top_monitors: Vec::new(),
+            top_exceptions: Vec::new(),
             pools: Vec::new(),
             missing: Vec::new(),
             traced: vec![Category::Gc.raw(), Category::ThreadStarted.raw()],

@@ -71,6 +71,7 @@ fn key_arg(key: Key) -> KeyArg {
         Key::Value(arg) => (key_kind::VALUE, arg, NO_ARG),
         Key::PtrLen(arg, len) => (key_kind::PTR_LEN, arg, len),
         Key::CStr(arg) => (key_kind::CSTR, arg, NO_ARG),
+        Key::CStrText(arg) => (key_kind::CSTR_TEXT, arg, NO_ARG),
     };
     KeyArg {
         kind,

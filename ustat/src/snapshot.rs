@@ -29,6 +29,18 @@ pub struct Counters {
     pub imports: u64,
     pub import_ns: u64,
     pub http_requests: u64,
+    /// Exceptions raised or thrown (Ruby, PHP).
+    pub exceptions: u64,
+    /// Sweep steps of GCs and their time (Ruby sweeps lazily, after the mark).
+    pub gc_sweeps: u64,
+    pub gc_sweep_ns: u64,
+    /// Exceptions caught (PHP).
+    pub exceptions_caught: u64,
+    /// Errors the runtime reported (PHP).
+    pub errors: u64,
+    /// Requests that ended, and their summed duration (PHP).
+    pub requests: u64,
+    pub request_ns: u64,
 }
 
 /// GC pause percentiles from an HdrHistogram (3 significant digits).
@@ -136,6 +148,9 @@ pub struct ProcessSnapshot {
     pub top_allocations: Vec<Ranked>,
     #[serde(default)]
     pub top_monitors: Vec<Ranked>,
+    /// Exceptions by class (Ruby, PHP).
+    #[serde(default)]
+    pub top_exceptions: Vec<Ranked>,
     #[serde(default)]
     pub pools: Vec<PoolUsage>,
     /// What this process's runtime or settings do not let ustat see, each with its line.

@@ -59,6 +59,7 @@ pub struct Computed {
     pub top_methods: Vec<Ranked>,
     pub top_allocations: Vec<Ranked>,
     pub top_monitors: Vec<Ranked>,
+    pub top_exceptions: Vec<Ranked>,
     pub pools: Vec<PoolUsage>,
     /// Categories that had any hit since attach.
     pub seen: Vec<u32>,
@@ -348,6 +349,7 @@ pub fn compute(
     out.top_methods = take(category::METHOD_CALL);
     out.top_allocations = take(category::OBJECT_ALLOC);
     out.top_monitors = take(category::MONITOR_CONTENDED);
+    out.top_exceptions = take(category::EXCEPTION);
     out.pools = pools
         .into_iter()
         .filter(|(_, (gcs, _))| *gcs > 0)

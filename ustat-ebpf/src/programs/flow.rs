@@ -22,7 +22,8 @@ use ustat_common::{
 };
 
 use super::{
-    EVENTS, accumulate, count_lost, current_process, get_or_create, optional_arg, spec_of,
+    EVENTS, accumulate, count_lost, current_process, get_or_create, key_value, optional_arg,
+    spec_of,
 };
 
 #[map]
@@ -76,7 +77,7 @@ fn method_of(ctx: &ProbeContext, spec: &ProbeSpec) -> u64 {
     for slot in 0..KEY_SLOTS {
         let k = &spec.keys[slot];
         if k.kind != key_kind::NONE {
-            keys[slot] = optional_arg(ctx, spec, k.arg);
+            keys[slot] = key_value(ctx, spec, k);
         }
     }
     method_hash(&keys)
@@ -114,7 +115,7 @@ fn starts_with(
                 }
                 len
             }
-            key_kind::CSTR => {
+            key_kind::CSTR | key_kind::CSTR_TEXT => {
                 let n = bpf_probe_read_user_str(name.as_mut_ptr().cast(), PREFIX_LEN as u32, src);
                 if n <= 0 {
                     return false;

@@ -18,7 +18,7 @@ use ustat_common::{
 };
 
 use super::{
-    EVENTS, KEYED, NAME_REQUESTS, NAMES_WANTED, accumulate, count_lost, current_process,
+    EVENTS, KEYED, NAME_REQUESTS, NAMES_WANTED, accumulate, count_lost, current_process, key_value,
     optional_arg, spec_of, summed_value,
 };
 
@@ -37,7 +37,7 @@ pub fn keyed(ctx: ProbeContext) -> u32 {
     for slot in 0..KEY_SLOTS {
         let k = &spec.keys[slot];
         if k.kind != key_kind::NONE {
-            key.keys[slot] = optional_arg(&ctx, spec, k.arg);
+            key.keys[slot] = key_value(&ctx, spec, k);
         }
     }
     let value = summed_value(&ctx, spec);
@@ -87,7 +87,12 @@ fn send_names(ctx: &ProbeContext, spec: &ProbeSpec, key: &KeyedKey, tid: u32) ->
             (*event).lens[slot] = 0;
             let k = &spec.keys[slot];
             let dst = (*event).names[slot].as_mut_ptr().cast();
-            let src = key.keys[slot] as *const core::ffi::c_void;
+            // A text key is a hash: its string is where the argument points.
+            let src = if k.kind == key_kind::CSTR_TEXT {
+                optional_arg(ctx, spec, k.arg)
+            } else {
+                key.keys[slot]
+            } as *const core::ffi::c_void;
             let read = match k.kind {
                 key_kind::PTR_LEN => {
                     let len = optional_arg(ctx, spec, k.len_arg) as i64;
@@ -104,7 +109,7 @@ fn send_names(ctx: &ProbeContext, spec: &ProbeSpec, key: &KeyedKey, tid: u32) ->
                         -1
                     }
                 }
-                key_kind::CSTR => {
+                key_kind::CSTR | key_kind::CSTR_TEXT => {
                     // Returns the length with the NUL.
                     let n = bpf_probe_read_user_str(dst, NAME_LEN as u32, src);
                     if n > 0 { n - 1 } else { -1 }

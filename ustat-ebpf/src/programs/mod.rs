@@ -13,14 +13,16 @@ use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST, bpf_pidns_info},
     helpers::generated::{
         bpf_get_attach_cookie, bpf_get_ns_current_pid_tgid, bpf_ktime_get_boot_ns,
+        bpf_probe_read_user_str,
     },
     macros::map,
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::ProbeContext,
 };
 use ustat_common::{
-    CountKey, CountValue, HistKey, KeyedKey, MAX_ARGS, NO_ARG, PidNamespace, ProbeSpec,
-    ProcessEntry, ProcessKey, SpanStack, SpanThreadKey, SpanTotals, lost,
+    CountKey, CountValue, HistKey, KeyArg, KeyedKey, MAX_ARGS, NAME_LEN, NO_ARG, PidNamespace,
+    ProbeSpec, ProcessEntry, ProcessKey, SpanStack, SpanThreadKey, SpanTotals, TEXT_HASH_SEED,
+    key_kind, lost, text_hash_step,
 };
 
 use crate::args;
@@ -81,6 +83,10 @@ static NAME_REQUESTS: HashMap<KeyedKey, u8> = HashMap::with_max_entries(262_144,
 #[map]
 static NAMES_WANTED: Array<u32> = Array::with_max_entries(1, 0);
 
+/// Where a `CSTR_TEXT` key's string is read to be hashed.
+#[map]
+static TEXT_SCRATCH: PerCpuArray<[u8; NAME_LEN]> = PerCpuArray::with_max_entries(1, 0);
+
 /// The spec of the site that fired.
 #[inline(always)]
 fn spec_of(ctx: &ProbeContext) -> Option<&'static ProbeSpec> {
@@ -106,6 +112,50 @@ fn optional_arg(ctx: &ProbeContext, spec: &ProbeSpec, arg: u8) -> u64 {
         return 0;
     }
     args::read(ctx, spec, usize::from(arg)).unwrap_or(0)
+}
+
+/// The value of a key slot: the argument, or for `CSTR_TEXT` the hash of the string it
+/// points at (0 when it cannot be read).
+#[inline(always)]
+fn key_value(ctx: &ProbeContext, spec: &ProbeSpec, k: &KeyArg) -> u64 {
+    let arg = optional_arg(ctx, spec, k.arg);
+    if k.kind == key_kind::CSTR_TEXT {
+        text_hash(arg)
+    } else {
+        arg
+    }
+}
+
+/// `ustat_common::text_hash` of the NUL-terminated string at `address`; 0 when it cannot
+/// be read.
+#[inline(always)]
+fn text_hash(address: u64) -> u64 {
+    let Some(buffer) = TEXT_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: `buffer` is this CPU's NAME_LEN-byte scratch entry; the helper checks the user
+    // address and writes at most NAME_LEN bytes.
+    let read = unsafe {
+        bpf_probe_read_user_str(
+            buffer.cast(),
+            NAME_LEN as u32,
+            address as *const core::ffi::c_void,
+        )
+    };
+    if read <= 0 {
+        return 0;
+    }
+    let len = read as usize - 1;
+    let mut hash = TEXT_HASH_SEED;
+    for i in 0..NAME_LEN {
+        if i >= len {
+            break;
+        }
+        // SAFETY: `i < NAME_LEN`, within the scratch entry.
+        let byte = unsafe { (*buffer)[i & (NAME_LEN - 1)] };
+        hash = text_hash_step(hash, byte);
+    }
+    hash | 1
 }
 
 /// The subkey: the spec's `subkey_arg`, tagged with its `subkey_tag` in the high 32 bits.

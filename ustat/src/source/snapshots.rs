@@ -115,6 +115,7 @@ impl KernelSource {
             top_methods: computed.top_methods,
             top_allocations: computed.top_allocations,
             top_monitors: computed.top_monitors,
+            top_exceptions: computed.top_exceptions,
             pools: computed.pools,
         }
     }

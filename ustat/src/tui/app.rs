@@ -509,6 +509,7 @@ pub mod tests {
             top_methods: vec![],
             top_allocations: vec![],
             top_monitors: vec![],
+            top_exceptions: vec![],
             pools: vec![],
             missing: vec![],
             traced: ustat_runtimes::by_name(runtime)

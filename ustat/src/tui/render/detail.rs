@@ -57,11 +57,11 @@ pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &Pr
     let [charts, pauses] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(upper);
     draw_charts(frame, charts, app, process);
-    draw_pauses(frame, pauses, process);
+    let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
+    draw_pauses(frame, pauses, process, interval);
 
     let [methods, allocations] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(lower);
-    let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
     draw_ranked(
         frame,
         methods,
@@ -157,7 +157,12 @@ fn pause_row(label: &'static str, stats: Option<crate::snapshot::PauseStats>) ->
     }
 }
 
-fn draw_pauses(frame: &mut Frame, area: Rect, process: &ProcessSnapshot) {
+fn draw_pauses(
+    frame: &mut Frame,
+    area: Rect,
+    process: &ProcessSnapshot,
+    interval: std::time::Duration,
+) {
     let block = Block::new()
         .title(" GC pauses ".bold())
         .padding(ratatui::widgets::Padding::horizontal(1));
@@ -203,6 +208,42 @@ fn draw_pauses(frame: &mut Frame, area: Rect, process: &ProcessSnapshot) {
             "imports: {} since attach, {} in all",
             format::count(total.imports),
             format::nanos(total.import_ns)
+        )));
+    }
+    if total.gc_sweeps > 0 {
+        lines.push(Line::from(format!(
+            "GC sweep: {} steps since attach, {} in all (pauses above are the mark phase)",
+            format::count(total.gc_sweeps),
+            format::nanos(total.gc_sweep_ns)
+        )));
+    }
+    if !process.top_exceptions.is_empty() {
+        let classes: Vec<String> = process
+            .top_exceptions
+            .iter()
+            .take(5)
+            .map(|e| format!("{} {}", e.name, format::count(e.total)))
+            .collect();
+        lines.push(Line::from(format!(
+            "exceptions: {} since attach ({})",
+            format::count(total.exceptions),
+            classes.join(" · ")
+        )));
+    }
+    if total.exceptions_caught > 0 || total.errors > 0 {
+        lines.push(Line::from(format!(
+            "exceptions caught: {} · errors: {} since attach",
+            format::count(total.exceptions_caught),
+            format::count(total.errors)
+        )));
+    }
+    if total.requests > 0 {
+        // php-fpm's requests: their rate now, and their mean duration.
+        lines.push(Line::from(format!(
+            "requests: {}/s, {} since attach, {} mean",
+            format::rate(format::per_second(process.interval.requests, interval)),
+            format::count(total.requests),
+            format::nanos(total.request_ns / total.requests)
         )));
     }
     if total.http_requests > 0 {
