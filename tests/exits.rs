@@ -286,14 +286,38 @@ impl PidWindow {
     }
 }
 
-/// The kernel's "failed to unregister, leaking uprobe" lines from a thread of these ustat
-/// processes (the kernel names the thread that closed the link: `comm:TID`).
-fn leak_lines(windows: &[PidWindow]) -> Vec<String> {
+/// When a kernel log line was written (`[ 2429.309483] ...`: seconds since boot).
+fn log_time(line: &str) -> Option<f64> {
+    line.strip_prefix('[')?
+        .split_once(']')?
+        .0
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The time of the kernel log's last line now: lines after it were written after this call.
+fn kernel_log_time() -> f64 {
+    let out = Command::new("dmesg").output().expect("run dmesg");
+    assert!(out.status.success(), "dmesg: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .find_map(log_time)
+        .unwrap_or(0.0)
+}
+
+/// The kernel's "failed to unregister, leaking uprobe" lines written after `since` (see
+/// `kernel_log_time`) from a thread of these ustat processes (the kernel names the thread
+/// that closed the link: `comm:TID`). Older lines are left out: after PIDs wrapped around, a
+/// thread of an earlier ustat could have had one of these TIDs.
+fn leak_lines(since: f64, windows: &[PidWindow]) -> Vec<String> {
     let out = Command::new("dmesg").output().expect("run dmesg");
     assert!(out.status.success(), "dmesg: {out:?}");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|line| line.contains("leaking uprobe"))
+        .filter(|line| log_time(line).is_some_and(|t| t > since))
         .filter(|line| {
             let Some((_, rest)) = line.split_once("uprobe: ") else {
                 return false;
@@ -347,6 +371,7 @@ const JVM_GCS: u64 = 1;
 
 #[test]
 fn twenty_signal_exits_over_ten_processes_close_every_link_and_write_the_last_interval() {
+    let log_since = kernel_log_time();
     let mut fleet = Fleet::start(6, 4);
     let pids = fleet.pid_list();
     let csv_dir = tempfile::tempdir().unwrap();
@@ -422,7 +447,7 @@ fn twenty_signal_exits_over_ten_processes_close_every_link_and_write_the_last_in
         }
     }
     report_times("ustat --csv -p (10 processes)", &times);
-    let leaks = leak_lines(&windows);
+    let leaks = leak_lines(log_since, &windows);
     assert!(leaks.is_empty(), "the kernel leaked uprobes: {leaks:#?}");
 }
 
@@ -481,6 +506,7 @@ fn stacks_folded(text: &str) -> BTreeMap<String, u64> {
 
 #[test]
 fn a_flow_ended_by_a_signal_writes_the_whole_folded_file() {
+    let log_since = kernel_log_time();
     const TREES: u64 = 20;
     const MARKERS: u64 = 5000;
     let mut jvm = Jvm::start(java(), &["-XX:+ExtendedDTraceProbes"]);
@@ -550,10 +576,13 @@ fn a_flow_ended_by_a_signal_writes_the_whole_folded_file() {
         under_run(stacks_printed(&lines)),
         "the folded file against the text"
     );
-    let leaks = leak_lines(&[PidWindow {
-        first: window,
-        after: pid_now(),
-    }]);
+    let leaks = leak_lines(
+        log_since,
+        &[PidWindow {
+            first: window,
+            after: pid_now(),
+        }],
+    );
     assert!(leaks.is_empty(), "the kernel leaked uprobes: {leaks:#?}");
 }
 
@@ -566,6 +595,7 @@ fn child_of(parent: u32) -> Option<u32> {
 
 #[test]
 fn the_dashboard_ended_by_a_signal_or_a_hangup_closes_every_link() {
+    let log_since = kernel_log_time();
     let fleet = Fleet::start(1, 1);
     let mut windows = Vec::new();
     let mut times = Vec::new();
@@ -617,6 +647,6 @@ fn the_dashboard_ended_by_a_signal_or_a_hangup_closes_every_link() {
         fleet.wait_clean(&format!("the dashboard's end by {end}"));
     }
     report_times("the dashboard (TERM, HUP, hangup)", &times);
-    let leaks = leak_lines(&windows);
+    let leaks = leak_lines(log_since, &windows);
     assert!(leaks.is_empty(), "the kernel leaked uprobes: {leaks:#?}");
 }
