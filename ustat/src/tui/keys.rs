@@ -48,7 +48,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("r", "show one runtime, the next, ... then all"),
     ("e", "write the current snapshot to a new CSV file"),
     ("f", "follow the method calls of the selected process"),
-    ("o", "turn on on-demand probes (CPython calls and imports)"),
+    ("o", "turn on the selected process's on-demand probes"),
     ("Space", "pause or resume the display (counting goes on)"),
     ("?  F1", "this help"),
     ("q  Ctrl-C", "quit"),
