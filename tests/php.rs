@@ -155,21 +155,8 @@ fn php_detail_view_says_why() {
         php.pid()
     );
     let tmux = support::tmux::Tmux::start(dir.path(), 220, 45, &command);
-    // A key pressed while the dashboard is still starting can be lost: Enter again until
-    // the detail view shows (each wait has a deadline).
-    let open_detail = |tmux: &support::tmux::Tmux| {
-        for _ in 0..10 {
-            tmux.send("Enter");
-            if let Some(screen) = tmux.poll(std::time::Duration::from_secs(2), |s| {
-                s.contains("Top methods")
-            }) {
-                return screen;
-            }
-        }
-        panic!("no detail view:\n{}", tmux.capture());
-    };
     tmux.wait_for("the row", |s| s.contains(&php.pid().to_string()));
-    let detail = open_detail(&tmux);
+    let detail = tmux.press_until("Enter", "detail view", |s| s.contains("Top methods"));
     let flat = detail.split_whitespace().collect::<Vec<_>>().join(" ");
     let line = "function calls and compiled files: not traced; PHP fires these probes only when \
                 started with USE_ZEND_DTRACE=1";

@@ -149,6 +149,17 @@ pub fn on_demand_features() -> Vec<&'static str> {
     names
 }
 
+/// The `MAJOR.MINOR[...]` version `text` starts with (`3.1.so.3.1` -> `3.1`), if it starts with
+/// one: runtimes that name their binaries by version (`libruby-3.1.so`, `php8.2`) read it there.
+pub fn leading_version(text: &str) -> Option<String> {
+    let version: String = text
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let version = version.trim_end_matches('.');
+    version.contains('.').then(|| version.to_string())
+}
+
 /// What ustat learned about a process, for `Runtime::missing`.
 #[derive(Debug, Default, Clone)]
 pub struct ProcessFacts {

@@ -71,12 +71,7 @@ fn is_php_binary(file_name: &str) -> bool {
 fn version(binary: &Path) -> Option<String> {
     let name = binary.file_name()?.to_str()?;
     let start = name.find(|c: char| c.is_ascii_digit())?;
-    let version: String = name[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    let version = version.trim_end_matches('.');
-    version.contains('.').then(|| version.to_string())
+    crate::leading_version(&name[start..])
 }
 
 const fn count(name: &'static str, category: u32) -> Rule {

@@ -82,12 +82,7 @@ fn version(binary: &Path) -> Option<String> {
     let rest = name
         .strip_prefix("libruby-")
         .or_else(|| name.strip_prefix("ruby"))?;
-    let version: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    let version = version.trim_end_matches('.');
-    version.contains('.').then(|| version.to_string())
+    crate::leading_version(rest)
 }
 
 const fn span(begin: &'static str, end: &'static str, category: u32) -> [Rule; 2] {

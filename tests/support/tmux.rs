@@ -94,6 +94,18 @@ impl Tmux {
         }
     }
 
+    /// Presses `key` until the screen satisfies `pred` (a key pressed while the dashboard is
+    /// still starting can be lost), each wait with a deadline; returns the screen.
+    pub fn press_until(&self, key: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        for _ in 0..10 {
+            self.send(key);
+            if let Some(screen) = self.poll(Duration::from_secs(2), &pred) {
+                return screen;
+            }
+        }
+        panic!("no {what} after {key}:\n{}", self.capture());
+    }
+
     /// Presses `key`, then waits for the screen to show what it does.
     pub fn press(&self, key: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
         self.send(key);
