@@ -438,6 +438,7 @@ mod tests {
 
     fn process(pid: u32, command: &str) -> ProcessSnapshot {
         ProcessSnapshot {
+            sampled: None,
             pid,
             runtime: "jvm",
             command: command.to_string(),

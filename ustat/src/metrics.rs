@@ -532,6 +532,7 @@ mod tests {
 
     fn process(pid: u32, exited: bool) -> ProcessSnapshot {
         ProcessSnapshot {
+            sampled: None,
             pid,
             runtime: "python",
             command: "python3.11".into(),

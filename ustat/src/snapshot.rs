@@ -159,6 +159,61 @@ pub struct ProcessSnapshot {
     /// The categories its runtime's binary lets ustat trace (`ustat_common::category`).
     #[serde(default)]
     pub traced: Vec<u32>,
+    /// Stacks sampled on CPU during the interval; `None` when sampling is off or the process
+    /// is not one ustat samples.
+    #[serde(default)]
+    pub sampled: Option<Sampled>,
+}
+
+/// What the CPU sampler saw of one process during one interval.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sampled {
+    /// Sampling frequency per CPU, in Hz.
+    pub hz: u32,
+    /// Samples that interrupted any of the process's threads on a CPU in the interval.
+    pub samples: u64,
+    /// The distinct stacks among them, with their counts (sum of counts = `samples`).
+    pub stacks: Vec<SampledStack>,
+    /// Why the process's frames cannot be read (an unknown or unvalidated layout); its
+    /// samples then count, but name nothing.
+    #[serde(default)]
+    pub unreadable: Option<String>,
+}
+
+/// One distinct sampled stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampledStack {
+    /// Outermost frame first; the last frame is where the CPU was.
+    pub frames: Vec<SampledFrame>,
+    pub count: u64,
+}
+
+/// One frame of a sampled stack, named once per code object and sanitised.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampledFrame {
+    /// Qualified name as the language writes it (`Handler.get`, `java.util.HashMap.get(Object)`).
+    pub function: String,
+    /// Source file; empty where the runtime does not say.
+    #[serde(default)]
+    pub file: String,
+    /// First line of the function; 0 where unknown.
+    #[serde(default)]
+    pub line: u32,
+    pub kind: FrameKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameKind {
+    /// Interpreted or compiled code of the language itself.
+    Managed,
+    /// A native (C) function called from the language, where the frame chain says so.
+    Native,
+    /// A frame that could not be named (freed code, a failed read): never guessed.
+    Unknown,
 }
 
 impl ProcessSnapshot {

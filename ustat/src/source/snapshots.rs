@@ -107,6 +107,7 @@ impl KernelSource {
                 .cloned()
                 .collect(),
             traced: tracked.traced.clone(),
+            sampled: None,
             interval: computed.interval,
             total: computed.total,
             pause: computed.pause,

@@ -487,6 +487,7 @@ pub mod tests {
         calls: u64,
     ) -> ProcessSnapshot {
         ProcessSnapshot {
+            sampled: None,
             pid,
             runtime,
             command: command.into(),
