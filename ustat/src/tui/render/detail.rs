@@ -1,5 +1,5 @@
-//! One process in detail: what is not traced and why, rate charts, GC pauses, top methods
-//! and allocated classes, live threads.
+//! One process in detail: what is not traced and why, rate charts, GC pauses, hot functions
+//! from sampled stacks (`sampled.rs`), top methods and allocated classes, live threads.
 
 use ratatui::{
     Frame,
@@ -10,7 +10,7 @@ use ratatui::{
 };
 use ustat_common::category;
 
-use super::{ACCENT, WARN};
+use super::{ACCENT, WARN, sampled};
 use crate::{
     category::CHARTED,
     format,
@@ -60,6 +60,14 @@ pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &Pr
     let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
     draw_pauses(frame, pauses, process, interval);
 
+    // Sampled shares above exact call counts: two answers, never mixed.
+    let lower = if let Some(height) = sampled::height(app, process) {
+        let [hot, ranked] = Layout::vertical([height, Constraint::Fill(2)]).areas(lower);
+        sampled::draw_hot(frame, hot, app, process);
+        ranked
+    } else {
+        lower
+    };
     let [methods, allocations] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(lower);
     draw_ranked(

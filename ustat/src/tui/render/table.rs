@@ -13,8 +13,21 @@ use super::ACCENT;
 use crate::{
     format,
     snapshot::ProcessSnapshot,
-    tui::app::{App, Column},
+    tui::{
+        app::{App, Column},
+        sampled::cpu_percent,
+    },
 };
+
+/// The columns that fit `width`: CPU% is the first to go when not all do.
+fn columns(width: u16) -> Vec<Column> {
+    // Each column, its one-space gap, and the selection mark.
+    let all: u16 = Column::ALL.iter().map(|c| c.width() + 1).sum::<u16>() + 2;
+    Column::ALL
+        .into_iter()
+        .filter(|c| width >= all || *c != Column::CpuPercent)
+        .collect()
+}
 
 /// A process's cell in a column: `–` where its category is not traced in the process.
 fn cell(column: Column, app: &App, p: &ProcessSnapshot) -> Cell<'static> {
@@ -23,6 +36,13 @@ fn cell(column: Column, app: &App, p: &ProcessSnapshot) -> Cell<'static> {
         Column::Command if p.exited => Cell::from(format!("{} (exited)", p.command)),
         Column::Command => Cell::from(p.command.clone()),
         Column::Runtime => Cell::from(p.runtime),
+        Column::CpuPercent => {
+            let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
+            match p.sampled.as_ref().and_then(|s| cpu_percent(s, interval)) {
+                Some(percent) => Cell::from(format::percent(percent)),
+                None => Cell::from("–").dim(),
+            }
+        }
         Column::PauseP99 => {
             Cell::from(p.pause.map_or("–".to_string(), |s| format::nanos(s.p99_ns)))
         }
@@ -44,7 +64,8 @@ pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &mut App) {
         return;
     }
     let arrow = if app.descending { "▼" } else { "▲" };
-    let header = Row::new(Column::ALL.iter().map(|c| {
+    let columns = columns(area.width);
+    let header = Row::new(columns.iter().map(|c| {
         let title = if *c == app.sort {
             format!("{}{arrow}", c.title())
         } else {
@@ -56,11 +77,11 @@ pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &mut App) {
     let body: Vec<Row> = rows
         .iter()
         .map(|p| {
-            let row = Row::new(Column::ALL.iter().map(|c| cell(*c, app, p)));
+            let row = Row::new(columns.iter().map(|c| cell(*c, app, p)));
             if p.exited { row.dim() } else { row }
         })
         .collect();
-    let widths = Column::ALL.map(|c| match c {
+    let widths = columns.iter().map(|c| match c {
         Column::Command => Constraint::Min(c.width()),
         _ => Constraint::Length(c.width()),
     });

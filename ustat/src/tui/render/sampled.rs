@@ -1,0 +1,148 @@
+//! The detail view's "Hot functions (sampled)": where a process's CPU time went, from its
+//! sampled stacks since the dashboard first saw it — beside, never mixed with, the exact call
+//! counts of "Top methods".
+
+use ratatui::{
+    Frame,
+    layout::{Constraint, Layout, Rect},
+    style::{Style, Stylize as _},
+    text::Line,
+    widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap},
+};
+
+use super::{ACCENT, WARN};
+use crate::{
+    format,
+    snapshot::{FrameKind, ProcessSnapshot},
+    tui::{
+        app::App,
+        sampled::{SampledSince, cpu_percent, hot_functions},
+    },
+};
+
+/// The runtimes whose detail view has the section even when the process is not sampled, to
+/// say why it is not.
+const SAMPLED_RUNTIMES: [&str; 2] = ["python", "jvm"];
+
+/// The section's height in the detail view of `process`: `None` where it has none, a few
+/// lines where it says only why there is no function to list, a share of the rest where it
+/// lists functions.
+pub(super) fn height(app: &App, process: &ProcessSnapshot) -> Option<Constraint> {
+    match app.sampled.get(&process.pid) {
+        Some(since) if since.samples > since.samples_not_kept && since.unreadable.is_none() => {
+            Some(Constraint::Fill(3))
+        }
+        // The title, the rate and one line, which may wrap.
+        Some(_) => Some(Constraint::Length(4)),
+        None if SAMPLED_RUNTIMES.contains(&process.runtime) => Some(Constraint::Length(2)),
+        None => None,
+    }
+}
+
+pub(super) fn draw_hot(frame: &mut Frame, area: Rect, app: &App, process: &ProcessSnapshot) {
+    let block = Block::new()
+        .borders(Borders::TOP)
+        .title(" Hot functions (sampled, since attach) ".bold());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let Some(since) = app.sampled.get(&process.pid) else {
+        let text = match process.runtime {
+            "python" => "sampling off (--sample-hz 0): no stacks are sampled".to_string(),
+            runtime => format!("not sampled: ustat samples only CPython's stacks, not {runtime}'s"),
+        };
+        frame.render_widget(Paragraph::new(text).dim(), inner);
+        return;
+    };
+    let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
+    let now = process
+        .sampled
+        .as_ref()
+        .and_then(|s| cpu_percent(s, interval))
+        .map_or("–".to_string(), format::percent);
+    let mut notes = vec![Line::from(format!(
+        "{} Hz, {} samples in {} interval{} · CPU now {now}% (100 = one CPU)",
+        since.hz,
+        format::count(since.samples),
+        since.intervals,
+        if since.intervals == 1 { "" } else { "s" }
+    ))];
+    if let Some(reason) = &since.unreadable {
+        notes.push(
+            Line::from(format!(
+                "! frames not readable: {reason}; samples are counted, no function is named"
+            ))
+            .fg(WARN),
+        );
+    } else if since.samples == 0 {
+        notes.push(Line::from("no samples yet: not on a CPU since sampling began").dim());
+    }
+    if since.samples_not_kept > 0 {
+        notes.push(
+            Line::from(format!(
+                "{} samples fell in stacks beyond the {} kept: in the percentages' total, not listed",
+                format::count(since.samples_not_kept),
+                format::count(crate::tui::sampled::MAX_STACKS as u64)
+            ))
+            .fg(WARN),
+        );
+    }
+    let width = usize::from(inner.width.max(1));
+    let notes_height: u16 = notes
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(width) as u16)
+        .sum();
+    let [notes_area, table_area] =
+        Layout::vertical([Constraint::Length(notes_height), Constraint::Min(0)]).areas(inner);
+    frame.render_widget(Paragraph::new(notes).wrap(Wrap { trim: false }), notes_area);
+    draw_functions(frame, table_area, since);
+}
+
+/// Functions by self share, with their total share and sample counts.
+fn draw_functions(frame: &mut Frame, area: Rect, since: &SampledSince) {
+    let hot = hot_functions(&since.stacks());
+    if hot.is_empty() {
+        return;
+    }
+    let share = |n: u64| format!("{:.1}", n as f64 * 100.0 / since.samples.max(1) as f64);
+    let rows: Vec<Row> = hot
+        .iter()
+        .take(usize::from(area.height.saturating_sub(1)))
+        .map(|h| {
+            let place = match (h.frame.kind, h.frame.file.as_str(), h.frame.line) {
+                (FrameKind::Native, _, _) => "native".to_string(),
+                (_, "", _) => "–".to_string(),
+                (_, file, 0) => file.to_string(),
+                (_, file, line) => format!("{file}:{line}"),
+            };
+            let row = Row::new(vec![
+                Cell::from(share(h.self_samples)),
+                Cell::from(share(h.total_samples)),
+                Cell::from(format::count(h.self_samples)),
+                Cell::from(format::count(h.total_samples)),
+                Cell::from(h.frame.function.clone()),
+                Cell::from(place),
+            ]);
+            if h.frame.kind == FrameKind::Unknown {
+                row.dim()
+            } else {
+                row
+            }
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(6),
+            Constraint::Length(7),
+            Constraint::Length(6),
+            Constraint::Length(6),
+            Constraint::Fill(1),
+            Constraint::Fill(1),
+        ],
+    )
+    .header(
+        Row::new(["self%", "total%", "self", "total", "function", "file:line"])
+            .style(Style::new().fg(ACCENT)),
+    );
+    frame.render_widget(table, area);
+}
