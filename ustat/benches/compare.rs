@@ -10,8 +10,14 @@
 //! 3. ustat's own CPU time and peak memory at a 1 s refresh, as CSV and as the dashboard,
 //!    tracing 1, 10 and 50 processes;
 //! 4. flow: method entries and returns per second delivered and dropped, beside bpftrace
-//!    printing the same events.
+//!    printing the same events;
+//! 5. sampling stacks: 1, 10 and 50 busy CPython processes at 99 Hz, ustat beside py-spy
+//!    (`compare/sampling.rs`; a table of its own, also target/benchmarks-sampling.md).
+//!
+//! `scripts/bench sampling` runs only the last.
 
+#[path = "compare/sampling.rs"]
+mod sampling;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
@@ -382,8 +388,8 @@ fn overhead_rows(rows: &mut Vec<Row>) {
     ));
 }
 
-/// CPU seconds and peak RSS (KiB) of a process, from /proc.
-fn cpu_and_peak(pid: u32) -> (f64, u64) {
+/// CPU seconds (user and system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat
         .rsplit(')')
@@ -394,13 +400,18 @@ fn cpu_and_peak(pid: u32) -> (f64, u64) {
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks as f64 / hz
+}
+
+/// CPU seconds and peak RSS (KiB) of a process, from /proc.
+fn cpu_and_peak(pid: u32) -> (f64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let peak = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
-    (ticks as f64 / hz, peak)
+    (cpu_seconds(pid), peak)
 }
 
 fn resources(rows: &mut Vec<Row>) {
@@ -601,6 +612,13 @@ fn main() {
         0,
         "the benchmarks load eBPF programs: run them as root"
     );
+    // `cargo bench` passes `--bench`; `scripts/bench sampling` adds `sampling`.
+    if std::env::args().any(|a| a == "sampling") {
+        let table = sampling::table();
+        print!("{table}");
+        let _ = std::fs::write(sampling::target(), &table);
+        return;
+    }
     let started = Instant::now();
     let bcc = bcc_status();
     let mut rows = Vec::new();
@@ -637,4 +655,9 @@ fn main() {
     print!("{table}");
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/benchmarks.md");
     let _ = std::fs::write(target, &table);
+
+    eprintln!("bench: sampling stacks, beside py-spy ...");
+    let sampling = sampling::table();
+    print!("\n{sampling}");
+    let _ = std::fs::write(sampling::target(), &sampling);
 }

@@ -1,0 +1,283 @@
+//! What sampling stacks costs, ustat beside py-spy: 1, 10 and 50 CPython processes spinning
+//! in pure Python (`assets/bench/busy_loop.py`), sampled at 99 Hz by ustat (`--sample-hz 99`,
+//! the CSV loop), by py-spy `--nonblocking` and by py-spy as it runs by default (pausing the
+//! process for each sample). Each sampler is measured in windows right after an untraced
+//! window of the same processes, so load from elsewhere on the host moves both alike:
+//! - the traced programs' throughput lost: 1 - (rounds/s while sampled) / (rounds/s untraced);
+//! - the sampler's own CPU, as % of one CPU (py-spy runs one process per traced process).
+//!
+//! The kernel runs ustat's sampling program in the interrupted task's time, so its cost shows
+//! in the programs' throughput, not in ustat's CPU.
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    PYTHON, bench_dir, cpu_seconds, kill, median,
+    support::{self, Driven, Lines},
+};
+
+/// Where `scripts/setup` installs py-spy from PyPI (`pip install --target`).
+pub const PY_SPY: &str = "/var/cache/ustat-test/py-spy/bin/py-spy";
+const HZ: &str = "99";
+const COUNTS: [usize; 3] = [1, 10, 50];
+const WINDOW: Duration = Duration::from_secs(4);
+const RUNS: usize = 3;
+
+/// The samplers compared, in the table's column order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sampler {
+    Ustat,
+    PySpyNonblocking,
+    PySpy,
+}
+
+impl Sampler {
+    const ALL: [Self; 3] = [Self::Ustat, Self::PySpyNonblocking, Self::PySpy];
+}
+
+/// One sampler's figures for one count of processes: medians over the runs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cost {
+    /// Share of the untraced throughput the programs lost, in %.
+    lost_percent: f64,
+    /// The sampler's CPU over the window, in % of one CPU.
+    cpu_percent: f64,
+}
+
+/// Busy CPython processes, spinning.
+struct Busy {
+    programs: Vec<Driven>,
+}
+
+impl Busy {
+    fn start(count: usize) -> Self {
+        let programs = (0..count)
+            .map(|_| {
+                let mut python =
+                    Driven::spawn(Command::new(PYTHON).arg(bench_dir().join("busy_loop.py")));
+                assert_eq!(python.send("start"), "ok");
+                python
+            })
+            .collect();
+        Self { programs }
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.programs.iter().map(Driven::pid).collect()
+    }
+
+    /// Rounds per second of all programs together over `WINDOW`, each program's rounds over
+    /// the time between its two answers.
+    fn throughput(&mut self) -> f64 {
+        let mut since = Vec::with_capacity(self.programs.len());
+        for python in &mut self.programs {
+            python.send("count");
+            since.push(Instant::now());
+        }
+        thread::sleep(WINDOW);
+        self.programs
+            .iter_mut()
+            .zip(since)
+            .map(|(python, since)| {
+                let rounds: f64 = python.send("count").trim().parse().expect("a count");
+                rounds / since.elapsed().as_secs_f64()
+            })
+            .sum()
+    }
+}
+
+/// A running sampler: its processes, for their CPU time.
+struct Running {
+    children: Vec<Child>,
+    _out: tempfile::TempDir,
+}
+
+impl Running {
+    fn start(sampler: Sampler, pids: &[u32]) -> Self {
+        let out = tempfile::tempdir().unwrap();
+        let children = match sampler {
+            Sampler::Ustat => vec![ustat(out.path(), pids)],
+            Sampler::PySpyNonblocking | Sampler::PySpy => pids
+                .iter()
+                .map(|pid| py_spy(out.path(), *pid, sampler == Sampler::PySpyNonblocking))
+                .collect(),
+        };
+        Self {
+            children,
+            _out: out,
+        }
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        self.children.iter().map(|c| cpu_seconds(c.id())).sum()
+    }
+
+    /// Ends each sampler with SIGINT (py-spy then writes its file), and waits for it.
+    fn stop(mut self) {
+        for child in &mut self.children {
+            kill(child, libc::SIGINT);
+        }
+        for child in &mut self.children {
+            support::wait_with_deadline(child, "the sampler to exit");
+        }
+    }
+}
+
+/// `ustat --csv FILE --sample-hz 99 -p PIDS`, returned once it is tracing.
+fn ustat(dir: &Path, pids: &[u32]) -> Child {
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    let mut child = Command::new(support::ustat_binary())
+        .arg("--csv")
+        .arg(dir.join("ustat.csv"))
+        .args(["--sample-hz", HZ, "-p", &pids.join(",")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ustat");
+    let mut stderr = Lines::spawn(child.stderr.take().unwrap());
+    stderr.wait_for("ustat to attach", |l| l.starts_with("ustat: tracing"));
+    child
+}
+
+/// `py-spy record --rate 99 [--nonblocking] -p PID`, returned once it samples.
+fn py_spy(dir: &Path, pid: u32, nonblocking: bool) -> Child {
+    let mut command = Command::new(PY_SPY);
+    command.args([
+        "record",
+        "--rate",
+        HZ,
+        "--format",
+        "raw",
+        "-p",
+        &pid.to_string(),
+    ]);
+    if nonblocking {
+        command.arg("--nonblocking");
+    }
+    let mut child = command
+        .arg("-o")
+        .arg(dir.join(format!("py-spy-{pid}.txt")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {PY_SPY} (scripts/setup installs it): {e}"));
+    let mut stdout = Lines::spawn(child.stdout.take().unwrap());
+    stdout.wait_for("py-spy to sample", |l| l.contains("Sampling process"));
+    child
+}
+
+/// Each sampler's cost for `count` busy processes.
+fn costs(count: usize) -> Vec<(Sampler, Cost)> {
+    let mut busy = Busy::start(count);
+    // Let the interpreters settle (imports done, caches warm).
+    busy.throughput();
+    let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new(); Sampler::ALL.len()];
+    for _ in 0..RUNS {
+        for (i, sampler) in Sampler::ALL.into_iter().enumerate() {
+            let untraced = busy.throughput();
+            let running = Running::start(sampler, &busy.pids());
+            let cpu_before = running.cpu_seconds();
+            let started = Instant::now();
+            let traced = busy.throughput();
+            let cpu = running.cpu_seconds() - cpu_before;
+            let elapsed = started.elapsed().as_secs_f64();
+            running.stop();
+            runs[i].push(((1.0 - traced / untraced) * 100.0, cpu / elapsed * 100.0));
+        }
+    }
+    Sampler::ALL
+        .into_iter()
+        .zip(runs)
+        .map(|(sampler, runs)| {
+            let cost = Cost {
+                lost_percent: median(runs.iter().map(|r| r.0).collect()),
+                cpu_percent: median(runs.iter().map(|r| r.1).collect()),
+            };
+            (sampler, cost)
+        })
+        .collect()
+}
+
+/// `a / b`, or `-` where b is too close to 0 for a ratio to mean anything.
+fn ratio(a: f64, b: f64) -> String {
+    if b.abs() < 0.05 {
+        "-".into()
+    } else {
+        format!("{:.2}", a / b)
+    }
+}
+
+/// The table of sampling costs, in Markdown.
+pub fn table() -> String {
+    assert!(
+        Path::new(PY_SPY).exists(),
+        "{PY_SPY} is missing: scripts/setup installs it"
+    );
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| measure (CPython 3.11 spinning, 99 Hz) | ustat | py-spy --nonblocking | py-spy (pauses the process) | ustat / py-spy --nonblocking | ustat / py-spy |"
+    );
+    let _ = writeln!(table, "| --- | --- | --- | --- | --- | --- |");
+    for count in COUNTS {
+        eprintln!("bench: sampling {count} busy processes ...");
+        let costs = costs(count);
+        let of = |sampler: Sampler| {
+            costs
+                .iter()
+                .find(|(s, _)| *s == sampler)
+                .map_or_else(Cost::default, |(_, c)| *c)
+        };
+        let (u, nb, b) = (
+            of(Sampler::Ustat),
+            of(Sampler::PySpyNonblocking),
+            of(Sampler::PySpy),
+        );
+        let processes = match count {
+            1 => "1 process".to_string(),
+            n => format!("{n} processes"),
+        };
+        let _ = writeln!(
+            table,
+            "| {processes}: throughput lost (%) | {:.1} | {:.1} | {:.1} | {} | {} |",
+            u.lost_percent,
+            nb.lost_percent,
+            b.lost_percent,
+            ratio(u.lost_percent, nb.lost_percent),
+            ratio(u.lost_percent, b.lost_percent),
+        );
+        let _ = writeln!(
+            table,
+            "| {processes}: the sampler's CPU (% of one CPU) | {:.1} | {:.1} | {:.1} | {} | {} |",
+            u.cpu_percent,
+            nb.cpu_percent,
+            b.cpu_percent,
+            ratio(u.cpu_percent, nb.cpu_percent),
+            ratio(u.cpu_percent, b.cpu_percent),
+        );
+    }
+    let version = Command::new(PY_SPY)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let _ = writeln!(
+        table,
+        "\n{version}; {RUNS} runs of {} s per sampler and count, each after an untraced window; medians.",
+        WINDOW.as_secs()
+    );
+    table
+}
+
+/// Where the sampling table is written beside the main one.
+pub fn target() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/benchmarks-sampling.md")
+}
