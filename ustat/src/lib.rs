@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod plan;
 pub mod process;
 pub mod recorded;
+pub mod samples;
 pub mod sanitize;
 pub mod signals;
 pub mod snapshot;
