@@ -23,6 +23,8 @@ pub mod plan;
 pub mod process;
 pub mod recorded;
 pub mod samples;
+pub mod samples_csv;
+pub mod sampling;
 pub mod sanitize;
 pub mod signals;
 pub mod snapshot;
