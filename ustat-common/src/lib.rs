@@ -62,6 +62,14 @@ pub mod maps {
     /// `PerCpuArray<[u8; NAME_LEN]>` with one entry: where a `CSTR_TEXT` key's string is
     /// read to be hashed (it does not fit on the BPF stack).
     pub const TEXT_SCRATCH: &str = "TEXT_SCRATCH";
+    /// `HashMap<u32, SampleTarget>`: by pid (in ustat's namespace), the processes the CPU
+    /// sampler walks, with their interpreter's layout and addresses (filled by userspace).
+    pub const SAMPLE_TARGETS: &str = "SAMPLE_TARGETS";
+    /// `PerCpuHashMap<SampleKey, u64>`: samples per process and stack, since the process
+    /// became a target.
+    pub const SAMPLE_STACKS: &str = "SAMPLE_STACKS";
+    /// `Array<SampleConfig>` with one entry: what the sampler needs of the kernel.
+    pub const SAMPLE_CONFIG: &str = "SAMPLE_CONFIG";
 
     /// Every map above (userspace checks them against the built object).
     pub const ALL: &[&str] = &[
@@ -85,6 +93,9 @@ pub mod maps {
         EXITED,
         PID_NAMESPACE,
         TEXT_SCRATCH,
+        SAMPLE_TARGETS,
+        SAMPLE_STACKS,
+        SAMPLE_CONFIG,
     ];
 }
 
@@ -670,6 +681,112 @@ pub struct PidNamespace {
 }
 const _: () = assert!(size_of::<PidNamespace>() == 16);
 
+/// Most frames of one sampled stack, innermost first; a deeper stack keeps its innermost
+/// frames and says it was cut (`sample_status::TRUNCATED`).
+pub const MAX_SAMPLE_DEPTH: usize = 64;
+
+/// Most thread states of one interpreter the sampler looks through for the sampled thread's.
+pub const MAX_SAMPLE_THREADS: u32 = 128;
+
+/// A frame entry that is not a code object: C code called back into the interpreter here
+/// (a CPython 3.12+ shim frame, owned by the C stack).
+pub const SAMPLE_NATIVE: u64 = 1;
+
+/// In a 3.11 frame entry, the low bit set on a code address: the frame was entered from C
+/// (`is_entry`), so C code lies between it and the frame outside it.
+pub const SAMPLE_ENTRY_BIT: u64 = 1;
+
+/// Offsets of 0xffff_ffff are not there (`SampleTarget::cframe_frame`).
+pub const NO_OFFSET: u32 = u32::MAX;
+
+/// What became of one sample (`SampleKey::status`).
+pub mod sample_status {
+    /// The frames were read to the outermost.
+    pub const OK: u32 = 0;
+    /// Only the innermost `MAX_SAMPLE_DEPTH` frames were read.
+    pub const TRUNCATED: u32 = 1;
+    /// The thread has no Python thread state (a thread the interpreter does not know).
+    pub const NO_THREAD_STATE: u32 = 2;
+    /// The thread's state has no frame: it runs C code outside any Python function.
+    pub const NO_FRAME: u32 = 3;
+    /// A read of the process's memory failed part way.
+    pub const READ_FAILED: u32 = 4;
+    /// The interpreter has more threads than `MAX_SAMPLE_THREADS` and this one is beyond.
+    pub const TOO_MANY_THREADS: u32 = 5;
+    /// The process's layout is unknown or failed validation: counted, not walked.
+    pub const UNREADABLE: u32 = 6;
+    /// The kernel's task layout is unknown (no fsbase offset): counted, not walked.
+    pub const NO_TASK_LAYOUT: u32 = 7;
+}
+
+/// How a version chains its frames (`SampleTarget::layout`).
+pub mod frame_layout {
+    /// Nothing to walk: count only.
+    pub const NONE: u8 = 0;
+    /// `PyFrameObject` (2.7-3.10): `f_code`, `f_back`.
+    pub const FRAME_OBJECT: u8 = 1;
+    /// `_PyInterpreterFrame` of 3.11: `f_code`, `previous`, and the `is_entry` byte at
+    /// `frame_owner`.
+    pub const ENTRY_FLAG: u8 = 2;
+    /// `_PyInterpreterFrame` of 3.12+: code, `previous`, and the `owner` byte at
+    /// `frame_owner`; `owner == owner_cstack` is a shim frame of the C stack.
+    pub const OWNER: u8 = 3;
+}
+
+/// Value of `SAMPLE_TARGETS`: where a process's interpreter is and how to read its frames.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleTarget {
+    /// Identifies the process beside its pid (its start time), copied into its keys so a
+    /// reused pid never adds to another process's stacks.
+    pub start: u64,
+    /// The address of its `PyInterpreterState`.
+    pub interp: u64,
+    /// Offsets: the interpreter's first thread state; a thread state's next one, its
+    /// `thread_id` (`pthread_self()`, which is the thread's fs base on x86-64), its frame
+    /// (or its `cframe`, when `cframe_frame` is not `NO_OFFSET`).
+    pub interp_threads: u32,
+    pub tstate_next: u32,
+    pub tstate_thread_id: u32,
+    pub tstate_frame: u32,
+    pub cframe_frame: u32,
+    /// A frame's outer frame, code object, and owner or entry byte.
+    pub frame_previous: u32,
+    pub frame_code: u32,
+    pub frame_owner: u32,
+    /// `frame_layout::*`.
+    pub layout: u8,
+    /// The `owner` value of shim frames (3 in 3.12 and 3.13, 4 from 3.14).
+    pub owner_cstack: u8,
+    pub _pad: [u8; 6],
+}
+const _: () = assert!(size_of::<SampleTarget>() == 56);
+
+/// The one entry of `SAMPLE_CONFIG`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleConfig {
+    /// Offset of `thread.fsbase` in the kernel's `task_struct` (from its BTF); 0: unknown.
+    pub fsbase_offset: u64,
+}
+const _: () = assert!(size_of::<SampleConfig>() == 8);
+
+/// Key of `SAMPLE_STACKS`: one process's stack (code object addresses, innermost first).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SampleKey {
+    pub pid: u32,
+    /// `sample_status::*`.
+    pub status: u32,
+    /// `SampleTarget::start`.
+    pub start: u64,
+    /// Frames read; the entries after them are 0.
+    pub depth: u32,
+    pub _pad: u32,
+    pub frames: [u64; MAX_SAMPLE_DEPTH],
+}
+const _: () = assert!(size_of::<SampleKey>() == 24 + 8 * MAX_SAMPLE_DEPTH);
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all of these are `#[repr(C)]`, made of integers, with no implicit padding
@@ -693,4 +810,7 @@ mod pod {
     unsafe impl aya::Pod for super::ArgsEvent {}
     unsafe impl aya::Pod for super::NameEvent {}
     unsafe impl aya::Pod for super::FlowEvent {}
+    unsafe impl aya::Pod for super::SampleTarget {}
+    unsafe impl aya::Pod for super::SampleConfig {}
+    unsafe impl aya::Pod for super::SampleKey {}
 }

@@ -72,8 +72,9 @@ pub struct WatchArgs {
     /// With --flow: only calls whose method or function name starts with PREFIX.
     #[arg(long = "method", value_name = "PREFIX", requires = "flow")]
     pub method_prefix: Option<String>,
-    /// With --flow: when it ends, write the call tree as folded stacks (`a;b;c calls`) to FILE.
-    #[arg(long, value_name = "FILE", requires = "flow")]
+    /// When it ends, write folded stacks (`a;b;c count`) to FILE: with --flow the call tree,
+    /// with --csv the sampled Python stacks of the whole run.
+    #[arg(long, value_name = "FILE")]
     pub folded: Option<PathBuf>,
     /// Serve the metrics in the Prometheus text format at http://ADDR/metrics instead of
     /// showing the dashboard: `127.0.0.1:9477`, or `:9477` for every address.
@@ -87,6 +88,13 @@ pub struct WatchArgs {
     /// Stop after COUNT intervals.
     #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+    /// Samples per second of every CPU, for Python stacks (0 turns sampling off).
+    #[arg(long, value_name = "N", default_value = "99",
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub sample_hz: u32,
+    /// With --csv: per interval, a row per process and sampled function to FILE.
+    #[arg(long, value_name = "FILE", requires = "csv")]
+    pub samples: Option<PathBuf>,
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {

@@ -6,6 +6,7 @@ mod exit;
 mod flow;
 mod keyed;
 mod record;
+mod sample;
 mod span;
 
 use aya_ebpf::{

@@ -159,6 +159,11 @@ impl Loaded {
                 return prog_load(kind, name, instructions, &license, Attach::NONE, false)
                     .map_err(|e| refused(kind, name, instructions, &license, Attach::NONE, e));
             }
+            ProgramKind::PerfEvent => {
+                let kind = bpf_prog_type::BPF_PROG_TYPE_PERF_EVENT;
+                return prog_load(kind, name, instructions, &license, Attach::NONE, false)
+                    .map_err(|e| refused(kind, name, instructions, &license, Attach::NONE, e));
+            }
             ProgramKind::FEntry(function) => {
                 let kind = bpf_prog_type::BPF_PROG_TYPE_TRACING;
                 let target = Attach {

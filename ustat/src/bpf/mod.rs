@@ -9,6 +9,7 @@ mod load;
 mod maps;
 mod names;
 pub mod pid_namespace;
+pub mod sampling;
 mod sys;
 mod totals;
 
@@ -62,6 +63,8 @@ pub enum Program {
     /// On entry to `acct_process` (fentry), older kernels: the last thread's part of
     /// `ProcessExit`.
     LastThreadExit,
+    /// On each CPU's clock (a perf event): walks a sampled process's interpreter stack.
+    Sample,
 }
 
 /// What a program attaches to.
@@ -71,6 +74,8 @@ enum ProgramKind {
     RawTracepoint,
     /// Entry of this kernel function.
     FEntry(&'static str),
+    /// A perf event's overflow (the CPU sampler's clock).
+    PerfEvent,
 }
 
 /// Picks the older kernels' exit hook (`acct-process`) on any kernel, for the tests.
@@ -78,7 +83,7 @@ pub const EXIT_HOOK_VARIABLE: &str = "USTAT_EXIT_HOOK";
 
 impl Program {
     /// Every program.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Record,
         Self::Count,
         Self::SpanBegin,
@@ -90,6 +95,7 @@ impl Program {
         Self::ProcessExit,
         Self::ThreadExit,
         Self::LastThreadExit,
+        Self::Sample,
     ];
 
     /// The program's function name in the object.
@@ -106,6 +112,7 @@ impl Program {
             Self::ProcessExit => "process_exit",
             Self::ThreadExit => "thread_exit",
             Self::LastThreadExit => "last_thread_exit",
+            Self::Sample => "sample",
         }
     }
 
@@ -113,6 +120,7 @@ impl Program {
         match self {
             Self::ProcessExit | Self::ThreadExit => ProgramKind::RawTracepoint,
             Self::LastThreadExit => ProgramKind::FEntry("acct_process"),
+            Self::Sample => ProgramKind::PerfEvent,
             _ => ProgramKind::Uprobe,
         }
     }
@@ -204,6 +212,8 @@ pub struct Tracer {
     exit_hooks: Vec<Link>,
     /// Bumped with every flow filter, so the kernel's cached verdicts go stale.
     flow_generation: u32,
+    /// The CPU sampler's perf event links, one per CPU, while it samples.
+    sample_links: Vec<std::os::fd::OwnedFd>,
 }
 
 impl Drop for Tracer {
@@ -227,6 +237,7 @@ impl Tracer {
             links: Links::default(),
             exit_hooks: Vec::new(),
             flow_generation: 0,
+            sample_links: Vec::new(),
         })
     }
 
@@ -436,6 +447,7 @@ impl Tracer {
     pub fn detach_all(&mut self) {
         self.links.close_all();
         self.exit_hooks.clear();
+        self.sample_links.clear();
     }
 
     /// The links, for whoever may have to close them when the process must end in a hurry
@@ -575,7 +587,7 @@ mod tests {
             .filter(|name| !name.starts_with('.'))
             .collect();
         // Scratch space the programs insert from; userspace never opens them.
-        const KERNEL_ONLY: &[&str] = &["EMPTY_SPANS", "EMPTY_STACK"];
+        const KERNEL_ONLY: &[&str] = &["EMPTY_SPANS", "EMPTY_STACK", "SAMPLE_SCRATCH"];
         let named: BTreeSet<&str> = map_names::ALL.iter().chain(KERNEL_ONLY).copied().collect();
         assert_eq!(
             named, in_object,

@@ -1,6 +1,7 @@
 //! `ustat [-p PID,...] [--csv [FILE]]`: the dashboard, or CSV rows every interval.
 
 use std::{
+    fs::File,
     io::{self, Write},
     path::Path,
     time::{Duration, Instant},
@@ -9,6 +10,8 @@ use std::{
 use crate::{
     cli::WatchArgs,
     export::{self, CsvWriter, MethodsCsvWriter},
+    samples::{self, FoldedStacks},
+    samples_csv::SamplesCsvWriter,
     signals::StopFlag,
     snapshot::Source,
     source::{KernelSource, Options, Selection},
@@ -28,6 +31,7 @@ impl WatchArgs {
             top,
             method_times: self.methods.is_some(),
             with: self.on_demand(),
+            sample_hz: self.sample_hz,
         }
     }
 
@@ -48,7 +52,54 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     match &args.csv {
         _ if args.flow => super::flow::run(args),
         Some(path) => run_csv(args, path),
+        None if args.folded.is_some() => Err(crate::message::UsageError(
+            "--folded writes the call tree with --flow, or the sampled stacks with --csv: give one of them"
+                .into(),
+        )
+        .into()),
         None => super::dashboard::run(args),
+    }
+}
+
+/// The files beside the main CSV: `--methods`, `--samples`, and `--folded` (written at the
+/// end from every interval's sampled stacks).
+pub struct Extras<M: Write, S: Write> {
+    pub methods: Option<MethodsCsvWriter<M>>,
+    pub samples: Option<SamplesCsvWriter<S>>,
+    pub folded: Option<(File, FoldedStacks)>,
+}
+
+impl<M: Write, S: Write> Extras<M, S> {
+    fn write(&mut self, snapshot: &crate::snapshot::Snapshot) -> io::Result<()> {
+        if let Some(methods) = &mut self.methods {
+            methods.write(snapshot)?;
+        }
+        if let Some(samples) = &mut self.samples {
+            samples.write(snapshot)?;
+        }
+        if let Some((_, folded)) = &mut self.folded {
+            for process in &snapshot.processes {
+                if let Some(sampled) = &process.sampled {
+                    folded.add(
+                        &samples::process_label(process.pid, &process.command),
+                        sampled,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the folded stacks, once, at the end.
+    fn finish(&mut self) -> io::Result<()> {
+        if let Some((file, folded)) = self.folded.take() {
+            let mut out = io::BufWriter::new(file);
+            for line in folded.lines() {
+                writeln!(out, "{line}")?;
+            }
+            out.flush()?;
+        }
+        Ok(())
     }
 }
 
@@ -60,13 +111,30 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
     } else {
         Box::new(export::create_new(path)?)
     };
-    let mut methods = match &args.methods {
+    let methods = match &args.methods {
         Some(path) => Some(MethodsCsvWriter::new(export::create_new(path)?)?),
         None => None,
     };
+    let samples = match &args.samples {
+        Some(path) => Some(SamplesCsvWriter::new(export::create_new(path)?)?),
+        None => None,
+    };
+    let folded = match &args.folded {
+        Some(path) => Some((export::create_new(path)?, FoldedStacks::new())),
+        None => None,
+    };
+    let mut extras = Extras {
+        methods,
+        samples,
+        folded,
+    };
     let stop = StopFlag::install()?;
     // The methods file has every method; the main file needs no top lists at all.
-    let top = if methods.is_some() { usize::MAX } else { 0 };
+    let top = if extras.methods.is_some() {
+        usize::MAX
+    } else {
+        0
+    };
     let mut source = KernelSource::start(args.source_options(top))?;
     eprintln!(
         "ustat: tracing {} runtime processes{}; a CSV row per process every {:.3} s to {}; Ctrl-C to stop",
@@ -91,17 +159,20 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
         next += args.interval;
         stopping
     };
-    csv_loop(&mut source, &mut writer, methods.as_mut(), args.count, wait)
+    let result = csv_loop(&mut source, &mut writer, &mut extras, args.count, wait);
+    // What was sampled until then is written also when the loop failed.
+    extras.finish()?;
+    result
 }
 
 /// Writes a row per process every interval until `count` intervals are written or
 /// `wait_interval` (which waits for the interval's end, and may take what the source has
 /// meanwhile) says a stop was asked for; the interval a stop cut short is written too, so
 /// nothing counted is lost.
-pub fn csv_loop<S: Source, W: Write, M: Write>(
+pub fn csv_loop<S: Source, W: Write, M: Write, P: Write>(
     source: &mut S,
     writer: &mut CsvWriter<W>,
-    mut methods: Option<&mut MethodsCsvWriter<M>>,
+    extras: &mut Extras<M, P>,
     count: Option<u64>,
     mut wait_interval: impl FnMut(&mut S) -> bool,
 ) -> anyhow::Result<()> {
@@ -119,9 +190,7 @@ pub fn csv_loop<S: Source, W: Write, M: Write>(
         if let Some(line) = export::loss_report(&snapshot) {
             eprintln!("{line}");
         }
-        if let Some(methods) = &mut methods {
-            methods.write(&snapshot)?;
-        }
+        extras.write(&snapshot)?;
         intervals += 1;
         if stopping || count.is_some_and(|count| intervals >= count) {
             return Ok(());

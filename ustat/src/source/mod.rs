@@ -10,6 +10,7 @@ mod debug;
 mod epochs;
 mod names;
 mod processes;
+mod sampling;
 mod snapshots;
 
 use std::{
@@ -50,6 +51,8 @@ pub struct Options {
     pub method_times: bool,
     /// On-demand features to attach in every process (`--with`); see `OnDemand`.
     pub with: Vec<&'static str>,
+    /// Samples per second per CPU of CPython stacks; 0: no sampling.
+    pub sample_hz: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +89,8 @@ pub struct KernelSource {
     /// Processes that exited before discovery listed them, and their events, since start.
     unlisted_processes: u64,
     unlisted_events: u64,
+    /// The CPU sampler: each sampled process's state, and the rate (0: off).
+    samplers: sampling::Samplers,
 }
 
 fn nested_namespace(pid: u32) -> String {
@@ -150,7 +155,9 @@ impl KernelSource {
             lost: crate::bpf::Lost::default(),
             unlisted_processes: 0,
             unlisted_events: 0,
+            samplers: sampling::Samplers::default(),
         };
+        source.start_sampling();
         if let Err(e) = source.tracer.watch_exits() {
             let e = anyhow::Error::from(e);
             source.warnings.push(sanitize::text(&format!(

@@ -120,6 +120,8 @@ impl KernelSource {
                 epoch: None,
             };
             tracked.missing = tracked.missing_lines();
+            let version = tracked.facts.version.clone();
+            self.sample_new(&tracked.found, version.as_deref());
             self.tracked.insert(tracked.found.pid, tracked);
         }
         gone

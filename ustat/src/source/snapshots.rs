@@ -10,7 +10,7 @@ use std::{
 
 use ustat_common::{OfProcess as _, ProcessKey};
 
-use super::{KernelSource, processes::Tracked};
+use super::{KernelSource, processes::Tracked, sampling::SampledNow};
 use crate::{
     bpf::{FlowTotals, Totals},
     process,
@@ -74,6 +74,7 @@ impl KernelSource {
         tracked: &Tracked,
         now: &stats::PidTotals,
         exited: bool,
+        sampled: &SampledNow,
     ) -> ProcessSnapshot {
         let found = &tracked.found;
         let from = self.baseline.of(tracked.process());
@@ -107,7 +108,7 @@ impl KernelSource {
                 .cloned()
                 .collect(),
             traced: tracked.traced.clone(),
-            sampled: None,
+            sampled: sampled.get(&(found.pid, found.start_time)).cloned(),
             interval: computed.interval,
             total: computed.total,
             pause: computed.pause,
@@ -157,6 +158,7 @@ impl Source for KernelSource {
             }
         }
 
+        let sampled = self.sample_interval(&gone)?;
         let by_process = stats::by_process(&totals);
         let empty = stats::PidTotals::default();
         let of = |t: &Tracked| {
@@ -167,11 +169,11 @@ impl Source for KernelSource {
         let mut processes: Vec<ProcessSnapshot> = self
             .tracked
             .values()
-            .map(|t| self.snapshot_of(t, of(t), false))
+            .map(|t| self.snapshot_of(t, of(t), false, &sampled))
             .collect();
         // A process that exited still reports what it did since the last interval, once.
         for tracked in &gone {
-            processes.push(self.snapshot_of(tracked, of(tracked), true));
+            processes.push(self.snapshot_of(tracked, of(tracked), true, &sampled));
         }
         // A process that exited comes before a new one that took its pid.
         processes.sort_by_key(|p| (p.pid, !p.exited));
