@@ -7,7 +7,7 @@ use std::{collections::VecDeque, io, path::Path, time::Duration};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{Terminal, backend::TestBackend};
 use ustat::{
-    commands::watch::csv_loop,
+    commands::watch::{Extras, csv_loop},
     export::{CsvWriter, MethodsCsvWriter},
     recorded::RecordedSource,
     snapshot::CallSource as _,
@@ -123,15 +123,12 @@ fn the_csv_loop_stops_after_count_intervals() {
     let mut methods = Vec::new();
     {
         let mut writer = CsvWriter::new(&mut rows).unwrap();
-        let mut methods = MethodsCsvWriter::new(&mut methods).unwrap();
-        csv_loop(
-            &mut source,
-            &mut writer,
-            Some(&mut methods),
-            Some(2),
-            |_| false,
-        )
-        .unwrap();
+        let mut extras = Extras::<_, io::Sink> {
+            methods: Some(MethodsCsvWriter::new(&mut methods).unwrap()),
+            samples: None,
+            folded: None,
+        };
+        csv_loop(&mut source, &mut writer, &mut extras, Some(2), |_| false).unwrap();
     }
     assert_eq!(source.intervals_left(), 1);
     let rows = String::from_utf8(rows).unwrap();
@@ -153,10 +150,15 @@ fn the_csv_loop_writes_the_interval_a_stop_cut_short() {
             waits += 1;
             waits == 3
         };
+        let mut extras = Extras::<io::Sink, io::Sink> {
+            methods: None,
+            samples: None,
+            folded: None,
+        };
         csv_loop(
             &mut source,
             &mut writer,
-            None::<&mut MethodsCsvWriter<io::Sink>>,
+            &mut extras,
             None,
             ctrl_c_in_the_third,
         )
