@@ -9,10 +9,11 @@ use std::{
 use super::{
     flow::{Field, FlowView},
     keys::Mode,
-    sampled::{SampledSince, cpu_percent, folded},
+    sampled::{SampledSince, cpu_percent},
 };
 use crate::{
     category::{CHARTED, Category},
+    samples::{FoldedStacks, process_label},
     snapshot::{ProcessSnapshot, Snapshot},
 };
 
@@ -442,16 +443,17 @@ impl App {
     /// The folded lines of `pid`'s sampled stacks to write, or a line saying why there are
     /// none.
     fn export_sampled(&mut self, pid: u32) -> Effect {
-        let lines = self
-            .sampled
-            .get(&pid)
-            .map(|since| folded(&since.stacks()))
-            .unwrap_or_default();
+        let command = self.selected_process().map_or("", |p| p.command.as_str());
+        let mut folded = FoldedStacks::new();
+        if let Some(since) = self.sampled.get(&pid) {
+            folded.add(&process_label(pid, command), &since.as_sampled());
+        }
+        let lines: Vec<String> = folded.lines().collect();
         if lines.is_empty() {
             let why = match self.sampled.get(&pid) {
                 None => "it is not sampled",
                 Some(since) if since.samples == 0 => "no samples yet",
-                Some(_) => "no sample named a frame",
+                Some(_) => "all its samples fell in stacks beyond those kept",
             };
             self.status = Some(format!("PID {pid}: no sampled stacks to write ({why})"));
             return Effect::None;
@@ -774,8 +776,8 @@ pub mod tests {
             Effect::ExportSampled {
                 pid: 20,
                 lines: vec![
-                    "main (w.py:3) 1".into(),
-                    "main (w.py:3);a (w.py:3) 5".into()
+                    "python3;main (w.py:3) 1".into(),
+                    "python3;main (w.py:3);a (w.py:3) 5".into()
                 ],
             }
         );

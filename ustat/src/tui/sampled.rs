@@ -1,6 +1,7 @@
 //! Each process's sampled stacks since the dashboard first saw it: the intervals' stacks
 //! added up, so the detail view's "Hot functions" and the folded-stacks key show more than one
-//! interval's few samples, and a quiet interval does not blank them.
+//! interval's few samples, and a quiet interval does not blank them. What they say per
+//! function and as folded lines is `crate::samples`'s.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -51,8 +52,19 @@ impl SampledSince {
         }
     }
 
+    /// The kept stacks as one `Sampled` (what `samples::functions` and `FoldedStacks` take):
+    /// the samples not kept are left out, so they are not mistaken for unreadable ones.
+    pub fn as_sampled(&self) -> Sampled {
+        Sampled {
+            hz: self.hz,
+            samples: self.samples - self.samples_not_kept,
+            stacks: self.stacks(),
+            unreadable: self.unreadable.clone(),
+        }
+    }
+
     /// The kept stacks, most samples first (ties by frames, so the order is stable).
-    pub fn stacks(&self) -> Vec<SampledStack> {
+    fn stacks(&self) -> Vec<SampledStack> {
         let mut stacks: Vec<SampledStack> = self
             .stacks
             .iter()
@@ -67,79 +79,6 @@ impl SampledSince {
                 .then_with(|| frame_names(&a.frames).cmp(&frame_names(&b.frames)))
         });
         stacks
-    }
-}
-
-/// One function's share of a process's samples.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HotFunction {
-    pub frame: SampledFrame,
-    /// Samples where it was on the CPU (the innermost frame).
-    pub self_samples: u64,
-    /// Samples where it was anywhere on the stack, once per stack however often it recurs.
-    pub total_samples: u64,
-}
-
-/// Every function of `stacks`, most self samples first, then most total samples, then by
-/// name (so the order is stable).
-pub fn hot_functions(stacks: &[SampledStack]) -> Vec<HotFunction> {
-    let mut by_frame: HashMap<&SampledFrame, (u64, u64)> = HashMap::new();
-    for stack in stacks {
-        if let Some(innermost) = stack.frames.last() {
-            by_frame.entry(innermost).or_default().0 += stack.count;
-        }
-        let mut seen: Vec<&SampledFrame> = Vec::with_capacity(stack.frames.len());
-        for frame in &stack.frames {
-            if !seen.contains(&frame) {
-                seen.push(frame);
-                by_frame.entry(frame).or_default().1 += stack.count;
-            }
-        }
-    }
-    let mut hot: Vec<HotFunction> = by_frame
-        .into_iter()
-        .map(|(frame, (self_samples, total_samples))| HotFunction {
-            frame: frame.clone(),
-            self_samples,
-            total_samples,
-        })
-        .collect();
-    hot.sort_by(|a, b| {
-        b.self_samples
-            .cmp(&a.self_samples)
-            .then(b.total_samples.cmp(&a.total_samples))
-            .then_with(|| a.frame.function.cmp(&b.frame.function))
-            .then_with(|| a.frame.file.cmp(&b.frame.file))
-            .then(a.frame.line.cmp(&b.frame.line))
-    });
-    hot
-}
-
-/// Folded stacks (`outer;inner count`, one line per stack, sorted), the input of flame-graph
-/// tools. A frame reads `function (file:line)` as py-spy writes it; semicolons, which separate
-/// frames, are kept out of names.
-pub fn folded(stacks: &[SampledStack]) -> Vec<String> {
-    let mut lines: Vec<String> = stacks
-        .iter()
-        .filter(|s| s.count > 0 && !s.frames.is_empty())
-        .map(|s| {
-            let frames: Vec<String> = s
-                .frames
-                .iter()
-                .map(|f| folded_frame(f).replace(';', ":"))
-                .collect();
-            format!("{} {}", frames.join(";"), s.count)
-        })
-        .collect();
-    lines.sort();
-    lines
-}
-
-fn folded_frame(frame: &SampledFrame) -> String {
-    match (frame.file.as_str(), frame.line) {
-        ("", _) => frame.function.clone(),
-        (file, 0) => format!("{} ({file})", frame.function),
-        (file, line) => format!("{} ({file}:{line})", frame.function),
     }
 }
 
@@ -199,33 +138,6 @@ mod tests {
         assert_eq!(stacks[0].count, 5);
         assert_eq!(frame_names(&stacks[0].frames), ["main", "a"]);
         assert_eq!(stacks[1].count, 1);
-    }
-
-    #[test]
-    fn self_is_the_innermost_frame_and_total_counts_a_recursion_once() {
-        let stacks = interval(&[
-            (&["main", "a", "a", "a"], 3),
-            (&["main", "b"], 1),
-            (&["main"], 1),
-        ])
-        .stacks;
-        let hot: Vec<(String, u64, u64)> = hot_functions(&stacks)
-            .into_iter()
-            .map(|h| (h.frame.function, h.self_samples, h.total_samples))
-            .collect();
-        let expected = [("a", 3, 3), ("main", 1, 5), ("b", 1, 1)].map(|(f, s, t)| (f.into(), s, t));
-        assert_eq!(hot, expected);
-    }
-
-    #[test]
-    fn folded_lines_name_file_and_line_and_keep_semicolons_out() {
-        let mut stacks = interval(&[(&["main", "a"], 3), (&["main"], 2)]).stacks;
-        stacks[1].frames[0].function = "odd;name".into();
-        stacks[1].frames[0].file = String::new();
-        assert_eq!(
-            folded(&stacks),
-            ["main (w.py:1);a (w.py:1) 3", "odd:name 2"]
-        );
     }
 
     #[test]

@@ -12,11 +12,11 @@ use ratatui::{
 
 use super::{ACCENT, WARN};
 use crate::{
-    format,
+    format, samples,
     snapshot::{FrameKind, ProcessSnapshot},
     tui::{
         app::App,
-        sampled::{SampledSince, cpu_percent, hot_functions},
+        sampled::{MAX_STACKS, SampledSince, cpu_percent},
     },
 };
 
@@ -46,8 +46,12 @@ pub(super) fn draw_hot(frame: &mut Frame, area: Rect, app: &App, process: &Proce
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let Some(since) = app.sampled.get(&process.pid) else {
+        // A CPython is sampled unless sampling is off or could not start (a warning says
+        // why then).
         let text = match process.runtime {
-            "python" => "sampling off (--sample-hz 0): no stacks are sampled".to_string(),
+            "python" => {
+                "not sampled: sampling is off (--sample-hz 0) or could not start".to_string()
+            }
             runtime => format!("not sampled: ustat samples only CPython's stacks, not {runtime}'s"),
         };
         frame.render_widget(Paragraph::new(text).dim(), inner);
@@ -81,7 +85,7 @@ pub(super) fn draw_hot(frame: &mut Frame, area: Rect, app: &App, process: &Proce
             Line::from(format!(
                 "{} samples fell in stacks beyond the {} kept: in the percentages' total, not listed",
                 format::count(since.samples_not_kept),
-                format::count(crate::tui::sampled::MAX_STACKS as u64)
+                format::count(MAX_STACKS as u64)
             ))
             .fg(WARN),
         );
@@ -99,11 +103,12 @@ pub(super) fn draw_hot(frame: &mut Frame, area: Rect, app: &App, process: &Proce
 
 /// Functions by self share, with their total share and sample counts.
 fn draw_functions(frame: &mut Frame, area: Rect, since: &SampledSince) {
-    let hot = hot_functions(&since.stacks());
+    let hot = samples::functions(&since.as_sampled());
     if hot.is_empty() {
         return;
     }
-    let share = |n: u64| format!("{:.1}", n as f64 * 100.0 / since.samples.max(1) as f64);
+    // Shares of every sample, also those in stacks not kept.
+    let share = |percent: f64| format!("{percent:.1}");
     let rows: Vec<Row> = hot
         .iter()
         .take(usize::from(area.height.saturating_sub(1)))
@@ -115,8 +120,8 @@ fn draw_functions(frame: &mut Frame, area: Rect, since: &SampledSince) {
                 (_, file, line) => format!("{file}:{line}"),
             };
             let row = Row::new(vec![
-                Cell::from(share(h.self_samples)),
-                Cell::from(share(h.total_samples)),
+                Cell::from(share(h.self_percent(since.samples))),
+                Cell::from(share(h.total_percent(since.samples))),
                 Cell::from(format::count(h.self_samples)),
                 Cell::from(format::count(h.total_samples)),
                 Cell::from(h.frame.function.clone()),
