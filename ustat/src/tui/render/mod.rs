@@ -256,7 +256,15 @@ mod tests {
         let with = |more: Vec<SampledFrame>| [top(), more].concat();
         let stacks = vec![
             stack(with(vec![python("busy_a", 20)]), 60),
-            stack(with(vec![python("busy_b", 30)]), 20),
+            stack(
+                with(vec![frame(
+                    "Handler.busy_b",
+                    "/srv/www/a/long/path/to/the/application/handlers/busy.py",
+                    30,
+                    FrameKind::Managed,
+                )]),
+                20,
+            ),
             stack(
                 with(vec![
                     python("walk", 40),

@@ -109,6 +109,8 @@ fn draw_functions(frame: &mut Frame, area: Rect, since: &SampledSince) {
     }
     // Shares of every sample, also those in stacks not kept.
     let share = |percent: f64| format!("{percent:.1}");
+    // The two named columns share what the four numbers (and the gaps) leave.
+    let named = usize::from(area.width.saturating_sub(NUMBERS_WIDTH + 5) / 2);
     let rows: Vec<Row> = hot
         .iter()
         .take(usize::from(area.height.saturating_sub(1)))
@@ -119,6 +121,7 @@ fn draw_functions(frame: &mut Frame, area: Rect, since: &SampledSince) {
                 (_, file, 0) => file.to_string(),
                 (_, file, line) => format!("{file}:{line}"),
             };
+            let place = keep_the_end(&place, named);
             let row = Row::new(vec![
                 Cell::from(share(h.self_percent(since.samples))),
                 Cell::from(share(h.total_percent(since.samples))),
@@ -150,4 +153,32 @@ fn draw_functions(frame: &mut Frame, area: Rect, since: &SampledSince) {
             .style(Style::new().fg(ACCENT)),
     );
     frame.render_widget(table, area);
+}
+
+/// The widths of the four number columns.
+const NUMBERS_WIDTH: u16 = 6 + 7 + 6 + 6;
+
+/// `text` in at most `width` characters, its end kept: a path's file name and line matter
+/// more than its first directories.
+fn keep_the_end(text: &str, width: usize) -> String {
+    let chars = text.chars().count();
+    if chars <= width || width == 0 {
+        return text.to_string();
+    }
+    let tail: String = text.chars().skip(chars - (width - 1)).collect();
+    format!("…{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keep_the_end;
+
+    #[test]
+    fn long_paths_keep_their_file_name_and_line() {
+        assert_eq!(
+            keep_the_end("/srv/app/handlers.py:12", 15),
+            "…handlers.py:12"
+        );
+        assert_eq!(keep_the_end("app.py:3", 14), "app.py:3");
+    }
 }
