@@ -1,6 +1,7 @@
 //! The dashboard in a real terminal (tmux): it shows the JVM's row, every documented key does
 //! what the help says, `q` quits, and afterwards the terminal is back to normal and none of
-//! ustat's eBPF programs is still loaded.
+//! ustat's eBPF programs is still loaded; a sampled CPython shows its CPU% and hot functions,
+//! and `x` writes its stacks.
 
 mod support;
 
