@@ -13,13 +13,14 @@ use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::mpsc::Receiver,
     thread,
     time::{Duration, Instant},
 };
 
 use crate::{
-    PYTHON, bench_dir, cpu_seconds, kill, median,
-    support::{self, Driven, Lines},
+    PYTHON, bench_dir, cpu_seconds, kill, lines, median,
+    support::{self, Driven},
 };
 
 /// Where `scripts/setup` installs py-spy from PyPI (`pip install --target`).
@@ -28,6 +29,9 @@ const HZ: &str = "99";
 const COUNTS: [usize; 3] = [1, 10, 50];
 const WINDOW: Duration = Duration::from_secs(4);
 const RUNS: usize = 3;
+/// How long a sampler may take to start: ustat prepares each of 50 processes on a host that
+/// their spinning (and py-spy's) keeps fully loaded.
+const START: Duration = Duration::from_secs(600);
 
 /// The samplers compared, in the table's column order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,9 +96,13 @@ impl Busy {
     }
 }
 
+/// Lines a sampler printed, read as they come (kept while it runs, so its pipe never
+/// closes under it).
+type Output = Receiver<(Instant, String)>;
+
 /// A running sampler: its processes, for their CPU time.
 struct Running {
-    children: Vec<Child>,
+    children: Vec<(Child, Output)>,
     _out: tempfile::TempDir,
 }
 
@@ -115,22 +123,22 @@ impl Running {
     }
 
     fn cpu_seconds(&self) -> f64 {
-        self.children.iter().map(|c| cpu_seconds(c.id())).sum()
+        self.children.iter().map(|(c, _)| cpu_seconds(c.id())).sum()
     }
 
     /// Ends each sampler with SIGINT (py-spy then writes its file), and waits for it.
     fn stop(mut self) {
-        for child in &mut self.children {
+        for (child, _) in &mut self.children {
             kill(child, libc::SIGINT);
         }
-        for child in &mut self.children {
+        for (child, _) in &mut self.children {
             support::wait_with_deadline(child, "the sampler to exit");
         }
     }
 }
 
 /// `ustat --csv FILE --sample-hz 99 -p PIDS`, returned once it is tracing.
-fn ustat(dir: &Path, pids: &[u32]) -> Child {
+fn ustat(dir: &Path, pids: &[u32]) -> (Child, Output) {
     let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
     let mut child = Command::new(support::ustat_binary())
         .arg("--csv")
@@ -141,13 +149,28 @@ fn ustat(dir: &Path, pids: &[u32]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start ustat");
-    let mut stderr = Lines::spawn(child.stderr.take().unwrap());
-    stderr.wait_for("ustat to attach", |l| l.starts_with("ustat: tracing"));
-    child
+    let stderr = lines(child.stderr.take().unwrap());
+    started(&stderr, "ustat to attach", |l| {
+        l.starts_with("ustat: tracing")
+    });
+    (child, stderr)
+}
+
+/// Waits until the sampler prints the line that says it started (`START` at most).
+fn started(output: &Output, what: &str, pred: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + START;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match output.recv_timeout(left) {
+            Ok((_, line)) if pred(&line) => return,
+            Ok(_) => {}
+            Err(_) => panic!("no {what} within {} s", START.as_secs()),
+        }
+    }
 }
 
 /// `py-spy record --rate 99 [--nonblocking] -p PID`, returned once it samples.
-fn py_spy(dir: &Path, pid: u32, nonblocking: bool) -> Child {
+fn py_spy(dir: &Path, pid: u32, nonblocking: bool) -> (Child, Output) {
     let mut command = Command::new(PY_SPY);
     command.args([
         "record",
@@ -169,9 +192,11 @@ fn py_spy(dir: &Path, pid: u32, nonblocking: bool) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("start {PY_SPY} (scripts/setup installs it): {e}"));
-    let mut stdout = Lines::spawn(child.stdout.take().unwrap());
-    stdout.wait_for("py-spy to sample", |l| l.contains("Sampling process"));
-    child
+    let stdout = lines(child.stdout.take().unwrap());
+    started(&stdout, "py-spy to sample", |l| {
+        l.contains("Sampling process")
+    });
+    (child, stdout)
 }
 
 /// Each sampler's cost for `count` busy processes.
@@ -228,7 +253,7 @@ pub fn table() -> String {
     );
     let _ = writeln!(table, "| --- | --- | --- | --- | --- | --- |");
     for count in COUNTS {
-        eprintln!("bench: sampling {count} busy processes ...");
+        eprintln!("bench: sampling {count} busy CPython process(es) ...");
         let costs = costs(count);
         let of = |sampler: Sampler| {
             costs
@@ -263,6 +288,8 @@ pub fn table() -> String {
             ratio(u.cpu_percent, nb.cpu_percent),
             ratio(u.cpu_percent, b.cpu_percent),
         );
+        // What is measured so far, should a later count not finish.
+        eprint!("{table}");
     }
     let version = Command::new(PY_SPY)
         .arg("--version")
