@@ -1,13 +1,19 @@
 //! What sampling stacks costs, ustat beside py-spy: 1, 10 and 50 CPython processes spinning
 //! in pure Python (`assets/bench/busy_loop.py`), sampled at 99 Hz by ustat (`--sample-hz 99`,
 //! the CSV loop), by py-spy `--nonblocking` and by py-spy as it runs by default (pausing the
-//! process for each sample). Each sampler is measured in windows right after an untraced
-//! window of the same processes, so load from elsewhere on the host moves both alike:
-//! - the traced programs' throughput lost: 1 - (rounds/s while sampled) / (rounds/s untraced);
+//! process for each sample). Each sampler is measured in a window right after an untraced
+//! window of the same processes:
+//! - the traced programs' throughput lost: 1 - (rounds per CPU second while sampled) /
+//!   (rounds per CPU second untraced). Per CPU second of the programs, not per second of
+//!   wall time: on a shared host the scheduler's share moves wall-time throughput by more than
+//!   any sampler does, while the work a round takes moves only with what sampling adds to it;
 //! - the sampler's own CPU, as % of one CPU (py-spy runs one process per traced process).
 //!
-//! The kernel runs ustat's sampling program in the interrupted task's time, so its cost shows
-//! in the programs' throughput, not in ustat's CPU.
+//! The kernel runs ustat's sampling program in the interrupt that samples, and this kernel
+//! (no IRQ_TIME_ACCOUNTING) charges that time to the interrupted task: its cost shows in the
+//! programs' rounds per CPU second, not in ustat's CPU. The time py-spy's default mode keeps
+//! a program stopped is not its CPU time, so that cost shows only as wall time, which this
+//! table does not measure.
 
 use std::{
     fmt::Write as _,
@@ -76,24 +82,32 @@ impl Busy {
         self.programs.iter().map(Driven::pid).collect()
     }
 
-    /// Rounds per second of all programs together over `WINDOW`, each program's rounds over
-    /// the time between its two answers.
+    /// Rounds per CPU second of all programs together over `WINDOW`: each program's rounds
+    /// between two answers, over the CPU time its threads had meanwhile.
     fn throughput(&mut self) -> f64 {
         let mut since = Vec::with_capacity(self.programs.len());
         for python in &mut self.programs {
             python.send("count");
-            since.push(Instant::now());
+            since.push(cpu_ns(python.pid()));
         }
         thread::sleep(WINDOW);
-        self.programs
-            .iter_mut()
-            .zip(since)
-            .map(|(python, since)| {
-                let rounds: f64 = python.send("count").trim().parse().expect("a count");
-                rounds / since.elapsed().as_secs_f64()
-            })
-            .sum()
+        let (mut rounds, mut cpu) = (0.0, 0.0);
+        for (python, since) in self.programs.iter_mut().zip(since) {
+            rounds += python.send("count").trim().parse::<f64>().expect("a count");
+            cpu += (cpu_ns(python.pid()) - since) as f64 / 1e9;
+        }
+        rounds / cpu
     }
+}
+
+/// Nanoseconds on a CPU of every thread of `pid` (the scheduler's exact sum, from
+/// `/proc/PID/task/*/schedstat`).
+fn cpu_ns(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Lines a sampler printed, read as they come (kept while it runs, so its pipe never
@@ -133,6 +147,16 @@ impl Running {
         }
         for (child, _) in &mut self.children {
             support::wait_with_deadline(child, "the sampler to exit");
+        }
+    }
+}
+
+impl Drop for Running {
+    /// A benchmark that fails midway leaves no sampler running.
+    fn drop(&mut self) {
+        for (child, _) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
@@ -272,7 +296,7 @@ pub fn table() -> String {
         };
         let _ = writeln!(
             table,
-            "| {processes}: throughput lost (%) | {:.1} | {:.1} | {:.1} | {} | {} |",
+            "| {processes}: throughput lost (% of rounds per CPU second) | {:.1} | {:.1} | {:.1} | {} | {} |",
             u.lost_percent,
             nb.lost_percent,
             b.lost_percent,
