@@ -152,7 +152,16 @@ fn sampled_stacks_are_right(interpreter: &Path) {
     let raw = dir.path().join("py-spy.txt");
     let spy = py_spy().map(|py_spy| {
         Command::new(py_spy)
-            .args(["record", "--format", "raw", "--nonblocking", "-r", "500", "-d", SPLIT_S])
+            .args([
+                "record",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "-r",
+                "500",
+                "-d",
+                SPLIT_S,
+            ])
             .arg("-p")
             .arg(python.pid().to_string())
             .arg("-o")
@@ -207,7 +216,10 @@ fn sampled_stacks_are_right(interpreter: &Path) {
         let light = theirs.get("light").copied().unwrap_or(0);
         let (spy_share, spy_samples) = heavy_share(heavy, light);
         eprintln!("{what}: py-spy: heavy {spy_share:.1}% of {spy_samples}");
-        assert!(spy_samples >= 100, "{what}: py-spy took {spy_samples} samples");
+        assert!(
+            spy_samples >= 100,
+            "{what}: py-spy took {spy_samples} samples"
+        );
         // Per function: heavy's share and light's (its complement) both within the points.
         assert!(
             (share - spy_share).abs() <= POINTS,
@@ -230,7 +242,15 @@ fn sampled_stacks_are_right(interpreter: &Path) {
             assert!(n >= 7, "{what}: {frames:?}");
             assert_eq!(
                 names[n - 7..],
-                ["recursion", "recurse", "recurse", "recurse", "recurse", "recurse", "spin"],
+                [
+                    "recursion",
+                    "recurse",
+                    "recurse",
+                    "recurse",
+                    "recurse",
+                    "recurse",
+                    "spin"
+                ],
                 "{what}"
             );
             in_spin += count;
@@ -244,7 +264,11 @@ fn sampled_stacks_are_right(interpreter: &Path) {
         let names = python_functions(frames);
         if names.last() == Some(&"leaf") {
             let n = names.len();
-            assert_eq!(names[n - 3..], ["outer", "middle", "leaf"], "{what}: {frames:?}");
+            assert_eq!(
+                names[n - 3..],
+                ["outer", "middle", "leaf"],
+                "{what}: {frames:?}"
+            );
             in_leaf += count;
         }
     }
