@@ -161,14 +161,10 @@ fn sampled_stacks_are_right(interpreter: &Path) {
     let spy = py_spy().map(|py_spy| {
         Command::new(py_spy)
             .args([
-                "record",
-                "--format",
-                "raw",
-                "--nonblocking",
-                "-r",
-                "500",
-                "-d",
-                SPLIT_S,
+                "record", "--format", "raw",
+                // Blocking (py-spy's default): it reads each sample with the process stopped.
+                // Its nonblocking reads of a running interpreter scattered by 5+ points here.
+                "-r", "400", "-d", SPLIT_S,
             ])
             .arg("-p")
             .arg(python.pid().to_string())
