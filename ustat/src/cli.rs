@@ -229,6 +229,29 @@ mod tests {
     }
 
     #[test]
+    fn sampling_options() {
+        let cli = Cli::try_parse_from(["ustat", "--csv", "a.csv"]).unwrap();
+        assert_eq!(cli.watch.sample_hz, 99);
+        let cli = Cli::try_parse_from([
+            "ustat",
+            "--csv",
+            "a.csv",
+            "--samples",
+            "s.csv",
+            "--folded",
+            "f",
+            "--sample-hz",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(cli.watch.sample_hz, 0);
+        assert_eq!(cli.watch.samples, Some(PathBuf::from("s.csv")));
+        assert!(Cli::try_parse_from(["ustat", "--samples", "s.csv"]).is_err());
+        assert!(Cli::try_parse_from(["ustat", "--csv", "--sample-hz", "1001"]).is_err());
+        assert!(Cli::try_parse_from(["ustat", "--csv", "--sample-hz", "-1"]).is_err());
+    }
+
+    #[test]
     fn prometheus_addresses() {
         assert_eq!(
             listen_address("127.0.0.1:9477"),

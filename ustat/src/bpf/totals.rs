@@ -156,7 +156,11 @@ pub(super) fn sizes(ebpf: &Loaded) -> Result<MapSizes, LoadError> {
     let procs = keys::<u32, ProcessEntry>(ebpf, maps::PROCS)?;
     let exited = keys::<ProcessKey, u64>(ebpf, maps::EXITED)?;
     let open_spans = keys::<SpanThreadKey, SpanStack>(ebpf, maps::OPEN_SPANS)?;
+    let sample_targets = keys::<u32, ustat_common::SampleTarget>(ebpf, maps::SAMPLE_TARGETS)?;
+    let sample_stacks = per_cpu_keys::<ustat_common::SampleKey, u64>(ebpf, maps::SAMPLE_STACKS)?;
     let mut pids = std::collections::BTreeSet::new();
+    pids.extend(sample_targets.iter().copied());
+    pids.extend(sample_stacks.iter().map(|k| k.pid));
     pids.extend(counts.iter().chain(&spans).map(|k| k.pid));
     pids.extend(hist.iter().map(|k| k.pid));
     pids.extend(keyed.iter().map(|k| k.pid));
@@ -171,6 +175,8 @@ pub(super) fn sizes(ebpf: &Loaded) -> Result<MapSizes, LoadError> {
             (maps::PROCS, procs.len()),
             (maps::EXITED, exited.len()),
             (maps::OPEN_SPANS, open_spans.len()),
+            (maps::SAMPLE_TARGETS, sample_targets.len()),
+            (maps::SAMPLE_STACKS, sample_stacks.len()),
         ],
         pids,
     })

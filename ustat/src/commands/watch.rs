@@ -61,15 +61,15 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The files beside the main CSV: `--methods`, `--samples`, and `--folded` (written at the
-/// end from every interval's sampled stacks).
-pub struct Extras<M: Write, S: Write> {
-    pub methods: Option<MethodsCsvWriter<M>>,
-    pub samples: Option<SamplesCsvWriter<S>>,
-    pub folded: Option<(File, FoldedStacks)>,
+/// The files beside the main CSV: `--methods`, `--samples`, and the sampled stacks that
+/// `--folded` writes at the end.
+pub struct Extras<'a, M: Write, S: Write> {
+    pub methods: Option<&'a mut MethodsCsvWriter<M>>,
+    pub samples: Option<&'a mut SamplesCsvWriter<S>>,
+    pub folded: Option<&'a mut FoldedStacks>,
 }
 
-impl<M: Write, S: Write> Extras<M, S> {
+impl<M: Write, S: Write> Extras<'_, M, S> {
     fn write(&mut self, snapshot: &crate::snapshot::Snapshot) -> io::Result<()> {
         if let Some(methods) = &mut self.methods {
             methods.write(snapshot)?;
@@ -77,7 +77,7 @@ impl<M: Write, S: Write> Extras<M, S> {
         if let Some(samples) = &mut self.samples {
             samples.write(snapshot)?;
         }
-        if let Some((_, folded)) = &mut self.folded {
+        if let Some(folded) = &mut self.folded {
             for process in &snapshot.processes {
                 if let Some(sampled) = &process.sampled {
                     folded.add(
@@ -89,18 +89,15 @@ impl<M: Write, S: Write> Extras<M, S> {
         }
         Ok(())
     }
+}
 
-    /// Writes the folded stacks, once, at the end.
-    fn finish(&mut self) -> io::Result<()> {
-        if let Some((file, folded)) = self.folded.take() {
-            let mut out = io::BufWriter::new(file);
-            for line in folded.lines() {
-                writeln!(out, "{line}")?;
-            }
-            out.flush()?;
-        }
-        Ok(())
+/// Writes folded stacks to `file`, a line each.
+fn write_folded(file: File, folded: &FoldedStacks) -> io::Result<()> {
+    let mut out = io::BufWriter::new(file);
+    for line in folded.lines() {
+        writeln!(out, "{line}")?;
     }
+    out.flush()
 }
 
 fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
@@ -111,30 +108,22 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
     } else {
         Box::new(export::create_new(path)?)
     };
-    let methods = match &args.methods {
+    let mut methods = match &args.methods {
         Some(path) => Some(MethodsCsvWriter::new(export::create_new(path)?)?),
         None => None,
     };
-    let samples = match &args.samples {
+    let mut samples = match &args.samples {
         Some(path) => Some(SamplesCsvWriter::new(export::create_new(path)?)?),
         None => None,
     };
-    let folded = match &args.folded {
-        Some(path) => Some((export::create_new(path)?, FoldedStacks::new())),
+    let folded_file = match &args.folded {
+        Some(path) => Some(export::create_new(path)?),
         None => None,
     };
-    let mut extras = Extras {
-        methods,
-        samples,
-        folded,
-    };
+    let mut folded = FoldedStacks::new();
     let stop = StopFlag::install()?;
     // The methods file has every method; the main file needs no top lists at all.
-    let top = if extras.methods.is_some() {
-        usize::MAX
-    } else {
-        0
-    };
+    let top = if methods.is_some() { usize::MAX } else { 0 };
     let mut source = KernelSource::start(args.source_options(top))?;
     eprintln!(
         "ustat: tracing {} runtime processes{}; a CSV row per process every {:.3} s to {}; Ctrl-C to stop",
@@ -159,9 +148,16 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
         next += args.interval;
         stopping
     };
-    let result = csv_loop(&mut source, &mut writer, &mut extras, args.count, wait);
+    let extras = Extras {
+        methods: methods.as_mut(),
+        samples: samples.as_mut(),
+        folded: folded_file.is_some().then_some(&mut folded),
+    };
+    let result = csv_loop_with(&mut source, &mut writer, extras, args.count, wait);
     // What was sampled until then is written also when the loop failed.
-    extras.finish()?;
+    if let Some(file) = folded_file {
+        write_folded(file, &folded)?;
+    }
     result
 }
 
@@ -169,10 +165,26 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
 /// `wait_interval` (which waits for the interval's end, and may take what the source has
 /// meanwhile) says a stop was asked for; the interval a stop cut short is written too, so
 /// nothing counted is lost.
-pub fn csv_loop<S: Source, W: Write, M: Write, P: Write>(
+pub fn csv_loop<S: Source, W: Write, M: Write>(
     source: &mut S,
     writer: &mut CsvWriter<W>,
-    extras: &mut Extras<M, P>,
+    methods: Option<&mut MethodsCsvWriter<M>>,
+    count: Option<u64>,
+    wait_interval: impl FnMut(&mut S) -> bool,
+) -> anyhow::Result<()> {
+    let extras = Extras::<M, io::Sink> {
+        methods,
+        samples: None,
+        folded: None,
+    };
+    csv_loop_with(source, writer, extras, count, wait_interval)
+}
+
+/// `csv_loop` with every file beside the main CSV.
+pub fn csv_loop_with<S: Source, W: Write, M: Write, P: Write>(
+    source: &mut S,
+    writer: &mut CsvWriter<W>,
+    mut extras: Extras<'_, M, P>,
     count: Option<u64>,
     mut wait_interval: impl FnMut(&mut S) -> bool,
 ) -> anyhow::Result<()> {

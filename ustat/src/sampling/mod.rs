@@ -54,13 +54,9 @@ fn native_frame() -> SampledFrame {
 }
 
 impl ProcessSampler {
-    /// A process about to be sampled: its binary's symbols are read now, its layout at the
-    /// first `prepare`.
-    pub fn new(found: &Found, binary: Option<&Binary>, version: Option<&str>) -> Self {
-        let symbols = match binary {
-            Some(binary) => symbols(found, binary),
-            None => Err("its CPython binary could not be opened".into()),
-        };
+    /// A process about to be sampled, with its binary's symbols placed in it (or why they
+    /// cannot be); its layout is found at the first `prepare`.
+    pub fn new(found: &Found, symbols: Result<Symbols, String>, version: Option<&str>) -> Self {
         Self {
             pid: found.pid,
             start: found.start_time,
@@ -219,30 +215,55 @@ pub fn decode(key: &SampleKey, name: &mut impl FnMut(u64) -> SampledFrame) -> Ve
     frames
 }
 
-/// The runtime addresses of the symbols the sampler reads, in the binary `found` maps.
-fn symbols(found: &Found, binary: &Binary) -> Result<Symbols, String> {
-    let data = binary.data();
-    let elf = binary
-        .elf(&data)
-        .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
-    let load = process::load_address(found.pid, found.binary.dev, found.binary.inode)
-        .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?
-        .ok_or("its CPython binary's start is not mapped")?;
-    let first = elf
-        .segments()
-        .iter()
-        .min_by_key(|s| s.offset)
-        .ok_or("its CPython binary has no loadable segment")?;
-    // The mapping at file offset 0 holds the first segment's page.
-    let bias = load.wrapping_sub((first.vaddr - first.offset) & !0xfff);
-    let at = |name: &str| elf.symbol_address(name).ok().map(|a| a.wrapping_add(bias));
-    Ok(Symbols {
-        runtime: at("_PyRuntime"),
-        interp_head: at("interp_head"),
-        code_type: at("PyCode_Type"),
-        frame_type: at("PyFrame_Type"),
-        py_version: at("Py_Version"),
-    })
+/// The symbols the sampler reads, as a CPython binary's file gives them (read once per
+/// binary, however many processes map it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BinarySymbols {
+    symbols: Symbols,
+    /// The virtual address the mapping at file offset 0 starts at, before relocation.
+    first_page: u64,
+}
+
+impl BinarySymbols {
+    pub fn read(binary: &Binary) -> Result<Self, String> {
+        let data = binary.data();
+        let elf = binary
+            .elf(&data)
+            .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+        let first = elf
+            .segments()
+            .iter()
+            .min_by_key(|s| s.offset)
+            .ok_or("its CPython binary has no loadable segment")?;
+        let at = |name: &str| elf.symbol_address(name).ok();
+        Ok(Self {
+            symbols: Symbols {
+                runtime: at("_PyRuntime"),
+                interp_head: at("interp_head"),
+                code_type: at("PyCode_Type"),
+                frame_type: at("PyFrame_Type"),
+                py_version: at("Py_Version"),
+            },
+            first_page: (first.vaddr - first.offset) & !0xfff,
+        })
+    }
+
+    /// The symbols' addresses in process `found`, where it mapped the binary.
+    pub fn in_process(&self, found: &Found) -> Result<Symbols, String> {
+        let load = process::load_address(found.pid, found.binary.dev, found.binary.inode)
+            .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?
+            .ok_or("its CPython binary's start is not mapped")?;
+        let bias = load.wrapping_sub(self.first_page);
+        let place = |address: Option<u64>| address.map(|a| a.wrapping_add(bias));
+        let s = &self.symbols;
+        Ok(Symbols {
+            runtime: place(s.runtime),
+            interp_head: place(s.interp_head),
+            code_type: place(s.code_type),
+            frame_type: place(s.frame_type),
+            py_version: place(s.py_version),
+        })
+    }
 }
 
 #[cfg(test)]

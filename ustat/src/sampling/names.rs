@@ -58,9 +58,20 @@ impl CodeNames {
             .max()
             .unwrap_or(0)
             + 8;
-        let Ok(header) = memory.bytes(address, end as usize) else {
-            self.cache.remove(&address);
-            return unknown("(code object unreadable)");
+        let header = match memory.bytes(address, end as usize) {
+            Ok(header) => header,
+            // The process is gone (its last interval is read after it exited): its memory
+            // can no longer change, so a name read while it ran is still its name.
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                return match self.cache.get(&address) {
+                    Some((_, frame)) => frame.clone(),
+                    None => unknown("(process exited before its code was named)"),
+                };
+            }
+            Err(_) => {
+                self.cache.remove(&address);
+                return unknown("(code object unreadable)");
+            }
         };
         if field_u64(&header, OB_TYPE) != Some(process.code_type) {
             self.cache.remove(&address);

@@ -622,10 +622,94 @@ mod tests {
         assert_eq!(parse_version("3"), None);
     }
 
+    /// `PyMemberDef`, as CPython lays it out.
+    #[repr(C)]
+    struct MemberDef {
+        name: *const u8,
+        kind: i32,
+        offset: isize,
+        flags: i32,
+        doc: *const u8,
+    }
+
+    /// A type object whose `tp_members` lists these (name, offset) members, in this process.
+    fn type_with_members(members: &[(&'static [u8], isize)]) -> (Vec<u64>, Vec<MemberDef>) {
+        let mut table: Vec<MemberDef> = members
+            .iter()
+            .map(|&(name, offset)| MemberDef {
+                name: name.as_ptr(),
+                kind: 0,
+                offset,
+                flags: 0,
+                doc: std::ptr::null(),
+            })
+            .collect();
+        table.push(MemberDef {
+            name: std::ptr::null(),
+            kind: 0,
+            offset: 0,
+            flags: 0,
+            doc: std::ptr::null(),
+        });
+        let mut type_object = vec![0u64; 64];
+        type_object[(TP_MEMBERS / 8) as usize] = table.as_ptr() as u64;
+        (type_object, table)
+    }
+
+    #[test]
+    fn code_fields_are_checked_against_the_running_binarys_member_table() {
+        let me = Remote::new(std::process::id());
+        // 3.12's code object, as its PyCode_Type lists it: the check passes, and preparing
+        // goes on to the interpreter (which this process has none of).
+        let (code_type, _table) = type_with_members(&[
+            (b"co_filename\0", 112),
+            (b"co_name\0", 120),
+            (b"co_qualname\0", 128),
+            (b"co_firstlineno\0", 68),
+        ]);
+        let symbols = Symbols {
+            code_type: Some(code_type.as_ptr() as u64),
+            ..Symbols::default()
+        };
+        let err = prepare(&me, Some((3, 12)), &symbols).unwrap_err();
+        assert!(
+            matches!(&err, NotReady::Unreadable(t) if t.contains("_PyRuntime")),
+            "{err:?}"
+        );
+        // A binary whose code objects keep their name elsewhere: refused, with the field.
+        let (moved, _table) = type_with_members(&[(b"co_filename\0", 112), (b"co_name\0", 999)]);
+        let symbols = Symbols {
+            code_type: Some(moved.as_ptr() as u64),
+            ..Symbols::default()
+        };
+        let err = prepare(&me, Some((3, 12)), &symbols).unwrap_err();
+        assert!(
+            matches!(&err, NotReady::Unreadable(t) if t.contains("co_name is at 999 where ustat expects 120")),
+            "{err:?}"
+        );
+        // Up to 3.10 the frame's fields are checked too.
+        let (code_3_10, _table) = type_with_members(&[
+            (b"co_filename\0", 104),
+            (b"co_name\0", 112),
+            (b"co_firstlineno\0", 40),
+        ]);
+        let (frame_type, _frames) = type_with_members(&[(b"f_back\0", 24), (b"f_code\0", 40)]);
+        let symbols = Symbols {
+            code_type: Some(code_3_10.as_ptr() as u64),
+            frame_type: Some(frame_type.as_ptr() as u64),
+            ..Symbols::default()
+        };
+        let err = prepare(&me, Some((3, 10)), &symbols).unwrap_err();
+        assert!(
+            matches!(&err, NotReady::Unreadable(t) if t.contains("f_code")),
+            "{err:?}"
+        );
+    }
+
     #[test]
     fn strings_decode_per_kind() {
         assert_eq!(decode(b"caf\xe9", 1), "café");
-        assert_eq!(decode(&[0x0d, 0x54, 0x00, 0xd8], 2), "吐\u{fffd}");
+        assert_eq!(decode(&[0x0d, 0x54, 0x00, 0xd8], 2), "名\u{fffd}");
         assert_eq!(decode(&0x1f600u32.to_le_bytes(), 4), "😀");
     }
 

@@ -3,19 +3,30 @@
 //! the kernel's counts into every sampled process's `Sampled`; exited processes' targets and
 //! stacks go.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{KernelSource, processes::Tracked};
 use crate::{
-    binary::Binary, discovery::Found, process, sampling::ProcessSampler, sanitize,
+    binary::Binary,
+    discovery::Found,
+    process,
+    sampling::{BinarySymbols, ProcessSampler},
+    sanitize,
     snapshot::Sampled,
 };
+
+/// A binary's identity: device and inode.
+type BinaryId = ((i32, i32), u64);
 
 /// The sampled processes, by (pid, start time), and the rate (0: not sampling).
 #[derive(Debug, Default)]
 pub(super) struct Samplers {
     hz: u32,
     by_process: HashMap<(u32, u64), ProcessSampler>,
+    /// Each CPython binary's symbols, read once, or why they cannot be.
+    binaries: HashMap<BinaryId, Result<BinarySymbols, String>>,
+    /// What was said about which binary, so each reason is one line, not one per process.
+    said: HashSet<(BinaryId, String)>,
 }
 
 /// This interval's samples, by (pid, start time).
@@ -43,17 +54,33 @@ impl KernelSource {
         if self.samplers.hz == 0 || found.runtime.name != "python" {
             return;
         }
-        // Opened as every mapped binary is; a refusal was already said when attaching.
-        let binary = process::uid(found.pid)
-            .ok()
-            .and_then(|uid| Binary::open_mapped(found.pid, &found.binary, uid).ok());
-        let mut sampler = ProcessSampler::new(found, binary.as_deref(), version);
+        let id: BinaryId = (found.binary.dev, found.binary.inode);
+        let symbols = self
+            .samplers
+            .binaries
+            .entry(id)
+            .or_insert_with(|| {
+                // Opened as every mapped binary is; a refusal was already said when attaching.
+                let binary = process::uid(found.pid)
+                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+                    .and_then(|uid| {
+                        Binary::open_mapped(found.pid, &found.binary, uid)
+                            .map_err(|_| "its CPython binary could not be opened".to_string())
+                    })?;
+                BinarySymbols::read(&binary)
+            })
+            .clone()
+            .and_then(|symbols| symbols.in_process(found));
+        let mut sampler = ProcessSampler::new(found, symbols, version);
         // Walked from its first sample when its interpreter is already set up.
         let target = sampler
             .prepare()
             .unwrap_or_else(|| sampler.counting_target());
         if let Some(why) = sampler.unreadable() {
-            self.warnings.push(unreadable_line(found.pid, why));
+            let line = unreadable_line(found, why);
+            if self.samplers.said.insert((id, why.to_string())) {
+                self.warnings.push(line);
+            }
         }
         if let Err(e) = self.tracer.set_sample_target(found.pid, &target) {
             self.warnings.push(sanitize::text(&format!(
@@ -85,8 +112,13 @@ impl KernelSource {
             if let Some(target) = sampler.prepare() {
                 self.tracer.set_sample_target(pid, &target)?;
             }
-            if let (false, Some(why)) = (was_unreadable, sampler.unreadable()) {
-                self.warnings.push(unreadable_line(pid, why));
+            if let (false, Some(why)) = (was_unreadable, sampler.unreadable())
+                && let Some(tracked) = self.tracked.get(&pid)
+            {
+                let id = (tracked.found.binary.dev, tracked.found.binary.inode);
+                if self.samplers.said.insert((id, why.to_string())) {
+                    self.warnings.push(unreadable_line(&tracked.found, why));
+                }
             }
         }
         let stacks = self.tracer.sample_stacks()?;
@@ -103,9 +135,13 @@ impl KernelSource {
     }
 }
 
-/// The one line that says a process's stacks cannot be read, and why.
-fn unreadable_line(pid: u32, why: &str) -> String {
+/// The one line that says a process's stacks cannot be read, and why; said once per binary
+/// and reason, as every process of that binary has the same.
+fn unreadable_line(found: &Found, why: &str) -> String {
     sanitize::text(&format!(
-        "process {pid}: its Python stacks cannot be read: {why}; its samples are counted, not named"
+        "process {} ({}): its Python stacks cannot be read: {why}; its samples are counted, not \
+         named (said once for this binary)",
+        found.pid,
+        found.binary.path.display()
     ))
 }
