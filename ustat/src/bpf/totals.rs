@@ -4,14 +4,14 @@ use std::collections::{HashMap, HashSet};
 
 use aya::Pod;
 use ustat_common::{
-    CountKey, CountValue, HistKey, KeyedKey, OfProcess, ProcessEntry, ProcessKey, SpanStack,
-    SpanThreadKey, SpanTotals, lost, maps,
+    CountKey, CountValue, ExitRecord, HistKey, KeyedKey, OfProcess, ProcessEntry, ProcessKey,
+    SpanStack, SpanThreadKey, SpanTotals, lost, maps,
 };
 
 use super::{
     LoadError,
     load::Loaded,
-    maps::{keys, per_cpu_sum, read_per_cpu, remove_per_cpu_where, remove_where},
+    maps::{hash_map, keys, per_cpu_sum, read_per_cpu, remove_per_cpu_where, remove_where},
 };
 
 /// Cumulative totals since attach, per key.
@@ -118,11 +118,16 @@ pub(super) fn forget_processes(
     super::flow::forget_processes(ebpf, gone)
 }
 
-/// Takes the exits the hook recorded: lists `EXITED` and deletes what it listed (an exit
+/// Takes the exits the hook recorded: reads `EXITED` and deletes what it read (an exit
 /// recorded meanwhile stays for the next call).
-pub(super) fn take_exited(ebpf: &mut Loaded) -> Result<HashSet<ProcessKey>, LoadError> {
-    let taken = remove_where::<ProcessKey, u64>(ebpf, maps::EXITED, |_| true)?;
-    Ok(taken.into_iter().collect())
+pub(super) fn take_exited(ebpf: &mut Loaded) -> Result<HashMap<ProcessKey, ExitRecord>, LoadError> {
+    let mut map = hash_map::<ProcessKey, ExitRecord>(ebpf, maps::EXITED)?;
+    let taken: HashMap<ProcessKey, ExitRecord> = map.iter().filter_map(Result::ok).collect();
+    for key in taken.keys() {
+        // Deleted meanwhile: gone either way.
+        let _ = map.remove(key);
+    }
+    Ok(taken)
 }
 
 pub(super) fn forget_dead_processes(
