@@ -137,8 +137,12 @@ pub mod category {
     pub const RUNTIME_ERROR: u32 = 18;
     /// A request, from its startup to its shutdown (PHP: php-fpm, mod_php, one per CLI run).
     pub const REQUEST: u32 = 19;
+    /// Time in imports, not a count of them: CPython's import probes, which fire on the
+    /// `import` statement's path only, where the modules loaded are counted under `IMPORT`
+    /// from the module objects the import system creates (every path).
+    pub const IMPORT_TIME: u32 = 20;
     /// The highest category: the exit hook clears a thread's open spans of 1..=LAST.
-    pub const LAST: u32 = REQUEST;
+    pub const LAST: u32 = IMPORT_TIME;
 }
 
 /// Most calls a thread's shadow stack holds; deeper calls are counted (`lost::TOO_DEEP`)

@@ -194,7 +194,9 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
         gc_minor: kind("minor"),
         gc_major: kind("major"),
         monitor_contended: i.monitor_contended,
-        import_ms_total: imports.map(|_| ms(i.import_ns)).unwrap_or_default(),
+        import_ms_total: traced(ustat_common::category::IMPORT_TIME, i.import_ns)
+            .map(ms)
+            .unwrap_or_default(),
         imports,
         http_requests: i.http_requests,
         exited: u8::from(p.exited),

@@ -112,8 +112,8 @@ const COUNTERS: [CounterFamily; 11] = [
         per_unit: 1e9,
         ..family(
             "ustat_import_seconds_total",
-            "Time spent in imports since ustat started (CPython).",
-            Category::Import,
+            "Time spent in imports since ustat started (CPython, on demand).",
+            Category::ImportTime,
             |c| c.import_ns,
         )
     },
