@@ -151,7 +151,11 @@ fn a_storm_of_short_processes_leaves_the_maps_as_they_were() {
         })
     });
     assert_eq!(after.entries["EXITED"], 0);
-    assert_eq!(after.entries["lost_map_full"], 0, "every hit was counted");
+    assert_eq!(
+        after.entries["lost_map_full"], 0,
+        "every hit was counted: {:?}",
+        after.entries
+    );
 
     let python_dir = tempfile::tempdir().unwrap();
     let python_copy = python_dir.path().join("python3.11");

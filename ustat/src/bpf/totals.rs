@@ -159,7 +159,7 @@ pub(super) fn sizes(ebpf: &Loaded) -> Result<MapSizes, LoadError> {
     let hist = per_cpu_keys::<HistKey, u64>(ebpf, maps::SPAN_HIST)?;
     let keyed = per_cpu_keys::<KeyedKey, CountValue>(ebpf, maps::KEYED)?;
     let procs = keys::<u32, ProcessEntry>(ebpf, maps::PROCS)?;
-    let exited = keys::<ProcessKey, u64>(ebpf, maps::EXITED)?;
+    let exited = keys::<ProcessKey, ExitRecord>(ebpf, maps::EXITED)?;
     let open_spans = keys::<SpanThreadKey, SpanStack>(ebpf, maps::OPEN_SPANS)?;
     let mut pids = std::collections::BTreeSet::new();
     pids.extend(counts.iter().chain(&spans).map(|k| k.pid));
