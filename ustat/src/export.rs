@@ -105,8 +105,8 @@ pub fn timestamp(at: SystemTime) -> String {
 
 /// What could not be recorded, host-wide: events the ring buffer had no room for, hits an
 /// aggregation map had no room for, spans nested too deep to time, and events of processes
-/// that exited before ustat listed them (no row holds them). (Sizes a runtime passed as
-/// garbage are not in it: their hits are counted.)
+/// that exited before ustat listed them and whose runtime it could not tell (no row holds
+/// them). (Sizes a runtime passed as garbage are not in it: their hits are counted.)
 pub fn lost_events(lost: &Lost) -> u64 {
     lost.ring_full + lost.map_full + lost.too_deep + lost.unlisted_events
 }

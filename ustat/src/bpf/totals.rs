@@ -62,7 +62,8 @@ pub struct Lost {
     pub too_deep: u64,
     pub bad_values: u64,
     /// Processes that hit probes and exited before ustat listed them (between two looks at
-    /// the host), so they have no row.
+    /// the host) and whose runtime it could not tell (their first hit was in no binary it
+    /// numbered, or not in a selected runtime), so they have no row.
     pub unlisted_processes: u64,
     /// Their events (hits, spans, keyed hits), counted in the kernel but in no row.
     pub unlisted_events: u64,
