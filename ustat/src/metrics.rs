@@ -112,8 +112,8 @@ const COUNTERS: [CounterFamily; 11] = [
         per_unit: 1e9,
         ..family(
             "ustat_import_seconds_total",
-            "Time spent in imports since ustat started (CPython).",
-            Category::Import,
+            "Time spent in imports since ustat started (CPython, on demand).",
+            Category::ImportTime,
             |c| c.import_ns,
         )
     },
@@ -376,7 +376,7 @@ impl Exporter {
         let lost = &self.lost;
         add(
             "ustat_lost_events_total",
-            "Events the kernel could not record since ustat started, or that no process's series holds (processes that exited before ustat listed them), for the whole host, by reason.",
+            "Events the kernel could not record since ustat started, or that no process's series holds (processes that exited before ustat listed them, whose runtime it could not tell), for the whole host, by reason.",
             MetricType::COUNTER,
             [
                 ("ring_full", lost.ring_full),

@@ -203,6 +203,11 @@ pub fn plan_elf<'data, R: ReadRef<'data>>(
                     Point::Return { symbol, args } => {
                         plan_function(elf, symbol, args, true, rule, binary)
                     }
+                    Point::Slot {
+                        object,
+                        offset,
+                        args,
+                    } => plan_slot(elf, object, offset, args, rule, binary),
                 };
                 attachments.extend(planned.ok()?);
             }
@@ -248,6 +253,13 @@ pub enum PlanError {
     Symbol(#[from] SymbolError),
     #[error("symbol {symbol} at {address:#x} is not in an executable segment")]
     NotCode { symbol: String, address: u64 },
+    #[error("{slot} holds no address in the file (the loader writes it)")]
+    NoSlot { slot: String },
+    #[error("no clone of {symbol} has code that shows {check:?}")]
+    NoCloneShows {
+        symbol: String,
+        check: ustat_runtimes::CloneCheck,
+    },
     #[error("the arguments of {symbol}")]
     Spec {
         symbol: String,
@@ -281,7 +293,7 @@ fn only_clones<'data, R: ReadRef<'data>>(feature: &Feature, elf: &Elf<'data, R>)
                     _ => None,
                 }
             }
-            Point::Usdt { .. } => None,
+            Point::Usdt { .. } | Point::Slot { .. } => None,
         })
 }
 
@@ -348,15 +360,60 @@ fn plan_function<'data, R: ReadRef<'data>>(
     rule: &Rule,
     binary: &Arc<Binary>,
 ) -> Result<Vec<Planned>, PlanError> {
-    let addresses = elf.function_entries(symbol, rule.clones)?;
+    let mut addresses = elf.function_entries(symbol, rule.clones)?;
+    // Where the rule holds only for clones whose code shows it, the others are left out.
+    if let Some(check) = rule.clone_check {
+        addresses.retain(|&address| {
+            elf.code_at(address, crate::clone_code::CODE_BYTES)
+                .is_some_and(|code| crate::clone_code::holds(check, code, address))
+        });
+        if addresses.is_empty() {
+            return Err(PlanError::NoCloneShows {
+                symbol: symbol.to_string(),
+                check,
+            });
+        }
+    }
+    let name = symbol.trim_end_matches('*');
+    plan_entries(elf, name, &addresses, args, retprobe, rule, binary)
+}
+
+/// The entry of the function `object`'s slot at `offset` points to (see `Point::Slot`).
+fn plan_slot<'data, R: ReadRef<'data>>(
+    elf: &Elf<'data, R>,
+    object: &str,
+    offset: u64,
+    args: &str,
+    rule: &Rule,
+    binary: &Arc<Binary>,
+) -> Result<Vec<Planned>, PlanError> {
+    let slot = elf.symbol_address(object)? + offset;
+    let name = format!("{object}+{offset:#x}");
+    let address = elf
+        .pointer_at(slot)
+        .filter(|&address| address != 0)
+        .ok_or_else(|| PlanError::NoSlot { slot: name.clone() })?;
+    plan_entries(elf, &name, &[address], args, false, rule, binary)
+}
+
+/// Entry (or return) probes at these function addresses, reading `args`.
+fn plan_entries<'data, R: ReadRef<'data>>(
+    elf: &Elf<'data, R>,
+    name: &str,
+    addresses: &[u64],
+    args: &str,
+    retprobe: bool,
+    rule: &Rule,
+    binary: &Arc<Binary>,
+) -> Result<Vec<Planned>, PlanError> {
+    let symbol = name;
     let parsed = spec::parse(args).map_err(|source| PlanError::Spec {
         symbol: symbol.to_string(),
         source,
     })?;
-    let name = symbol.trim_end_matches('*');
     let mut planned = Vec::with_capacity(addresses.len());
     // The function and each clone whose arguments the rule vouches for: calls go to one.
-    for address in addresses {
+    for &address in addresses {
         let offset = elf
             .file_offset(address, true)
             .ok_or_else(|| PlanError::NotCode {
@@ -420,6 +477,11 @@ pub fn plan_flow(runtime: &Runtime, binary: &Arc<Binary>) -> Result<Vec<Planned>
             Point::Return { symbol, args } => {
                 plan_function(&elf, symbol, args, true, &rule, binary)
             }
+            Point::Slot {
+                object,
+                offset,
+                args,
+            } => plan_slot(&elf, object, offset, args, &rule, binary),
         }?;
         planned.extend(sites.into_iter().map(|p| Planned { program, ..p }));
     }

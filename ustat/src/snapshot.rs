@@ -216,10 +216,25 @@ pub enum FrameKind {
     Unknown,
 }
 
+/// Whether the runtime has a feature for import time apart from the imports' count.
+fn runtime_times_imports_apart(runtime: &str) -> bool {
+    ustat_runtimes::by_name(runtime).is_some_and(|r| {
+        r.features
+            .iter()
+            .any(|f| f.categories.contains(&ustat_common::category::IMPORT_TIME))
+    })
+}
+
 impl ProcessSnapshot {
     /// Is this category not traced in this process: its runtime has no such events, its
     /// binary lacks the probes, or its settings keep them off?
+    /// Import time comes with the imports (Ruby's requires, PHP's files), except where the
+    /// runtime traces it apart (`IMPORT_TIME`: CPython's import probes, on demand).
     pub fn untraced(&self, category: u32) -> bool {
+        use ustat_common::category::{IMPORT, IMPORT_TIME};
+        if category == IMPORT_TIME && !runtime_times_imports_apart(self.runtime) {
+            return self.untraced(IMPORT);
+        }
         !self.traced.contains(&category)
             || self
                 .missing

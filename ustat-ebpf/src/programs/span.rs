@@ -27,7 +27,7 @@ fn slot(stack: &mut SpanStack, depth: u32) -> &mut OpenSpan {
 pub fn span_begin(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
     // Registered in PROCS, so the exit hook removes the thread's open spans.
-    let Some((_, tid)) = current_process() else {
+    let Some((_, tid)) = current_process(spec) else {
         return 0;
     };
     let key = SpanThreadKey {
@@ -70,7 +70,7 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
     let Some(stack) = OPEN_SPANS.get_ptr_mut(&key) else {
         return 0;
     };
-    let Some((process, _)) = current_process() else {
+    let Some((process, _)) = current_process(spec) else {
         return 0;
     };
     // SAFETY: as in span_begin.

@@ -31,7 +31,7 @@ pub enum Group {
     /// The method entry and return probes of a flow being watched.
     Flow,
 }
-use ustat_common::{ProbeSpec, ProcessKey, maps as map_names};
+use ustat_common::{ExitRecord, ProbeSpec, ProcessKey, maps as map_names};
 
 /// The eBPF object built by `build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ustat"));
@@ -247,8 +247,10 @@ impl Tracer {
         self.loaded.program(program).map(|_| ())
     }
 
-    /// The id of `spec` in the `SPECS` map, adding it if it is new. Identical specs share an id.
-    fn spec_id(&mut self, spec: &ProbeSpec) -> Result<u32, LoadError> {
+    /// The id of `spec`, for a site in the binary `origin`, in the `SPECS` map, adding it if
+    /// it is new. Identical specs of one binary share an id.
+    fn spec_id(&mut self, spec: &ProbeSpec, origin: u32) -> Result<u32, LoadError> {
+        let spec = &ProbeSpec { origin, ..*spec };
         if let Some(&id) = self.specs.get(spec) {
             return Ok(id);
         }
@@ -278,7 +280,7 @@ impl Tracer {
             point,
             spec,
         };
-        match self.attach_all(Group::Main, scope, &[one]).pop() {
+        match self.attach_all(Group::Main, scope, 0, &[one]).pop() {
             Some(error) => Err(error),
             None => Ok(()),
         }
@@ -286,18 +288,20 @@ impl Tracer {
 
     /// Attaches every site in `group` for `scope`; returns the failures, each naming its
     /// probe, file and reason. Where the kernel has `uprobe_multi`, the sites of one program
-    /// in one file share one link.
+    /// in one file share one link. `origin` numbers the runtime binary the sites are in
+    /// (`ProbeSpec::origin`: a process's first hit ties it to it), 0 for none.
     pub fn attach_all(
         &mut self,
         group: Group,
         scope: Scope,
+        origin: u32,
         sites: &[Attachment<'_>],
     ) -> Vec<ProbeAttachError> {
         let mut errors = Vec::new();
         let mut batches: Vec<Batch<'_>> = Vec::new();
         for site in sites {
             let id = match self
-                .spec_id(site.spec)
+                .spec_id(site.spec, origin)
                 .and_then(|id| self.loaded.program(site.program).map(|_| id))
             {
                 Ok(id) => id,
@@ -539,8 +543,9 @@ impl Tracer {
         !self.exit_hooks.is_empty()
     }
 
-    /// The processes that exited since the last call: their counts are final now.
-    pub fn exited(&mut self) -> Result<HashSet<ProcessKey>, LoadError> {
+    /// The processes that exited since the last call, with what identifies them: their
+    /// counts are final now.
+    pub fn exited(&mut self) -> Result<HashMap<ProcessKey, ExitRecord>, LoadError> {
         totals::take_exited(&mut self.loaded)
     }
 

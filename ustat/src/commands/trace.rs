@@ -83,7 +83,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     for &scope in &scopes {
         // The first failure ends the trace: a trace that silently misses sites would mislead.
         if let Some(error) = tracer
-            .attach_all(Group::Main, scope, &attachments)
+            .attach_all(Group::Main, scope, 0, &attachments)
             .into_iter()
             .next()
         {

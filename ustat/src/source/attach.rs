@@ -99,6 +99,7 @@ impl KernelSource {
                 Scope::Process(found.pid),
             ),
         };
+        let origin = self.origins.number(found, &key);
         if let Some(coverage) = self.attached.get(&key) {
             return coverage.clone();
         }
@@ -114,12 +115,12 @@ impl KernelSource {
             Ok(plan) => {
                 self.warnings
                     .extend(plan.warnings.iter().map(|w| sanitize::text(w)));
-                self.attach_planned(Group::Main, scope, &plan.attachments);
+                self.attach_planned(Group::Main, scope, origin, &plan.attachments);
                 let mut resolved = plan.resolved;
                 let mut deferred = Vec::new();
                 for on_demand in plan.on_demand {
                     if self.options.with.contains(&on_demand.feature.name) {
-                        self.attach_planned(Group::Main, scope, &on_demand.attachments);
+                        self.attach_planned(Group::Main, scope, origin, &on_demand.attachments);
                         resolved.push(on_demand.feature.name);
                     } else {
                         deferred.push(on_demand);
@@ -158,9 +159,11 @@ impl KernelSource {
         };
         let deferred = std::mem::take(&mut tracked.deferred);
         let runtime = tracked.found.runtime;
+        let origin = self.origins.of(&tracked.found);
         let mut names = Vec::new();
         for on_demand in &deferred {
-            if self.attach_planned(Group::Main, Scope::Process(pid), &on_demand.attachments) > 0 {
+            let scope = Scope::Process(pid);
+            if self.attach_planned(Group::Main, scope, origin, &on_demand.attachments) > 0 {
                 names.push(on_demand.feature.name);
             }
         }
@@ -191,15 +194,17 @@ impl KernelSource {
         ))
     }
 
-    /// Attaches planned sites; a site that fails becomes a warning. Returns how many took.
+    /// Attaches planned sites of the runtime binary numbered `origin` (see `unlisted.rs`); a
+    /// site that fails becomes a warning. Returns how many took.
     pub(super) fn attach_planned(
         &mut self,
         group: Group,
         scope: Scope,
+        origin: u32,
         planned: &[plan::Planned],
     ) -> usize {
         let sites: Vec<_> = planned.iter().map(plan::Planned::attachment).collect();
-        let errors = self.tracer.attach_all(group, scope, &sites);
+        let errors = self.tracer.attach_all(group, scope, origin, &sites);
         let attached = sites.len() - errors.len();
         for e in errors {
             let message = format!("{:#}", anyhow::Error::from(e));

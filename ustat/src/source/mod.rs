@@ -12,6 +12,7 @@ mod names;
 mod processes;
 mod sampling;
 mod snapshots;
+mod unlisted;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -71,6 +72,8 @@ pub struct KernelSource {
     options: Options,
     discovery: Discovery,
     attached: HashMap<attach::Attached, attach::Coverage>,
+    /// The runtime binaries attached to, numbered for the kernel (see `unlisted.rs`).
+    origins: unlisted::Origins,
     tracked: BTreeMap<u32, processes::Tracked>,
     /// Processes (pid, start time) whose exit was reported while /proc still lists them
     /// (not yet reaped), so discovery does not take them up again.
@@ -86,7 +89,8 @@ pub struct KernelSource {
     name_requests: names::NameRequests,
     /// The loss counters at the previous poll.
     lost: crate::bpf::Lost,
-    /// Processes that exited before discovery listed them, and their events, since start.
+    /// Processes that exited before discovery listed them and cannot be shown (their runtime
+    /// is not known or not selected), and their events, since start.
     unlisted_processes: u64,
     unlisted_events: u64,
     /// The CPU sampler: each sampled process's state, and the rate (0: off).
@@ -143,6 +147,7 @@ impl KernelSource {
             options,
             discovery: Discovery::default(),
             attached: HashMap::new(),
+            origins: unlisted::Origins::default(),
             tracked: BTreeMap::new(),
             ended: HashSet::new(),
             baseline: snapshots::Baseline::default(),

@@ -32,12 +32,18 @@ impl Tracked {
     /// Every line that says what is not traced: features the binary lacks, on-demand ones not
     /// asked for (and how to ask), and what the runtime's settings leave out.
     pub(super) fn missing_lines(&self) -> Vec<Missing> {
+        let mut missing = self.binary_missing_lines();
+        missing.extend((self.found.runtime.missing)(&self.facts));
+        missing
+    }
+
+    /// The lines about its binary: features it lacks, on-demand ones not asked for.
+    pub(super) fn binary_missing_lines(&self) -> Vec<Missing> {
         let mut missing = self.unavailable.clone();
         missing.extend(self.deferred.iter().map(|plan| Missing {
             categories: plan.feature.categories.to_vec(),
             text: on_demand_line(plan.feature),
         }));
-        missing.extend((self.found.runtime.missing)(&self.facts));
         missing
     }
 }

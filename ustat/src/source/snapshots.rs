@@ -148,7 +148,7 @@ impl Source for KernelSource {
         let ended: Vec<u32> = self
             .tracked
             .values()
-            .filter(|t| t.process().is_some_and(|p| exited.contains(&p)))
+            .filter(|t| t.process().is_some_and(|p| exited.contains_key(&p)))
             .map(|t| t.found.pid)
             .collect();
         for pid in ended {
@@ -175,19 +175,28 @@ impl Source for KernelSource {
         for tracked in &gone {
             processes.push(self.snapshot_of(tracked, of(tracked), true, &sampled));
         }
+        // A process that hit probes and exited before discovery listed it gets its row
+        // from what the kernel recorded at its exit; one that cannot (its runtime binary is
+        // not known, or not selected) has its events counted as lost and shown, never
+        // dropped in silence.
+        let listed: HashSet<ProcessKey> = gone.iter().filter_map(Tracked::process).collect();
+        for (&process, record) in exited.iter().filter(|(p, _)| !listed.contains(p)) {
+            match self.unlisted(process, record) {
+                Some(tracked) => {
+                    processes.push(self.snapshot_of(&tracked, of(&tracked), true));
+                    gone.push(tracked);
+                }
+                None => {
+                    self.unlisted_processes += 1;
+                    self.unlisted_events += totals.events_of(process);
+                }
+            }
+        }
         // A process that exited comes before a new one that took its pid.
         processes.sort_by_key(|p| (p.pid, !p.exited));
 
-        // A process that hit probes and exited before discovery listed it has no row: its
-        // events are counted as lost and shown, never dropped in silence.
-        let listed: HashSet<ProcessKey> = gone.iter().filter_map(Tracked::process).collect();
-        for process in exited.iter().filter(|p| !listed.contains(p)) {
-            self.unlisted_processes += 1;
-            self.unlisted_events += totals.events_of(*process);
-        }
-
         // Every exited process's keys go, tracked or not, in one pass over each map.
-        let mut forget = exited;
+        let mut forget: HashSet<ProcessKey> = exited.into_keys().collect();
         forget.extend(gone.iter().filter_map(Tracked::process));
         self.tracer.forget_processes(&forget)?;
         if !self.tracer.watches_exits() {

@@ -212,10 +212,14 @@ fn draw_pauses(
     }
     let total = &process.total;
     if total.imports > 0 {
+        let time = if process.untraced(category::IMPORT_TIME) {
+            "their time not traced".to_string()
+        } else {
+            format!("{} in all", format::nanos(total.import_ns))
+        };
         lines.push(Line::from(format!(
-            "imports: {} since attach, {} in all",
+            "imports: {} since attach, {time}",
             format::count(total.imports),
-            format::nanos(total.import_ns)
         )));
     }
     if total.gc_sweeps > 0 {
