@@ -1,8 +1,8 @@
 //! What sampling stacks costs, ustat beside py-spy: 1, 10 and 50 CPython processes spinning
 //! in pure Python (`assets/bench/busy_loop.py`), sampled at 99 Hz by ustat (`--sample-hz 99`,
 //! the CSV loop), by py-spy `--nonblocking` and by py-spy as it runs by default (pausing the
-//! process for each sample). Each sampler is measured in a window right after an untraced
-//! window of the same processes:
+//! process for each sample). Each sampler is measured in a window between two untraced windows
+//! of the same processes:
 //! - the traced programs' throughput lost: 1 - (rounds per CPU second while sampled) /
 //!   (rounds per CPU second untraced). Per CPU second of the programs, not per second of
 //!   wall time: on a shared host the scheduler's share moves wall-time throughput by more than
@@ -229,9 +229,11 @@ fn costs(count: usize) -> Vec<(Sampler, Cost)> {
     // Let the interpreters settle (imports done, caches warm).
     busy.throughput();
     let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new(); Sampler::ALL.len()];
+    // Each sampled window lies between two untraced ones and is compared with their mean,
+    // so a drift in the host's load moves both sides alike.
+    let mut before = busy.throughput();
     for _ in 0..RUNS {
         for (i, sampler) in Sampler::ALL.into_iter().enumerate() {
-            let untraced = busy.throughput();
             let running = Running::start(sampler, &busy.pids());
             let cpu_before = running.cpu_seconds();
             let started = Instant::now();
@@ -239,7 +241,10 @@ fn costs(count: usize) -> Vec<(Sampler, Cost)> {
             let cpu = running.cpu_seconds() - cpu_before;
             let elapsed = started.elapsed().as_secs_f64();
             running.stop();
+            let after = busy.throughput();
+            let untraced = (before + after) / 2.0;
             runs[i].push(((1.0 - traced / untraced) * 100.0, cpu / elapsed * 100.0));
+            before = after;
         }
     }
     Sampler::ALL
@@ -322,7 +327,7 @@ pub fn table() -> String {
         .unwrap_or_default();
     let _ = writeln!(
         table,
-        "\n{version}; {RUNS} runs of {} s per sampler and count, each after an untraced window; medians.",
+        "\n{version}; {RUNS} runs of {} s per sampler and count, each between two untraced windows; medians.",
         WINDOW.as_secs()
     );
     table
