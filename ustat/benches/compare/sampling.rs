@@ -1,8 +1,8 @@
 //! What sampling stacks costs, ustat beside py-spy: 1, 10 and 50 CPython processes spinning
 //! in pure Python (`assets/bench/busy_loop.py`), sampled at 99 Hz by ustat (`--sample-hz 99`,
 //! the CSV loop), by py-spy `--nonblocking` and by py-spy as it runs by default (pausing the
-//! process for each sample). Each sampler is measured in a window right after an untraced
-//! window of the same processes:
+//! process for each sample). Each sampler is measured in a window between two untraced windows
+//! of the same processes:
 //! - the traced programs' throughput lost: 1 - (rounds per CPU second while sampled) /
 //!   (rounds per CPU second untraced). Per CPU second of the programs, not per second of
 //!   wall time: on a shared host the scheduler's share moves wall-time throughput by more than
@@ -13,7 +13,9 @@
 //! (no IRQ_TIME_ACCOUNTING) charges that time to the interrupted task: its cost shows in the
 //! programs' rounds per CPU second, not in ustat's CPU. The time py-spy's default mode keeps
 //! a program stopped is not its CPU time, so that cost shows only as wall time, which this
-//! table does not measure.
+//! table does not measure. What ustat's sampling program costs in the kernel is measured
+//! exactly besides: the kernel's own run time and run count of the program (BPF statistics,
+//! on while the benchmark runs), per sample and in % of one CPU.
 
 use std::{
     fmt::Write as _,
@@ -38,6 +40,8 @@ const RUNS: usize = 3;
 /// How long a sampler may take to start: ustat prepares each of 50 processes on a host that
 /// their spinning (and py-spy's) keeps fully loaded.
 const START: Duration = Duration::from_secs(600);
+/// `prog_type` of a perf-event program in fdinfo (uapi `bpf.h`).
+const BPF_PROG_TYPE_PERF_EVENT: u64 = 7;
 
 /// The samplers compared, in the table's column order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +62,8 @@ struct Cost {
     lost_percent: f64,
     /// The sampler's CPU over the window, in % of one CPU.
     cpu_percent: f64,
+    /// ustat's sampling program in the kernel: ns per run, and % of one CPU.
+    in_kernel: Option<(f64, f64)>,
 }
 
 /// Busy CPython processes, spinning.
@@ -138,6 +144,32 @@ impl Running {
 
     fn cpu_seconds(&self) -> f64 {
         self.children.iter().map(|(c, _)| cpu_seconds(c.id())).sum()
+    }
+
+    /// Run time (ns) and runs of the perf-event programs the samplers hold, from the kernel's
+    /// BPF statistics in their fds' fdinfo (0 for py-spy, which has none).
+    fn perf_event_programs(&self) -> (u64, u64) {
+        let mut total = (0, 0);
+        for (child, _) in &self.children {
+            let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fdinfo", child.id())) else {
+                continue;
+            };
+            for fd in fds.filter_map(Result::ok) {
+                let Ok(info) = std::fs::read_to_string(fd.path()) else {
+                    continue;
+                };
+                let field = |name: &str| -> Option<u64> {
+                    info.lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .and_then(|v| v.trim().parse().ok())
+                };
+                if field("prog_type:") == Some(BPF_PROG_TYPE_PERF_EVENT) {
+                    total.0 += field("run_time_ns:").unwrap_or(0);
+                    total.1 += field("run_cnt:").unwrap_or(0);
+                }
+            }
+        }
+        total
     }
 
     /// Ends each sampler with SIGINT (py-spy then writes its file), and waits for it.
@@ -229,17 +261,32 @@ fn costs(count: usize) -> Vec<(Sampler, Cost)> {
     // Let the interpreters settle (imports done, caches warm).
     busy.throughput();
     let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new(); Sampler::ALL.len()];
+    let mut in_kernel: Vec<(f64, f64)> = Vec::new();
+    // Each sampled window lies between two untraced ones and is compared with their mean,
+    // so a drift in the host's load moves both sides alike.
+    let mut before = busy.throughput();
     for _ in 0..RUNS {
         for (i, sampler) in Sampler::ALL.into_iter().enumerate() {
-            let untraced = busy.throughput();
             let running = Running::start(sampler, &busy.pids());
             let cpu_before = running.cpu_seconds();
+            let programs_before = running.perf_event_programs();
             let started = Instant::now();
             let traced = busy.throughput();
             let cpu = running.cpu_seconds() - cpu_before;
+            let programs = running.perf_event_programs();
             let elapsed = started.elapsed().as_secs_f64();
+            let (ns, count) = (
+                programs.0 - programs_before.0,
+                programs.1 - programs_before.1,
+            );
+            if sampler == Sampler::Ustat && count > 0 {
+                in_kernel.push((ns as f64 / count as f64, ns as f64 / 1e9 / elapsed * 100.0));
+            }
             running.stop();
+            let after = busy.throughput();
+            let untraced = (before + after) / 2.0;
             runs[i].push(((1.0 - traced / untraced) * 100.0, cpu / elapsed * 100.0));
+            before = after;
         }
     }
     Sampler::ALL
@@ -249,6 +296,12 @@ fn costs(count: usize) -> Vec<(Sampler, Cost)> {
             let cost = Cost {
                 lost_percent: median(runs.iter().map(|r| r.0).collect()),
                 cpu_percent: median(runs.iter().map(|r| r.1).collect()),
+                in_kernel: (sampler == Sampler::Ustat && !in_kernel.is_empty()).then(|| {
+                    (
+                        median(in_kernel.iter().map(|k| k.0).collect()),
+                        median(in_kernel.iter().map(|k| k.1).collect()),
+                    )
+                }),
             };
             (sampler, cost)
         })
@@ -270,6 +323,8 @@ pub fn table() -> String {
         Path::new(PY_SPY).exists(),
         "{PY_SPY} is missing: scripts/setup installs it"
     );
+    // The kernel times BPF programs while this fd is open (and only then).
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).expect("BPF statistics");
     let mut table = String::new();
     let _ = writeln!(
         table,
@@ -312,6 +367,14 @@ pub fn table() -> String {
             ratio(u.cpu_percent, nb.cpu_percent),
             ratio(u.cpu_percent, b.cpu_percent),
         );
+        let _ = writeln!(
+            table,
+            "| {processes}: ustat's sampling program in the kernel (ns per sample; % of one CPU) | {} | - | - | - | - |",
+            u.in_kernel
+                .map_or("not measured".to_string(), |(ns, cpu)| format!(
+                    "{ns:.0} ns; {cpu:.2} %"
+                )),
+        );
         // What is measured so far, should a later count not finish.
         eprint!("{table}");
     }
@@ -322,7 +385,7 @@ pub fn table() -> String {
         .unwrap_or_default();
     let _ = writeln!(
         table,
-        "\n{version}; {RUNS} runs of {} s per sampler and count, each after an untraced window; medians.",
+        "\n{version}; {RUNS} runs of {} s per sampler and count, each between two untraced windows; medians.",
         WINDOW.as_secs()
     );
     table
