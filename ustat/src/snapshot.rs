@@ -173,7 +173,10 @@ pub struct Sampled {
     pub hz: u32,
     /// Samples that interrupted any of the process's threads on a CPU in the interval.
     pub samples: u64,
-    /// The distinct stacks among them, with their counts (sum of counts = `samples`).
+    /// The distinct stacks among them, with their counts. Their sum is `samples` less the
+    /// samples no stack could be named for (a process whose layout is unreadable, or not
+    /// found yet: its interpreter was still starting); stacks that could be only partly read
+    /// are here, with frames that say so.
     pub stacks: Vec<SampledStack>,
     /// Why the process's frames cannot be read (an unknown or unvalidated layout); its
     /// samples then count, but name nothing.
