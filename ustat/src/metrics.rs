@@ -550,6 +550,7 @@ mod tests {
             top_exceptions: Vec::new(),
             pools: Vec::new(),
             missing: Vec::new(),
+            refused: Vec::new(),
             traced: vec![Category::Gc.raw(), Category::ThreadStarted.raw()],
         }
     }

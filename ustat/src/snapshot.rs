@@ -156,6 +156,11 @@ pub struct ProcessSnapshot {
     /// What this process's runtime or settings do not let ustat see, each with its line.
     #[serde(default, with = "fields::missing")]
     pub missing: Vec<Missing>,
+    /// Probes the kernel refused for this process (another tracer holds the site with
+    /// another semaphore offset, ...): each names probe, file and reason, and its categories
+    /// are not traced.
+    #[serde(default, with = "fields::missing")]
+    pub refused: Vec<Missing>,
     /// The categories its runtime's binary lets ustat trace (`ustat_common::category`).
     #[serde(default)]
     pub traced: Vec<u32>,
@@ -218,13 +223,22 @@ pub enum FrameKind {
 
 impl ProcessSnapshot {
     /// Is this category not traced in this process: its runtime has no such events, its
-    /// binary lacks the probes, or its settings keep them off?
+    /// binary lacks the probes, its settings keep them off, or the kernel refused a probe?
     pub fn untraced(&self, category: u32) -> bool {
         !self.traced.contains(&category)
             || self
                 .missing
                 .iter()
+                .chain(&self.refused)
                 .any(|m| m.categories.contains(&category))
+    }
+
+    /// The line that says why `category` is not traced, refusals first.
+    pub fn why_untraced(&self, category: u32) -> Option<&Missing> {
+        self.refused
+            .iter()
+            .chain(&self.missing)
+            .find(|m| m.categories.contains(&category))
     }
 
     pub fn gc_of_kind(&self, kind: &str) -> u64 {

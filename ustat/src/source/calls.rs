@@ -104,7 +104,7 @@ impl KernelSource {
                 return 0;
             }
         };
-        let attached = self.attach_planned(group, scope, &planned);
+        let (attached, _) = self.attach_planned(group, scope, &planned);
         self.flow.attached |= attached > 0;
         attached
     }

@@ -106,6 +106,7 @@ impl KernelSource {
                 .filter(|m| !m.categories.iter().any(|c| computed.seen.contains(c)))
                 .cloned()
                 .collect(),
+            refused: tracked.refused.clone(),
             traced: tracked.traced.clone(),
             sampled: None,
             interval: computed.interval,

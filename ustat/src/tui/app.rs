@@ -513,6 +513,7 @@ pub mod tests {
             top_exceptions: vec![],
             pools: vec![],
             missing: vec![],
+            refused: vec![],
             traced: ustat_runtimes::by_name(runtime)
                 .map(|r| {
                     r.features

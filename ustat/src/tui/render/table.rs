@@ -9,7 +9,7 @@ use ratatui::{
     widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap},
 };
 
-use super::ACCENT;
+use super::{ACCENT, WARN};
 use crate::{
     format,
     snapshot::ProcessSnapshot,
@@ -19,6 +19,11 @@ use crate::{
 /// A process's cell in a column: `–` where its category is not traced in the process.
 fn cell(column: Column, app: &App, p: &ProcessSnapshot) -> Cell<'static> {
     match column {
+        // `!`: the kernel refused one of its probes; the detail view says which and why.
+        Column::Pid if !p.refused.is_empty() => Cell::from(Line::from(vec![
+            p.pid.to_string().into(),
+            "!".fg(WARN).bold(),
+        ])),
         Column::Pid => Cell::from(p.pid.to_string()),
         Column::Command if p.exited => Cell::from(format!("{} (exited)", p.command)),
         Column::Command => Cell::from(p.command.clone()),
