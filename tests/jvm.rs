@@ -139,3 +139,88 @@ fn a_jvm_started_later_shows_up_within_one_interval_and_counts_from_its_start() 
     // Counted from its start: the warm-up GC and the three after; nothing else collected.
     assert_eq!(sum_for(&read_csv(&csv), jvm.pid(), "gc_count"), 4);
 }
+
+/// Bytes of one `Workload.Marker`: a 12-byte header and a long at offset 16.
+const MARKER_BYTES: u64 = 24;
+
+/// The JDK 25 the tests use when the machine has it.
+const TEMURIN_25: &str = "/usr/lib/jvm/temurin-25-jdk-amd64/bin/java";
+
+/// The marker class's allocations since attach, as ustat's kernel source reports them: the
+/// count, and the bytes unless the source says the JVM's sizes cannot be trusted.
+fn marker_allocations(source: &mut ustat::source::KernelSource, pid: u32) -> (u64, Option<u64>) {
+    use ustat::snapshot::Source as _;
+    let snapshot = source.poll().expect("poll");
+    let process = snapshot
+        .processes
+        .iter()
+        .find(|p| p.pid == pid)
+        .expect("the JVM's snapshot");
+    let marker = process
+        .top_allocations
+        .iter()
+        .find(|r| r.name == "Workload$Marker");
+    let objects = marker.map_or(0, |m| m.total);
+    let bytes = (!process.bytes_untraced()).then(|| marker.map_or(0, |m| m.total_value));
+    (objects, bytes)
+}
+
+/// A JVM started with `flags` and allocation probes allocates `n` markers while ustat's real
+/// kernel source watches it; returns what the source counted for the marker class.
+fn markers_counted(java: &std::path::Path, flags: &[&str], n: u64) -> (u64, Option<u64>) {
+    let mut all = vec!["-XX:+DTraceAllocProbes"];
+    all.extend_from_slice(flags);
+    let mut jvm = Jvm::start(java, &all);
+    // Loads Marker; in compiled mode, enough iterations for the loop to be compiled.
+    jvm.send("alloc 1");
+    if !flags.contains(&"-Xint") {
+        for _ in 0..20 {
+            jvm.send("alloc 200000");
+        }
+    }
+    let pid = jvm.pid();
+    let mut source = ustat::source::KernelSource::start(ustat::source::Options {
+        selection: ustat::source::Selection::Pids(vec![pid]),
+        runtime: None,
+        top: 10_000,
+        method_times: false,
+        with: Vec::new(),
+    })
+    .expect("ustat's kernel source");
+    assert_eq!(marker_allocations(&mut source, pid).0, 0);
+    jvm.send(&format!("alloc {n}"));
+    // Counted once the command answered; the next reading holds them all.
+    let counted = marker_allocations(&mut source, pid);
+    // And nothing more arrives later.
+    assert_eq!(marker_allocations(&mut source, pid), counted);
+    counted
+}
+
+#[test]
+fn jdk17_interpreted_allocations_count_exactly_and_their_bytes_stay_empty() {
+    // OpenJDK 17's interpreter passes object__alloc no size: bytes are never believed.
+    let (objects, bytes) = markers_counted(java(), &["-Xint"], 4000);
+    assert_eq!(objects, 4000);
+    assert_eq!(bytes, None);
+}
+
+#[test]
+fn jdk17_compiled_allocations_count_exactly_and_their_bytes_stay_empty() {
+    let (objects, bytes) = markers_counted(java(), &[], 4000);
+    assert_eq!(objects, 4000);
+    assert_eq!(bytes, None);
+}
+
+#[test]
+fn jdk25_allocations_count_exactly_with_their_exact_bytes() {
+    let java25 = std::path::Path::new(TEMURIN_25);
+    if !java25.exists() {
+        eprintln!("skipped: no JDK 25 at {TEMURIN_25} (scripts/setup installs Temurin 25)");
+        return;
+    }
+    for flags in [&["-Xint"][..], &[][..]] {
+        let (objects, bytes) = markers_counted(java25, flags, 4000);
+        assert_eq!(objects, 4000, "{flags:?}");
+        assert_eq!(bytes, Some(4000 * MARKER_BYTES), "{flags:?}");
+    }
+}

@@ -189,7 +189,9 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
         // Allocations can be off (Ruby's are on demand) or absent: empty, not zero.
         objects_allocated: traced(ustat_common::category::OBJECT_ALLOC, i.objects_allocated),
         // Ruby's object probe carries no size: its bytes are empty, not 0.
-        bytes_allocated: traced(ustat_common::category::OBJECT_ALLOC, i.bytes_allocated)
+        // So are sizes a runtime passes that cannot be trusted (OpenJDK 17's).
+        bytes_allocated: (!p.bytes_untraced())
+            .then_some(i.bytes_allocated)
             .filter(|_| runtime.is_some_and(allocation_sizes)),
         method_calls: traced(ustat_common::category::METHOD_CALL, i.method_calls),
         gc_gen0: kind("gen0"),

@@ -225,12 +225,14 @@ impl ProcessSnapshot {
     /// Is this category not traced in this process: its runtime has no such events, its
     /// binary lacks the probes, its settings keep them off, or the kernel refused a probe?
     pub fn untraced(&self, category: u32) -> bool {
-        !self.traced.contains(&category)
-            || self
-                .missing
-                .iter()
-                .chain(&self.refused)
-                .any(|m| m.categories.contains(&category))
+        !self.traced.contains(&category) || self.why_untraced(category).is_some()
+    }
+
+    /// Are the bytes of its allocations not traced (no allocations, or sizes it cannot
+    /// trust: `category::ALLOC_BYTES`)?
+    pub fn bytes_untraced(&self) -> bool {
+        use ustat_common::category::{ALLOC_BYTES, OBJECT_ALLOC};
+        self.untraced(OBJECT_ALLOC) || self.why_untraced(ALLOC_BYTES).is_some()
     }
 
     /// The line that says why `category` is not traced, refusals first.

@@ -316,7 +316,10 @@ fn draw_ranked(
     let rows: Vec<Row> = entries
         .iter()
         .map(|e| {
-            let second = if with_bytes {
+            // Sizes the runtime cannot be trusted with: `–` (the notes above say why).
+            let second = if with_bytes && process.bytes_untraced() {
+                "–".to_string()
+            } else if with_bytes {
                 format::bytes(format::per_second(e.interval_value, interval) as u64)
             } else {
                 format::count(e.total)
