@@ -224,3 +224,57 @@ fn jdk25_allocations_count_exactly_with_their_exact_bytes() {
         assert_eq!(bytes, Some(4000 * MARKER_BYTES), "{flags:?}");
     }
 }
+
+/// A concurrent collector's N System.gc() calls: N collections (its cycles, as its memory
+/// manager counts them: `ZGC Cycles`, `Shenandoah Cycles`, `ZGC Major Cycles`), and each with
+/// its pauses (HotSpot fires gc__begin/end once per pause: three or more per cycle).
+fn collections_and_pauses(java: &std::path::Path, gc: &str) {
+    const GCS: u64 = 6;
+    let mut jvm = Jvm::start(java, &[gc]);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("out.csv");
+    let pid = jvm.pid().to_string();
+    let ustat = csv_ustat(&csv, &[OsStr::new("-p"), OsStr::new(&pid)]);
+    jvm.send(&format!("gc {GCS}"));
+    let rows = poll("the collections in the CSV", || {
+        let rows = read_csv(&csv);
+        (sum_for(&rows, jvm.pid(), "gc_collections") >= GCS).then_some(rows)
+    });
+    stop(ustat);
+    let rows_after = read_csv(&csv);
+    assert_eq!(
+        sum_for(&rows_after, jvm.pid(), "gc_collections"),
+        GCS,
+        "{gc}"
+    );
+    let pauses = sum_for(&rows_after, jvm.pid(), "gc_pauses");
+    assert!(pauses >= 3 * GCS, "{gc}: {pauses} pauses for {GCS} cycles");
+    assert_eq!(pauses, sum_for(&rows_after, jvm.pid(), "gc_count"), "{gc}");
+    // The pauses were timed.
+    let paused = rows_after
+        .iter()
+        .filter(|r| r["pid"] == pid)
+        .any(|r| r["gc_pause_ms_total"].parse::<f64>().unwrap_or(0.0) > 0.0);
+    assert!(paused, "{gc}: {rows:?}");
+}
+
+#[test]
+fn zgc_cycles_are_collections_and_their_pauses_pauses() {
+    collections_and_pauses(java(), "-XX:+UseZGC");
+}
+
+#[test]
+fn shenandoah_cycles_are_collections_and_their_pauses_pauses() {
+    collections_and_pauses(java(), "-XX:+UseShenandoahGC");
+}
+
+#[test]
+fn generational_zgc_cycles_are_collections_and_their_pauses_pauses() {
+    let java25 = std::path::Path::new(TEMURIN_25);
+    if !java25.exists() {
+        eprintln!("skipped: no JDK 25 at {TEMURIN_25} (scripts/setup installs Temurin 25)");
+        return;
+    }
+    // JDK 25's ZGC is generational: System.gc() is a major cycle of eight pauses.
+    collections_and_pauses(java25, "-XX:+UseZGC");
+}

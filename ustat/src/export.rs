@@ -52,6 +52,8 @@ pub const COLUMNS: &[&str] = &[
     "errors",
     "requests",
     "request_ms_total",
+    "gc_collections",
+    "gc_pauses",
 ];
 
 /// One row; field order is `COLUMNS` order (checked by a test).
@@ -91,6 +93,8 @@ struct Row {
     errors: Option<u64>,
     requests: Option<u64>,
     request_ms_total: String,
+    gc_collections: Option<u64>,
+    gc_pauses: Option<u64>,
 }
 
 /// Nanoseconds as milliseconds with microsecond precision: `12.345`.
@@ -221,6 +225,8 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
         request_ms_total: traced(ustat_common::category::REQUEST, i.request_ns)
             .map(ms)
             .unwrap_or_default(),
+        gc_collections: gc_traced.then_some(p.collections()),
+        gc_pauses: gc_traced.then_some(i.gc_count),
     }
 }
 
@@ -481,6 +487,7 @@ mod tests {
             top_monitors: vec![],
             top_exceptions: vec![],
             pools: vec![],
+            collectors: vec![],
             missing: vec![],
             refused: vec![],
             traced: vec![
@@ -517,7 +524,7 @@ mod tests {
         assert_eq!(lines[0], COLUMNS.join(","));
         assert_eq!(
             lines[1],
-            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,,,7,,,,0,2,0,,,,0,0,,,,,,"
+            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,,,7,,,,0,2,0,,,,0,0,,,,,,,2,2"
         );
         assert_eq!(lines.len(), 3);
     }

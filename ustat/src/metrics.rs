@@ -558,6 +558,7 @@ mod tests {
             top_monitors: Vec::new(),
             top_exceptions: Vec::new(),
             pools: Vec::new(),
+            collectors: Vec::new(),
             missing: Vec::new(),
             refused: Vec::new(),
             traced: vec![Category::Gc.raw(), Category::ThreadStarted.raw()],

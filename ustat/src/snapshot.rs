@@ -16,6 +16,7 @@ pub type Name = &'static str;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Counters {
+    /// GC pauses: a JVM's `gc__begin/end` pairs, every GC of the other runtimes.
     pub gc_count: u64,
     pub gc_pause_ns: u64,
     pub class_loaded: u64,
@@ -41,6 +42,10 @@ pub struct Counters {
     /// Requests that ended, and their summed duration (PHP).
     pub requests: u64,
     pub request_ns: u64,
+    /// A JVM's GCs as collections, from its memory managers (`ProcessSnapshot::collectors`):
+    /// a concurrent collector's cycle once however many pauses it makes. Read it through
+    /// `ProcessSnapshot::collections`, which is `gc_count` where the runtime has no managers.
+    pub gc_collections: u64,
 }
 
 /// GC pause percentiles from an HdrHistogram (3 significant digits).
@@ -153,6 +158,10 @@ pub struct ProcessSnapshot {
     pub top_exceptions: Vec<Ranked>,
     #[serde(default)]
     pub pools: Vec<PoolUsage>,
+    /// A JVM's collections by memory manager (`ZGC Cycles`, `G1 Young Generation`, ...):
+    /// interval and since attach.
+    #[serde(default)]
+    pub collectors: Vec<Ranked>,
     /// What this process's runtime or settings do not let ustat see, each with its line.
     #[serde(default, with = "fields::missing")]
     pub missing: Vec<Missing>,
@@ -241,6 +250,17 @@ impl ProcessSnapshot {
             .iter()
             .chain(&self.missing)
             .find(|m| m.categories.contains(&category))
+    }
+
+    /// Collections in the interval: a JVM's by its memory managers, where they reported any
+    /// (a ZGC or Shenandoah cycle once, however many pauses); elsewhere every GC is one pause
+    /// and one collection.
+    pub fn collections(&self) -> u64 {
+        if self.collectors.is_empty() {
+            self.interval.gc_count
+        } else {
+            self.interval.gc_collections
+        }
     }
 
     pub fn gc_of_kind(&self, kind: &str) -> u64 {

@@ -61,6 +61,7 @@ pub struct Computed {
     pub top_monitors: Vec<Ranked>,
     pub top_exceptions: Vec<Ranked>,
     pub pools: Vec<PoolUsage>,
+    pub collectors: Vec<Ranked>,
     /// Categories that had any hit since attach.
     pub seen: Vec<u32>,
 }
@@ -343,6 +344,8 @@ pub fn compute(
 
     let mut ranked: HashMap<u32, Vec<Ranked>> = HashMap::new();
     let mut pools: HashMap<String, (u64, i128)> = HashMap::new();
+    // Collections per memory manager: every pool it manages gets one begin per collection.
+    let mut collectors: HashMap<String, (u64, u64)> = HashMap::new();
     for (key, value) in &now.keyed {
         let before = previous.keyed.get(key).copied().unwrap_or_default();
         let interval = value.count.saturating_sub(before.count);
@@ -352,7 +355,15 @@ pub fn compute(
         seen.insert(key.category);
         match key.category {
             category::POOL_GC_BEGIN | category::POOL_GC_END => {
-                let pool = pools.entry(label(runtime, key, names)).or_default();
+                let name = label(runtime, key, names);
+                if key.category == category::POOL_GC_BEGIN
+                    && let Some((manager, _)) = name.split_once(": ")
+                {
+                    let counts = collectors.entry(manager.to_string()).or_default();
+                    counts.0 = counts.0.max(interval);
+                    counts.1 = counts.1.max(value.count);
+                }
+                let pool = pools.entry(name).or_default();
                 if key.category == category::POOL_GC_BEGIN {
                     pool.0 += interval;
                     pool.1 += i128::from(interval_value);
@@ -392,8 +403,44 @@ pub fn compute(
         })
         .collect();
     out.pools.sort_by(|a, b| a.name.cmp(&b.name));
+    if collections_by_manager(runtime) {
+        // A pause manager (`ZGC Pauses`) counts pauses, which gc_count has.
+        out.collectors = collectors
+            .into_iter()
+            .filter(|(manager, _)| !manager.ends_with("Pauses"))
+            .map(|(name, (interval, total))| Ranked {
+                name,
+                interval,
+                total,
+                ..Ranked::default()
+            })
+            .collect();
+        out.collectors.sort_by(|a, b| a.name.cmp(&b.name));
+        out.interval.gc_collections = out.collectors.iter().map(|c| c.interval).sum();
+        out.total.gc_collections = out.collectors.iter().map(|c| c.total).sum();
+    }
     out.seen = seen.into_iter().collect();
     out
+}
+
+/// Whether the runtime's collections are counted by its memory managers (HotSpot's pool
+/// probes fire once per pool per collection, a ZGC or Shenandoah cycle once however many
+/// pauses it makes) rather than one per GC pause.
+fn collections_by_manager(runtime: &Runtime) -> bool {
+    use ustat_runtimes::Action;
+    runtime
+        .features
+        .iter()
+        .flat_map(|f| f.alternatives.iter().copied().flatten())
+        .any(|rule| {
+            matches!(
+                rule.action,
+                Action::Keyed {
+                    category: category::POOL_GC_BEGIN,
+                    ..
+                }
+            )
+        })
 }
 
 #[cfg(test)]

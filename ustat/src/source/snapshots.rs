@@ -114,6 +114,7 @@ impl KernelSource {
             pause: computed.pause,
             pause_total: computed.pause_total,
             gc_kinds: computed.gc_kinds,
+            collectors: computed.collectors,
             top_methods: computed.top_methods,
             top_allocations: computed.top_allocations,
             top_monitors: computed.top_monitors,

@@ -512,6 +512,7 @@ pub mod tests {
             top_monitors: vec![],
             top_exceptions: vec![],
             pools: vec![],
+            collectors: vec![],
             missing: vec![],
             refused: vec![],
             traced: ustat_runtimes::by_name(runtime)

@@ -194,6 +194,18 @@ fn draw_pauses(
     .header(Row::new(["", "GCs", "p50", "p99", "max"]).style(Style::new().fg(ACCENT)));
     frame.render_widget(table, table_area);
     let mut lines = Vec::new();
+    if !process.collectors.is_empty() {
+        let collectors: Vec<String> = process
+            .collectors
+            .iter()
+            .map(|c| format!("{} {}", c.name, format::count(c.total)))
+            .collect();
+        lines.push(Line::from(format!(
+            "collections: {} · pauses {} (since attach)",
+            collectors.join(" · "),
+            format::count(process.total.gc_count)
+        )));
+    }
     if !process.gc_kinds.is_empty() {
         let kinds: Vec<String> = process
             .gc_kinds

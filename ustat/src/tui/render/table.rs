@@ -35,7 +35,12 @@ fn cell(column: Column, app: &App, p: &ProcessSnapshot) -> Cell<'static> {
             if p.untraced(category.raw()) {
                 return Cell::from("–").dim();
             }
-            let count = category.count(&p.interval).unwrap_or(0);
+            // GCs as collections: a ZGC cycle once, not once per pause.
+            let count = if category == crate::category::Category::Gc {
+                p.collections()
+            } else {
+                category.count(&p.interval).unwrap_or(0)
+            };
             let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
             Cell::from(format::rate(format::per_second(count, interval)))
         }
