@@ -7,7 +7,7 @@ use std::{collections::VecDeque, io, path::Path, time::Duration};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{Terminal, backend::TestBackend};
 use ustat::{
-    commands::watch::{Extras, csv_loop},
+    commands::watch::csv_loop,
     export::{CsvWriter, MethodsCsvWriter},
     recorded::RecordedSource,
     snapshot::CallSource as _,
@@ -123,12 +123,15 @@ fn the_csv_loop_stops_after_count_intervals() {
     let mut methods = Vec::new();
     {
         let mut writer = CsvWriter::new(&mut rows).unwrap();
-        let mut extras = Extras::<_, io::Sink> {
-            methods: Some(MethodsCsvWriter::new(&mut methods).unwrap()),
-            samples: None,
-            folded: None,
-        };
-        csv_loop(&mut source, &mut writer, &mut extras, Some(2), |_| false).unwrap();
+        let mut methods = MethodsCsvWriter::new(&mut methods).unwrap();
+        csv_loop(
+            &mut source,
+            &mut writer,
+            Some(&mut methods),
+            Some(2),
+            |_| false,
+        )
+        .unwrap();
     }
     assert_eq!(source.intervals_left(), 1);
     let rows = String::from_utf8(rows).unwrap();
@@ -150,15 +153,10 @@ fn the_csv_loop_writes_the_interval_a_stop_cut_short() {
             waits += 1;
             waits == 3
         };
-        let mut extras = Extras::<io::Sink, io::Sink> {
-            methods: None,
-            samples: None,
-            folded: None,
-        };
         csv_loop(
             &mut source,
             &mut writer,
-            &mut extras,
+            None::<&mut MethodsCsvWriter<io::Sink>>,
             None,
             ctrl_c_in_the_third,
         )
@@ -175,7 +173,7 @@ fn the_csv_loop_writes_the_interval_a_stop_cut_short() {
     );
     let node = last.iter().find(|row| row.contains(",8080,")).unwrap();
     assert!(
-        node.ends_with(",150,1,0,,,,,,"),
+        node.ends_with(",150,1,0,,,,,,,2,2"),
         "node's requests, its exit and no losses: {node}"
     );
 }

@@ -91,6 +91,17 @@ pub enum CloneCheck {
     FirstArgPointer,
 }
 
+/// A summed value that only sites passing it this wide can be trusted with: a runtime whose
+/// probe takes a narrower one is a version whose callers do not all pass it (HotSpot 17's
+/// `object__alloc` takes an `int` size its interpreter never sets). Elsewhere the value is not
+/// summed, and `otherwise`, under `category` (a pseudo-category naming the value), says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueWidth {
+    pub bytes: u8,
+    pub category: u32,
+    pub otherwise: &'static str,
+}
+
 /// Attach `action` at `point`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
@@ -98,6 +109,9 @@ pub struct Rule {
     pub action: Action,
     /// Summed values must be below this (0: no limit); others are garbage, not summed.
     pub value_max: u64,
+    /// The value is summed only at sites that pass it this wide; elsewhere it is not summed
+    /// and the line says why (see `ValueWidth`).
+    pub value_width: Option<ValueWidth>,
     /// Set in the high 32 bits of the subkey, so userspace can tell which rule (and so which
     /// encoding) a subkey came from when a feature has alternatives.
     pub subkey_tag: u32,
@@ -126,6 +140,7 @@ impl Rule {
             point,
             action,
             value_max: 0,
+            value_width: None,
             subkey_tag: 0,
             clones: &[],
             clone_check: None,
@@ -165,6 +180,14 @@ impl Rule {
 
     pub const fn values_below(self, value_max: u64) -> Self {
         Self { value_max, ..self }
+    }
+
+    /// Sum the value only where the site passes it `width.bytes` wide (see `ValueWidth`).
+    pub const fn values_only_if(self, width: ValueWidth) -> Self {
+        Self {
+            value_width: Some(width),
+            ..self
+        }
     }
 
     pub const fn subkey_tag(self, subkey_tag: u32) -> Self {

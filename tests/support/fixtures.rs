@@ -97,3 +97,31 @@ impl GcStorm {
         Driven::spawn(&mut Command::new(&self.program))
     }
 }
+
+/// `gated_gc.c` built as `python3.11` in its own directory: CPython's GC probes behind
+/// USDT semaphores (see the file).
+pub struct GatedGc {
+    pub dir: tempfile::TempDir,
+    pub program: PathBuf,
+}
+
+impl GatedGc {
+    pub fn build() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ustat-gated-gc-")
+            .tempdir()
+            .expect("tempdir");
+        let program = dir.path().join("python3.11");
+        gcc(&[
+            "-O2".as_ref(),
+            "-o".as_ref(),
+            program.as_os_str(),
+            source("gated_gc.c").as_os_str(),
+        ]);
+        Self { dir, program }
+    }
+
+    pub fn start(&self) -> Driven {
+        Driven::spawn(&mut Command::new(&self.program))
+    }
+}

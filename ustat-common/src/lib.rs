@@ -154,6 +154,9 @@ pub mod category {
     pub const IMPORT_TIME: u32 = 20;
     /// The highest category: the exit hook clears a thread's open spans of 1..=LAST.
     pub const LAST: u32 = IMPORT_TIME;
+    /// Not counted by the kernel: the bytes of `OBJECT_ALLOC`, named in a "not traced" line
+    /// where a runtime's sizes cannot be trusted (its counts still are).
+    pub const ALLOC_BYTES: u32 = 64;
 }
 
 /// Most calls a thread's shadow stack holds; deeper calls are counted (`lost::TOO_DEEP`)

@@ -170,6 +170,8 @@ impl Category {
                 "gc_pause_ms_total",
                 "gc_pause_ms_p99",
                 "gc_pause_ms_max",
+                "gc_collections",
+                "gc_pauses",
             ],
             Self::ClassLoaded => &["class_loaded"],
             Self::ClassUnloaded => &["class_unloaded"],

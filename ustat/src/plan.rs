@@ -187,6 +187,8 @@ pub fn plan_elf<'data, R: ReadRef<'data>>(
         let chosen = feature.alternatives.iter().find_map(|rules| {
             let mut attachments = Vec::new();
             let mut warnings = Vec::new();
+            // Values not summed at some sites (`Rule::value_width`), each with its line.
+            let mut distrusted = Vec::new();
             for rule in *rules {
                 if let Some((symbol, defined)) = rule.only_if
                     && elf.symbol_address(symbol).is_ok() != defined
@@ -209,19 +211,33 @@ pub fn plan_elf<'data, R: ReadRef<'data>>(
                         args,
                     } => plan_slot(elf, object, offset, args, rule, binary),
                 };
-                attachments.extend(planned.ok()?);
+                let planned = planned.ok()?;
+                if let Some(width) = rule.value_width
+                    && planned.iter().any(|p| p.spec.value_arg == NO_ARG)
+                    && !distrusted
+                        .iter()
+                        .any(|m: &Missing| m.text == width.otherwise)
+                {
+                    distrusted.push(Missing {
+                        categories: vec![width.category],
+                        text: width.otherwise.to_string(),
+                    });
+                }
+                attachments.extend(planned);
             }
-            Some((attachments, warnings))
+            Some((attachments, warnings, distrusted))
         });
         match chosen {
-            Some((attachments, warnings)) if feature.on_demand.is_some() => {
+            Some((attachments, warnings, distrusted)) if feature.on_demand.is_some() => {
+                plan.unavailable.extend(distrusted);
                 plan.warnings.extend(warnings);
                 plan.on_demand.push(OnDemandPlan {
                     feature,
                     attachments,
                 });
             }
-            Some((attachments, warnings)) => {
+            Some((attachments, warnings, distrusted)) => {
+                plan.unavailable.extend(distrusted);
                 plan.attachments.extend(attachments);
                 plan.warnings.extend(warnings);
                 plan.resolved.push(feature.name);
@@ -320,6 +336,7 @@ fn plan_usdt(
             Ok(target) => {
                 let mut spec = target.probe_spec(0);
                 let program = configure(rule, &mut spec);
+                distrust_narrow_value(rule, &mut spec);
                 planned.push(Planned {
                     probe: full.clone(),
                     program,
@@ -341,6 +358,18 @@ fn plan_usdt(
         return Err(PlanError::NoUsableSite { probe: full });
     }
     Ok(planned)
+}
+
+/// Leaves the value unsummed where the site passes it narrower than the rule trusts
+/// (`Rule::value_width`: a runtime version whose callers do not all pass it).
+fn distrust_narrow_value(rule: &Rule, spec: &mut ProbeSpec) {
+    let Some(width) = rule.value_width else {
+        return;
+    };
+    let index = usize::from(spec.value_arg);
+    if index < spec.args.len() && spec.args[index].size != width.bytes {
+        spec.value_arg = NO_ARG;
+    }
 }
 
 /// Resolves no symbols: function argument specs only name registers and memory.

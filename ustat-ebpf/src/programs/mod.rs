@@ -61,9 +61,12 @@ static EMPTY_SPANS: PerCpuArray<SpanStack> = PerCpuArray::with_max_entries(1, 0)
 static SPANS: PerCpuHashMap<CountKey, SpanTotals> =
     PerCpuHashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
 
+/// GC pauses by HdrHistogram bucket: up to ~1,000 buckets per doubling of the pause, so a
+/// process whose pauses range from 10 us to 30 ms holds ~12,000. Not preallocated: room for
+/// twenty such processes costs only what they use.
 #[map]
 static SPAN_HIST: PerCpuHashMap<HistKey, u64> =
-    PerCpuHashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+    PerCpuHashMap::with_max_entries(262_144, BPF_F_NO_PREALLOC);
 
 #[map]
 static KEYED: PerCpuHashMap<KeyedKey, CountValue> =

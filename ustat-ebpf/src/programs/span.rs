@@ -5,8 +5,8 @@
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
 use ustat_common::{
-    CountKey, HistKey, MAX_SPAN_DEPTH, OpenSpan, SpanStack, SpanThreadKey, SpanTotals, hist_bucket,
-    lost,
+    CountKey, HistKey, MAX_SPAN_DEPTH, OpenSpan, SpanStack, SpanThreadKey, SpanTotals, category,
+    hist_bucket, lost,
 };
 
 use super::{
@@ -100,14 +100,19 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
         }
         t.value_sum += value;
     });
-    let hist_key = HistKey {
-        pid: process.pid,
-        category: spec.tag,
-        subkey: open.subkey,
-        bucket: hist_bucket(duration),
-        epoch: process.epoch,
-    };
-    accumulate(&SPAN_HIST, &hist_key, |n| *n += 1);
+    // Percentiles are shown for GC pauses only, over all kinds: one histogram per process.
+    // A busy CPython's pauses spread over ~12,000 buckets per histogram; keyed by kind too,
+    // and for every span category, a few processes filled the map in minutes.
+    if spec.tag == category::GC {
+        let hist_key = HistKey {
+            pid: process.pid,
+            category: spec.tag,
+            subkey: 0,
+            bucket: hist_bucket(duration),
+            epoch: process.epoch,
+        };
+        accumulate(&SPAN_HIST, &hist_key, |n| *n += 1);
+    }
     0
 }
 

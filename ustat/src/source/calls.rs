@@ -105,7 +105,7 @@ impl KernelSource {
             }
         };
         let origin = self.origins.of(found);
-        let attached = self.attach_planned(group, scope, origin, &planned);
+        let (attached, _) = self.attach_planned(group, scope, origin, &planned);
         self.flow.attached |= attached > 0;
         attached
     }

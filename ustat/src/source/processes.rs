@@ -18,6 +18,8 @@ pub(super) struct Tracked {
     pub(super) unavailable: Vec<Missing>,
     pub(super) deferred: Vec<plan::OnDemandPlan>,
     pub(super) missing: Vec<Missing>,
+    /// Probes the kernel refused (see `attach::refusals`).
+    pub(super) refused: Vec<Missing>,
     pub(super) traced: Vec<u32>,
     /// Its epoch in the kernel's keys, once it has any (see `epochs.rs`).
     pub(super) epoch: Option<u64>,
@@ -121,6 +123,7 @@ impl KernelSource {
                 unavailable: coverage.unavailable,
                 deferred: coverage.deferred,
                 missing: Vec::new(),
+                refused: coverage.refused,
                 traced: coverage.traced,
                 found,
                 epoch: None,

@@ -107,6 +107,7 @@ impl KernelSource {
                 .filter(|m| !m.categories.iter().any(|c| computed.seen.contains(c)))
                 .cloned()
                 .collect(),
+            refused: tracked.refused.clone(),
             traced: tracked.traced.clone(),
             sampled: sampled.get(&(found.pid, found.start_time)).cloned(),
             interval: computed.interval,
@@ -114,6 +115,7 @@ impl KernelSource {
             pause: computed.pause,
             pause_total: computed.pause_total,
             gc_kinds: computed.gc_kinds,
+            collectors: computed.collectors,
             top_methods: computed.top_methods,
             top_allocations: computed.top_allocations,
             top_monitors: computed.top_monitors,
@@ -183,7 +185,7 @@ impl Source for KernelSource {
         for (&process, record) in exited.iter().filter(|(p, _)| !listed.contains(p)) {
             match self.unlisted(process, record) {
                 Some(tracked) => {
-                    processes.push(self.snapshot_of(&tracked, of(&tracked), true));
+                    processes.push(self.snapshot_of(&tracked, of(&tracked), true, &sampled));
                     gone.push(tracked);
                 }
                 None => {

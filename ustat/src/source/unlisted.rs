@@ -103,6 +103,7 @@ impl KernelSource {
             },
             unavailable: coverage.unavailable,
             deferred: coverage.deferred,
+            refused: coverage.refused,
             missing: Vec::new(),
             traced: coverage.traced,
             epoch: Some(process.epoch),

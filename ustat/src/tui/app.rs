@@ -583,7 +583,9 @@ pub mod tests {
             top_monitors: vec![],
             top_exceptions: vec![],
             pools: vec![],
+            collectors: vec![],
             missing: vec![],
+            refused: vec![],
             traced: ustat_runtimes::by_name(runtime)
                 .map(|r| {
                     r.features

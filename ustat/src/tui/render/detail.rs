@@ -35,10 +35,19 @@ pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &Pr
 
     // Each note wraps to as many lines as it needs.
     let width = usize::from(inner.width.max(1));
-    let missing: u16 = process
-        .missing
+    // Refusals first: a probe the kernel refused, named with its file and reason.
+    let refused: Vec<String> = process
+        .refused
         .iter()
-        .map(|m| (m.text.chars().count() + 2).div_ceil(width) as u16)
+        .map(|m| format!("! refused: {}", m.text))
+        .collect();
+    let note_lines: Vec<String> = refused
+        .into_iter()
+        .chain(process.missing.iter().map(|m| format!("! {}", m.text)))
+        .collect();
+    let missing: u16 = note_lines
+        .iter()
+        .map(|line| line.chars().count().div_ceil(width) as u16)
         .sum();
     let [notes, upper, lower, threads] = Layout::vertical([
         Constraint::Length(missing),
@@ -47,10 +56,9 @@ pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &Pr
         Constraint::Length(3),
     ])
     .areas(inner);
-    let notes_text: Vec<Line> = process
-        .missing
-        .iter()
-        .map(|m| Line::from(format!("! {}", m.text)).fg(WARN))
+    let notes_text: Vec<Line> = note_lines
+        .into_iter()
+        .map(|n| Line::from(n).fg(WARN))
         .collect();
     frame.render_widget(Paragraph::new(notes_text).wrap(Wrap { trim: false }), notes);
 
@@ -194,6 +202,18 @@ fn draw_pauses(
     .header(Row::new(["", "GCs", "p50", "p99", "max"]).style(Style::new().fg(ACCENT)));
     frame.render_widget(table, table_area);
     let mut lines = Vec::new();
+    if !process.collectors.is_empty() {
+        let collectors: Vec<String> = process
+            .collectors
+            .iter()
+            .map(|c| format!("{} {}", c.name, format::count(c.total)))
+            .collect();
+        lines.push(Line::from(format!(
+            "collections: {} · pauses {} (since attach)",
+            collectors.join(" · "),
+            format::count(process.total.gc_count)
+        )));
+    }
     if !process.gc_kinds.is_empty() {
         let kinds: Vec<String> = process
             .gc_kinds
@@ -295,14 +315,10 @@ fn draw_ranked(
 ) {
     let block = Block::new().borders(Borders::TOP).title(title.bold());
     if process.untraced(category) {
-        let text = process
-            .missing
-            .iter()
-            .find(|m| m.categories.contains(&category))
-            .map_or_else(
-                || format!("not traced: {} has no such probes", process.runtime),
-                |m| m.text.clone(),
-            );
+        let text = process.why_untraced(category).map_or_else(
+            || format!("not traced: {} has no such probes", process.runtime),
+            |m| m.text.clone(),
+        );
         frame.render_widget(
             Paragraph::new(text)
                 .wrap(Wrap { trim: true })
@@ -324,7 +340,10 @@ fn draw_ranked(
     let rows: Vec<Row> = entries
         .iter()
         .map(|e| {
-            let second = if with_bytes {
+            // Sizes the runtime cannot be trusted with: `–` (the notes above say why).
+            let second = if with_bytes && process.bytes_untraced() {
+                "–".to_string()
+            } else if with_bytes {
                 format::bytes(format::per_second(e.interval_value, interval) as u64)
             } else {
                 format::count(e.total)

@@ -9,7 +9,7 @@ use ratatui::{
     widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap},
 };
 
-use super::ACCENT;
+use super::{ACCENT, WARN};
 use crate::{
     format,
     snapshot::ProcessSnapshot,
@@ -32,6 +32,11 @@ fn columns(width: u16) -> Vec<Column> {
 /// A process's cell in a column: `–` where its category is not traced in the process.
 fn cell(column: Column, app: &App, p: &ProcessSnapshot) -> Cell<'static> {
     match column {
+        // `!`: the kernel refused one of its probes; the detail view says which and why.
+        Column::Pid if !p.refused.is_empty() => Cell::from(Line::from(vec![
+            p.pid.to_string().into(),
+            "!".fg(WARN).bold(),
+        ])),
         Column::Pid => Cell::from(p.pid.to_string()),
         Column::Command if p.exited => Cell::from(format!("{} (exited)", p.command)),
         Column::Command => Cell::from(p.command.clone()),
@@ -50,7 +55,12 @@ fn cell(column: Column, app: &App, p: &ProcessSnapshot) -> Cell<'static> {
             if p.untraced(category.raw()) {
                 return Cell::from("–").dim();
             }
-            let count = category.count(&p.interval).unwrap_or(0);
+            // GCs as collections: a ZGC cycle once, not once per pause.
+            let count = if category == crate::category::Category::Gc {
+                p.collections()
+            } else {
+                category.count(&p.interval).unwrap_or(0)
+            };
             let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
             Cell::from(format::rate(format::per_second(count, interval)))
         }
