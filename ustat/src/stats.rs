@@ -660,6 +660,40 @@ mod tests {
         );
     }
 
+    /// ZGC: its cycle manager's pools each get one begin per cycle, its pause manager's
+    /// (when they fire) one per pause. Collections are the cycles, once per manager.
+    #[test]
+    fn collections_are_counted_once_per_manager_and_pause_managers_are_left_out() {
+        let mut now = Totals::default();
+        let mut names = Names::new();
+        let pools = [
+            (1, "ZGC Cycles", "ZHeap", 5),
+            (2, "ZGC Cycles", "Metaspace", 5),
+            (3, "ZGC Pauses", "ZHeap", 15),
+        ];
+        for (n, manager, pool, count) in pools {
+            let key = keyed_key(category::POOL_GC_BEGIN, n, n + 10);
+            now.keyed.insert(key, CountValue { count, sum: 0 });
+            names.insert(key, [manager.into(), pool.into(), String::new()]);
+        }
+        let computed = compute(
+            &JVM,
+            &by_process(&now)[&ProcessKey::new(PID, 0)],
+            &Totals::default(),
+            &names,
+            FlowReadings::default(),
+            TOP,
+        );
+        assert_eq!(computed.interval.gc_collections, 5);
+        assert_eq!(computed.total.gc_collections, 5);
+        let managers: Vec<(&str, u64)> = computed
+            .collectors
+            .iter()
+            .map(|c| (c.name.as_str(), c.total))
+            .collect();
+        assert_eq!(managers, [("ZGC Cycles", 5)]);
+    }
+
     #[test]
     fn pause_percentiles_never_exceed_the_exact_total_or_longest() {
         // One GC of 10_000_001 ns: its bucket's top is 10_006_143 ns, above the pause itself.
