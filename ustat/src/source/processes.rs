@@ -40,14 +40,23 @@ impl Tracked {
     }
 
     /// The lines about its binary: features it lacks, on-demand ones not asked for.
-    pub(super) fn binary_missing_lines(&self) -> Vec<Missing> {
-        let mut missing = self.unavailable.clone();
-        missing.extend(self.deferred.iter().map(|plan| Missing {
-            categories: plan.feature.categories.to_vec(),
-            text: on_demand_line(plan.feature),
-        }));
-        missing
+    fn binary_missing_lines(&self) -> Vec<Missing> {
+        binary_missing_lines(&self.unavailable, &self.deferred)
     }
+}
+
+/// The lines about a binary: the features it lacks (`unavailable`), and the on-demand ones
+/// not asked for (`deferred`), with how to ask.
+pub(super) fn binary_missing_lines(
+    unavailable: &[Missing],
+    deferred: &[plan::OnDemandPlan],
+) -> Vec<Missing> {
+    let mut missing = unavailable.to_vec();
+    missing.extend(deferred.iter().map(|plan| Missing {
+        categories: plan.feature.categories.to_vec(),
+        text: on_demand_line(plan.feature),
+    }));
+    missing
 }
 
 /// The detail view's line for an on-demand feature not attached, with how to attach it.

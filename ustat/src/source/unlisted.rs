@@ -9,7 +9,11 @@ use std::collections::HashMap;
 use ustat_common::{ExitRecord, ProcessKey};
 use ustat_runtimes::{ProcessFacts, Runtime};
 
-use super::{KernelSource, Selection, attach::Attached, processes::Tracked};
+use super::{
+    KernelSource, Selection,
+    attach::Attached,
+    processes::{self, Tracked},
+};
 use crate::{discovery::Found, process::MappedObject, sanitize};
 
 /// The runtime binaries ustat attached to, numbered from 1 (`ProbeSpec::origin`; 0 is
@@ -81,12 +85,23 @@ impl KernelSource {
         {
             return None;
         }
-        let coverage = self
-            .attached
-            .get(&origin.attached)
-            .cloned()
-            .unwrap_or_default();
-        let mut tracked = Tracked {
+        // Its binary's coverage, without the on-demand plans (a process that went cannot
+        // ask for them): a short-lived process costs a few lines, however many come and go.
+        let (resolved, traced, unavailable, missing, refused) =
+            match self.attached.get(&origin.attached) {
+                Some(c) => (
+                    c.resolved.clone(),
+                    c.traced.clone(),
+                    c.unavailable.clone(),
+                    // What the binary lacks, and what was not asked for; not what the
+                    // process's own settings leave out, since its command line and
+                    // environment are gone.
+                    processes::binary_missing_lines(&c.unavailable, &c.deferred),
+                    c.refused.clone(),
+                ),
+                None => Default::default(),
+            };
+        let tracked = Tracked {
             found: Found {
                 pid: process.pid,
                 // Not known (its /proc entry was gone when ustat looked), and not needed:
@@ -98,19 +113,16 @@ impl KernelSource {
             },
             command: name_of(record),
             facts: ProcessFacts {
-                resolved: coverage.resolved,
+                resolved,
                 ..ProcessFacts::default()
             },
-            unavailable: coverage.unavailable,
-            deferred: coverage.deferred,
-            refused: coverage.refused,
-            missing: Vec::new(),
-            traced: coverage.traced,
+            unavailable,
+            deferred: Vec::new(),
+            refused,
+            missing,
+            traced,
             epoch: Some(process.epoch),
         };
-        // What the binary lacks, and what was not asked for; not what the process's own
-        // settings leave out, since its command line and environment are gone.
-        tracked.missing = tracked.binary_missing_lines();
         Some(tracked)
     }
 }
