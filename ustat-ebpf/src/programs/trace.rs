@@ -320,15 +320,35 @@ fn fill(
             continue;
         }
         event.lens[s] = read as u16;
-        if hash_strings {
-            let mut hash = TEXT_HASH_SEED;
-            for j in 0..TRACE_STR_LEN {
-                if j as i64 >= read {
-                    break;
-                }
-                hash = text_hash_step(hash, event.strings[s][j]);
+    }
+    if hash_strings {
+        hash_strings_into_values(event, config);
+    }
+}
+
+/// For a `--count` key: each string field's value becomes the hash of its bytes. Done once
+/// per string buffer, outside the loop over fields, so the verifier walks each byte loop once.
+#[inline(always)]
+fn hash_strings_into_values(event: &mut TraceEvent, config: &TraceConfig) {
+    let mut hashes = [0u64; ustat_common::TRACE_STRINGS];
+    for s in 0..ustat_common::TRACE_STRINGS {
+        let len = usize::from(event.lens[s]);
+        let mut hash = TEXT_HASH_SEED;
+        for j in 0..TRACE_STR_LEN {
+            if j >= len {
+                break;
             }
-            event.values[i] = hash | 1;
+            hash = text_hash_step(hash, event.strings[s][j]);
+        }
+        hashes[s] = hash | 1;
+    }
+    for i in 0..TRACE_FIELDS {
+        let field = &config.fields[i];
+        if i < usize::from(config.nfields)
+            && (field.kind == field_kind::CSTR || field.kind == field_kind::PTR_LEN)
+            && event.failed & (1 << i) == 0
+        {
+            event.values[i] = hashes[usize::from(field.string & 1)];
         }
     }
 }

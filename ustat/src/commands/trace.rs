@@ -26,10 +26,37 @@ struct TracedSite {
 }
 
 pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
+    let first = args.items.first().map(String::as_str).unwrap_or_default();
+    if crate::trace::spec::looks_like_spec(first) {
+        return super::trace_specs::run(args);
+    }
+    if args.latency || args.count || args.json || args.interval.is_some() {
+        return Err(UsageError(
+            "--latency, --count, --json and -i go with probe specs (p:, r:, u:)".into(),
+        )
+        .into());
+    }
+    let target: Target = first.parse().map_err(|e: String| {
+        UsageError(format!(
+            "invalid value '{}' for '<SPEC|TARGET PROBE>': {e}",
+            sanitize::text(first)
+        ))
+    })?;
+    let probes = &args.items[1..];
+    if let Some(spec) = probes
+        .iter()
+        .find(|p| crate::trace::spec::looks_like_spec(p))
+    {
+        return Err(UsageError(format!(
+            "`{}` is a probe spec: specs come without a TARGET (use -p PID)",
+            sanitize::text(spec)
+        ))
+        .into());
+    }
     // Before anything else: without root, nothing below can work.
     crate::capabilities::require(crate::capabilities::TRACING)?;
-    let scopes = scopes(args)?;
-    let probed = target::probed_binaries(&args.target)?;
+    let scopes = scopes(&target, &args.pid)?;
+    let probed = target::probed_binaries(&target)?;
     for line in &probed.skipped {
         eprintln!("ustat: {line}");
     }
@@ -38,7 +65,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     for binary in &binaries {
         target::check_mapped(binary, &args.pid)?;
     }
-    let selected = select(&binaries, &args.probes)?;
+    let selected = select(&binaries, probes)?;
     let started = std::time::Instant::now();
     let mut tracer = Tracer::load()?;
     let mut sites = Vec::new();
@@ -113,8 +140,8 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
 }
 
 /// A PID target is traced in that process only; a path everywhere, or in the `-p` processes.
-fn scopes(args: &TraceArgs) -> Result<Vec<Scope>, UsageError> {
-    match (&args.target, args.pid.as_slice()) {
+fn scopes(target: &Target, pids: &[u32]) -> Result<Vec<Scope>, UsageError> {
+    match (target, pids) {
         (Target::Pid(pid), []) => Ok(vec![Scope::Process(*pid)]),
         (Target::Pid(_), _) => Err(UsageError(
             "-p goes with a path target; a PID target is already one process".into(),

@@ -21,6 +21,7 @@
 //! with `retprobe: false`; [`plan::Site`] carries that choice.
 
 pub mod location;
+pub mod output;
 pub mod plan;
 pub mod resolve;
 pub mod spec;
