@@ -610,6 +610,7 @@ mod tests {
             "EMPTY_STACK",
             "TRACE_SCRATCH",
             "FILTER_SCRATCH",
+            "VALUES_SCRATCH",
         ];
         let named: BTreeSet<&str> = map_names::ALL.iter().chain(KERNEL_ONLY).copied().collect();
         assert_eq!(
