@@ -369,7 +369,7 @@ impl Session<'_> {
                         out.flush()?;
                     }
                     _ = liveness.tick(), if !pids.is_empty() => {
-                        if pids.iter().all(|&pid| !process::exists(pid)) {
+                        if pids.iter().all(|&pid| !still_running(pid)) {
                             // The last hits may still be in the ring buffer.
                             let ring = events.get_mut();
                             while let Some(item) = ring.next() {
@@ -548,4 +548,16 @@ fn empty_event() -> TraceEvent {
         comm: [0; 16],
         strings: [[0; ustat_common::TRACE_STR_LEN]; ustat_common::TRACE_STRINGS],
     }
+}
+
+/// Whether `pid` still runs: a zombie (exited, not yet reaped by its parent) hits no probe.
+fn still_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may hold anything.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
 }
