@@ -392,9 +392,6 @@ pub mod event_kind {
     pub const FLOW: u32 = 3;
     /// A `TraceEvent`: a hit of a `ustat trace` probe with its values.
     pub const TRACE: u32 = 4;
-    /// A `TraceEvent` whose values are a new `TRACE_COUNTS` key (`--count`): the text of the
-    /// key's strings, which the key holds only as hashes.
-    pub const TRACE_KEY: u32 = 5;
 }
 
 /// The start of every event in the `EVENTS` ring buffer.
@@ -505,11 +502,12 @@ const _: () = assert!(size_of::<FilterTerm>() == 48);
 
 /// What a `ustat trace` probe does on a hit (`TraceConfig::mode`).
 pub mod trace_mode {
-    /// Send a `TraceEvent`.
+    /// Send a `TraceEvent` (program `trace`).
     pub const PRINT: u8 = 0;
-    /// Count per value in `TRACE_COUNTS`.
+    /// Count per value in `TRACE_COUNTS` (program `trace_count`).
     pub const COUNT: u8 = 1;
-    /// Note when the thread entered, for the return probe (`trace_return`) to time the call.
+    /// Note when the thread entered (program `trace_entry`), for `trace_return` to time the
+    /// call.
     pub const LATENCY: u8 = 2;
 }
 
@@ -536,8 +534,7 @@ const _: () = assert!(
     size_of::<TraceConfig>() == 48 * FILTER_TERMS + 4 * TRACE_FIELDS + 4 * TRACE_STRINGS + 8
 );
 
-/// A hit of a `ustat trace` probe (`event_kind::TRACE`), or a new count key's text
-/// (`event_kind::TRACE_KEY`).
+/// A hit of a `ustat trace` probe (`event_kind::TRACE`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct TraceEvent {
@@ -561,15 +558,21 @@ const _: () = assert!(
     size_of::<TraceEvent>() == 24 + 8 + 8 * TRACE_FIELDS + 8 + 16 + TRACE_STRINGS * TRACE_STR_LEN
 );
 
-/// Key of `TRACE_COUNTS`: a probe and its values (strings as `text_hash` of their bytes).
+/// Key of `TRACE_COUNTS`: a probe and its values, strings by their bytes (zero-padded; a
+/// string field's value is 0), so userspace reads each key's text from the key itself.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TraceCountKey {
     pub probe: u32,
-    pub _pad: u32,
+    pub failed: u16,
+    pub truncated: u16,
     pub values: [u64; TRACE_FIELDS],
+    pub lens: [u16; TRACE_STRINGS],
+    pub _pad: u32,
+    pub strings: [[u8; TRACE_STR_LEN]; TRACE_STRINGS],
 }
-const _: () = assert!(size_of::<TraceCountKey>() == 8 + 8 * TRACE_FIELDS);
+const _: () =
+    assert!(size_of::<TraceCountKey>() == 8 + 8 * TRACE_FIELDS + 8 + TRACE_STRINGS * TRACE_STR_LEN);
 
 /// Key of `TRACE_STARTS`.
 #[repr(C)]

@@ -57,9 +57,13 @@ pub enum Program {
     /// Pops it: duration, self time, per-method and per-path totals.
     FlowReturn,
     /// `ustat trace`: reads the values a probe's `TraceConfig` names from the locations its
-    /// spec gives, filters, then prints, counts or notes the call's start.
+    /// spec gives, filters, and sends them with their strings.
     Trace,
-    /// `ustat trace --latency`: times the call `Trace` noted, into a histogram per probe.
+    /// `ustat trace --count`: the same, counted per value in the kernel.
+    TraceCount,
+    /// `ustat trace --latency`, at a function's entry: notes when the thread entered.
+    TraceEntry,
+    /// `ustat trace --latency`, at its return: the call's duration, into a histogram.
     TraceReturn,
     /// On `sched_process_exit`: drops a traced thread's per-thread entries, and records a
     /// traced process's exit in `EXITED` (kernels whose tracepoint tells the last thread).
@@ -85,9 +89,11 @@ pub const EXIT_HOOK_VARIABLE: &str = "USTAT_EXIT_HOOK";
 
 impl Program {
     /// Every program.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::Record,
         Self::Trace,
+        Self::TraceCount,
+        Self::TraceEntry,
         Self::TraceReturn,
         Self::Count,
         Self::SpanBegin,
@@ -106,6 +112,8 @@ impl Program {
         match self {
             Self::Record => "record",
             Self::Trace => "trace",
+            Self::TraceCount => "trace_count",
+            Self::TraceEntry => "trace_entry",
             Self::TraceReturn => "trace_return",
             Self::Count => "count",
             Self::SpanBegin => "span_begin",
@@ -126,6 +134,12 @@ impl Program {
             Self::LastThreadExit => ProgramKind::FEntry("acct_process"),
             _ => ProgramKind::Uprobe,
         }
+    }
+
+    /// Whether it calls `bpf_loop` with a callback of its own: the kernel then needs the
+    /// object's BTF for its functions.
+    fn uses_callbacks(self) -> bool {
+        matches!(self, Self::Trace | Self::TraceCount | Self::TraceEntry)
     }
 
     /// Whether it ends what another program began (a span, a call).
@@ -430,7 +444,7 @@ impl Tracer {
     }
 
     /// `ustat trace --count`'s counts, summed over CPUs.
-    pub fn trace_counts(&self) -> Result<HashMap<ustat_common::TraceCountKey, u64>, LoadError> {
+    pub fn trace_counts(&self) -> Result<Vec<(ustat_common::TraceCountKey, u64)>, LoadError> {
         trace::counts(&self.loaded)
     }
 
@@ -611,6 +625,7 @@ mod tests {
             "TRACE_SCRATCH",
             "FILTER_SCRATCH",
             "VALUES_SCRATCH",
+            "COUNT_SCRATCH",
         ];
         let named: BTreeSet<&str> = map_names::ALL.iter().chain(KERNEL_ONLY).copied().collect();
         assert_eq!(

@@ -2,7 +2,6 @@
 //! counted or timed in the kernel (see `crate::trace`).
 
 use std::{
-    collections::HashMap,
     io::{self, BufWriter, Write as _},
     sync::Arc,
     time::{Duration, Instant, SystemTime},
@@ -13,7 +12,7 @@ use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
 };
-use ustat_common::{ProbeSpec, TraceConfig, TraceCountKey, TraceEvent, event_kind};
+use ustat_common::{ProbeSpec, TraceConfig, TraceEvent};
 
 use crate::{
     binary::Binary,
@@ -35,8 +34,6 @@ use crate::{
 struct Probe {
     printed: Printed,
     config: TraceConfig,
-    /// Whether its fields are all plain values (a `--count` key's text needs no event).
-    has_strings: bool,
 }
 
 /// A site to attach.
@@ -142,7 +139,6 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
         json: args.json,
         mode,
         clock: Clock::now(),
-        key_texts: HashMap::new(),
         printed: 0,
         max_events: args.max_events,
     };
@@ -188,7 +184,7 @@ fn plan_spec(
                 };
                 planned.push(Planned {
                     probe_name: name.clone(),
-                    program: Program::Trace,
+                    program: program(mode),
                     point: point(at_return),
                     spec: compiled.probe_spec(id),
                 });
@@ -251,7 +247,7 @@ fn plan_spec(
                         plan::compile(spec, mode, &convention, &defaults).map_err(invalid)?;
                     planned.push(Planned {
                         probe_name: probe_name.clone(),
-                        program: Program::Trace,
+                        program: program(mode),
                         point: ProbePoint {
                             binary: Arc::clone(binary),
                             offset: target.offset,
@@ -271,6 +267,15 @@ fn plan_spec(
     Ok(())
 }
 
+/// The program that does `mode`'s work at a probe.
+fn program(mode: Mode) -> Program {
+    match mode {
+        Mode::Print => Program::Trace,
+        Mode::Count => Program::TraceCount,
+        Mode::Latency => Program::TraceEntry,
+    }
+}
+
 fn probe(spec: &Spec, name: String, compiled: &Compiled) -> Probe {
     Probe {
         printed: Printed {
@@ -279,7 +284,6 @@ fn probe(spec: &Spec, name: String, compiled: &Compiled) -> Probe {
             fields: compiled.fields.clone(),
         },
         config: compiled.config,
-        has_strings: compiled.fields.iter().any(|f| f.string.is_some()),
     }
 }
 
@@ -320,8 +324,6 @@ struct Session<'a> {
     json: bool,
     mode: Mode,
     clock: Clock,
-    /// `--count`: the text of each key whose strings the kernel sent.
-    key_texts: HashMap<TraceCountKey, String>,
     printed: u64,
     max_events: Option<u64>,
 }
@@ -422,16 +424,6 @@ impl Session<'_> {
         let Some(probe) = self.probes.get(event.probe as usize) else {
             return Ok(false);
         };
-        if event.header.kind == event_kind::TRACE_KEY {
-            let key = TraceCountKey {
-                probe: event.probe,
-                _pad: 0,
-                values: event.values,
-            };
-            let (text, _) = output::values(&event, &probe.printed);
-            self.key_texts.insert(key, text);
-            return Ok(false);
-        }
         if self.mode != Mode::Print {
             return Ok(false);
         }
@@ -459,16 +451,14 @@ impl Session<'_> {
             let Some(probe) = self.probes.get(key.probe as usize) else {
                 continue;
             };
-            let text = match self.key_texts.get(&key) {
-                Some(text) => text.clone(),
-                None if !probe.has_strings => {
-                    // Plain values: the key holds them all.
-                    let mut event = empty_event();
-                    event.values = key.values;
-                    output::values(&event, &probe.printed).0
-                }
-                None => "(text not received: the ring buffer was full)".into(),
-            };
+            // The key holds the values and the strings' bytes: it is the event's text.
+            let mut event = empty_event();
+            event.failed = key.failed;
+            event.truncated = key.truncated;
+            event.values = key.values;
+            event.lens = key.lens;
+            event.strings = key.strings;
+            let text = output::values(&event, &probe.printed).0;
             rows.push((count, &probe.printed.name, text));
         }
         rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| (a.1, &a.2).cmp(&(b.1, &b.2))));
