@@ -10,7 +10,9 @@
 //! 3. ustat's own CPU time and peak memory at a 1 s refresh, as CSV and as the dashboard,
 //!    tracing 1, 10 and 50 processes;
 //! 4. flow: method entries and returns per second delivered and dropped, beside bpftrace
-//!    printing the same events.
+//!    printing the same events;
+//! 5. attach speed of `ustat trace` specs: every USDT site of libjvm.so, and 500 functions
+//!    matched by one wildcard, beside bpftrace attaching the same.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -594,6 +596,131 @@ fn bcc_status() -> String {
     }
 }
 
+/// A program with 500 functions `ustat_bench_fn_000` ... `_499`, waiting on stdin.
+fn wildcard_program(dir: &Path) -> PathBuf {
+    let mut source = String::from("#include <stdio.h>\n");
+    for i in 0..500 {
+        let _ = writeln!(
+            source,
+            "__attribute__((noipa)) int ustat_bench_fn_{i:03}(int x) {{ return x + {i}; }}"
+        );
+    }
+    source.push_str(
+        "int main(void) { char line[64]; setvbuf(stdout, 0, _IOLBF, 0); printf(\"ready\\n\");\n\
+         while (fgets(line, sizeof line, stdin)) printf(\"ok\\n\"); return 0; }\n",
+    );
+    let c = dir.join("wildcard.c");
+    std::fs::write(&c, source).unwrap();
+    let program = dir.join("wildcard");
+    let out = Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(&program)
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    program
+}
+
+/// `ustat trace -p PID SPEC`: (exec to attached, ustat's own planning + attaching) in ms,
+/// and how many sites it attached.
+fn ustat_attach(pid: u32, spec: &str) -> (f64, f64, usize) {
+    let start = Instant::now();
+    let mut child = Command::new(ustat_binary())
+        .args(["trace", "-p", &pid.to_string(), spec])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines(child.stderr.take().unwrap());
+    let (at, line) = loop {
+        let (at, line) = err
+            .recv_timeout(Duration::from_secs(120))
+            .expect("ustat's attach line");
+        if line.starts_with("ustat: tracing") {
+            break (at, line);
+        }
+        assert!(!line.starts_with("ustat: "), "ustat: {line}");
+    };
+    let number_after = |marker: &str| -> f64 {
+        let rest = &line[line
+            .find(marker)
+            .unwrap_or_else(|| panic!("{marker} in {line}"))
+            + marker.len()..];
+        rest.split(' ').next().unwrap().parse().unwrap()
+    };
+    let own = number_after("attached in ");
+    let sites = number_after("probes at ") as usize;
+    kill(&mut child, libc::SIGINT);
+    child.wait().unwrap();
+    (at.duration_since(start).as_secs_f64() * 1e3, own, sites)
+}
+
+/// bpftrace attaching `program` to `pid`: exec to its last probe attached, in ms.
+fn bpftrace_attach(pid: u32, program: &str, sites: usize) -> f64 {
+    let start = Instant::now();
+    let mut child = bpftrace(pid, program);
+    let attached = wait_bpftrace_attached(&child, sites);
+    stop_bpftrace(&mut child);
+    attached.duration_since(start).as_secs_f64() * 1e3
+}
+
+/// 5. `ustat trace` attach speed: every USDT site of libjvm.so, 500 wildcard-matched functions.
+fn attach_speed(rows: &mut Vec<Row>) {
+    let (_dir, jvm) = method_loop();
+    let dir = tempfile::tempdir().unwrap();
+    let wildcard = wildcard_program(dir.path());
+    let functions = Driven::spawn(&mut Command::new(&wildcard));
+    let cases = [
+        (
+            "libjvm.so: every USDT site",
+            jvm.pid(),
+            format!("u:{LIBJVM}:*:*"),
+            format!("usdt:{LIBJVM}:*:* {{ }}"),
+        ),
+        (
+            "500 functions matched by a wildcard",
+            functions.pid(),
+            format!("p:{}:ustat_bench_fn_*", wildcard.display()),
+            format!("uprobe:{}:ustat_bench_fn_* {{ }}", wildcard.display()),
+        ),
+    ];
+    for (what, pid, spec, program) in cases {
+        let mut exec = Vec::new();
+        let mut own = Vec::new();
+        let mut bpf = Vec::new();
+        let mut sites = 0;
+        for _ in 0..RUNS {
+            let (e, o, s) = ustat_attach(pid, &spec);
+            exec.push(e);
+            own.push(o);
+            sites = s;
+            bpf.push(bpftrace_attach(pid, &program, s));
+        }
+        let (e, o, b) = (median(exec), median(own), median(bpf));
+        rows.push(row(
+            &format!("trace attach, {what} ({sites} sites): exec to attached (ms)"),
+            format!("{e:.0}"),
+            format!("{b:.0}"),
+            "–",
+            format!("{:.2} ({:.1}x faster)", e / b, b / e),
+        ));
+        rows.push(row(
+            &format!(
+                "trace attach, {what}: ustat's own time, planning + programs + links, without creating its maps (ms)"
+            ),
+            format!("{o:.1}"),
+            "–".into(),
+            "–",
+            "–".into(),
+        ));
+    }
+}
+
 fn main() {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
@@ -612,6 +739,8 @@ fn main() {
     flow(&mut rows);
     eprintln!("bench: ustat's CPU and memory ...");
     resources(&mut rows);
+    eprintln!("bench: attach speed ...");
+    attach_speed(&mut rows);
 
     let mut table = String::new();
     let _ = writeln!(

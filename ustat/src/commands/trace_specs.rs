@@ -95,7 +95,11 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     for line in &skipped {
         eprintln!("ustat: {line}");
     }
+    let planning = started.elapsed();
+    let loading = Instant::now();
     let mut tracer = Tracer::load()?;
+    let loading = loading.elapsed();
+    let attaching = Instant::now();
     for (id, probe) in probes.iter().enumerate() {
         tracer.set_trace_config(id as u32, &probe.config)?;
     }
@@ -122,13 +126,19 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
             return Err(error.into());
         }
     }
+    // Planning (finding the functions and sites) and attaching (programs, configs, links)
+    // grow with what is traced; creating the kernel maps is the same for any trace.
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     eprintln!(
-        "ustat: tracing {} probes at {} sites ({} attachments through {}, attached in {} ms); Ctrl-C to stop",
+        "ustat: tracing {} probes at {} sites ({} attachments through {}, attached in {:.1} ms: planning {:.1} ms, attaching {:.1} ms, and {:.1} ms creating the kernel maps); Ctrl-C to stop",
         probes.len(),
         planned.len(),
         tracer.attached(),
         tracer.attached_through(),
-        started.elapsed().as_millis()
+        ms(planning) + ms(attaching.elapsed()),
+        ms(planning),
+        ms(attaching.elapsed()),
+        ms(loading),
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
