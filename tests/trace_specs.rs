@@ -403,3 +403,41 @@ fn hotspot_class_loaded_names_as_text() {
         "more Payload loads than 3: {rest:#?}"
     );
 }
+
+#[test]
+fn the_older_form_prints_strings_the_runtime_is_known_to_pass() {
+    let mut jvm = jvm::Jvm::start(jvm::java(), &[]);
+    let pid = jvm.pid().to_string();
+    let mut all: Vec<OsString> = vec!["trace".into(), pid.clone().into(), "class__loaded".into()];
+    all.push("gc__begin".into());
+    let mut ustat = Ustat::spawn(&all);
+    ustat
+        .stderr
+        .wait_for("ustat to attach", |l| l.starts_with("ustat: tracing "));
+    assert_eq!(
+        ustat.stdout.next("the header").as_deref(),
+        Some("TIME_NS PID TID PROBE ARGS")
+    );
+    jvm.send("load 2");
+    jvm.send("gc 1");
+    let lines = ustat.stdout.take(3, "two class loads and a GC");
+    for line in &lines[..2] {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields[1], pid, "{line}");
+        assert_eq!(
+            &fields[3..5],
+            ["hotspot:class__loaded", "Payload"],
+            "{line}"
+        );
+    }
+    // A probe without strings still prints its arguments as numbers.
+    let gc: Vec<&str> = lines[2].split(' ').collect();
+    assert_eq!(gc[3], "hotspot:gc__begin", "{}", lines[2]);
+    assert!(
+        gc[4..].iter().all(|a| a.parse::<i64>().is_ok()),
+        "{}",
+        lines[2]
+    );
+    ustat.signal(libc::SIGINT);
+    assert!(ustat.wait().success());
+}

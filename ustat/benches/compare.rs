@@ -626,8 +626,8 @@ fn wildcard_program(dir: &Path) -> PathBuf {
     program
 }
 
-/// `ustat trace -p PID SPEC`: (exec to attached, ustat's own planning + attaching) in ms,
-/// and how many sites it attached.
+/// `ustat trace -p PID SPEC`: (exec to attached, ustat's CPU time planning and attaching)
+/// in ms, and how many sites it attached.
 fn ustat_attach(pid: u32, spec: &str) -> (f64, f64, usize) {
     let start = Instant::now();
     let mut child = Command::new(ustat_binary())
@@ -653,7 +653,18 @@ fn ustat_attach(pid: u32, spec: &str) -> (f64, f64, usize) {
             + marker.len()..];
         rest.split(' ').next().unwrap().parse().unwrap()
     };
-    let own = number_after("attached in ");
+    let own = {
+        let marker = " ms of it on ustat's CPU";
+        let end = line
+            .find(marker)
+            .unwrap_or_else(|| panic!("{marker} in {line}"));
+        line[..end]
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+    };
     let sites = number_after("probes at ") as usize;
     kill(&mut child, libc::SIGINT);
     child.wait().unwrap();
@@ -663,7 +674,15 @@ fn ustat_attach(pid: u32, spec: &str) -> (f64, f64, usize) {
 /// bpftrace attaching `program` to `pid`: exec to its last probe attached, in ms.
 fn bpftrace_attach(pid: u32, program: &str, sites: usize) -> f64 {
     let start = Instant::now();
-    let mut child = bpftrace(pid, program);
+    // bpftrace makes a program per probe and refuses more than 512 unless told.
+    let mut child = Command::new("bpftrace")
+        .args(["-p", &pid.to_string(), "-e", program])
+        .env("BPFTRACE_MAX_BPF_PROGS", "4096")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bpftrace (scripts/bench installs it)");
     let attached = wait_bpftrace_attached(&child, sites);
     stop_bpftrace(&mut child);
     attached.duration_since(start).as_secs_f64() * 1e3
@@ -711,7 +730,7 @@ fn attach_speed(rows: &mut Vec<Row>) {
         ));
         rows.push(row(
             &format!(
-                "trace attach, {what}: ustat's own time, planning + programs + links, without creating its maps (ms)"
+                "trace attach, {what}: ustat's own CPU time, planning + programs + links, without creating its maps (ms)"
             ),
             format!("{o:.1}"),
             "–".into(),
@@ -731,16 +750,33 @@ fn main() {
     let started = Instant::now();
     let bcc = bcc_status();
     let mut rows = Vec::new();
-    eprintln!("bench: start-up ...");
-    startup(&mut rows, &bcc);
-    eprintln!("bench: cost per probe hit ...");
-    overhead_rows(&mut rows);
-    eprintln!("bench: flow events ...");
-    flow(&mut rows);
-    eprintln!("bench: ustat's CPU and memory ...");
-    resources(&mut rows);
-    eprintln!("bench: attach speed ...");
-    attach_speed(&mut rows);
+    // `USTAT_BENCH_ONLY=attach,flow` runs only those parts (start-up, overhead, flow,
+    // resources, attach); the table then has only their rows.
+    let only = std::env::var("USTAT_BENCH_ONLY").ok();
+    let wanted = |part: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == part))
+    };
+    if wanted("startup") {
+        eprintln!("bench: start-up ...");
+        startup(&mut rows, &bcc);
+    }
+    if wanted("overhead") {
+        eprintln!("bench: cost per probe hit ...");
+        overhead_rows(&mut rows);
+    }
+    if wanted("flow") {
+        eprintln!("bench: flow events ...");
+        flow(&mut rows);
+    }
+    if wanted("resources") {
+        eprintln!("bench: ustat's CPU and memory ...");
+        resources(&mut rows);
+    }
+    if wanted("attach") {
+        eprintln!("bench: attach speed ...");
+        attach_speed(&mut rows);
+    }
 
     let mut table = String::new();
     let _ = writeln!(

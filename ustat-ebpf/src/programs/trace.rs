@@ -1,8 +1,12 @@
-//! `trace` / `trace_return`: the generic programs of `ustat trace` specs. A site's
-//! `ProbeSpec` (the attach cookie) says where its values are — registers, memory, constants,
-//! whatever the calling convention put there — and its probe's `TraceConfig` (the spec's
-//! `tag`) what to do with them: a filter table evaluated here, then print (a `TraceEvent`
-//! with strings read from user memory), count per value, or time the call.
+//! `trace`, `trace_count`, `trace_entry`, `trace_return`: the generic programs of `ustat
+//! trace` specs. The attach cookie's low 32 bits index a site's `ProbeSpec`, which says where
+//! its values are — registers, memory, constants, whatever the calling convention put there;
+//! its high 32 bits are the probe (the function or USDT probe the event reports). The spec's
+//! `tag` indexes the `TraceConfig` that says what to do with the values: a filter table
+//! evaluated here, then print (a `TraceEvent` with strings read from user memory), count per
+//! value, or time the call. The sites of one spec share one config and, where their
+//! locations are equal, one `ProbeSpec`: 500 functions matched by a wildcard are two map
+//! entries.
 
 use aya_ebpf::{
     EbpfContext as _,
@@ -24,7 +28,7 @@ use ustat_common::{
     event_kind, field_kind, filter_op, hist_bucket, lost, term_kind,
 };
 
-use super::{EVENTS, MAX_SPECS, SPECS, accumulate, count_lost, pid_tid, spec_of};
+use super::{EVENTS, MAX_SPECS, SPECS, accumulate, count_lost, pid_tid};
 use crate::args;
 
 #[map]
@@ -242,28 +246,21 @@ fn passes(config: &TraceConfig, values: &Values) -> bool {
 /// What every `trace` program does first: find the probe, read its values, apply its
 /// filter. `None`: the hit is not for this program.
 #[inline(always)]
-fn hit(
-    ctx: &ProbeContext,
-) -> Option<(
-    &'static ProbeSpec,
-    &'static TraceConfig,
-    &'static Values,
-    u32,
-    u32,
-)> {
+fn hit(ctx: &ProbeContext) -> Option<(u32, &'static TraceConfig, &'static Values, u32, u32)> {
     // SAFETY: the helper only reads the cookie stored with the running program's link.
-    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
-    let spec = SPECS.get(cookie)?;
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    let spec = SPECS.get(cookie as u32)?;
     let config = TRACE_CONFIGS.get(spec.tag)?;
     let (pid, tid) = pid_tid()?;
-    let values = read_values(ctx, cookie, spec)?;
-    passes(config, values).then_some((spec, config, values, pid, tid))
+    let values = read_values(ctx, cookie as u32, spec)?;
+    let probe = (cookie >> 32) as u32;
+    passes(config, values).then_some((probe, config, values, pid, tid))
 }
 
 /// Each mode is a program of its own, so the kernel verifies only what a trace uses.
 #[uprobe]
 pub fn trace(ctx: ProbeContext) -> u32 {
-    let Some((spec, config, values, pid, tid)) = hit(&ctx) else {
+    let Some((probe, config, values, pid, tid)) = hit(&ctx) else {
         return 0;
     };
     let Some(event) = TRACE_SCRATCH.get_ptr_mut(0) else {
@@ -271,7 +268,7 @@ pub fn trace(ctx: ProbeContext) -> u32 {
     };
     // SAFETY: this CPU's scratch entry; no other program runs on this CPU meanwhile.
     let event = unsafe { &mut *event };
-    fill(event, config, values, spec.tag, pid, tid);
+    fill(event, config, values, probe, pid, tid);
     if EVENTS.output::<TraceEvent>(&*event, 0).is_err() {
         count_lost(lost::RING_FULL);
     }
@@ -280,7 +277,7 @@ pub fn trace(ctx: ProbeContext) -> u32 {
 
 #[uprobe]
 pub fn trace_count(ctx: ProbeContext) -> u32 {
-    let Some((spec, config, values, pid, tid)) = hit(&ctx) else {
+    let Some((probe, config, values, pid, tid)) = hit(&ctx) else {
         return 0;
     };
     let (Some(event), Some(key)) = (TRACE_SCRATCH.get_ptr_mut(0), COUNT_SCRATCH.get_ptr_mut(0))
@@ -291,8 +288,8 @@ pub fn trace_count(ctx: ProbeContext) -> u32 {
     let (event, key) = unsafe { (&mut *event, &mut *key) };
     // Zeroed first: a string read stops at its NUL, and the key compares every byte.
     event.strings = [[0; TRACE_STR_LEN]; ustat_common::TRACE_STRINGS];
-    fill(event, config, values, spec.tag, pid, tid);
-    key.probe = spec.tag;
+    fill(event, config, values, probe, pid, tid);
+    key.probe = probe;
     key.failed = event.failed;
     key.truncated = event.truncated;
     key.values = event.values;
@@ -312,15 +309,12 @@ pub fn trace_count(ctx: ProbeContext) -> u32 {
 
 #[uprobe]
 pub fn trace_entry(ctx: ProbeContext) -> u32 {
-    let Some((spec, _, _, _, tid)) = hit(&ctx) else {
+    let Some((probe, _, _, _, tid)) = hit(&ctx) else {
         return 0;
     };
     // SAFETY: plain helper.
     let now = unsafe { bpf_ktime_get_ns() };
-    let key = LatencyThreadKey {
-        tid,
-        probe: spec.tag,
-    };
+    let key = LatencyThreadKey { tid, probe };
     if TRACE_STARTS.insert(&key, &now, 0).is_err() {
         count_lost(lost::MAP_FULL);
     }
@@ -422,15 +416,13 @@ fn read_string(
 }
 
 #[uprobe]
-pub fn trace_return(_ctx: ProbeContext) -> u32 {
+pub fn trace_return(ctx: ProbeContext) -> u32 {
     // SAFETY: plain helper, read first so the call's time does not include this program's.
     let now = unsafe { bpf_ktime_get_ns() };
-    let Some(spec) = spec_of(&_ctx) else { return 0 };
+    // SAFETY: the helper only reads the cookie stored with the running program's link.
+    let probe = (unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } >> 32) as u32;
     let Some((_, tid)) = pid_tid() else { return 0 };
-    let key = LatencyThreadKey {
-        tid,
-        probe: spec.tag,
-    };
+    let key = LatencyThreadKey { tid, probe };
     // SAFETY: copied at once.
     let Some(start) = (unsafe { TRACE_STARTS.get(&key) }).copied() else {
         return 0;
@@ -439,13 +431,13 @@ pub fn trace_return(_ctx: ProbeContext) -> u32 {
     let duration = now.saturating_sub(start);
     let bucket = HistKey {
         pid: 0,
-        category: spec.tag,
+        category: probe,
         subkey: 0,
         bucket: hist_bucket(duration),
         epoch: 0,
     };
     accumulate(&TRACE_HIST, &bucket, |count: &mut u64| *count += 1);
-    accumulate(&TRACE_LATENCY, &spec.tag, |totals: &mut SpanTotals| {
+    accumulate(&TRACE_LATENCY, &probe, |totals: &mut SpanTotals| {
         totals.count += 1;
         totals.total_ns += duration;
         if duration > totals.max_ns {

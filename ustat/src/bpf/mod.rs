@@ -202,6 +202,10 @@ pub struct Attachment<'a> {
     pub program: Program,
     pub point: &'a ProbePoint,
     pub spec: &'a ProbeSpec,
+    /// Passed to the program in the high 32 bits of the attach cookie (the low 32 are the
+    /// spec's id): `ustat trace` tells its probes apart by it, so the sites of one spec can
+    /// share one spec entry. 0 for programs that do not read it.
+    pub site: u32,
 }
 
 /// Sites of one program in one file, on entry or on return: one `uprobe_multi` link.
@@ -291,6 +295,7 @@ impl Tracer {
             program,
             point,
             spec,
+            site: 0,
         };
         match self.attach_all(Group::Main, scope, &[one]).pop() {
             Some(error) => Err(error),
@@ -384,7 +389,7 @@ impl Tracer {
             .iter()
             .map(|(a, _)| a.point.semaphore_offset.unwrap_or(0))
             .collect();
-        let cookies: Vec<u64> = batch.iter().map(|(_, id)| u64::from(*id)).collect();
+        let cookies: Vec<u64> = batch.iter().map(|(a, id)| cookie(a, *id)).collect();
         let fd = self.program_fd(program)?;
         Ok(attach::attach_multi(
             fd,
@@ -404,7 +409,13 @@ impl Tracer {
     ) -> Result<Link, LinkError> {
         let pmu = self.pmu;
         let fd = self.program_fd(program)?;
-        Ok(attach::attach(pmu, fd, site.point, scope, u64::from(*id))?)
+        Ok(attach::attach(
+            pmu,
+            fd,
+            site.point,
+            scope,
+            cookie(site, *id),
+        )?)
     }
 
     fn program_fd(&mut self, program: Program) -> Result<BorrowedFd<'_>, LinkError> {
@@ -586,6 +597,11 @@ impl Tracer {
     pub fn forget_dead_processes(&mut self, alive: impl Fn(u32) -> bool) -> Result<(), LoadError> {
         totals::forget_dead_processes(&mut self.loaded, alive)
     }
+}
+
+/// The attach cookie of a site: its spec's id, and its `site` number above it.
+fn cookie(site: &Attachment<'_>, spec_id: u32) -> u64 {
+    u64::from(spec_id) | u64::from(site.site) << 32
 }
 
 fn load_failure(site: &Attachment<'_>, e: LoadError) -> ProbeAttachError {

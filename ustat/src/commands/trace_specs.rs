@@ -30,10 +30,27 @@ use crate::{
     usdt,
 };
 
-/// One probe: a function a spec matched, or a USDT probe; its id is its index.
+/// One probe: a function a spec matched, or a USDT probe; its id (the high half of its
+/// sites' attach cookies) is its index.
 struct Probe {
     printed: Printed,
-    config: TraceConfig,
+}
+
+/// The distinct `TraceConfig`s, each written once; a spec's sites name theirs by index (the
+/// `tag` of their `ProbeSpec`).
+#[derive(Default)]
+struct Configs(Vec<TraceConfig>);
+
+impl Configs {
+    fn id(&mut self, config: &TraceConfig) -> u32 {
+        match self.0.iter().position(|c| c == config) {
+            Some(i) => i as u32,
+            None => {
+                self.0.push(*config);
+                (self.0.len() - 1) as u32
+            }
+        }
+    }
 }
 
 /// A site to attach.
@@ -42,6 +59,8 @@ struct Planned {
     program: Program,
     point: ProbePoint,
     spec: ProbeSpec,
+    /// The probe's id.
+    probe: u32,
 }
 
 pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
@@ -83,25 +102,29 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
         }
     }
     let started = Instant::now();
+    let cpu_started = cpu_time();
     let mut skipped = Vec::new();
     let mut probes: Vec<Probe> = Vec::new();
     let mut planned: Vec<Planned> = Vec::new();
+    let mut configs = Configs::default();
     for spec in &specs {
         let binaries = resolve::binaries(&spec.binary, &args.pid, &spec.text, &mut skipped)?;
         for binary in binaries {
-            plan_spec(spec, mode, &binary, &mut probes, &mut planned)?;
+            plan_spec(spec, mode, &binary, &mut probes, &mut configs, &mut planned)?;
         }
     }
     for line in &skipped {
         eprintln!("ustat: {line}");
     }
     let planning = started.elapsed();
+    let cpu_planning = cpu_time().saturating_sub(cpu_started);
     let loading = Instant::now();
     let mut tracer = Tracer::load()?;
     let loading = loading.elapsed();
     let attaching = Instant::now();
-    for (id, probe) in probes.iter().enumerate() {
-        tracer.set_trace_config(id as u32, &probe.config)?;
+    let cpu_attaching = cpu_time();
+    for (id, config) in configs.0.iter().enumerate() {
+        tracer.set_trace_config(id as u32, config)?;
     }
     let scopes: Vec<Scope> = if args.pid.is_empty() {
         vec![Scope::AllProcesses]
@@ -115,6 +138,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
             program: p.program,
             point: &p.point,
             spec: &p.spec,
+            site: p.probe,
         })
         .collect();
     for &scope in &scopes {
@@ -127,10 +151,12 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
         }
     }
     // Planning (finding the functions and sites) and attaching (programs, configs, links)
-    // grow with what is traced; creating the kernel maps is the same for any trace.
+    // grow with what is traced; creating the kernel maps is the same for any trace. The CPU
+    // time is ustat's own work in both (the verifier's included), whatever else the host runs.
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let cpu = cpu_planning + cpu_time().saturating_sub(cpu_attaching);
     eprintln!(
-        "ustat: tracing {} probes at {} sites ({} attachments through {}, attached in {:.1} ms: planning {:.1} ms, attaching {:.1} ms, and {:.1} ms creating the kernel maps); Ctrl-C to stop",
+        "ustat: tracing {} probes at {} sites ({} attachments through {}, attached in {:.1} ms: planning {:.1} ms, attaching {:.1} ms, {:.1} ms of it on ustat's CPU; and {:.1} ms creating the kernel maps); Ctrl-C to stop",
         probes.len(),
         planned.len(),
         tracer.attached(),
@@ -138,6 +164,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
         ms(planning) + ms(attaching.elapsed()),
         ms(planning),
         ms(attaching.elapsed()),
+        ms(cpu),
         ms(loading),
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -175,6 +202,7 @@ fn plan_spec(
     mode: Mode,
     binary: &Arc<Binary>,
     probes: &mut Vec<Probe>,
+    configs: &mut Configs,
     planned: &mut Vec<Planned>,
 ) -> anyhow::Result<()> {
     let invalid =
@@ -183,6 +211,7 @@ fn plan_spec(
         Point::Function(pattern) => {
             let at_return = spec.kind == Kind::Return && mode != Mode::Latency;
             let compiled = plan::compile(spec, mode, &SysV { at_return }, &[]).map_err(invalid)?;
+            let site_spec = compiled.probe_spec(configs.id(&compiled.config));
             for function in resolve::functions(binary, pattern)? {
                 let id = probes.len() as u32;
                 let name = sanitize::text(&function.name);
@@ -196,14 +225,16 @@ fn plan_spec(
                     probe_name: name.clone(),
                     program: program(mode),
                     point: point(at_return),
-                    spec: compiled.probe_spec(id),
+                    spec: site_spec,
+                    probe: id,
                 });
                 if mode == Mode::Latency {
                     planned.push(Planned {
                         probe_name: name.clone(),
                         program: Program::TraceReturn,
                         point: point(true),
-                        spec: compiled.probe_spec(id),
+                        spec: site_spec,
+                        probe: id,
                     });
                 }
                 probes.push(probe(spec, name, &compiled));
@@ -264,7 +295,8 @@ fn plan_spec(
                             semaphore_offset: target.semaphore_offset,
                             retprobe: false,
                         },
-                        spec: compiled.probe_spec(id),
+                        spec: compiled.probe_spec(configs.id(&compiled.config)),
+                        probe: id,
                     });
                     first.get_or_insert(compiled);
                 }
@@ -293,7 +325,6 @@ fn probe(spec: &Spec, name: String, compiled: &Compiled) -> Probe {
             format: spec.format.clone(),
             fields: compiled.fields.clone(),
         },
-        config: compiled.config,
     }
 }
 
@@ -560,4 +591,20 @@ fn still_running(pid: u32) -> bool {
         .rsplit_once(')')
         .and_then(|(_, rest)| rest.trim_start().chars().next());
     !matches!(state, Some('Z' | 'X') | None)
+}
+
+/// The CPU time ustat has used so far, in user and kernel mode (the verifier runs in ustat's
+/// system calls).
+fn cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes the rusage it is given.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } != 0 {
+        return Duration::ZERO;
+    }
+    // SAFETY: initialised by the successful call above (and zeroed before).
+    let usage = unsafe { usage.assume_init() };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
