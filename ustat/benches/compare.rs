@@ -674,10 +674,11 @@ fn ustat_attach(pid: u32, spec: &str) -> (f64, f64, usize) {
 /// bpftrace attaching `program` to `pid`: exec to its last probe attached, in ms.
 fn bpftrace_attach(pid: u32, program: &str, sites: usize) -> f64 {
     let start = Instant::now();
-    // bpftrace makes a program per probe and refuses more than 512 unless told.
+    // bpftrace makes a program per probe and refuses more than 512 of either unless told.
     let mut child = Command::new("bpftrace")
         .args(["-p", &pid.to_string(), "-e", program])
         .env("BPFTRACE_MAX_BPF_PROGS", "4096")
+        .env("BPFTRACE_MAX_PROBES", "4096")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
