@@ -125,3 +125,32 @@ impl GatedGc {
         Driven::spawn(&mut Command::new(&self.program))
     }
 }
+
+/// `tests/fixtures/trace/calls.c`: functions with known arguments, called on command, for
+/// the `ustat trace` spec tests.
+pub struct TraceCalls {
+    pub dir: tempfile::TempDir,
+    pub program: PathBuf,
+}
+
+impl TraceCalls {
+    pub fn build() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ustat-trace-calls-")
+            .tempdir()
+            .expect("tempdir");
+        let program = dir.path().join("trace_calls");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/trace/calls.c");
+        gcc(&[
+            "-O2".as_ref(),
+            "-o".as_ref(),
+            program.as_os_str(),
+            source.as_os_str(),
+        ]);
+        Self { dir, program }
+    }
+
+    pub fn start(&self) -> Driven {
+        Driven::spawn(&mut Command::new(&self.program))
+    }
+}

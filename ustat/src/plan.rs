@@ -32,6 +32,7 @@ impl Planned {
             program: self.program,
             point: &self.point,
             spec: &self.spec,
+            site: 0,
         }
     }
 }

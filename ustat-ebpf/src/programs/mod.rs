@@ -8,6 +8,7 @@ mod keyed;
 mod record;
 mod sample;
 mod span;
+mod trace;
 
 use aya_ebpf::{
     EbpfContext as _,

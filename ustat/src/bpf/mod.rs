@@ -12,6 +12,7 @@ pub mod pid_namespace;
 pub mod sampling;
 mod sys;
 mod totals;
+mod trace;
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::BorrowedFd;
@@ -22,6 +23,7 @@ pub use flow::FlowTotals;
 pub use links::Links;
 use load::{Loaded, Mode};
 pub use totals::{Lost, MapSizes, Totals};
+pub use trace::Latencies;
 
 /// Attachments that come and go together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,6 +57,15 @@ pub enum Program {
     FlowEntry,
     /// Pops it: duration, self time, per-method and per-path totals.
     FlowReturn,
+    /// `ustat trace`: reads the values a probe's `TraceConfig` names from the locations its
+    /// spec gives, filters, and sends them with their strings.
+    Trace,
+    /// `ustat trace --count`: the same, counted per value in the kernel.
+    TraceCount,
+    /// `ustat trace --latency`, at a function's entry: notes when the thread entered.
+    TraceEntry,
+    /// `ustat trace --latency`, at its return: the call's duration, into a histogram.
+    TraceReturn,
     /// On `sched_process_exit`: drops a traced thread's per-thread entries, and records a
     /// traced process's exit in `EXITED` (kernels whose tracepoint tells the last thread).
     ProcessExit,
@@ -83,8 +94,12 @@ pub const EXIT_HOOK_VARIABLE: &str = "USTAT_EXIT_HOOK";
 
 impl Program {
     /// Every program.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 16] = [
         Self::Record,
+        Self::Trace,
+        Self::TraceCount,
+        Self::TraceEntry,
+        Self::TraceReturn,
         Self::Count,
         Self::SpanBegin,
         Self::SpanEnd,
@@ -102,6 +117,10 @@ impl Program {
     pub fn name(self) -> &'static str {
         match self {
             Self::Record => "record",
+            Self::Trace => "trace",
+            Self::TraceCount => "trace_count",
+            Self::TraceEntry => "trace_entry",
+            Self::TraceReturn => "trace_return",
             Self::Count => "count",
             Self::SpanBegin => "span_begin",
             Self::SpanEnd => "span_end",
@@ -125,9 +144,15 @@ impl Program {
         }
     }
 
+    /// Whether it calls `bpf_loop` with a callback of its own: the kernel then needs the
+    /// object's BTF for its functions.
+    fn uses_callbacks(self) -> bool {
+        matches!(self, Self::Trace | Self::TraceCount | Self::TraceEntry)
+    }
+
     /// Whether it ends what another program began (a span, a call).
     fn closes(self) -> bool {
-        matches!(self, Self::SpanEnd | Self::FlowReturn)
+        matches!(self, Self::SpanEnd | Self::FlowReturn | Self::TraceReturn)
     }
 }
 
@@ -185,6 +210,10 @@ pub struct Attachment<'a> {
     pub program: Program,
     pub point: &'a ProbePoint,
     pub spec: &'a ProbeSpec,
+    /// Passed to the program in the high 32 bits of the attach cookie (the low 32 are the
+    /// spec's id): `ustat trace` tells its probes apart by it, so the sites of one spec can
+    /// share one spec entry. 0 for programs that do not read it.
+    pub site: u32,
 }
 
 /// Sites of one program in one file, on entry or on return: one `uprobe_multi` link.
@@ -279,6 +308,7 @@ impl Tracer {
             program,
             point,
             spec,
+            site: 0,
         };
         match self.attach_all(Group::Main, scope, 0, &[one]).pop() {
             Some(error) => Err(error),
@@ -374,7 +404,7 @@ impl Tracer {
             .iter()
             .map(|(a, _)| a.point.semaphore_offset.unwrap_or(0))
             .collect();
-        let cookies: Vec<u64> = batch.iter().map(|(_, id)| u64::from(*id)).collect();
+        let cookies: Vec<u64> = batch.iter().map(|(a, id)| cookie(a, *id)).collect();
         let fd = self.program_fd(program)?;
         Ok(attach::attach_multi(
             fd,
@@ -394,7 +424,13 @@ impl Tracer {
     ) -> Result<Link, LinkError> {
         let pmu = self.pmu;
         let fd = self.program_fd(program)?;
-        Ok(attach::attach(pmu, fd, site.point, scope, u64::from(*id))?)
+        Ok(attach::attach(
+            pmu,
+            fd,
+            site.point,
+            scope,
+            cookie(site, *id),
+        )?)
     }
 
     fn program_fd(&mut self, program: Program) -> Result<BorrowedFd<'_>, LinkError> {
@@ -422,6 +458,25 @@ impl Tracer {
         self.flow_generation = self.flow_generation.wrapping_add(1);
         let config = flow::config(events, self.flow_generation, class_prefix, method_prefix);
         maps::set(&mut self.loaded, map_names::FLOW_CONFIG, 0, config)
+    }
+
+    /// Sets what `ustat trace`'s programs do for probe `probe` (the tag of its sites' specs).
+    pub fn set_trace_config(
+        &mut self,
+        probe: u32,
+        config: &ustat_common::TraceConfig,
+    ) -> Result<(), LoadError> {
+        trace::set_config(&mut self.loaded, probe, config)
+    }
+
+    /// `ustat trace --count`'s counts, summed over CPUs.
+    pub fn trace_counts(&self) -> Result<Vec<(ustat_common::TraceCountKey, u64)>, LoadError> {
+        trace::counts(&self.loaded)
+    }
+
+    /// `ustat trace --latency`'s call durations, summed over CPUs.
+    pub fn trace_latencies(&self) -> Result<Latencies, LoadError> {
+        trace::latencies(&self.loaded)
     }
 
     /// Per-method timing and call paths, summed over CPUs.
@@ -561,6 +616,11 @@ impl Tracer {
     }
 }
 
+/// The attach cookie of a site: its spec's id, and its `site` number above it.
+fn cookie(site: &Attachment<'_>, spec_id: u32) -> u64 {
+    u64::from(spec_id) | u64::from(site.site) << 32
+}
+
 fn load_failure(site: &Attachment<'_>, e: LoadError) -> ProbeAttachError {
     attach_failure(site, e.into())
 }
@@ -592,7 +652,15 @@ mod tests {
             .filter(|name| !name.starts_with('.'))
             .collect();
         // Scratch space the programs insert from; userspace never opens them.
-        const KERNEL_ONLY: &[&str] = &["EMPTY_SPANS", "EMPTY_STACK", "SAMPLE_SCRATCH"];
+        const KERNEL_ONLY: &[&str] = &[
+            "EMPTY_SPANS",
+            "EMPTY_STACK",
+            "SAMPLE_SCRATCH",
+            "TRACE_SCRATCH",
+            "FILTER_SCRATCH",
+            "VALUES_SCRATCH",
+            "COUNT_SCRATCH",
+        ];
         let named: BTreeSet<&str> = map_names::ALL.iter().chain(KERNEL_ONLY).copied().collect();
         assert_eq!(
             named, in_object,

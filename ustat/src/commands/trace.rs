@@ -16,6 +16,11 @@ use crate::{
     exit::UsageError,
     sanitize,
     target::{self, ProbedBinary, Target},
+    trace::{
+        location::UsdtSite,
+        output::{self, Printed},
+        plan,
+    },
     usdt::Probe,
 };
 
@@ -26,10 +31,37 @@ struct TracedSite {
 }
 
 pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
+    let first = args.items.first().map(String::as_str).unwrap_or_default();
+    if crate::trace::spec::looks_like_spec(first) {
+        return super::trace_specs::run(args);
+    }
+    if args.latency || args.count || args.json || args.interval.is_some() {
+        return Err(UsageError(
+            "--latency, --count, --json and -i go with probe specs (p:, r:, u:)".into(),
+        )
+        .into());
+    }
+    let target: Target = first.parse().map_err(|e: String| {
+        UsageError(format!(
+            "invalid value '{}' for '<SPEC|TARGET PROBE>': {e}",
+            sanitize::text(first)
+        ))
+    })?;
+    let probes = &args.items[1..];
+    if let Some(spec) = probes
+        .iter()
+        .find(|p| crate::trace::spec::looks_like_spec(p))
+    {
+        return Err(UsageError(format!(
+            "`{}` is a probe spec: specs come without a TARGET (use -p PID)",
+            sanitize::text(spec)
+        ))
+        .into());
+    }
     // Before anything else: without root, nothing below can work.
     crate::capabilities::require(crate::capabilities::TRACING)?;
-    let scopes = scopes(args)?;
-    let probed = target::probed_binaries(&args.target)?;
+    let scopes = scopes(&target, &args.pid)?;
+    let probed = target::probed_binaries(&target)?;
     for line in &probed.skipped {
         eprintln!("ustat: {line}");
     }
@@ -38,13 +70,19 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     for binary in &binaries {
         target::check_mapped(binary, &args.pid)?;
     }
-    let selected = select(&binaries, &args.probes)?;
+    let selected = select(&binaries, probes)?;
     let started = std::time::Instant::now();
     let mut tracer = Tracer::load()?;
     let mut sites = Vec::new();
-    let mut planned: Vec<(String, ProbePoint, ProbeSpec)> = Vec::new();
+    let mut planned: Vec<(String, ProbePoint, ProbeSpec, Program, u32)> = Vec::new();
+    // Probes whose strings ustat knows print them (through the `trace` program), each with
+    // its id (an index here) in the high half of its sites' cookies.
+    let mut with_strings: Vec<Printed> = Vec::new();
+    let mut configs: Vec<ustat_common::TraceConfig> = Vec::new();
     for (binary, probe) in selected {
         let probe_name = sanitize::text(&probe.full_name());
+        let known = crate::trace::known::spec_for(&probe.provider, &probe.name);
+        let known_id = with_strings.len() as u32;
         for site in &probe.sites {
             let target = match &site.target {
                 Ok(target) => target,
@@ -57,27 +95,57 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
                     continue;
                 }
             };
-            let spec = target.probe_spec(sites.len() as u32);
-            sites.push(TracedSite {
-                probe: probe_name.clone(),
-                signed: target.signed.clone(),
-            });
             let point = ProbePoint {
                 binary: std::sync::Arc::clone(&binary.binary),
                 offset: target.offset,
                 semaphore_offset: target.semaphore_offset,
                 retprobe: false,
             };
-            planned.push((probe_name.clone(), point, spec));
+            let convention = UsdtSite {
+                probe: &probe_name,
+                args: &target.args,
+            };
+            let compiled = known
+                .as_ref()
+                .and_then(|spec| plan::compile(spec, plan::Mode::Print, &convention, &[]).ok());
+            if let (Some(spec), Some(compiled)) = (&known, compiled) {
+                if with_strings.len() as u32 == known_id {
+                    with_strings.push(Printed {
+                        name: probe_name.clone(),
+                        format: spec.format.clone(),
+                        fields: compiled.fields.clone(),
+                    });
+                }
+                let config = match configs.iter().position(|c| *c == compiled.config) {
+                    Some(i) => i,
+                    None => {
+                        configs.push(compiled.config);
+                        configs.len() - 1
+                    }
+                };
+                let spec = compiled.probe_spec(config as u32);
+                planned.push((probe_name.clone(), point, spec, Program::Trace, known_id));
+                continue;
+            }
+            let spec = target.probe_spec(sites.len() as u32);
+            sites.push(TracedSite {
+                probe: probe_name.clone(),
+                signed: target.signed.clone(),
+            });
+            planned.push((probe_name.clone(), point, spec, Program::Record, 0));
         }
+    }
+    for (id, config) in configs.iter().enumerate() {
+        tracer.set_trace_config(id as u32, config)?;
     }
     let attachments: Vec<Attachment<'_>> = planned
         .iter()
-        .map(|(probe, point, spec)| Attachment {
+        .map(|(probe, point, spec, program, site)| Attachment {
             probe,
-            program: Program::Record,
+            program: *program,
             point,
             spec,
+            site: *site,
         })
         .collect();
     for &scope in &scopes {
@@ -95,7 +163,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     }
     eprintln!(
         "ustat: tracing {} probe sites ({} attachments through {}, attached in {} ms); Ctrl-C to stop",
-        sites.len(),
+        planned.len(),
         tracer.attached(),
         tracer.attached_through(),
         started.elapsed().as_millis()
@@ -104,7 +172,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let events = tracer.take_events()?;
-    let result = runtime.block_on(print_events(events, &sites, args.max_events));
+    let result = runtime.block_on(print_events(events, &sites, &with_strings, args.max_events));
     let dropped = tracer.lost()?.ring_full;
     if dropped > 0 {
         eprintln!("ustat: {dropped} events were dropped: the ring buffer was full");
@@ -113,8 +181,8 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
 }
 
 /// A PID target is traced in that process only; a path everywhere, or in the `-p` processes.
-fn scopes(args: &TraceArgs) -> Result<Vec<Scope>, UsageError> {
-    match (&args.target, args.pid.as_slice()) {
+fn scopes(target: &Target, pids: &[u32]) -> Result<Vec<Scope>, UsageError> {
+    match (target, pids) {
         (Target::Pid(pid), []) => Ok(vec![Scope::Process(*pid)]),
         (Target::Pid(_), _) => Err(UsageError(
             "-p goes with a path target; a PID target is already one process".into(),
@@ -185,6 +253,7 @@ fn glob(pattern: &str, text: &str) -> bool {
 async fn print_events(
     events: RingBuf<MapData>,
     sites: &[TracedSite],
+    with_strings: &[Printed],
     max_events: Option<u64>,
 ) -> anyhow::Result<()> {
     // SAFETY: the ring buffer owns its descriptor and keeps it open while registered.
@@ -205,7 +274,7 @@ async fn print_events(
                     let mut guard = ready?;
                     let ring = guard.get_inner_mut();
                     while let Some(item) = ring.next() {
-                        if let Some(line) = format_event(&item, sites) {
+                        if let Some(line) = format_event(&item, sites, with_strings) {
                             writeln!(out, "{line}")?;
                             printed += 1;
                             if max_events.is_some_and(|max| printed >= max) {
@@ -230,9 +299,19 @@ async fn print_events(
     }
 }
 
-fn format_event(bytes: &[u8], sites: &[TracedSite]) -> Option<String> {
-    let Ok(Event::Args(event)) = Event::decode(bytes) else {
-        return None;
+fn format_event(bytes: &[u8], sites: &[TracedSite], with_strings: &[Printed]) -> Option<String> {
+    let event = match Event::decode(bytes) {
+        Ok(Event::Args(event)) => event,
+        Ok(Event::Trace(event)) => {
+            let printed = with_strings.get(event.probe as usize)?;
+            let (values, _) = output::values(&event, printed);
+            let header = event.header;
+            return Some(format!(
+                "{} {} {} {} {values}",
+                header.ts_ns, header.pid, header.tid, printed.name
+            ));
+        }
+        _ => return None,
     };
     let header = event.header;
     let site = sites.get(event.tag as usize)?;
