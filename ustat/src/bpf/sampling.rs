@@ -46,7 +46,11 @@ pub enum SamplerError {
 
 /// Byte offset of `thread.fsbase` in `task_struct`, from the kernel's BTF.
 pub fn fsbase_offset() -> Result<u64, SamplerError> {
-    let btf = btf_rs::Btf::from_file("/sys/kernel/btf/vmlinux")
+    // The kernel's own file, mapped read-only where the kernel allows it (6.16+): parsed
+    // lazily, it takes a fraction of reading all of it, which older kernels need.
+    const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+    let btf = btf_rs::Btf::from_file_with_backend(VMLINUX, btf_rs::Backend::Mmap)
+        .or_else(|_| btf_rs::Btf::from_file(VMLINUX))
         .map_err(|source| SamplerError::Btf { source })?;
     let thread = member(&btf, "task_struct", "thread")?;
     let fsbase = member(&btf, "thread_struct", "fsbase")?;
