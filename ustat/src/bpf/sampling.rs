@@ -3,7 +3,7 @@
 //! `task_struct` (from its BTF), the targets map, and reading the counted stacks.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     io,
     os::fd::{FromRawFd as _, OwnedFd},
 };
@@ -46,7 +46,11 @@ pub enum SamplerError {
 
 /// Byte offset of `thread.fsbase` in `task_struct`, from the kernel's BTF.
 pub fn fsbase_offset() -> Result<u64, SamplerError> {
-    let btf = btf_rs::Btf::from_file("/sys/kernel/btf/vmlinux")
+    // The kernel's own file, mapped read-only where the kernel allows it (6.16+): parsed
+    // lazily, it takes a fraction of reading all of it, which older kernels need.
+    const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+    let btf = btf_rs::Btf::from_file_with_backend(VMLINUX, btf_rs::Backend::Mmap)
+        .or_else(|_| btf_rs::Btf::from_file(VMLINUX))
         .map_err(|source| SamplerError::Btf { source })?;
     let thread = member(&btf, "task_struct", "thread")?;
     let fsbase = member(&btf, "thread_struct", "fsbase")?;
@@ -143,19 +147,24 @@ impl Tracer {
             .map_err(|e| maps::failed(map_names::SAMPLE_TARGETS, e))
     }
 
-    /// Stops walking `pid` if its target is still the process that started at `start` (a
-    /// new process may have its pid by now), and forgets that process's stacks.
-    pub fn forget_sampled(&mut self, pid: u32, start: u64) -> Result<(), LoadError> {
+    /// Stops walking each (pid, start) whose target is still that process (a new process
+    /// may have its pid by now), and forgets those processes' stacks, in one pass over them.
+    pub fn forget_sampled(&mut self, gone: &HashSet<(u32, u64)>) -> Result<(), LoadError> {
+        if gone.is_empty() {
+            return Ok(());
+        }
         let mut targets =
             maps::hash_map::<u32, SampleTarget>(&mut self.loaded, map_names::SAMPLE_TARGETS)?;
-        if targets.get(&pid, 0).is_ok_and(|t| t.start == start) {
-            // Removed meanwhile: gone either way.
-            let _ = targets.remove(&pid);
+        for &(pid, start) in gone {
+            if targets.get(&pid, 0).is_ok_and(|t| t.start == start) {
+                // Removed meanwhile: gone either way.
+                let _ = targets.remove(&pid);
+            }
         }
         maps::remove_per_cpu_where::<SampleKey, u64>(
             &mut self.loaded,
             map_names::SAMPLE_STACKS,
-            |key| key.pid == pid && key.start == start,
+            |key| gone.contains(&(key.pid, key.start)),
         )
     }
 

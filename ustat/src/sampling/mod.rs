@@ -116,17 +116,18 @@ impl ProcessSampler {
     }
 
     /// This interval's samples, from the kernel's counts since the process became a target
-    /// (`stacks`: every key of every process; only this one's are taken).
-    pub fn interval(&mut self, hz: u32, stacks: &HashMap<SampleKey, u64>) -> Sampled {
+    /// (`stacks`: this process's keys; others' are skipped).
+    pub fn interval(&mut self, hz: u32, stacks: &[(SampleKey, u64)]) -> Sampled {
         let memory = Remote::new(self.pid);
         let mut named: HashMap<Vec<SampledFrame>, u64> = HashMap::new();
         let mut frame_of: HashMap<u64, SampledFrame> = HashMap::new();
         let mut samples = 0;
         let mut now = HashMap::new();
-        for (key, &count) in stacks
+        for (key, count) in stacks
             .iter()
             .filter(|(k, _)| k.pid == self.pid && k.start == self.start)
         {
+            let count = *count;
             now.insert(*key, count);
             let new = count.saturating_sub(self.previous.get(key).copied().unwrap_or(0));
             if new == 0 {

@@ -121,16 +121,24 @@ impl KernelSource {
                 }
             }
         }
-        let stacks = self.tracer.sample_stacks()?;
+        // Each process's keys, found in one pass over all of them.
+        let mut stacks: HashMap<(u32, u64), Vec<_>> = HashMap::new();
+        for (key, count) in self.tracer.sample_stacks()? {
+            stacks
+                .entry((key.pid, key.start))
+                .or_default()
+                .push((key, count));
+        }
         let hz = self.samplers.hz;
         for (&process, sampler) in &mut self.samplers.by_process {
-            out.insert(process, sampler.interval(hz, &stacks));
+            let mine = stacks.get(&process).map_or(&[][..], Vec::as_slice);
+            out.insert(process, sampler.interval(hz, mine));
         }
-        for (pid, start) in ended {
-            if self.samplers.by_process.remove(&(pid, start)).is_some() {
-                self.tracer.forget_sampled(pid, start)?;
-            }
-        }
+        let forget: HashSet<(u32, u64)> = ended
+            .into_iter()
+            .filter(|process| self.samplers.by_process.remove(process).is_some())
+            .collect();
+        self.tracer.forget_sampled(&forget)?;
         Ok(out)
     }
 }
