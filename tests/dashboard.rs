@@ -159,7 +159,7 @@ fn the_dashboard_shows_the_jvm_obeys_every_key_and_cleans_up() {
         "{detail}"
     );
     tmux.wait_for("the marker method among the top methods", |s| {
-        s.contains("Workload.marker")
+        s.contains("Workload.marker(int)")
     });
     tmux.press("Escape", "back to the table", |s| {
         s.contains("COMMAND") && !s.contains("Top methods")
@@ -291,7 +291,7 @@ fn the_flow_view_follows_calls_and_obeys_its_keys() {
     tmux.wait_for("the JVM's row", |s| s.contains("jvm"));
     select(&tmux, pid);
     tmux.press("f", "the flow view", |s| {
-        s.contains(" flow ") && s.contains("Workload.marker")
+        s.contains(" flow ") && s.contains("Workload.marker(int)")
     });
     tmux.wait_for("per-method times", |s| {
         s.contains("Per method since the flow opened") && s.contains("calls    total")
@@ -334,7 +334,9 @@ fn the_flow_view_follows_calls_and_obeys_its_keys() {
     let folded = std::fs::read_to_string(&path).unwrap();
     // spin() was entered before the flow began, so its marker() calls are roots.
     assert!(
-        folded.lines().any(|l| l.starts_with("Workload.marker ")),
+        folded
+            .lines()
+            .any(|l| l.starts_with("Workload.marker(int) ")),
         "{folded}"
     );
     tmux.press("?", "the flow help", |s| {

@@ -471,7 +471,7 @@ mod tests {
         assert_eq!(computed.interval.class_loaded, 0);
         assert_eq!(computed.interval.method_calls, 8);
         assert_eq!(computed.top_methods.len(), 2);
-        assert_eq!(computed.top_methods[0].name, "java.lang.String.run");
+        assert_eq!(computed.top_methods[0].name, "java.lang.String.run()");
         assert_eq!(
             (
                 computed.top_methods[0].interval,
@@ -479,7 +479,7 @@ mod tests {
             ),
             (4, 9)
         );
-        assert_eq!(computed.top_methods[1].name, "java.lang.String.hashCode");
+        assert_eq!(computed.top_methods[1].name, "java.lang.String.hashCode()");
         assert_eq!(
             computed.gc_kinds,
             [GcKind {
