@@ -7,6 +7,7 @@ pub mod capabilities;
 pub mod category;
 pub mod cli;
 pub mod clone_name;
+pub mod command_label;
 pub mod commands;
 pub mod container;
 pub mod discovery;

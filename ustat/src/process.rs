@@ -221,6 +221,27 @@ pub fn all_pids() -> Vec<u32> {
         .collect()
 }
 
+/// The first `limit` bytes of the command line, split into arguments (the last one may be
+/// cut): the process writes its own command line, so it is never read whole.
+pub fn args_bounded(pid: u32, limit: u64) -> Result<Vec<String>, ProcessError> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(format!("/proc/{pid}/cmdline"))
+        .map_err(|e| ProcessError::from_io(pid, "cmdline", e))?;
+    let mut bytes = Vec::new();
+    file.take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ProcessError::from_io(pid, "cmdline", e))?;
+    Ok(split_nul(&bytes))
+}
+
+/// What tells the process apart: `comm` and what it runs, from its command line
+/// (`java com.acme.Main`, `python3 -m http.server`; see `command_label`), sanitised.
+pub fn label(pid: u32, runtime: &str) -> Result<String, ProcessError> {
+    let comm = command(pid)?;
+    let args = args_bounded(pid, crate::command_label::READ_LIMIT).unwrap_or_default();
+    Ok(crate::command_label::label(runtime, &comm, &args))
+}
+
 /// The command name (`comm`), with anything unprintable removed.
 pub fn command(pid: u32) -> Result<String, ProcessError> {
     let comm = read_proc(pid, "comm")?;

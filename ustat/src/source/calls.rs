@@ -238,7 +238,7 @@ impl CallSource for KernelSource {
             .into_iter()
             .find(|(p, _)| *p == pid)
             .map_or("?", |(_, r)| r);
-        let command = process::command(pid).unwrap_or_default();
+        let command = process::label(pid, runtime).unwrap_or_default();
         format!("{command} (PID {pid}, {runtime})")
     }
 
