@@ -50,13 +50,36 @@ impl Column {
         }
     }
 
-    /// Its width in the table (the command takes what is left, at least this).
+    /// Its width in the table: its title's, and its widest value's (the command takes what
+    /// is left, at least this).
     pub fn width(self) -> u16 {
         match self {
-            Self::Pid | Self::Runtime => 8,
-            Self::Command => 12,
-            Self::PauseP99 => 10,
-            Self::Rate(category) => category.table_column().map_or(8, |(_, width)| width),
+            // PIDs go up to 4194304.
+            Self::Pid => 7,
+            Self::Command => 10,
+            Self::Runtime => 7,
+            // `12.3ms`, `999µs`, with room for the title.
+            Self::PauseP99 => 9,
+            // Rates are `12.3`, `999`, `1.2k`, `12k`, `3.4M`: the title is wider.
+            Self::Rate(category) => category
+                .table_column()
+                .map_or(7, |(title, _)| title.chars().count() as u16),
+        }
+    }
+
+    /// Which columns go first when the terminal is too narrow for all: the lowest number
+    /// goes first. PID and COMMAND always stay. A new column takes its place here.
+    pub fn priority(self) -> u8 {
+        match self {
+            Self::Pid | Self::Command => u8::MAX,
+            Self::Rate(Category::Gc) => 90,
+            Self::PauseP99 => 80,
+            Self::Rate(Category::MethodCall) => 70,
+            Self::Rate(Category::ObjectAlloc) => 60,
+            Self::Runtime => 50,
+            Self::Rate(Category::ThreadStarted) => 40,
+            Self::Rate(Category::ClassLoaded) => 30,
+            Self::Rate(_) => 20,
         }
     }
 

@@ -10,7 +10,7 @@ use ratatui::{
 };
 use ustat_common::category;
 
-use super::{ACCENT, WARN};
+use super::{ACCENT, WARN, fit};
 use crate::{
     category::CHARTED,
     format,
@@ -19,14 +19,16 @@ use crate::{
 };
 
 pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &ProcessSnapshot) {
-    let title = format!(
-        " {} · PID {} · {} · {} threads{} ",
-        process.command,
+    let facts = format!(
+        " · PID {} · {} · {}{} ",
         process.pid,
         process.runtime,
-        process.threads_live,
+        format::plural(process.threads_live, "thread", "threads"),
         if process.exited { " · exited" } else { "" }
     );
+    // The command is cut first: the PID and the rest always show.
+    let room = usize::from(area.width.saturating_sub(2)).saturating_sub(fit::width(&facts) + 1);
+    let title = format!(" {}{facts}", fit::ellipsis(&process.command, room));
     let block = Block::bordered()
         .title(title.bold())
         .border_style(Style::new().fg(ACCENT));
