@@ -359,7 +359,7 @@ pub fn compute(
             reclaimed_bytes: reclaimed.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
         })
         .collect();
-    out.pools.sort_by_key(|p| pool_order(p));
+    out.pools.sort_by_key(pool_order);
     out.seen = seen.into_iter().collect();
     out
 }
@@ -687,7 +687,7 @@ mod tests {
             gcs: 1,
             reclaimed_bytes,
         };
-        let mut pools = vec![
+        let mut pools = [
             pool("G1 Young Generation: CodeHeap 'non-nmethods'", 0),
             pool("G1 Young Generation: CodeHeap 'profiled nmethods'", 0),
             pool("G1 Young Generation: G1 Old Gen", -1024),
@@ -714,7 +714,7 @@ mod tests {
             ]
         );
         // Serial and Parallel GC name their old generation otherwise.
-        let mut serial = vec![
+        let mut serial = [
             pool("MarkSweepCompact: Tenured Gen", 10),
             pool("Copy: Eden Space", 5),
         ];
