@@ -395,6 +395,12 @@ mod tests {
             "{lines:?}"
         );
         assert!(lines[0].contains("-XX:+ExtendedDTraceProbes"), "{lines:?}");
+        // A flag is fixed when the JVM starts: the flow refuses at once.
+        assert!(
+            missing(&facts(&["java"], &[], "17"))
+                .iter()
+                .all(Missing::lasts)
+        );
         let lines = missing(&facts(&["java"], &[], "21.0.2"));
         assert_eq!(lines[0].categories, [METHOD_CALL]);
         assert!(

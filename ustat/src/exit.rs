@@ -6,7 +6,7 @@ use crate::{
     capabilities::CapabilityError,
     export::CreateError,
     process::ProcessError,
-    source::SelectionError,
+    source::{FlowError, SelectionError},
     target::TargetError,
     usdt::UsdtError,
 };
@@ -81,6 +81,9 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             SelectionError::Process(e) => process_code(e),
             SelectionError::NotARuntime { .. } | SelectionError::NestedNamespace { .. } => TARGET,
         });
+    }
+    if cause.is::<FlowError>() {
+        return Some(TARGET);
     }
     if let Some(e) = cause.downcast_ref::<TargetError>() {
         return Some(target_code(e));

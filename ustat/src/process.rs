@@ -196,6 +196,14 @@ fn split_nul(bytes: &[u8]) -> Vec<String> {
 
 /// The names of the process's threads, cleaned of control characters, by thread id.
 pub fn threads(pid: u32) -> Result<Vec<String>, ProcessError> {
+    Ok(threads_by_id(pid)?
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect())
+}
+
+/// The process's threads, (thread id, name cleaned of control characters), by id.
+pub fn threads_by_id(pid: u32) -> Result<Vec<(u32, String)>, ProcessError> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map_err(|e| ProcessError::from_io(pid, "task", e))?;
     let mut threads: Vec<(u32, String)> = dir
@@ -209,7 +217,7 @@ pub fn threads(pid: u32) -> Result<Vec<String>, ProcessError> {
         })
         .collect();
     threads.sort();
-    Ok(threads.into_iter().map(|(_, name)| name).collect())
+    Ok(threads)
 }
 
 /// All processes now.

@@ -53,6 +53,20 @@ impl Baseline {
         }
     }
 
+    /// Whether the last reading holds hits of `category` by `pid` (so it is traced after
+    /// all, whatever the process's settings seemed to say).
+    pub(super) fn has_hits(&self, pid: u32, category: u32) -> bool {
+        self.totals
+            .keyed
+            .keys()
+            .any(|k| k.pid == pid && k.category == category)
+            || self
+                .totals
+                .counts
+                .keys()
+                .any(|k| k.pid == pid && k.category == category)
+    }
+
     /// The reading just taken, and the processes reported from it.
     pub(super) fn replace(
         &mut self,

@@ -140,6 +140,8 @@ pub enum Action {
     /// Typing a filter.
     Type(char),
     Erase,
+    /// Clear what was typed (Ctrl-U).
+    Clear,
     Commit,
     None,
 }
@@ -164,6 +166,8 @@ pub enum Effect {
     ExportFolded(u32),
     /// Attach this process's on-demand features (then `on_demand_traced`).
     TraceOnDemand(u32),
+    /// Open the flow's thread picker with the process's live threads (`FlowView::open_picker`).
+    PickThread,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -444,6 +448,7 @@ impl App {
                 Action::Erase => {
                     text.pop();
                 }
+                Action::Clear => text.clear(),
                 Action::Back => flow.editing = None,
                 Action::Commit if flow.commit_edit() => {
                     return Effect::FilterFlow {
@@ -451,6 +456,17 @@ impl App {
                         method: flow.method_prefix.clone(),
                     };
                 }
+                Action::Quit => return Effect::Quit,
+                _ => {}
+            }
+            return Effect::None;
+        }
+        if flow.picking.is_some() {
+            match action {
+                Action::Up => flow.move_pick(-1),
+                Action::Down => flow.move_pick(1),
+                Action::Fold | Action::Commit => flow.pick(),
+                Action::Back | Action::NextThread => flow.picking = None,
                 Action::Quit => return Effect::Quit,
                 _ => {}
             }
@@ -473,7 +489,7 @@ impl App {
             Action::First => flow.move_cursor(isize::MIN / 2),
             Action::Last => flow.follow_newest(),
             Action::Fold => flow.toggle_fold(),
-            Action::NextThread => flow.next_thread(),
+            Action::NextThread => return Effect::PickThread,
             Action::EditClass => flow.editing = Some((Field::Class, flow.class_prefix.clone())),
             Action::EditMethod => flow.editing = Some((Field::Method, flow.method_prefix.clone())),
             Action::Slower => flow.slower(),

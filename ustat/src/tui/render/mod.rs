@@ -399,6 +399,20 @@ mod tests {
     }
 
     #[test]
+    fn flow_thread_picker_at_80_by_24() {
+        let mut app = flow_app();
+        if let Some(flow) = &mut app.flow {
+            flow.open_picker(vec![
+                (4242, "java".into()),
+                (4243, "main".into()),
+                (4250, "C2 CompilerThre".into()),
+            ]);
+            flow.move_pick(2);
+        }
+        insta::assert_snapshot!(render(&mut app, 80, 24).backend());
+    }
+
+    #[test]
     fn help_overlay() {
         let mut app = busy_app();
         app.update(Action::ToggleHelp);
