@@ -67,7 +67,9 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
     if let Some(e) = cause.downcast_ref::<CreateError>() {
         return match e {
-            CreateError::Exists { .. } => Some(USAGE),
+            CreateError::Exists { .. }
+            | CreateError::IsDirectory { .. }
+            | CreateError::NoDirectory { .. } => Some(USAGE),
             CreateError::Io { source, .. }
                 if source.kind() == std::io::ErrorKind::PermissionDenied =>
             {

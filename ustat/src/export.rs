@@ -351,6 +351,10 @@ impl<W: Write> MethodsCsvWriter<W> {
 pub enum CreateError {
     #[error("{path} exists; ustat never overwrites a file: give another name or move it away", path = path.display())]
     Exists { path: PathBuf },
+    #[error("{path} is a directory; give a file name in it", path = path.display())]
+    IsDirectory { path: PathBuf },
+    #[error("cannot create {path}: there is no directory {dir}", path = path.display(), dir = dir.display())]
+    NoDirectory { path: PathBuf, dir: PathBuf },
     #[error("cannot create {path}", path = path.display())]
     Io {
         path: PathBuf,
@@ -366,9 +370,18 @@ pub fn create_new(path: &Path) -> Result<File, CreateError> {
         .create_new(true)
         .open(path)
         .map_err(|source| {
-            if source.kind() == io::ErrorKind::AlreadyExists {
+            if path.is_dir() {
+                CreateError::IsDirectory {
+                    path: path.to_path_buf(),
+                }
+            } else if source.kind() == io::ErrorKind::AlreadyExists {
                 CreateError::Exists {
                     path: path.to_path_buf(),
+                }
+            } else if source.kind() == io::ErrorKind::NotFound {
+                CreateError::NoDirectory {
+                    path: path.to_path_buf(),
+                    dir: directory_of(path).to_path_buf(),
                 }
             } else {
                 CreateError::Io {
@@ -377,6 +390,27 @@ pub fn create_new(path: &Path) -> Result<File, CreateError> {
                 }
             }
         })
+}
+
+/// The directory a file name is in (`.` for a bare name).
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// Whether two output names are the same file: the same name, or names that reach the
+/// same file through their directories (`out.csv`, `./out.csv`, a link to the directory).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return true;
+    }
+    let resolved = |p: &Path| {
+        let dir = directory_of(p).canonicalize().ok()?;
+        Some(dir.join(p.file_name()?))
+    };
+    matches!((resolved(a), resolved(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// A new file in `dir` named `{base}-{time}.{extension}` (`-2`, `-3`, ... before the

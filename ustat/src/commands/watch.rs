@@ -8,6 +8,7 @@ use std::{
 
 use crate::{
     cli::WatchArgs,
+    exit::UsageError,
     export::{self, CsvWriter, MethodsCsvWriter},
     signals::StopFlag,
     snapshot::Source,
@@ -54,20 +55,37 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
 
 fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
     crate::capabilities::require(crate::capabilities::TRACING)?;
-    // The file is created before anything is attached, so a bad name fails at once.
+    if let Some(methods) = &args.methods
+        && export::same_file(path, methods)
+    {
+        return Err(UsageError(format!(
+            "--csv and --methods name the same file ({}): give each its own",
+            methods.display()
+        ))
+        .into());
+    }
+    // The files are created before anything is attached, so a bad name fails at once; if
+    // anything fails before the first row, the files made go again.
+    let mut created = CreatedFiles::default();
     let out: Box<dyn Write> = if path == Path::new("-") {
         Box::new(io::stdout())
     } else {
-        Box::new(export::create_new(path)?)
+        Box::new(created.create(path)?)
     };
     let mut methods = match &args.methods {
-        Some(path) => Some(MethodsCsvWriter::new(export::create_new(path)?)?),
+        Some(path) if path == Path::new("-") => Some(MethodsCsvWriter::new(
+            Box::new(io::stdout()) as Box<dyn Write>,
+        )?),
+        Some(path) => Some(MethodsCsvWriter::new(
+            Box::new(created.create(path)?) as Box<dyn Write>
+        )?),
         None => None,
     };
     let stop = StopFlag::install()?;
     // The methods file has every method; the main file needs no top lists at all.
     let top = if methods.is_some() { usize::MAX } else { 0 };
     let mut source = KernelSource::start(args.source_options(top))?;
+    created.keep();
     eprintln!(
         "ustat: tracing {} runtime processes{}; a CSV row per process every {:.3} s to {}; Ctrl-C to stop",
         source.traced(),
@@ -91,7 +109,43 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
         next += args.interval;
         stopping
     };
-    csv_loop(&mut source, &mut writer, methods.as_mut(), args.count, wait)
+    // Given PIDs, the run is over when they all are.
+    let until_all_exited = !args.pid.is_empty();
+    csv_loop_until(
+        &mut source,
+        &mut writer,
+        methods.as_mut(),
+        args.count,
+        until_all_exited,
+        wait,
+    )
+}
+
+/// Output files this run created; removed on drop unless kept, so a run that fails before
+/// its first row leaves nothing behind.
+#[derive(Default)]
+struct CreatedFiles {
+    paths: Vec<std::path::PathBuf>,
+}
+
+impl CreatedFiles {
+    fn create(&mut self, path: &Path) -> Result<std::fs::File, export::CreateError> {
+        let file = export::create_new(path)?;
+        self.paths.push(path.to_path_buf());
+        Ok(file)
+    }
+
+    fn keep(&mut self) {
+        self.paths.clear();
+    }
+}
+
+impl Drop for CreatedFiles {
+    fn drop(&mut self) {
+        for path in &self.paths {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Writes a row per process every interval until `count` intervals are written or
@@ -101,8 +155,21 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
 pub fn csv_loop<S: Source, W: Write, M: Write>(
     source: &mut S,
     writer: &mut CsvWriter<W>,
+    methods: Option<&mut MethodsCsvWriter<M>>,
+    count: Option<u64>,
+    wait_interval: impl FnMut(&mut S) -> bool,
+) -> anyhow::Result<()> {
+    csv_loop_until(source, writer, methods, count, false, wait_interval)
+}
+
+/// `csv_loop`, which also ends, when `until_all_exited`, after the interval in which the
+/// last traced process exited (its last rows written).
+pub fn csv_loop_until<S: Source, W: Write, M: Write>(
+    source: &mut S,
+    writer: &mut CsvWriter<W>,
     mut methods: Option<&mut MethodsCsvWriter<M>>,
     count: Option<u64>,
+    until_all_exited: bool,
     mut wait_interval: impl FnMut(&mut S) -> bool,
 ) -> anyhow::Result<()> {
     let mut intervals = 0;
@@ -123,7 +190,11 @@ pub fn csv_loop<S: Source, W: Write, M: Write>(
             methods.write(&snapshot)?;
         }
         intervals += 1;
-        if stopping || count.is_some_and(|count| intervals >= count) {
+        let all_exited = until_all_exited && snapshot.processes.iter().all(|p| p.exited);
+        if all_exited {
+            eprintln!("ustat: every traced process has exited");
+        }
+        if stopping || all_exited || count.is_some_and(|count| intervals >= count) {
             return Ok(());
         }
     }
