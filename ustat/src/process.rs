@@ -73,6 +73,21 @@ pub fn exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Is the process still running: it exists and has not exited (a zombie its parent has not
+/// reaped yet has).
+pub fn running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    !matches!(parse_state(&stat), Some(b'Z' | b'X' | b'x'))
+}
+
+/// The state letter of `/proc/PID/stat`, after the command (which may hold `)`).
+fn parse_state(stat: &[u8]) -> Option<u8> {
+    let after_command = stat.iter().rposition(|&b| b == b')')?;
+    stat.get(after_command + 2).copied()
+}
+
 fn read_proc(pid: u32, file: &'static str) -> Result<Vec<u8>, ProcessError> {
     std::fs::read(format!("/proc/{pid}/{file}")).map_err(|e| ProcessError::from_io(pid, file, e))
 }
@@ -322,6 +337,14 @@ mod tests {
             objects[2].host_path,
             Path::new("/proc/42/map_files/7f0000200000-7f0000300000")
         );
+    }
+
+    #[test]
+    fn the_state_comes_after_the_command() {
+        assert_eq!(parse_state(b"42 (a) b) Z 1 2"), Some(b'Z'));
+        assert_eq!(parse_state(b"42 (java) S 1 2"), Some(b'S'));
+        assert_eq!(parse_state(b"garbage"), None);
+        assert!(running(std::process::id()));
     }
 
     #[test]

@@ -87,8 +87,12 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
     let mut source = KernelSource::start(args.source_options(top))?;
     created.keep();
     eprintln!(
-        "ustat: tracing {} runtime processes{}; a CSV row per process every {:.3} s to {}; Ctrl-C to stop",
-        source.traced(),
+        "ustat: tracing {}{}; a CSV row per process every {:.3} s to {}; Ctrl-C to stop",
+        crate::format::plural(
+            source.traced() as u64,
+            "runtime process",
+            "runtime processes"
+        ),
         if args.pid.is_empty() {
             " (and any that start)"
         } else {

@@ -465,6 +465,8 @@ impl App {
             match action {
                 Action::Up => flow.move_pick(-1),
                 Action::Down => flow.move_pick(1),
+                Action::PageUp | Action::First => flow.move_pick(isize::MIN / 2),
+                Action::PageDown | Action::Last => flow.move_pick(isize::MAX / 2),
                 Action::Fold | Action::Commit => flow.pick(),
                 Action::Back | Action::NextThread => flow.picking = None,
                 Action::Quit => return Effect::Quit,

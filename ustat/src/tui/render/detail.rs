@@ -255,12 +255,20 @@ fn draw_pauses(
         )));
     }
     for pool in &process.pools {
-        lines.push(Line::from(format!(
-            "{}: {} GCs, {} freed",
-            pool.name,
-            pool.gcs,
-            format::signed_bytes(pool.reclaimed_bytes)
-        )));
+        // `manager: pool`; the pool and its figures first, so a narrow panel cuts the
+        // manager's name, not them.
+        let (manager, name) = pool.name.split_once(": ").unwrap_or(("", &pool.name));
+        let text = format!(
+            "{name}: {}, {} freed{}",
+            format::plural(pool.gcs, "GC", "GCs"),
+            format::signed_bytes(pool.reclaimed_bytes),
+            if manager.is_empty() {
+                String::new()
+            } else {
+                format!(" ({manager})")
+            }
+        );
+        lines.push(Line::from(fit::ellipsis(&text, usize::from(rest.width))));
     }
     for monitor in &process.top_monitors {
         lines.push(Line::from(format!(

@@ -73,9 +73,10 @@ fn draw_status(frame: &mut Frame, area: Rect, flow: &FlowView) {
         }
     };
     let text = format!(
-        " {} · {} · thread {thread} · {} {} · {} {} · slow ≥ {}",
+        " {} · {} {} · thread {thread} · {} {} · {} {} · slow ≥ {}",
         flow.title,
-        format::plural(flow.calls, "call", "calls"),
+        format::count(flow.calls),
+        if flow.calls == 1 { "call" } else { "calls" },
         flow.slots[0],
         filter(&flow.class_prefix),
         flow.slots[1],
@@ -92,7 +93,7 @@ fn draw_status(frame: &mut Frame, area: Rect, flow: &FlowView) {
     after.push(if flow.paused {
         Span::styled("  PAUSED", Style::new().fg(Color::Yellow).bold())
     } else if flow.follow {
-        Span::styled("  following", Style::new().dim())
+        Span::styled("  live", Style::new().dim())
     } else {
         Span::styled("  scrolled back (End: live)", Style::new().dim())
     });
