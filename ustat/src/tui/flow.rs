@@ -37,7 +37,7 @@ pub struct FlowView {
     pub folded: HashSet<u64>,
     /// Returns at least this slow are highlighted.
     pub slow_ns: u64,
-    /// While paused, new lines wait here.
+    /// While paused (or scrolled back), new lines wait in `waiting`.
     pub paused: bool,
     waiting: Vec<FlowLine>,
     /// Follow the newest line; moving the cursor stops following.
@@ -119,7 +119,9 @@ impl FlowView {
         if self.origin_ns.is_none() {
             self.origin_ns = lines.first().map(|l| l.ts_ns);
         }
-        if self.paused {
+        // Paused, or scrolled back: the lines on screen stay as they are (none added, none
+        // pushed out) until the view follows the newest again.
+        if self.paused || !self.follow {
             self.waiting.extend(lines);
             // Pausing must not grow memory without bound: the oldest waiting lines go.
             if self.waiting.len() > KEEP {
@@ -145,9 +147,15 @@ impl FlowView {
 
     pub fn toggle_pause(&mut self) {
         self.paused = !self.paused;
-        if !self.paused {
+        self.take_waiting();
+    }
+
+    /// Shows the lines held back, once the view neither is paused nor scrolled back.
+    fn take_waiting(&mut self) {
+        if !self.paused && self.follow && !self.waiting.is_empty() {
             let waiting = std::mem::take(&mut self.waiting);
             self.append(waiting);
+            self.cursor = self.visible().len().saturating_sub(1);
         }
     }
 
@@ -237,12 +245,14 @@ impl FlowView {
         self.cursor = target;
         self.follow = target == visible - 1 && delta > 0;
         self.anchor = (!self.follow).then_some(anchor);
+        self.take_waiting();
     }
 
     pub fn follow_newest(&mut self) {
         self.follow = true;
         self.anchor = None;
         self.top_seq = None;
+        self.take_waiting();
         self.cursor = self.visible().len().saturating_sub(1);
     }
 
