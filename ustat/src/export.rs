@@ -2,6 +2,7 @@
 //! "CSV columns"); new ones only ever go at the end.
 
 use std::{
+    collections::HashMap,
     fs::{File, OpenOptions},
     io::{self, Write},
     path::{Path, PathBuf},
@@ -13,7 +14,7 @@ use serde::Serialize;
 use crate::{
     bpf::Lost,
     sanitize,
-    snapshot::{ProcessSnapshot, Snapshot},
+    snapshot::{ProcessSnapshot, Ranked, Snapshot, Timing},
 };
 
 /// The header, in order.
@@ -321,11 +322,12 @@ impl<W: Write> MethodsCsvWriter<W> {
         let timestamp = timestamp(snapshot.taken_at);
         let interval_s = format!("{:.3}", snapshot.interval.as_secs_f64());
         for process in &snapshot.processes {
-            for method in process
-                .top_methods
-                .iter()
-                .filter(|m| m.interval > 0 || m.timing.is_some_and(|t| t.calls > 0))
-            {
+            for (method, merged) in one_row_per_name(
+                process
+                    .top_methods
+                    .iter()
+                    .filter(|m| m.interval > 0 || m.timing.is_some_and(|t| t.calls > 0)),
+            ) {
                 let timing = method.timing;
                 let row = MethodRow {
                     timestamp: &timestamp,
@@ -338,13 +340,47 @@ impl<W: Write> MethodsCsvWriter<W> {
                     total_ms: timing.map(|t| ms_exact(t.total_ns)),
                     self_ms: timing.map(|t| ms_exact(t.self_ns)),
                     mean_us: timing.map(|t| us(t.mean_ns)),
-                    p99_us: timing.map(|t| us(t.p99_ns)),
+                    p99_us: timing.filter(|_| !merged).map(|t| us(t.p99_ns)),
                 };
                 self.inner.serialize(row).map_err(io::Error::other)?;
             }
         }
         self.inner.flush()
     }
+}
+
+/// One entry per method name: two keys the kernel keeps apart can carry one name (a class
+/// loaded twice, a module reloaded), and a row's method must be its key. Their counts and
+/// times add up; a p99 of two histograms is not the p99 of either, so a merged row (`true`)
+/// leaves it empty.
+fn one_row_per_name<'a>(methods: impl Iterator<Item = &'a Ranked>) -> Vec<(Ranked, bool)> {
+    let mut rows: Vec<(Ranked, bool)> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    for method in methods {
+        let Some(&i) = at.get(method.name.as_str()) else {
+            at.insert(&method.name, rows.len());
+            rows.push((method.clone(), false));
+            continue;
+        };
+        let (row, merged) = &mut rows[i];
+        *merged = true;
+        row.interval += method.interval;
+        row.timing = match (row.timing, method.timing) {
+            (Some(a), Some(b)) => {
+                let calls = a.calls + b.calls;
+                let total_ns = a.total_ns + b.total_ns;
+                Some(Timing {
+                    calls,
+                    total_ns,
+                    self_ns: a.self_ns + b.self_ns,
+                    mean_ns: total_ns.checked_div(calls).unwrap_or(0),
+                    p99_ns: 0,
+                })
+            }
+            (a, b) => a.or(b),
+        };
+    }
+    rows
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -733,5 +769,38 @@ mod tests {
             std::fs::read_to_string(&first).unwrap(),
             std::fs::read_to_string(&second).unwrap()
         );
+    }
+
+    #[test]
+    fn two_keys_of_one_name_are_one_row() {
+        let ranked = |calls, total_ns| Ranked {
+            name: "Demo.work(int)".into(),
+            interval: calls,
+            timing: Some(Timing {
+                calls,
+                total_ns,
+                self_ns: total_ns,
+                mean_ns: total_ns / calls,
+                p99_ns: total_ns,
+            }),
+            ..Ranked::default()
+        };
+        let other = Ranked {
+            name: "Demo.rest()".into(),
+            interval: 1,
+            ..Ranked::default()
+        };
+        let methods = [ranked(2, 200), other.clone(), ranked(3, 900)];
+        let rows = one_row_per_name(methods.iter());
+        assert_eq!(rows.len(), 2);
+        let (work, merged) = &rows[0];
+        assert!(*merged);
+        assert_eq!(work.interval, 5);
+        let timing = work.timing.unwrap();
+        assert_eq!(
+            (timing.calls, timing.total_ns, timing.mean_ns),
+            (5, 1100, 220)
+        );
+        assert_eq!(rows[1], (other, false));
     }
 }
