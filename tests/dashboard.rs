@@ -301,7 +301,8 @@ fn the_flow_view_follows_calls_and_obeys_its_keys() {
     tmux.press("t", "the thread picker", |s| {
         s.contains("Threads: Enter shows")
     });
-    tmux.send("j");
+    // The newest thread is the spinning one.
+    tmux.send("End");
     tmux.press("Enter", "one thread", |s| {
         !s.contains("thread all") && !s.contains("Threads: Enter shows")
     });
