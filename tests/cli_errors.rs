@@ -143,6 +143,31 @@ fn a_probe_pattern_that_matches_nothing() {
     );
 }
 
+/// A process that lacks the probe asked for is a bad target (4), as everywhere a process has
+/// no such probes.
+#[test]
+fn a_process_without_the_probe_asked_for() {
+    let mut child = Command::new("/usr/bin/python3.11")
+        .args(["-c", "import time; time.sleep(600)"])
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    // Its libpython is mapped once the interpreter runs.
+    support::poll("python to map its binary", || {
+        std::fs::read_to_string(format!("/proc/{pid}/maps"))
+            .ok()?
+            .contains("python3.11")
+            .then_some(())
+    });
+    fails_with(
+        &["trace", &pid, "no_such_probe"],
+        exit::TARGET,
+        &format!("process {pid} has no such probes: no probe matches `no_such_probe`"),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[test]
 fn pid_scope_on_a_pid_target() {
     fails_with(

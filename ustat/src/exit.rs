@@ -103,7 +103,9 @@ fn target_code(e: &TargetError) -> u8 {
     match e {
         TargetError::Process(e) => process_code(e),
         TargetError::Usdt(e) => usdt_code(e),
-        TargetError::NoProbesInProcess(_) | TargetError::NotMapped { .. } => TARGET,
+        TargetError::NoProbesInProcess(_)
+        | TargetError::NoSuchProbe { .. }
+        | TargetError::NotMapped { .. } => TARGET,
     }
 }
 
