@@ -258,7 +258,12 @@ fn python_flow_under_a_profiler_is_exact() {
     );
     // A Python function's label is `name (file:line)`: the name is what the tree names.
     for step in &mut steps {
-        step.method = step.method.split(' ').next().unwrap_or_default().to_string();
+        step.method = step
+            .method
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string();
     }
     assert_eq!(steps, expected);
     flow.signal(libc::SIGINT);
