@@ -319,6 +319,8 @@ fn draw_ranked(
     } else {
         ["/s", "total", "method"]
     };
+    // The name takes what the two figures leave; a longer one ends in `…`.
+    let name_width = usize::from(area.width.saturating_sub(7 + 9 + 2));
     let rows: Vec<Row> = entries
         .iter()
         .map(|e| {
@@ -330,7 +332,7 @@ fn draw_ranked(
             Row::new(vec![
                 Cell::from(format::rate(format::per_second(e.interval, interval))),
                 Cell::from(second),
-                Cell::from(e.name.clone()),
+                Cell::from(fit::ellipsis(&e.name, name_width)),
             ])
         })
         .collect();

@@ -205,9 +205,10 @@ fn draw_calls(frame: &mut Frame, area: Rect, flow: &mut FlowView) {
                     )
                 }
             };
+            let room = usize::from(area.width).saturating_sub(fit::width(&time));
             let mut line = Line::from(vec![
                 Span::styled(time, Style::new().dim()),
-                Span::styled(text, style),
+                Span::styled(fit::ellipsis(&text, room), style),
             ]);
             if index == flow.cursor {
                 line = line.patch_style(Style::new().add_modifier(Modifier::REVERSED));
@@ -236,6 +237,8 @@ fn draw_timing(frame: &mut Frame, area: Rect, methods: &[Ranked]) {
         );
         return;
     }
+    // The name takes what the five figures leave; a longer one ends in `…`.
+    let name_width = usize::from(area.width.saturating_sub(8 + 4 * 9 + 5));
     let rows: Vec<Row> = timed
         .iter()
         .take(usize::from(TIMING_ROWS))
@@ -247,7 +250,7 @@ fn draw_timing(frame: &mut Frame, area: Rect, methods: &[Ranked]) {
                 Cell::from(format::nanos(t.self_ns)),
                 Cell::from(format::nanos(t.mean_ns)),
                 Cell::from(format::nanos(t.p99_ns)),
-                Cell::from(m.name.clone()),
+                Cell::from(fit::ellipsis(&m.name, name_width)),
             ])
         })
         .collect();
