@@ -70,7 +70,18 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     for binary in &binaries {
         target::check_mapped(binary, &args.pid)?;
     }
-    let selected = select(&binaries, probes)?;
+    let selected = select(&binaries, probes).map_err(|e| -> anyhow::Error {
+        // A process lacking the probe asked for is a bad target, as everywhere a process
+        // has no such probes; in a file named on the command line it is a mistyped pattern.
+        match &target {
+            crate::target::Target::Pid(pid) => crate::target::TargetError::NoSuchProbe {
+                pid: *pid,
+                detail: e.0,
+            }
+            .into(),
+            _ => e.into(),
+        }
+    })?;
     let started = std::time::Instant::now();
     let mut tracer = Tracer::load()?;
     let mut sites = Vec::new();
