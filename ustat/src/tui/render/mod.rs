@@ -322,7 +322,9 @@ mod tests {
             .collect()
         };
         assert_eq!(titles(200).len(), Column::ALL.len());
-        assert_eq!(titles(80).len(), Column::ALL.len(), "{:?}", titles(80));
+        // At 80 every exact column shows; the sampled CPU% needs a little more room.
+        assert_eq!(titles(80).len(), Column::ALL.len() - 1, "{:?}", titles(80));
+        assert!(!titles(80).contains(&"CPU%"), "{:?}", titles(80));
         let narrow = titles(60);
         assert!(narrow.starts_with(&["PID", "COMMAND"]), "{narrow:?}");
         assert!(
@@ -433,7 +435,7 @@ mod tests {
         let mut app = busy_app();
         let wide = render(&mut app, 100, 12).backend().to_string();
         assert!(wide.contains("CPU%"), "{wide}");
-        let narrow = render(&mut app, 95, 12).backend().to_string();
+        let narrow = render(&mut app, 80, 12).backend().to_string();
         assert!(!narrow.contains("CPU%"), "{narrow}");
         assert!(narrow.contains("CALLS/s"), "{narrow}");
     }
