@@ -62,6 +62,19 @@ pub mod maps {
     /// `PerCpuArray<[u8; NAME_LEN]>` with one entry: where a `CSTR_TEXT` key's string is
     /// read to be hashed (it does not fit on the BPF stack).
     pub const TEXT_SCRATCH: &str = "TEXT_SCRATCH";
+    /// `Array<TraceConfig>`, indexed by `ProbeSpec::tag`: what `ustat trace`'s programs do
+    /// with the values a site's spec locates (format, filter, mode).
+    pub const TRACE_CONFIGS: &str = "TRACE_CONFIGS";
+    /// `PerCpuHashMap<TraceCountKey, u64>`: `ustat trace --count`'s counts per value.
+    pub const TRACE_COUNTS: &str = "TRACE_COUNTS";
+    /// `HashMap<LatencyThreadKey, u64>`: when each thread entered each probed function
+    /// (`ustat trace --latency`).
+    pub const TRACE_STARTS: &str = "TRACE_STARTS";
+    /// `PerCpuHashMap<HistKey, u64>`: call durations per probe (`category` is the probe id,
+    /// pid and epoch 0), bucketed like `SPAN_HIST`.
+    pub const TRACE_HIST: &str = "TRACE_HIST";
+    /// `PerCpuHashMap<u32, SpanTotals>`: calls, total and longest duration per probe id.
+    pub const TRACE_LATENCY: &str = "TRACE_LATENCY";
 
     /// Every map above (userspace checks them against the built object).
     pub const ALL: &[&str] = &[
@@ -85,6 +98,11 @@ pub mod maps {
         EXITED,
         PID_NAMESPACE,
         TEXT_SCRATCH,
+        TRACE_CONFIGS,
+        TRACE_COUNTS,
+        TRACE_STARTS,
+        TRACE_HIST,
+        TRACE_LATENCY,
     ];
 }
 
@@ -372,6 +390,11 @@ pub mod event_kind {
     pub const NAMES: u32 = 2;
     /// A `FlowEvent`: a method entered or returned.
     pub const FLOW: u32 = 3;
+    /// A `TraceEvent`: a hit of a `ustat trace` probe with its values.
+    pub const TRACE: u32 = 4;
+    /// A `TraceEvent` whose values are a new `TRACE_COUNTS` key (`--count`): the text of the
+    /// key's strings, which the key holds only as hashes.
+    pub const TRACE_KEY: u32 = 5;
 }
 
 /// The start of every event in the `EVENTS` ring buffer.
@@ -402,6 +425,154 @@ pub struct ArgsEvent {
     pub args: [u64; MAX_ARGS],
 }
 const _: () = assert!(size_of::<ArgsEvent>() == 128);
+
+/// Most values a `ustat trace` probe reads for its format.
+pub const TRACE_FIELDS: usize = 6;
+/// Most of them that are strings.
+pub const TRACE_STRINGS: usize = 2;
+/// Bytes of each string an event carries; longer ones are cut (and marked).
+pub const TRACE_STR_LEN: usize = 256;
+/// Most comparisons in a filter.
+pub const FILTER_TERMS: usize = 4;
+/// Longest string a filter compares with.
+pub const FILTER_TEXT_LEN: usize = 32;
+
+/// What the kernel does with one value of a `ustat trace` format (`TraceField::kind`).
+pub mod field_kind {
+    /// Unused slot.
+    pub const NONE: u8 = 0;
+    /// The value itself (userspace formats it: `%d`, `%x`, ...).
+    pub const VALUE: u8 = 1;
+    /// The value points at a NUL-terminated string: up to `TRACE_STR_LEN` bytes are read.
+    pub const CSTR: u8 = 2;
+    /// The value points at a string of exactly the `len_slot` value's bytes.
+    pub const PTR_LEN: u8 = 3;
+}
+
+/// One value of a `ustat trace` format. Slots index the site's `ProbeSpec::args`, which say
+/// where each value is (a register, memory, a constant): the calling convention's part.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TraceField {
+    /// One of `field_kind`.
+    pub kind: u8,
+    pub slot: u8,
+    /// `PTR_LEN`: the slot of the length.
+    pub len_slot: u8,
+    /// Strings: which of the event's `TRACE_STRINGS` buffers gets it.
+    pub string: u8,
+}
+const _: () = assert!(size_of::<TraceField>() == 4);
+
+/// How a filter term compares (`FilterTerm::op`).
+pub mod filter_op {
+    pub const EQ: u8 = 0;
+    pub const NE: u8 = 1;
+    pub const LT: u8 = 2;
+    pub const LE: u8 = 3;
+    pub const GT: u8 = 4;
+    pub const GE: u8 = 5;
+}
+
+/// What a filter term compares (`FilterTerm::kind`).
+pub mod term_kind {
+    /// The value, as a signed 64-bit integer, with `constant`.
+    pub const SIGNED: u8 = 1;
+    /// The value, unsigned.
+    pub const UNSIGNED: u8 = 2;
+    /// The NUL-terminated string the value points at, with `text` (`constant` bytes).
+    pub const CSTR: u8 = 3;
+    /// The string of `len_slot` bytes the value points at, with `text`.
+    pub const PTR_LEN: u8 = 4;
+}
+
+/// One comparison of a `ustat trace` filter; a hit passes when all of them hold.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FilterTerm {
+    /// The integer compared with, or the length of `text`.
+    pub constant: i64,
+    pub text: [u8; FILTER_TEXT_LEN],
+    /// One of `term_kind`.
+    pub kind: u8,
+    /// One of `filter_op` (strings: `EQ` or `NE`).
+    pub op: u8,
+    pub slot: u8,
+    pub len_slot: u8,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<FilterTerm>() == 48);
+
+/// What a `ustat trace` probe does on a hit (`TraceConfig::mode`).
+pub mod trace_mode {
+    /// Send a `TraceEvent`.
+    pub const PRINT: u8 = 0;
+    /// Count per value in `TRACE_COUNTS`.
+    pub const COUNT: u8 = 1;
+    /// Note when the thread entered, for the return probe (`trace_return`) to time the call.
+    pub const LATENCY: u8 = 2;
+}
+
+/// An entry of `TRACE_CONFIGS`: one `ustat trace` probe (a function a spec matched, a USDT
+/// probe). Every site of the probe has a `ProbeSpec` whose `tag` is this entry's index and
+/// whose argument slots locate the values named here.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TraceConfig {
+    pub terms: [FilterTerm; FILTER_TERMS],
+    pub fields: [TraceField; TRACE_FIELDS],
+    pub nterms: u8,
+    pub nfields: u8,
+    /// One of `trace_mode`.
+    pub mode: u8,
+    pub _pad: u8,
+    pub _pad2: u32,
+}
+const _: () = assert!(size_of::<TraceConfig>() == 48 * FILTER_TERMS + 4 * TRACE_FIELDS + 8);
+
+/// A hit of a `ustat trace` probe (`event_kind::TRACE`), or a new count key's text
+/// (`event_kind::TRACE_KEY`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TraceEvent {
+    pub header: EventHeader,
+    /// The probe's index in `TRACE_CONFIGS`.
+    pub probe: u32,
+    /// Bit i set: field i could not be read.
+    pub failed: u16,
+    /// Bit i set: string i was longer than `TRACE_STR_LEN` and is cut.
+    pub truncated: u16,
+    /// Each field's value (strings: the pointer; `--count` keys: the hash of their bytes).
+    pub values: [u64; TRACE_FIELDS],
+    /// Bytes of each string read.
+    pub lens: [u16; TRACE_STRINGS],
+    pub _pad: u32,
+    /// The thread's name (`comm`), NUL-padded.
+    pub comm: [u8; 16],
+    pub strings: [[u8; TRACE_STR_LEN]; TRACE_STRINGS],
+}
+const _: () = assert!(
+    size_of::<TraceEvent>() == 24 + 8 + 8 * TRACE_FIELDS + 8 + 16 + TRACE_STRINGS * TRACE_STR_LEN
+);
+
+/// Key of `TRACE_COUNTS`: a probe and its values (strings as `text_hash` of their bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TraceCountKey {
+    pub probe: u32,
+    pub _pad: u32,
+    pub values: [u64; TRACE_FIELDS],
+}
+const _: () = assert!(size_of::<TraceCountKey>() == 8 + 8 * TRACE_FIELDS);
+
+/// Key of `TRACE_STARTS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LatencyThreadKey {
+    pub tid: u32,
+    pub probe: u32,
+}
+const _: () = assert!(size_of::<LatencyThreadKey>() == 8);
 
 /// Which process a per-process key belongs to: its pid, and its epoch — when the kernel
 /// first saw it hit a probe, in boot-time nanoseconds (`PROCS`). A pid used again by a later
@@ -693,4 +864,8 @@ mod pod {
     unsafe impl aya::Pod for super::ArgsEvent {}
     unsafe impl aya::Pod for super::NameEvent {}
     unsafe impl aya::Pod for super::FlowEvent {}
+    unsafe impl aya::Pod for super::TraceConfig {}
+    unsafe impl aya::Pod for super::TraceEvent {}
+    unsafe impl aya::Pod for super::TraceCountKey {}
+    unsafe impl aya::Pod for super::LatencyThreadKey {}
 }

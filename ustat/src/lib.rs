@@ -29,6 +29,7 @@ pub mod snapshot;
 pub mod source;
 pub mod stats;
 pub mod target;
+pub mod trace;
 pub mod tui;
 pub mod usdt;
 

@@ -38,7 +38,7 @@ pub enum ProcessError {
 }
 
 impl ProcessError {
-    fn from_io(pid: u32, file: &'static str, source: io::Error) -> Self {
+    pub fn from_io(pid: u32, file: &'static str, source: io::Error) -> Self {
         match source.kind() {
             io::ErrorKind::NotFound => Self::NotFound(pid),
             io::ErrorKind::PermissionDenied => Self::Permission {

@@ -7,6 +7,7 @@ mod flow;
 mod keyed;
 mod record;
 mod span;
+mod trace;
 
 use aya_ebpf::{
     EbpfContext as _,

@@ -54,6 +54,11 @@ pub enum Program {
     FlowEntry,
     /// Pops it: duration, self time, per-method and per-path totals.
     FlowReturn,
+    /// `ustat trace`: reads the values a probe's `TraceConfig` names from the locations its
+    /// spec gives, filters, then prints, counts or notes the call's start.
+    Trace,
+    /// `ustat trace --latency`: times the call `Trace` noted, into a histogram per probe.
+    TraceReturn,
     /// On `sched_process_exit`: drops a traced thread's per-thread entries, and records a
     /// traced process's exit in `EXITED` (kernels whose tracepoint tells the last thread).
     ProcessExit,
@@ -78,8 +83,10 @@ pub const EXIT_HOOK_VARIABLE: &str = "USTAT_EXIT_HOOK";
 
 impl Program {
     /// Every program.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::Record,
+        Self::Trace,
+        Self::TraceReturn,
         Self::Count,
         Self::SpanBegin,
         Self::SpanEnd,
@@ -96,6 +103,8 @@ impl Program {
     pub fn name(self) -> &'static str {
         match self {
             Self::Record => "record",
+            Self::Trace => "trace",
+            Self::TraceReturn => "trace_return",
             Self::Count => "count",
             Self::SpanBegin => "span_begin",
             Self::SpanEnd => "span_end",
@@ -119,7 +128,7 @@ impl Program {
 
     /// Whether it ends what another program began (a span, a call).
     fn closes(self) -> bool {
-        matches!(self, Self::SpanEnd | Self::FlowReturn)
+        matches!(self, Self::SpanEnd | Self::FlowReturn | Self::TraceReturn)
     }
 }
 
@@ -575,7 +584,12 @@ mod tests {
             .filter(|name| !name.starts_with('.'))
             .collect();
         // Scratch space the programs insert from; userspace never opens them.
-        const KERNEL_ONLY: &[&str] = &["EMPTY_SPANS", "EMPTY_STACK"];
+        const KERNEL_ONLY: &[&str] = &[
+            "EMPTY_SPANS",
+            "EMPTY_STACK",
+            "TRACE_SCRATCH",
+            "FILTER_SCRATCH",
+        ];
         let named: BTreeSet<&str> = map_names::ALL.iter().chain(KERNEL_ONLY).copied().collect();
         assert_eq!(
             named, in_object,
