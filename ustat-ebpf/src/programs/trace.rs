@@ -207,9 +207,8 @@ pub fn trace(ctx: ProbeContext) -> u32 {
     if config.mode == trace_mode::LATENCY {
         // SAFETY: plain helper.
         let now = unsafe { bpf_ktime_get_ns() };
-        let key = LatencyThreadKey {
-            tid,
-            probe: spec.tag,
+        let Some(key) = call_key(&ctx, config, pid, tid, spec.tag) else {
+            return 0;
         };
         if TRACE_STARTS.insert(&key, &now, 0).is_err() {
             count_lost(lost::MAP_FULL);
@@ -333,15 +332,37 @@ fn fill(
     }
 }
 
+/// Whose call this is: the thread's, or for Go the goroutine's (`g` in R14 under the register
+/// ABI), since a goroutine may resume on another thread before it returns.
+#[inline(always)]
+fn call_key(
+    ctx: &ProbeContext,
+    config: &TraceConfig,
+    pid: u32,
+    tid: u32,
+    probe: u32,
+) -> Option<LatencyThreadKey> {
+    let thread = if config.by_goroutine != 0 {
+        args::register(ctx, ustat_common::pt_regs::R14).ok()?
+    } else {
+        u64::from(tid)
+    };
+    Some(LatencyThreadKey { thread, probe, pid })
+}
+
 #[uprobe]
 pub fn trace_return(_ctx: ProbeContext) -> u32 {
     // SAFETY: plain helper, read first so the call's time does not include this program's.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(spec) = spec_of(&_ctx) else { return 0 };
-    let Some((_, tid)) = pid_tid() else { return 0 };
-    let key = LatencyThreadKey {
-        tid,
-        probe: spec.tag,
+    let Some((pid, tid)) = pid_tid() else {
+        return 0;
+    };
+    let Some(config) = TRACE_CONFIGS.get(spec.tag) else {
+        return 0;
+    };
+    let Some(key) = call_key(&_ctx, config, pid, tid, spec.tag) else {
+        return 0;
     };
     // SAFETY: copied at once.
     let Some(start) = (unsafe { TRACE_STARTS.get(&key) }).copied() else {
