@@ -15,7 +15,7 @@ use crate::{
     cli::TraceArgs,
     exit::UsageError,
     sanitize,
-    target::{self, ProbedBinary, Target},
+    target::{self, NewMappings, ProbedBinary, Target},
     usdt::Probe,
 };
 
@@ -29,7 +29,15 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     // Before anything else: without root, nothing below can work.
     crate::capabilities::require(crate::capabilities::TRACING)?;
     let scopes = scopes(args)?;
-    let probed = target::probed_binaries(&args.target)?;
+    // A process can register probes later (libstapsdt): its maps are watched for them.
+    let watched = match args.target {
+        Target::Pid(pid) => Some(NewMappings::new(pid)?),
+        Target::Path(_) => None,
+    };
+    let probed = match target::probed_binaries(&args.target) {
+        Err(target::TargetError::NoProbesInProcess(_)) if watched.is_some() => Default::default(),
+        other => other?,
+    };
     for line in &probed.skipped {
         eprintln!("ustat: {line}");
     }
@@ -38,11 +46,54 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     for binary in &binaries {
         target::check_mapped(binary, &args.pid)?;
     }
-    let selected = select(&binaries, &args.probes)?;
+    let selected = match select(&binaries, &args.probes) {
+        Err(unmatched) if watched.is_some() => {
+            eprintln!("ustat: {unmatched}; tracing it when the process maps one");
+            select_lenient(&binaries, &args.probes)
+        }
+        other => other?,
+    };
     let started = std::time::Instant::now();
     let mut tracer = Tracer::load()?;
     let mut sites = Vec::new();
-    let mut planned: Vec<(String, ProbePoint, ProbeSpec)> = Vec::new();
+    let planned = plan(selected, &mut sites);
+    attach(&mut tracer, &scopes, &planned)?;
+    match (&args.target, tracer.attached()) {
+        (Target::Pid(pid), 0) => eprintln!(
+            "ustat: tracing 0 probe sites, waiting for process {pid} to map a binary with matching probes; Ctrl-C to stop"
+        ),
+        (_, 0) => anyhow::bail!("none of the selected probe sites can be traced"),
+        _ => eprintln!(
+            "ustat: tracing {} probe sites ({} attachments through {}, attached in {} ms); Ctrl-C to stop",
+            sites.len(),
+            tracer.attached(),
+            tracer.attached_through(),
+            started.elapsed().as_millis()
+        ),
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let events = tracer.take_events()?;
+    let watch = watched.map(|mappings| Watch {
+        mappings,
+        patterns: &args.probes,
+        tracer: &mut tracer,
+    });
+    let result = runtime.block_on(print_events(events, &mut sites, args.max_events, watch));
+    let dropped = tracer.lost()?.ring_full;
+    if dropped > 0 {
+        eprintln!("ustat: {dropped} events were dropped: the ring buffer was full");
+    }
+    result
+}
+
+/// The sites of the selected probes, each given its index in `sites` as its tag.
+fn plan(
+    selected: Vec<(&ProbedBinary, &Probe)>,
+    sites: &mut Vec<TracedSite>,
+) -> Vec<(String, ProbePoint, ProbeSpec)> {
+    let mut planned = Vec::new();
     for (binary, probe) in selected {
         let probe_name = sanitize::text(&probe.full_name());
         for site in &probe.sites {
@@ -71,6 +122,14 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
             planned.push((probe_name.clone(), point, spec));
         }
     }
+    planned
+}
+
+fn attach(
+    tracer: &mut Tracer,
+    scopes: &[Scope],
+    planned: &[(String, ProbePoint, ProbeSpec)],
+) -> anyhow::Result<()> {
     let attachments: Vec<Attachment<'_>> = planned
         .iter()
         .map(|(probe, point, spec)| Attachment {
@@ -80,7 +139,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
             spec,
         })
         .collect();
-    for &scope in &scopes {
+    for &scope in scopes {
         // The first failure ends the trace: a trace that silently misses sites would mislead.
         if let Some(error) = tracer
             .attach_all(Group::Main, scope, &attachments)
@@ -90,26 +149,58 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
             return Err(error.into());
         }
     }
-    if tracer.attached() == 0 {
-        anyhow::bail!("none of the selected probe sites can be traced");
+    Ok(())
+}
+
+/// A traced process's new mappings, and what to attach in them.
+struct Watch<'a> {
+    mappings: NewMappings,
+    patterns: &'a [String],
+    tracer: &'a mut Tracer,
+}
+
+impl Watch<'_> {
+    /// Attaches the matching probes of the files mapped since the last look.
+    fn poll(&mut self, sites: &mut Vec<TracedSite>) -> anyhow::Result<()> {
+        let probed = match self.mappings.poll() {
+            Ok(probed) => probed,
+            // The process is gone: nothing more will appear.
+            Err(_) => return Ok(()),
+        };
+        for line in &probed.skipped {
+            eprintln!("ustat: {line}");
+        }
+        for binary in &probed.binaries {
+            let selected = select_lenient(std::slice::from_ref(binary), self.patterns);
+            if selected.is_empty() {
+                continue;
+            }
+            let before = sites.len();
+            let planned = plan(selected, sites);
+            let pid = self.mappings.pid();
+            attach(self.tracer, &[Scope::Process(pid)], &planned)?;
+            eprintln!(
+                "ustat: tracing {} more probe sites in {} (mapped by process {pid} after the trace started)",
+                sites.len() - before,
+                sanitize::text(&binary.path.display().to_string())
+            );
+        }
+        Ok(())
     }
-    eprintln!(
-        "ustat: tracing {} probe sites ({} attachments through {}, attached in {} ms); Ctrl-C to stop",
-        sites.len(),
-        tracer.attached(),
-        tracer.attached_through(),
-        started.elapsed().as_millis()
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let events = tracer.take_events()?;
-    let result = runtime.block_on(print_events(events, &sites, args.max_events));
-    let dropped = tracer.lost()?.ring_full;
-    if dropped > 0 {
-        eprintln!("ustat: {dropped} events were dropped: the ring buffer was full");
-    }
-    result
+}
+
+/// The probes the patterns select, where some patterns may select nothing (yet).
+fn select_lenient<'a>(
+    binaries: &'a [ProbedBinary],
+    patterns: &[String],
+) -> Vec<(&'a ProbedBinary, &'a Probe)> {
+    binaries
+        .iter()
+        .flat_map(|b| b.probes.iter().map(move |p| (b, p)))
+        .filter(|(_, p)| {
+            patterns.is_empty() || patterns.iter().any(|pattern| probe_matches(pattern, p))
+        })
+        .collect()
 }
 
 /// A PID target is traced in that process only; a path everywhere, or in the `-p` processes.
@@ -184,8 +275,9 @@ fn glob(pattern: &str, text: &str) -> bool {
 
 async fn print_events(
     events: RingBuf<MapData>,
-    sites: &[TracedSite],
+    sites: &mut Vec<TracedSite>,
     max_events: Option<u64>,
+    mut watch: Option<Watch<'_>>,
 ) -> anyhow::Result<()> {
     // SAFETY: the ring buffer owns its descriptor and keeps it open while registered.
     let mut events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
@@ -196,7 +288,8 @@ async fn print_events(
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut printed = 0u64;
-    let result: io::Result<()> = async {
+    let mut look = tokio::time::interval(std::time::Duration::from_millis(100));
+    let result: anyhow::Result<()> = async {
         writeln!(out, "TIME_NS PID TID PROBE ARGS")?;
         out.flush()?;
         loop {
@@ -209,24 +302,34 @@ async fn print_events(
                             writeln!(out, "{line}")?;
                             printed += 1;
                             if max_events.is_some_and(|max| printed >= max) {
-                                return out.flush();
+                                return Ok(out.flush()?);
                             }
                         }
                     }
                     guard.clear_ready();
                     out.flush()?;
                 }
-                _ = interrupt.recv() => return out.flush(),
-                _ = terminate.recv() => return out.flush(),
-                _ = hangup.recv() => return out.flush(),
+                _ = look.tick(), if watch.is_some() => {
+                    if let Some(watch) = watch.as_mut() {
+                        watch.poll(sites)?;
+                    }
+                }
+                _ = interrupt.recv() => return Ok(out.flush()?),
+                _ = terminate.recv() => return Ok(out.flush()?),
+                _ = hangup.recv() => return Ok(out.flush()?),
             }
         }
     }
     .await;
     match result {
         // The reader went away (`ustat trace ... | head`): that is how such a pipe ends.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
+        Err(e)
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
 }
 
