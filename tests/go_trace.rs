@@ -162,3 +162,152 @@ fn go_binaries_without_dwarf_or_symbols_still_give_functions_and_returns() {
         });
     }
 }
+
+/// `ustat trace ARGS...` in spec form, returned once its probes are attached (and, when it
+/// prints events, after the header).
+fn trace_specs(args: &[&str], prints: bool) -> support::Ustat {
+    let mut all = vec!["trace"];
+    all.extend_from_slice(args);
+    let mut ustat = support::Ustat::spawn(&all);
+    ustat
+        .stderr
+        .wait_for("ustat to attach", |l| l.starts_with("ustat: tracing "));
+    if prints {
+        let header = ustat.stdout.next("the trace header");
+        assert_eq!(header.as_deref(), Some("TIME PID TID COMM FUNC VALUES"));
+    }
+    ustat
+}
+
+fn done_checksum(answer: &str) -> u64 {
+    answer
+        .strip_prefix("done ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the fixture answered `{answer}`"))
+}
+
+const CALLS: usize = 8;
+
+#[test]
+fn client_get_urls_returns_and_latency_while_stacks_move() {
+    let Some(go) = go() else { return };
+    let fixture = GoFixture::build(&go, "");
+    let (mut app, url) = fixture.start();
+    let pid = app.pid().to_string();
+    let program = fixture.program.display().to_string();
+    // The program's own result, untraced.
+    let untraced = done_checksum(&app.send(&format!("get {CALLS}")));
+
+    // Entry: the URL, a Go string (pointer and length in rbx, rcx), printed exactly.
+    let get = format!("p:{program}:net/http.(*Client).Get \"%s\", arg2");
+    let mut ustat = trace_specs(&["-p", &pid, &get], true);
+    let traced = done_checksum(&app.send(&format!("get {CALLS}")));
+    assert_eq!(
+        traced, untraced,
+        "the traced program computed something else"
+    );
+    let lines = ustat.stdout.take(CALLS, "a line per Get");
+    for (i, line) in lines.iter().enumerate() {
+        assert!(
+            line.ends_with(&format!(" net/http.(*Client).Get {url}/item/{i}")),
+            "line {i}: {line}"
+        );
+        assert!(line.contains(&format!(" {pid} ")), "{line}");
+    }
+    support::stop(ustat);
+
+    // Returns: `checksum` returns each body's CRC; their sum is the program's answer.
+    let ret = format!("r:{program}:main.checksum \"%u\", retval");
+    let mut ustat = trace_specs(&["-p", &pid, &ret], true);
+    let traced = done_checksum(&app.send(&format!("get {CALLS}")));
+    assert_eq!(traced, untraced);
+    let sum: u64 = ustat
+        .stdout
+        .take(CALLS, "a line per return")
+        .iter()
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{l}"))
+        })
+        .sum();
+    assert_eq!(
+        sum % (1 << 32),
+        traced,
+        "the returned values are the checksums"
+    );
+    support::stop(ustat);
+
+    // Latency: every call timed, entry to RET, matched by goroutine.
+    let mut ustat = trace_specs(
+        &["-p", &pid, "--latency", &get.replace(" \"%s\", arg2", "")],
+        false,
+    );
+    let traced = done_checksum(&app.send(&format!("get {CALLS}")));
+    assert_eq!(traced, untraced);
+    ustat.signal(libc::SIGINT);
+    assert!(ustat.wait().success());
+    let out = ustat.stdout.rest();
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with(&format!("net/http.(*Client).Get: {CALLS} calls,"))),
+        "{out:?}"
+    );
+    // The program lived through all of it, and still answers the same.
+    assert_eq!(done_checksum(&app.send(&format!("get {CALLS}"))), untraced);
+}
+
+#[test]
+fn an_inlined_function_is_traced_where_it_was_inlined_and_its_returns_are_refused() {
+    let Some(go) = go() else { return };
+    let fixture = GoFixture::build(&go, "");
+    let (mut app, url) = fixture.start();
+    let pid = app.pid().to_string();
+    let program = fixture.program.display().to_string();
+    let spec = format!("p:{program}:net/http.Get \"%s\", arg1");
+    let mut ustat = trace_specs(&["-p", &pid, &spec], true);
+    assert_eq!(app.send("inline 3"), "done 600");
+    for (i, line) in ustat
+        .stdout
+        .take(3, "a line per http.Get")
+        .iter()
+        .enumerate()
+    {
+        assert!(
+            line.ends_with(&format!(" net/http.Get {url}/item/{i}")),
+            "{line}"
+        );
+    }
+    support::stop(ustat);
+    let (code, _, stderr) =
+        support::run_ustat(&["trace", "-p", &pid, &format!("r:{program}:net/http.Get")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("net/http.Get exists only inlined (into main.main)")
+            && stderr.contains("net/http.(*Client).Get"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_binary_without_dwarf_gives_raw_registers() {
+    let Some(go) = go() else { return };
+    let fixture = GoFixture::build(&go, "-w");
+    let (mut app, url) = fixture.start();
+    let pid = app.pid().to_string();
+    let program = fixture.program.display().to_string();
+    // Without DWARF, the URL's pointer and length are the 2nd and 3rd integer registers.
+    let spec = format!("p:{program}:net/http.(*Client).Get \"%s\", arg2:arg3");
+    let mut ustat = trace_specs(&["-p", &pid, &spec], true);
+    assert!(
+        ustat.stderr.seen.iter().any(|l| l.contains("has no DWARF")),
+        "{:?}",
+        ustat.stderr.seen
+    );
+    app.send("get 2");
+    for (i, line) in ustat.stdout.take(2, "a line per Get").iter().enumerate() {
+        assert!(line.ends_with(&format!("{url}/item/{i}")), "{line}");
+    }
+    support::stop(ustat);
+}
