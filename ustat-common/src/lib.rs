@@ -521,6 +521,10 @@ pub mod trace_mode {
 pub struct TraceConfig {
     pub terms: [FilterTerm; FILTER_TERMS],
     pub fields: [TraceField; TRACE_FIELDS],
+    /// The string fields again, by string buffer: `kind` `NONE` for an unused buffer, and
+    /// `string` here is the field's index. The kernel reads strings in a loop of its own, so
+    /// it verifies two string reads, not one per field.
+    pub strings: [TraceField; TRACE_STRINGS],
     pub nterms: u8,
     pub nfields: u8,
     /// One of `trace_mode`.
@@ -530,7 +534,9 @@ pub struct TraceConfig {
     pub by_goroutine: u8,
     pub _pad2: u32,
 }
-const _: () = assert!(size_of::<TraceConfig>() == 48 * FILTER_TERMS + 4 * TRACE_FIELDS + 8);
+const _: () = assert!(
+    size_of::<TraceConfig>() == 48 * FILTER_TERMS + 4 * TRACE_FIELDS + 4 * TRACE_STRINGS + 8
+);
 
 /// A hit of a `ustat trace` probe (`event_kind::TRACE`), or a new count key's text
 /// (`event_kind::TRACE_KEY`).

@@ -174,18 +174,34 @@ pub enum ListFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
-    /// A PID (trace that process), or the path of an executable or shared library (trace every
-    /// process that maps it, also ones started later, unless -p is given).
-    pub target: Target,
-    /// Probes to trace, as provider:name or name; `*` matches any run of characters.
-    /// All probes when none is given.
-    pub probes: Vec<String>,
-    /// With a path target: trace only these processes.
+    /// Probe specs in BCC `trace` syntax: `p:BINARY:FUNCTION [(FILTER)] ["FORMAT", ARG...]`,
+    /// `r:BINARY:FUNCTION` (with `retval`), `u:BINARY:[PROVIDER:]NAME` (see the README). Or the
+    /// older form: a TARGET (a PID, or the path of an executable or shared library) followed
+    /// by USDT probe names (provider:name or name; `*` matches any run of characters; all
+    /// probes when none is given).
+    #[arg(required = true, value_name = "SPEC|TARGET PROBE")]
+    pub items: Vec<String>,
+    /// Trace only these processes (with a path target or specs). An empty BINARY in a spec
+    /// is their executable, a library name is what they map.
     #[arg(short, long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
     pub pid: Vec<u32>,
     /// Stop after this many events.
     #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_events: Option<u64>,
+    /// Specs: time each call of the probed functions, in the kernel; print calls, p50, p99,
+    /// max and a histogram per function at the end (or every -i).
+    #[arg(long, conflicts_with = "count")]
+    pub latency: bool,
+    /// Specs: count hits per formatted value, in the kernel; print the table at the end (or
+    /// every -i).
+    #[arg(long)]
+    pub count: bool,
+    /// Specs: one JSON object per event (and per summary row) instead of text lines.
+    #[arg(long)]
+    pub json: bool,
+    /// With --count or --latency: print the summary every this many seconds too.
+    #[arg(short, long, value_parser = parse_interval)]
+    pub interval: Option<Duration>,
 }
 
 #[cfg(test)]

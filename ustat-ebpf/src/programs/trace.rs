@@ -47,19 +47,29 @@ static TRACE_LATENCY: PerCpuHashMap<u32, SpanTotals> =
 #[map]
 static TRACE_SCRATCH: PerCpuArray<TraceEvent> = PerCpuArray::with_max_entries(1, 0);
 
-/// Where a filter's string is read to be compared.
+/// Where a filter's string is read to be compared: the text's words and one more, so the
+/// byte after the longest text (the NUL of a C string) fits.
+const FILTER_WORDS: usize = FILTER_TEXT_LEN / 8 + 1;
+const _: () = assert!(FILTER_TEXT_LEN == 32);
 #[map]
-static FILTER_SCRATCH: PerCpuArray<[u8; FILTER_TEXT_LEN + 1]> = PerCpuArray::with_max_entries(1, 0);
+static FILTER_SCRATCH: PerCpuArray<[u64; FILTER_WORDS]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Slots are indexed with a mask the verifier can see; the array has room for it.
 const SLOTS: usize = 16;
 const _: () = assert!(MAX_ARGS <= SLOTS);
 
-/// Every slot's value, and which could not be read.
-struct Values {
+/// Every slot's value, and which could not be read. Kept in map memory, not on the stack:
+/// the verifier tracks stack constants, and 12 reads that each may fail would make 4096
+/// distinct states for everything after them.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Values {
     values: [u64; SLOTS],
-    failed: u32,
+    failed: u64,
 }
+
+#[map]
+static VALUES_SCRATCH: PerCpuArray<Values> = PerCpuArray::with_max_entries(1, 0);
 
 impl Values {
     #[inline(always)]
@@ -74,11 +84,11 @@ impl Values {
 }
 
 #[inline(always)]
-fn read_values(ctx: &ProbeContext, spec: &ProbeSpec) -> Values {
-    let mut out = Values {
-        values: [0; SLOTS],
-        failed: 0,
-    };
+fn read_values(ctx: &ProbeContext, spec: &ProbeSpec) -> Option<&'static Values> {
+    let out = VALUES_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch entry; no other program runs on this CPU meanwhile.
+    let out = unsafe { &mut *out };
+    out.failed = 0;
     let nargs = usize::from(spec.nargs);
     // Unrolled, as in `record`: straight-line reads prune well in the verifier.
     macro_rules! read_all {
@@ -97,7 +107,7 @@ fn read_values(ctx: &ProbeContext, spec: &ProbeSpec) -> Values {
         };
     }
     read_all!(0 1 2 3 4 5 6 7 8 9 10 11);
-    out
+    Some(out)
 }
 
 /// Whether one term holds. A value that cannot be read fails every comparison.
@@ -132,31 +142,37 @@ fn term_holds(term: &FilterTerm, values: &Values) -> bool {
     }
 }
 
-/// Whether the string at `address` is exactly the term's text.
+/// Whether the string at `address` is exactly the term's text. The string is read into a
+/// zeroed buffer and compared as words with the zero-padded text: no byte loop for the
+/// verifier to walk.
 #[inline(always)]
 fn text_equals(term: &FilterTerm, values: &Values, address: u64) -> bool {
     let Some(buffer) = FILTER_SCRATCH.get_ptr_mut(0) else {
         return false;
     };
+    // SAFETY: this CPU's scratch entry; no other program runs on this CPU meanwhile.
+    let buffer = unsafe { &mut *buffer };
+    *buffer = [0; FILTER_WORDS];
     let want = term.constant;
     if !(0..=FILTER_TEXT_LEN as i64).contains(&want) {
         return false;
     }
+    let dst = buffer.as_mut_ptr().cast::<core::ffi::c_void>();
     let src = address as *const core::ffi::c_void;
     let len = if term.kind == term_kind::PTR_LEN {
         if values.failed(term.len_slot) || values.get(term.len_slot) as i64 != want {
             return false;
         }
-        // SAFETY: `buffer` is this CPU's scratch of FILTER_TEXT_LEN + 1 bytes; `want` is at
-        // most FILTER_TEXT_LEN; the helper checks the user address.
-        if unsafe { bpf_probe_read_user(buffer.cast(), want as u32, src) } != 0 {
+        // SAFETY: the buffer has FILTER_TEXT_LEN + 8 bytes; `want` is at most FILTER_TEXT_LEN;
+        // the helper checks the user address.
+        if unsafe { bpf_probe_read_user(dst, want as u32, src) } != 0 {
             return false;
         }
         want
     } else {
         // One byte more than any constant, so a longer string cannot look equal.
         // SAFETY: as above; the helper writes at most FILTER_TEXT_LEN + 1 bytes.
-        let n = unsafe { bpf_probe_read_user_str(buffer.cast(), FILTER_TEXT_LEN as u32 + 1, src) };
+        let n = unsafe { bpf_probe_read_user_str(dst, FILTER_TEXT_LEN as u32 + 1, src) };
         if n <= 0 {
             return false;
         }
@@ -165,16 +181,9 @@ fn text_equals(term: &FilterTerm, values: &Values, address: u64) -> bool {
     if len != want {
         return false;
     }
-    for i in 0..FILTER_TEXT_LEN {
-        if i as i64 >= len {
-            break;
-        }
-        // SAFETY: `i < FILTER_TEXT_LEN`, within the scratch entry.
-        if unsafe { (*buffer)[i] } != term.text[i] {
-            return false;
-        }
-    }
-    true
+    // SAFETY: `text` is FILTER_TEXT_LEN bytes at an 8-byte aligned offset of the term.
+    let text = unsafe { &*term.text.as_ptr().cast::<[u64; FILTER_TEXT_LEN / 8]>() };
+    buffer[0] == text[0] && buffer[1] == text[1] && buffer[2] == text[2] && buffer[3] == text[3]
 }
 
 #[inline(always)]
@@ -200,8 +209,10 @@ pub fn trace(ctx: ProbeContext) -> u32 {
     let Some((pid, tid)) = pid_tid() else {
         return 0;
     };
-    let values = read_values(&ctx, spec);
-    if !passes(config, &values) {
+    let Some(values) = read_values(&ctx, spec) else {
+        return 0;
+    };
+    if !passes(config, values) {
         return 0;
     }
     if config.mode == trace_mode::LATENCY {
@@ -221,7 +232,7 @@ pub fn trace(ctx: ProbeContext) -> u32 {
     // SAFETY: this CPU's scratch entry; no other program runs on this CPU meanwhile.
     let event = unsafe { &mut *event };
     let counting = config.mode == trace_mode::COUNT;
-    fill(event, config, &values, spec.tag, pid, tid, counting);
+    fill(event, config, values, spec.tag, pid, tid, counting);
     if counting {
         let key = TraceCountKey {
             probe: spec.tag,
@@ -275,59 +286,94 @@ fn fill(
         let field = &config.fields[i];
         if values.failed(field.slot) {
             event.failed |= 1 << i;
-            continue;
-        }
-        let value = values.get(field.slot);
-        event.values[i] = value;
-        if field.kind != field_kind::CSTR && field.kind != field_kind::PTR_LEN {
-            continue;
-        }
-        let s = usize::from(field.string & 1);
-        let dst = event.strings[s].as_mut_ptr();
-        let src = value as *const core::ffi::c_void;
-        let read = if field.kind == field_kind::PTR_LEN {
-            if values.failed(field.len_slot) {
-                -1
-            } else {
-                let want = values.get(field.len_slot) as i64;
-                let len = if want < 0 {
-                    0
-                } else if want > TRACE_STR_LEN as i64 {
-                    event.truncated |= 1 << s;
-                    TRACE_STR_LEN as i64
-                } else {
-                    want
-                };
-                // SAFETY: `dst` is a TRACE_STR_LEN-byte buffer and `len` at most that; the
-                // helper checks the user address.
-                if unsafe { bpf_probe_read_user(dst.cast(), len as u32, src) } == 0 {
-                    len
-                } else {
-                    -1
-                }
-            }
         } else {
-            // SAFETY: as above; the helper writes at most TRACE_STR_LEN bytes with the NUL.
-            let n = unsafe { bpf_probe_read_user_str(dst.cast(), TRACE_STR_LEN as u32, src) };
-            if n as usize == TRACE_STR_LEN {
-                event.truncated |= 1 << s;
-            }
-            if n > 0 { i64::from(n) - 1 } else { -1 }
-        };
-        if read < 0 {
-            event.failed |= 1 << i;
-            continue;
+            event.values[i] = values.get(field.slot);
         }
-        event.lens[s] = read as u16;
-        if hash_strings {
-            let mut hash = TEXT_HASH_SEED;
-            for j in 0..TRACE_STR_LEN {
-                if j as i64 >= read {
-                    break;
-                }
-                hash = text_hash_step(hash, event.strings[s][j]);
+    }
+    for s in 0..ustat_common::TRACE_STRINGS {
+        let string = &config.strings[s];
+        let i = usize::from(string.string) & (TRACE_FIELDS - 1);
+        let len = match string.kind {
+            field_kind::CSTR | field_kind::PTR_LEN if !values.failed(string.slot) => {
+                read_string(event, s, string, values)
             }
-            event.values[i] = hash | 1;
+            field_kind::CSTR | field_kind::PTR_LEN => -1,
+            _ => continue,
+        };
+        if len < 0 {
+            event.failed |= 1 << i;
+        } else {
+            event.lens[s] = len as u16;
+        }
+    }
+    if hash_strings {
+        hash_strings_into_values(event, config);
+    }
+}
+
+/// Reads string `s` into the event's buffer; its length, or -1 when unreadable.
+#[inline(always)]
+fn read_string(
+    event: &mut TraceEvent,
+    s: usize,
+    string: &ustat_common::TraceField,
+    values: &Values,
+) -> i64 {
+    let dst = event.strings[s & 1].as_mut_ptr();
+    let src = values.get(string.slot) as *const core::ffi::c_void;
+    if string.kind == field_kind::PTR_LEN {
+        if values.failed(string.len_slot) {
+            return -1;
+        }
+        let want = values.get(string.len_slot) as i64;
+        let len = if want < 0 {
+            0
+        } else if want > TRACE_STR_LEN as i64 {
+            event.truncated |= 1 << s;
+            TRACE_STR_LEN as i64
+        } else {
+            want
+        };
+        // SAFETY: `dst` is a TRACE_STR_LEN-byte buffer and `len` at most that; the helper
+        // checks the user address.
+        if unsafe { bpf_probe_read_user(dst.cast(), len as u32, src) } == 0 {
+            len
+        } else {
+            -1
+        }
+    } else {
+        // SAFETY: as above; the helper writes at most TRACE_STR_LEN bytes with the NUL.
+        let n = unsafe { bpf_probe_read_user_str(dst.cast(), TRACE_STR_LEN as u32, src) };
+        if n as usize == TRACE_STR_LEN {
+            event.truncated |= 1 << s;
+        }
+        if n > 0 { i64::from(n) - 1 } else { -1 }
+    }
+}
+
+/// For a `--count` key: each string field's value becomes the hash of its bytes. Done once
+/// per string buffer, outside the loop over fields, so the verifier walks each byte loop once.
+#[inline(always)]
+fn hash_strings_into_values(event: &mut TraceEvent, config: &TraceConfig) {
+    let mut hashes = [0u64; ustat_common::TRACE_STRINGS];
+    for s in 0..ustat_common::TRACE_STRINGS {
+        let len = usize::from(event.lens[s]);
+        let mut hash = TEXT_HASH_SEED;
+        for j in 0..TRACE_STR_LEN {
+            if j >= len {
+                break;
+            }
+            hash = text_hash_step(hash, event.strings[s][j]);
+        }
+        hashes[s] = hash | 1;
+    }
+    for i in 0..TRACE_FIELDS {
+        let field = &config.fields[i];
+        if i < usize::from(config.nfields)
+            && (field.kind == field_kind::CSTR || field.kind == field_kind::PTR_LEN)
+            && event.failed & (1 << i) == 0
+        {
+            event.values[i] = hashes[usize::from(field.string & 1)];
         }
     }
 }

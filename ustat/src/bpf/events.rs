@@ -3,7 +3,7 @@
 //! this ustat does not know, is refused with why, never read past its end.
 
 use aya::Pod;
-use ustat_common::{ArgsEvent, EventHeader, FlowEvent, NameEvent, event_kind};
+use ustat_common::{ArgsEvent, EventHeader, FlowEvent, NameEvent, TraceEvent, event_kind};
 
 /// One record of the ring buffer.
 #[derive(Debug, Clone)]
@@ -14,6 +14,8 @@ pub enum Event {
     Names(Box<NameEvent>),
     /// A method entered or returned (`flow_entry`, `flow_return`).
     Flow(FlowEvent),
+    /// A `ustat trace` spec's hit, or a new `--count` key's text (`trace`); boxed for its size.
+    Trace(Box<TraceEvent>),
 }
 
 /// Why a record could not be decoded.
@@ -39,6 +41,9 @@ impl Event {
             event_kind::ARGS => read_kind(kind, bytes).map(Self::Args),
             event_kind::NAMES => read_kind(kind, bytes).map(|e| Self::Names(Box::new(e))),
             event_kind::FLOW => read_kind(kind, bytes).map(Self::Flow),
+            event_kind::TRACE | event_kind::TRACE_KEY => {
+                read_kind(kind, bytes).map(|e| Self::Trace(Box::new(e)))
+            }
             _ => Err(EventError::UnknownKind { kind }),
         }
     }

@@ -11,6 +11,7 @@ mod names;
 pub mod pid_namespace;
 mod sys;
 mod totals;
+mod trace;
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::BorrowedFd;
@@ -21,6 +22,7 @@ pub use flow::FlowTotals;
 pub use links::Links;
 use load::{Loaded, Mode};
 pub use totals::{Lost, MapSizes, Totals};
+pub use trace::Latencies;
 
 /// Attachments that come and go together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -418,6 +420,25 @@ impl Tracer {
         maps::set(&mut self.loaded, map_names::FLOW_CONFIG, 0, config)
     }
 
+    /// Sets what `ustat trace`'s programs do for probe `probe` (the tag of its sites' specs).
+    pub fn set_trace_config(
+        &mut self,
+        probe: u32,
+        config: &ustat_common::TraceConfig,
+    ) -> Result<(), LoadError> {
+        trace::set_config(&mut self.loaded, probe, config)
+    }
+
+    /// `ustat trace --count`'s counts, summed over CPUs.
+    pub fn trace_counts(&self) -> Result<HashMap<ustat_common::TraceCountKey, u64>, LoadError> {
+        trace::counts(&self.loaded)
+    }
+
+    /// `ustat trace --latency`'s call durations, summed over CPUs.
+    pub fn trace_latencies(&self) -> Result<Latencies, LoadError> {
+        trace::latencies(&self.loaded)
+    }
+
     /// Per-method timing and call paths, summed over CPUs.
     pub fn flow_totals(&self) -> Result<flow::FlowTotals, LoadError> {
         flow::read(&self.loaded)
@@ -589,6 +610,7 @@ mod tests {
             "EMPTY_STACK",
             "TRACE_SCRATCH",
             "FILTER_SCRATCH",
+            "VALUES_SCRATCH",
         ];
         let named: BTreeSet<&str> = map_names::ALL.iter().chain(KERNEL_ONLY).copied().collect();
         assert_eq!(

@@ -7,4 +7,5 @@ pub mod list;
 pub mod prometheus;
 mod terminal;
 pub mod trace;
+mod trace_specs;
 pub mod watch;

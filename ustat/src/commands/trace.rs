@@ -26,15 +26,42 @@ struct TracedSite {
 }
 
 pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
+    let first = args.items.first().map(String::as_str).unwrap_or_default();
+    if crate::trace::spec::looks_like_spec(first) {
+        return super::trace_specs::run(args);
+    }
+    if args.latency || args.count || args.json || args.interval.is_some() {
+        return Err(UsageError(
+            "--latency, --count, --json and -i go with probe specs (p:, r:, u:)".into(),
+        )
+        .into());
+    }
+    let target: Target = first.parse().map_err(|e: String| {
+        UsageError(format!(
+            "invalid value '{}' for '<SPEC|TARGET PROBE>': {e}",
+            sanitize::text(first)
+        ))
+    })?;
+    let probes = &args.items[1..];
+    if let Some(spec) = probes
+        .iter()
+        .find(|p| crate::trace::spec::looks_like_spec(p))
+    {
+        return Err(UsageError(format!(
+            "`{}` is a probe spec: specs come without a TARGET (use -p PID)",
+            sanitize::text(spec)
+        ))
+        .into());
+    }
     // Before anything else: without root, nothing below can work.
     crate::capabilities::require(crate::capabilities::TRACING)?;
-    let scopes = scopes(args)?;
+    let scopes = scopes(&target, &args.pid)?;
     // A process can register probes later (libstapsdt): its maps are watched for them.
-    let watched = match args.target {
+    let watched = match target {
         Target::Pid(pid) => Some(NewMappings::new(pid)?),
         Target::Path(_) => None,
     };
-    let probed = match target::probed_binaries(&args.target) {
+    let probed = match target::probed_binaries(&target) {
         Err(target::TargetError::NoProbesInProcess(_)) if watched.is_some() => Default::default(),
         other => other?,
     };
@@ -46,10 +73,10 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     for binary in &binaries {
         target::check_mapped(binary, &args.pid)?;
     }
-    let selected = match select(&binaries, &args.probes) {
+    let selected = match select(&binaries, probes) {
         Err(unmatched) if watched.is_some() => {
             eprintln!("ustat: {unmatched}; tracing it when the process maps one");
-            select_lenient(&binaries, &args.probes)
+            select_lenient(&binaries, probes)
         }
         other => other?,
     };
@@ -58,7 +85,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let mut sites = Vec::new();
     let planned = plan(selected, &mut sites);
     attach(&mut tracer, &scopes, &planned)?;
-    match (&args.target, tracer.attached()) {
+    match (&target, tracer.attached()) {
         (Target::Pid(pid), 0) => eprintln!(
             "ustat: tracing 0 probe sites, waiting for process {pid} to map a binary with matching probes; Ctrl-C to stop"
         ),
@@ -77,7 +104,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let events = tracer.take_events()?;
     let watch = watched.map(|mappings| Watch {
         mappings,
-        patterns: &args.probes,
+        patterns: probes,
         tracer: &mut tracer,
     });
     let result = runtime.block_on(print_events(events, &mut sites, args.max_events, watch));
@@ -204,8 +231,8 @@ fn select_lenient<'a>(
 }
 
 /// A PID target is traced in that process only; a path everywhere, or in the `-p` processes.
-fn scopes(args: &TraceArgs) -> Result<Vec<Scope>, UsageError> {
-    match (&args.target, args.pid.as_slice()) {
+fn scopes(target: &Target, pids: &[u32]) -> Result<Vec<Scope>, UsageError> {
+    match (target, pids) {
         (Target::Pid(pid), []) => Ok(vec![Scope::Process(*pid)]),
         (Target::Pid(_), _) => Err(UsageError(
             "-p goes with a path target; a PID target is already one process".into(),

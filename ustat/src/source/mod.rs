@@ -176,7 +176,7 @@ impl KernelSource {
             match Event::decode(&item) {
                 Ok(Event::Names(event)) => names.push(event),
                 Ok(Event::Flow(event)) => self.flow.receive(&event),
-                Ok(Event::Args(_)) | Err(_) => {}
+                Ok(Event::Args(_) | Event::Trace(_)) | Err(_) => {}
             }
         }
         for event in &names {

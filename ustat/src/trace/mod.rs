@@ -22,6 +22,7 @@
 
 pub mod go;
 pub mod location;
+pub mod output;
 pub mod plan;
 pub mod resolve;
 pub mod spec;

@@ -143,6 +143,12 @@ pub fn compile(
             }
         };
         config.fields[i] = field;
+        if string {
+            config.strings[usize::from(strings)] = TraceField {
+                string: i as u8,
+                ..field
+            };
+        }
         shapes.push(FieldShape {
             conversion: *conversion,
             string: string.then_some(strings),
