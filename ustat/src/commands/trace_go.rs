@@ -60,9 +60,7 @@ pub fn plan(
     let shown = sanitize::text(&binary.shown().display().to_string());
     let timed = mode == Mode::Latency;
     let at_return = spec.kind == Kind::Return && !timed;
-    if !go.register_abi()
-        && (timed || spec.kind == Kind::Return || !spec.values().is_empty())
-    {
+    if !go.register_abi() && (timed || spec.kind == Kind::Return || !spec.values().is_empty()) {
         return Err(UsageError(
             go_trace::GoTraceError::StackAbi {
                 path: shown,
@@ -87,7 +85,9 @@ pub fn plan(
             Err(golang::GoError::NoFunction { .. }) if pattern.contains('*') => continue,
             Err(golang::GoError::NoFunction { .. }) => break,
             Err(e) => {
-                return Err(UsageError(format!("{shown}: {}", sanitize::text(&e.to_string()))).into());
+                return Err(
+                    UsageError(format!("{shown}: {}", sanitize::text(&e.to_string()))).into(),
+                );
             }
         };
         any = true;
@@ -102,7 +102,9 @@ pub fn plan(
                     }
                     all
                 });
-            return Err(UsageError(go_trace::inlined_only(go, callees, &function).to_string()).into());
+            return Err(
+                UsageError(go_trace::inlined_only(go, callees, &function).to_string()).into(),
+            );
         }
         plan_function(spec, mode, binary, &elf, &function, probes, planned)?;
     }

@@ -32,7 +32,7 @@ use crate::{
 };
 
 /// One probe: a function a spec matched, or a USDT probe; its id is its index.
-struct Probe {
+pub(super) struct Probe {
     printed: Printed,
     config: TraceConfig,
     /// Whether its fields are all plain values (a `--count` key's text needs no event).
@@ -40,11 +40,11 @@ struct Probe {
 }
 
 /// A site to attach.
-struct Planned {
-    probe_name: String,
-    program: Program,
-    point: ProbePoint,
-    spec: ProbeSpec,
+pub(super) struct Planned {
+    pub(super) probe_name: String,
+    pub(super) program: Program,
+    pub(super) point: ProbePoint,
+    pub(super) spec: ProbeSpec,
 }
 
 pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
@@ -175,6 +175,10 @@ fn plan_spec(
         |e: plan::CompileError| UsageError(format!("`{}`: {e}", sanitize::text(&spec.text)));
     match &spec.point {
         Point::Function(pattern) => {
+            // Go: its own ABI, returns at RET instructions, never a uretprobe.
+            if let Some(go) = super::trace_go::recognise(binary)? {
+                return super::trace_go::plan(spec, mode, binary, &go, pattern, probes, planned);
+            }
             let at_return = spec.kind == Kind::Return && mode != Mode::Latency;
             let compiled = plan::compile(spec, mode, &SysV { at_return }, &[]).map_err(invalid)?;
             for function in resolve::functions(binary, pattern)? {
@@ -271,7 +275,7 @@ fn plan_spec(
     Ok(())
 }
 
-fn probe(spec: &Spec, name: String, compiled: &Compiled) -> Probe {
+pub(super) fn probe(spec: &Spec, name: String, compiled: &Compiled) -> Probe {
     Probe {
         printed: Printed {
             name,
