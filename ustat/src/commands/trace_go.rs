@@ -78,9 +78,13 @@ pub fn plan(
     let data = binary.data();
     let elf = binary.elf(&data)?;
     let names = matching(go, golang::function_names(&elf), pattern);
+    let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
+    let found = go
+        .functions(&elf, &wanted)
+        .map_err(|e| UsageError(format!("{shown}: {}", sanitize::text(&e.to_string()))))?;
     let mut any = false;
-    for name in names {
-        let function = match go.function(&elf, &name) {
+    for found in found {
+        let function = match found {
             Ok(function) => function,
             Err(golang::GoError::NoFunction { .. }) if pattern.contains('*') => continue,
             Err(golang::GoError::NoFunction { .. }) => break,

@@ -136,7 +136,13 @@ impl Debug {
     /// What DWARF says about the function named exactly `name` (`net/http.(*Client).Get`),
     /// or `None` if it does not describe it.
     pub fn function(&self, name: &str) -> Result<Option<FunctionInfo>, GoError> {
-        Reader::new(self.dwarf())?.function(name)
+        Ok(self.functions(&[name])?.pop().flatten())
+    }
+
+    /// What DWARF says about each of `names`, in two passes over it whatever their number
+    /// (a wildcard can name thousands).
+    pub fn functions(&self, names: &[&str]) -> Result<Vec<Option<FunctionInfo>>, GoError> {
+        Reader::new(self.dwarf())?.functions(names)
     }
 }
 
@@ -195,20 +201,21 @@ impl<'a> Reader<'a> {
         Some(String::from_utf8_lossy(text.slice()).into_owned())
     }
 
-    fn function(&self, wanted: &str) -> Result<Option<FunctionInfo>, GoError> {
-        // First pass: the function's own entry (concrete, with code, or abstract, inlined).
-        // (unit index, offset in it, code range)
-        let mut found: Option<(usize, UnitOffset, CodeRange)> = None;
-        let mut abstract_origins: Vec<DebugInfoOffset> = Vec::new();
-        for (index, unit) in self.units.iter().enumerate() {
+    fn functions(&self, wanted: &[&str]) -> Result<Vec<Option<FunctionInfo>>, GoError> {
+        let index: HashMap<&str, usize> = wanted.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        // First pass: each function's own entry (concrete, with code, or abstract, inlined):
+        // (unit index, offset in it, code range), and the abstract ones' offsets.
+        let mut found: Vec<Option<(usize, UnitOffset, CodeRange)>> = vec![None; wanted.len()];
+        let mut origins: HashMap<DebugInfoOffset, usize> = HashMap::new();
+        for (unit_index, unit) in self.units.iter().enumerate() {
             let mut entries = unit.entries();
             while let Some((_, entry)) = entries.next_dfs().map_err(dwarf_error)? {
                 if entry.tag() != gimli::DW_TAG_subprogram {
                     continue;
                 }
-                if self.name(unit, entry).as_deref() != Some(wanted) {
+                let Some(&i) = self.name(unit, entry).as_deref().and_then(|n| index.get(n)) else {
                     continue;
-                }
+                };
                 let code = self.code_range(unit, entry)?;
                 if entry
                     .attr_value(gimli::DW_AT_inline)
@@ -216,29 +223,46 @@ impl<'a> Reader<'a> {
                     .flatten()
                     .is_some()
                 {
-                    abstract_origins.extend(Self::global(unit, entry.offset()));
+                    if let Some(origin) = Self::global(unit, entry.offset()) {
+                        origins.insert(origin, i);
+                    }
                 }
-                if found.as_ref().is_none_or(|(_, _, c)| c.is_none()) {
-                    found = Some((index, entry.offset(), code));
+                if found[i].as_ref().is_none_or(|(_, _, c)| c.is_none()) {
+                    found[i] = Some((unit_index, entry.offset(), code));
                 }
             }
         }
-        let Some((index, offset, code)) = found else {
-            return Ok(None);
-        };
-        let unit = &self.units[index];
-        let (params, results) = self.values(unit, offset)?;
-        let inlined = if abstract_origins.is_empty() {
-            Vec::new()
-        } else {
-            self.inline_sites(&abstract_origins, params.len())?
-        };
-        Ok(Some(FunctionInfo {
-            code,
-            params,
-            results,
-            inlined,
-        }))
+        let mut infos: Vec<Option<FunctionInfo>> = Vec::with_capacity(wanted.len());
+        for place in &found {
+            infos.push(match place {
+                Some((unit_index, offset, code)) => {
+                    let (params, results) = self.values(&self.units[*unit_index], *offset)?;
+                    Some(FunctionInfo {
+                        code: *code,
+                        params,
+                        results,
+                        inlined: Vec::new(),
+                    })
+                }
+                None => None,
+            });
+        }
+        if !origins.is_empty() {
+            let nparams: Vec<usize> = infos
+                .iter()
+                .map(|i| i.as_ref().map_or(0, |i| i.params.len()))
+                .collect();
+            for (i, site) in self.inline_sites(&origins, &nparams)? {
+                if let Some(info) = infos[i].as_mut() {
+                    info.inlined.push(site);
+                }
+            }
+            for info in infos.iter_mut().flatten() {
+                info.inlined.sort_by_key(|s| s.entry);
+                info.inlined.dedup_by_key(|s| s.entry);
+            }
+        }
+        Ok(infos)
     }
 
     fn code_range(
@@ -455,13 +479,14 @@ impl<'a> Reader<'a> {
         None
     }
 
-    /// Every inlined copy whose abstract origin is one of `origins`, with the caller it sits
-    /// in and where each of the `nparams` parameters is at its entry.
+    /// Every inlined copy whose abstract origin is one of `origins` (each the index of a
+    /// wanted function), with the caller it sits in and where each of that function's
+    /// `nparams` parameters is at its entry.
     fn inline_sites(
         &self,
-        origins: &[DebugInfoOffset],
-        nparams: usize,
-    ) -> Result<Vec<InlineSite>, GoError> {
+        origins: &HashMap<DebugInfoOffset, usize>,
+        nparams: &[usize],
+    ) -> Result<Vec<(usize, InlineSite)>, GoError> {
         let mut sites = Vec::new();
         for unit in &self.units {
             let mut entries = unit.entries();
@@ -485,9 +510,10 @@ impl<'a> Reader<'a> {
                             .ok()
                             .flatten()
                             .and_then(|v| self.reference(unit, v));
-                        if !origin.is_some_and(|o| origins.contains(&o)) {
+                        let Some(&function) = origin.and_then(|o| origins.get(&o)) else {
                             continue;
-                        }
+                        };
+                        let nparams = nparams[function];
                         let Some((entry_pc, end)) = self.inline_range(unit, entry)? else {
                             continue;
                         };
@@ -495,19 +521,20 @@ impl<'a> Reader<'a> {
                             .last()
                             .map_or_else(|| "?".to_string(), |(_, n)| n.clone());
                         let args = self.inline_args(unit, entry.offset(), entry_pc, nparams)?;
-                        sites.push(InlineSite {
-                            caller,
-                            entry: entry_pc,
-                            end,
-                            args,
-                        });
+                        sites.push((
+                            function,
+                            InlineSite {
+                                caller,
+                                entry: entry_pc,
+                                end,
+                                args,
+                            },
+                        ));
                     }
                     _ => {}
                 }
             }
         }
-        sites.sort_by_key(|s| s.entry);
-        sites.dedup_by_key(|s| s.entry);
         Ok(sites)
     }
 

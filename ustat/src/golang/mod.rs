@@ -108,14 +108,46 @@ impl GoBinary {
         elf: &Elf<'data, D>,
         name: &str,
     ) -> Result<GoFunction, GoError> {
-        let info = match &self.debug {
-            Some(debug) => debug.function(name)?,
-            None => None,
+        match self.functions(elf, &[name])?.pop() {
+            Some(found) => found,
+            None => Err(GoError::NoFunction { name: name.into() }),
+        }
+    }
+
+    /// Each function of `names`, as `function` gives it, reading the DWARF once for all.
+    pub fn functions<'data, D: ReadRef<'data>>(
+        &self,
+        elf: &Elf<'data, D>,
+        names: &[&str],
+    ) -> Result<Vec<Result<GoFunction, GoError>>, GoError> {
+        let infos = match &self.debug {
+            Some(debug) => debug.functions(names)?,
+            None => vec![None; names.len()],
         };
-        let code = info
-            .as_ref()
-            .and_then(|i| i.code)
-            .or_else(|| symbol_range(elf, name));
+        // Built once: a wildcard can name thousands of functions.
+        let ranges = std::cell::OnceCell::new();
+        Ok(names
+            .iter()
+            .zip(infos)
+            .map(|(name, info)| {
+                let code = info.as_ref().and_then(|i| i.code).or_else(|| {
+                    ranges
+                        .get_or_init(|| function_ranges(elf))
+                        .get(*name)
+                        .copied()
+                });
+                self.assemble(elf, name, code, info)
+            })
+            .collect())
+    }
+
+    fn assemble<'data, D: ReadRef<'data>>(
+        &self,
+        elf: &Elf<'data, D>,
+        name: &str,
+        code: Option<(u64, u64)>,
+        info: Option<dwarf::FunctionInfo>,
+    ) -> Result<GoFunction, GoError> {
         if code.is_none() && info.as_ref().is_none_or(|i| i.inlined.is_empty()) {
             return Err(GoError::NoFunction { name: name.into() });
         }
@@ -199,18 +231,28 @@ fn read_at<'data, D: ReadRef<'data>>(
         .map(<[u8]>::to_vec)
 }
 
-/// `[start, end)` of a function symbol, from the symbol table or `.gopclntab`.
-fn symbol_range<'data, D: ReadRef<'data>>(elf: &Elf<'data, D>, name: &str) -> Option<(u64, u64)> {
-    let from_symbols = elf.file.symbols().find_map(|symbol| {
-        (symbol.name() == Ok(name) && symbol.size() > 0 && symbol.address() != 0)
-            .then(|| (symbol.address(), symbol.address() + symbol.size()))
-    });
-    from_symbols.or_else(|| {
-        pcln_functions(elf)?
+/// `[start, end)` of every function, by name: from the symbol table, or from `.gopclntab`
+/// when it has none (stripped with `-ldflags=-s`).
+fn function_ranges<'data, D: ReadRef<'data>>(
+    elf: &Elf<'data, D>,
+) -> std::collections::HashMap<String, (u64, u64)> {
+    let mut ranges: std::collections::HashMap<String, (u64, u64)> = elf
+        .file
+        .symbols()
+        .filter(|s| s.kind() == object::SymbolKind::Text && s.address() != 0 && s.size() > 0)
+        .filter_map(|s| {
+            let name = s.name().ok()?.to_string();
+            Some((name, (s.address(), s.address() + s.size())))
+        })
+        .collect();
+    if ranges.is_empty() {
+        ranges = pcln_functions(elf)
+            .unwrap_or_default()
             .into_iter()
-            .find(|f| f.name == name)
-            .map(|f| (f.start, f.end))
-    })
+            .map(|f| (f.name, (f.start, f.end)))
+            .collect();
+    }
+    ranges
 }
 
 /// The function whose code starts at `address`.
