@@ -16,7 +16,7 @@ use std::{
 use support::{Driven, Ustat, run_ustat};
 
 struct Dynamic {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     program: PathBuf,
     object: PathBuf,
 }
@@ -59,7 +59,7 @@ impl Dynamic {
             "-ldl".as_ref(),
         ]);
         Self {
-            _dir: dir,
+            dir,
             program,
             object,
         }
@@ -67,6 +67,20 @@ impl Dynamic {
 
     fn start(&self) -> Driven {
         Driven::spawn(Command::new(&self.program).arg(&self.object))
+    }
+
+    /// Runs it as user `nobody`, so the object it writes is that user's, not root's.
+    fn start_as_nobody(&self) -> Driven {
+        use std::os::unix::fs::PermissionsExt as _;
+        let readable = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(self.dir.path(), readable.clone()).unwrap();
+        std::fs::set_permissions(&self.object, readable).unwrap();
+        Driven::spawn(
+            Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(&self.program)
+                .arg(&self.object),
+        )
     }
 }
 
@@ -92,7 +106,9 @@ const FIRES: usize = 7;
 #[test]
 fn probes_registered_after_the_trace_started_are_traced() {
     let fixture = Dynamic::build();
-    let mut app = fixture.start();
+    // As an ordinary user: the object is theirs (mkstemps: mode 0600), which ustat trusts
+    // for their process.
+    let mut app = fixture.start_as_nobody();
     let pid = app.pid().to_string();
     let mut ustat = Ustat::spawn(&["trace", &pid, "ustatdyn:fire"]);
     let attached = ustat
@@ -104,6 +120,11 @@ fn probes_registered_after_the_trace_started_are_traced() {
         Some("TIME_NS PID TID PROBE ARGS")
     );
     let registered = register(&mut app);
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let metadata = std::fs::metadata(&registered.0).unwrap();
+        assert_eq!((metadata.uid(), metadata.mode() & 0o777), (65534, 0o600));
+    }
     let more = ustat.stderr.wait_for("ustat to attach the new probe", |l| {
         l.contains("more probe sites")
     });
