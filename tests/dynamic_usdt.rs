@@ -110,7 +110,7 @@ fn probes_registered_after_the_trace_started_are_traced() {
     // for their process.
     let mut app = fixture.start_as_nobody();
     let pid = app.pid().to_string();
-    let mut ustat = Ustat::spawn(&["trace", &pid, "ustatdyn:fire"]);
+    let mut ustat = Ustat::spawn(&["trace", "-p", &pid, "ustatdyn:fire"]);
     let attached = ustat
         .stderr
         .wait_for("ustat to start", |l| l.starts_with("ustat: tracing "));

@@ -36,13 +36,23 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let target: Target = first.parse().map_err(|e: String| {
+    let mut target: Target = first.parse().map_err(|e: String| {
         UsageError(format!(
             "invalid value '{}' for '<SPEC|TARGET PROBE>': {e}",
             sanitize::text(first)
         ))
     })?;
-    let probes = &args.items[1..];
+    let mut probes = &args.items[1..];
+    let mut pids = args.pid.as_slice();
+    // `ustat trace -p PID PROBE...`: no TARGET (the first item has no `/` and names no file),
+    // the probes of that one process, also those it registers later.
+    if let ([pid], Target::Path(path)) = (pids, &target) {
+        if !first.contains('/') && !path.exists() {
+            target = Target::Pid(*pid);
+            probes = &args.items[..];
+            pids = &[];
+        }
+    }
     if let Some(spec) = probes
         .iter()
         .find(|p| crate::trace::spec::looks_like_spec(p))
@@ -55,7 +65,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     }
     // Before anything else: without root, nothing below can work.
     crate::capabilities::require(crate::capabilities::TRACING)?;
-    let scopes = scopes(&target, &args.pid)?;
+    let scopes = scopes(&target, pids)?;
     // A process can register probes later (libstapsdt): its maps are watched for them.
     let watched = match target {
         Target::Pid(pid) => Some(NewMappings::new(pid)?),
@@ -71,7 +81,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let binaries = probed.binaries;
     // `trace FILE -p PID`: a process that does not map the file would never hit its probes.
     for binary in &binaries {
-        target::check_mapped(binary, &args.pid)?;
+        target::check_mapped(binary, pids)?;
     }
     let selected = match select(&binaries, probes) {
         Err(unmatched) if watched.is_some() => {
