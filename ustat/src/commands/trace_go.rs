@@ -34,14 +34,20 @@ pub fn recognise(binary: &Binary) -> anyhow::Result<Option<GoBinary>> {
     })
 }
 
-/// The Go functions `pattern` names: the one named exactly so (Go's `pkg.(*T).M` holds a
-/// `*` that is no wildcard), or every function the pattern matches.
-fn matching(go: &GoBinary, names: Vec<String>, pattern: &str) -> Vec<String> {
-    let _ = go;
-    if names.iter().any(|n| n == pattern) || !pattern.contains('*') {
+/// The Go functions `pattern` names: the one named exactly so, or every function the pattern
+/// matches, where the `*` of a pointer receiver `(*T)` is no wildcard.
+fn matching(names: Vec<String>, pattern: &str) -> Vec<String> {
+    // A pointer receiver's `(*` is Go's syntax, never a wildcard: `(*Client).*` is every
+    // method of *Client, not also those of *http2Client.
+    let receiver = |text: &str| text.replace("(*", "(\u{1}");
+    let literal = receiver(pattern);
+    if names.iter().any(|n| n == pattern) || !literal.contains('*') {
         return vec![pattern.to_string()];
     }
-    let mut found: Vec<String> = names.into_iter().filter(|n| glob(pattern, n)).collect();
+    let mut found: Vec<String> = names
+        .into_iter()
+        .filter(|n| glob(&literal, &receiver(n)))
+        .collect();
     found.sort();
     found.dedup();
     found
@@ -77,7 +83,7 @@ pub fn plan(
     }
     let data = binary.data();
     let elf = binary.elf(&data)?;
-    let names = matching(go, golang::function_names(&elf), pattern);
+    let names = matching(golang::function_names(&elf), pattern);
     let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
     let found = go
         .functions(&elf, &wanted)
@@ -106,9 +112,7 @@ pub fn plan(
                     }
                     all
                 });
-            return Err(
-                UsageError(go_trace::inlined_only(go, callees, &function).to_string()).into(),
-            );
+            return Err(UsageError(go_trace::inlined_only(callees, &function).to_string()).into());
         }
         plan_function(spec, mode, binary, &elf, &function, probes, planned)?;
     }
@@ -223,4 +227,31 @@ fn plan_function<'d>(
     compiled.config.by_goroutine = 1;
     probes.push(probe(spec, name, &compiled));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_exact_go_name_is_not_a_wildcard() {
+        let all = names(&[
+            "net/http.(*Client).Get",
+            "net/http.(*http2Client).Get",
+            "net/http.(*Client).Do",
+        ]);
+        let exact = |pattern: &str| matching(all.clone(), pattern);
+        assert_eq!(exact("net/http.(*Client).Get"), ["net/http.(*Client).Get"]);
+        assert_eq!(
+            exact("net/http.(*Client).*"),
+            ["net/http.(*Client).Do", "net/http.(*Client).Get"]
+        );
+        // Not in the symbol table (inlined everywhere): asked for as named, found in DWARF.
+        assert_eq!(exact("net/http.Get"), ["net/http.Get"]);
+        assert_eq!(exact("net/http.(*T).Inlined"), ["net/http.(*T).Inlined"]);
+    }
 }

@@ -8,7 +8,7 @@ use super::{
     location::{CallingConvention, LocateError, Located},
     spec::Value,
 };
-use crate::golang::{GoBinary, GoFunction, GoValue, INT_REGISTERS, InlineArg, InlineSite, Piece};
+use crate::golang::{GoFunction, GoValue, INT_REGISTERS, InlineArg, InlineSite, Piece};
 
 /// Where a Go function is probed.
 #[derive(Debug, Clone, Copy)]
@@ -161,19 +161,14 @@ pub enum GoTraceError {
 
 /// The refusal for a return probe (`r:`, `--latency`) of a function that exists only
 /// inlined: its callers, and the functions its inlined code calls.
-pub fn inlined_only(
-    go: &GoBinary,
-    elf_callees: Vec<String>,
-    function: &GoFunction,
-) -> GoTraceError {
-    let _ = go;
+pub fn inlined_only(callees: Vec<String>, function: &GoFunction) -> GoTraceError {
     let mut callers: Vec<&str> = function.inlined.iter().map(|s| s.caller.as_str()).collect();
     callers.sort_unstable();
     callers.dedup();
-    let instead = if elf_callees.is_empty() {
+    let instead = if callees.is_empty() {
         format!("its callers ({})", callers.join(", "))
     } else {
-        elf_callees.join(", ")
+        callees.join(", ")
     };
     GoTraceError::InlinedOnly {
         name: crate::sanitize::text(&function.name),
@@ -273,6 +268,24 @@ mod tests {
         // Without DWARF, argN is the Nth integer register of the ABI.
         assert!(
             matches!(raw.locate(Value::Arg(4)), Ok(Located::One(a)) if a.reg_off == pt_regs::RDI)
+        );
+    }
+
+    #[test]
+    fn an_inlined_only_function_names_its_callers_and_what_to_trace() {
+        let site = |caller: &str| InlineSite {
+            caller: caller.into(),
+            entry: 0x10,
+            end: 0x20,
+            args: vec![],
+        };
+        let mut f = client_get();
+        f.name = "net/http.Get".into();
+        f.code = None;
+        f.inlined = vec![site("main.main"), site("main.fetch"), site("main.main")];
+        assert_eq!(
+            inlined_only(vec!["net/http.(*Client).Get".into()], &f).to_string(),
+            "net/http.Get exists only inlined (into main.fetch, main.main); its returns cannot be probed there. Trace a function it calls instead: net/http.(*Client).Get"
         );
     }
 }
