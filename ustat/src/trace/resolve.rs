@@ -197,19 +197,12 @@ pub fn functions(binary: &Binary, pattern: &str) -> Result<Vec<Function>, Resolv
     let data = binary.data();
     let elf = binary.elf(&data)?;
     let mut by_address: std::collections::BTreeMap<u64, String> = Default::default();
-    let mut exact = false;
     for symbol in elf.file.symbols().chain(elf.file.dynamic_symbols()) {
         if symbol.kind() != SymbolKind::Text || symbol.is_undefined() || symbol.address() == 0 {
             continue;
         }
         let Ok(name) = symbol.name() else { continue };
-        // A name that is the pattern itself is what was meant: Go's `pkg.(*T).M` holds a
-        // `*` that is not a wildcard (and would also match `pkg.(*xT).M`).
-        if name == pattern && !exact {
-            exact = true;
-            by_address.clear();
-        }
-        if (exact && name == pattern) || (!exact && glob(pattern, name)) {
+        if glob(pattern, name) {
             by_address
                 .entry(symbol.address())
                 .or_insert_with(|| name.to_string());
