@@ -126,6 +126,14 @@ pub fn plan(
     Ok(())
 }
 
+/// The program at a Go function's entry, inline copies and (for `r:`) RETs for `mode`. Here one program
+/// does every mode (`trace` reads the probe's `TraceConfig::mode`); where the kernel side has
+/// a program per mode (trace-c's later `trace`/`trace_count`/`trace_entry`), this is its
+/// `trace_specs::program(mode)`.
+fn entry_program(_mode: Mode) -> Program {
+    Program::Trace
+}
+
 fn plan_function<'d>(
     spec: &Spec,
     mode: Mode,
@@ -180,7 +188,7 @@ fn plan_function<'d>(
         };
         let compiled = plan::compile(spec, mode, &abi, &[]).map_err(invalid)?;
         for &ret in &function.returns {
-            add(compiled.clone(), Program::Trace, offset_of(ret)?);
+            add(compiled.clone(), entry_program(mode), offset_of(ret)?);
         }
     } else {
         // The entry: the function's own code, and the copies inlined elsewhere (a call
@@ -191,7 +199,7 @@ fn plan_function<'d>(
                 point: GoPoint::Entry,
             };
             let compiled = plan::compile(spec, mode, &abi, &[]).map_err(invalid)?;
-            add(compiled.clone(), Program::Trace, offset_of(start)?);
+            add(compiled.clone(), entry_program(mode), offset_of(start)?);
             if timed {
                 for &ret in &function.returns {
                     add(compiled.clone(), Program::TraceReturn, offset_of(ret)?);
@@ -205,7 +213,7 @@ fn plan_function<'d>(
                     point: GoPoint::Inlined(site),
                 };
                 match plan::compile(spec, mode, &abi, &[]) {
-                    Ok(compiled) => add(compiled, Program::Trace, offset_of(site.entry)?),
+                    Ok(compiled) => add(compiled, entry_program(mode), offset_of(site.entry)?),
                     Err(e) => eprintln!(
                         "ustat: skipping the copy of {name} inlined into {} at {:#x}: {}",
                         sanitize::text(&site.caller),
