@@ -122,6 +122,9 @@ fn go_binaries_are_analysed_from_build_info_symbols_dwarf_and_code() {
         for &ret in &get.returns {
             assert!((start..end).contains(&ret));
         }
+        // The entry probe goes past the stack check (`cmp 0x10(%r14),%rsp; jbe`: 6 bytes),
+        // which restarts the function when its goroutine's stack must grow.
+        assert_eq!(get.entry, Some(start + 6));
         // `http.Get` exists only inlined into main.main here, with its URL in registers at
         // each copy's entry, and calls (*Client).Get there.
         let inlined = binary

@@ -193,7 +193,7 @@ fn plan_function<'d>(
     } else {
         // The entry: the function's own code, and the copies inlined elsewhere (a call
         // through one of those never reaches the out-of-line code).
-        if let Some((start, _)) = function.code {
+        if let Some(start) = function.entry {
             let abi = GoAbi {
                 function,
                 point: GoPoint::Entry,

@@ -48,6 +48,9 @@ pub struct GoFunction {
     pub code: Option<(u64, u64)>,
     /// Every `RET` in that code.
     pub returns: Vec<u64>,
+    /// Where an entry probe goes: past the stack check, which restarts the function when
+    /// the stack must grow (see `returns::Decoded::body`); the first instruction otherwise.
+    pub entry: Option<u64>,
     /// Receiver first, then the parameters; empty without DWARF.
     pub params: Vec<GoValue>,
     pub results: Vec<GoValue>,
@@ -151,13 +154,14 @@ impl GoBinary {
         if code.is_none() && info.as_ref().is_none_or(|i| i.inlined.is_empty()) {
             return Err(GoError::NoFunction { name: name.into() });
         }
-        let returns = match code {
+        let (returns, entry) = match code {
             Some((start, end)) => {
                 let bytes = read_at(elf, start, end - start)
                     .ok_or_else(|| GoError::NoCode { name: name.into() })?;
-                returns::decode(start, &bytes)?.returns
+                let decoded = returns::decode(start, &bytes)?;
+                (decoded.returns, Some(decoded.body.unwrap_or(start)))
             }
-            None => Vec::new(),
+            None => (Vec::new(), None),
         };
         let (params, results, inlined) = match info {
             Some(info) => (values(&info.params), values(&info.results), info.inlined),
@@ -167,6 +171,7 @@ impl GoBinary {
             name: name.into(),
             code,
             returns,
+            entry,
             typed: self.debug.is_some(),
             params,
             results,

@@ -8,7 +8,7 @@
 //! instructions (an immediate, a displacement, a ModRM byte), and a probe there would
 //! corrupt the instruction.
 
-use iced_x86::{Code, Decoder, DecoderOptions, Mnemonic};
+use iced_x86::{Code, Decoder, DecoderOptions, Mnemonic, Register};
 
 use super::GoError;
 
@@ -19,7 +19,15 @@ pub struct Decoded {
     pub returns: Vec<u64>,
     /// The targets of direct calls, in order, without repeats.
     pub calls: Vec<u64>,
+    /// The first instruction after the stack check (`cmp 0x10(%r14), %rsp; jbe morestack`),
+    /// if the function has one. When the stack must grow, Go calls `morestack` and starts the
+    /// function over from its first instruction, so a probe there could fire twice for one
+    /// call; past the check it fires once. The check touches no argument register.
+    pub body: Option<u64>,
 }
+
+/// The stack check's prologue is within the first few instructions.
+const PROLOGUE_INSTRUCTIONS: usize = 6;
 
 /// Decodes `code`, the bytes of a function at `address`, to its end. A leading `ENDBR64`
 /// (CET builds) is decoded and skipped like any instruction. Bytes that do not decode are an
@@ -27,12 +35,25 @@ pub struct Decoded {
 pub fn decode(address: u64, code: &[u8]) -> Result<Decoded, GoError> {
     let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
     let mut decoded = Decoded::default();
+    let mut seen = 0usize;
+    let mut after_stack_compare = false;
     while decoder.can_decode() {
         let instruction = decoder.decode();
         if instruction.is_invalid() {
             return Err(GoError::Undecodable {
                 address: instruction.ip(),
             });
+        }
+        seen += 1;
+        if seen <= PROLOGUE_INSTRUCTIONS && decoded.body.is_none() {
+            // `cmp 0x10(%r14), REG` (the goroutine's stack guard), then `jbe`/`jb`.
+            if after_stack_compare && matches!(instruction.mnemonic(), Mnemonic::Jbe | Mnemonic::Jb)
+            {
+                decoded.body = Some(instruction.next_ip());
+            }
+            after_stack_compare = instruction.mnemonic() == Mnemonic::Cmp
+                && instruction.memory_base() == Register::R14
+                && instruction.memory_displacement64() == 0x10;
         }
         if instruction.code() == Code::Endbr64 {
             continue;
@@ -70,6 +91,24 @@ mod tests {
         let decoded = decode(0x1000, &code).unwrap();
         assert_eq!(decoded.returns, [0x1000 + 14, 0x1000 + 27]);
         assert_eq!(decoded.calls, [0x1000 + 27 + 0x1000]);
+    }
+
+    #[test]
+    fn the_body_starts_after_the_stack_check() {
+        let code = [
+            0x49, 0x3b, 0x66, 0x10, // cmp rsp, [r14+0x10]
+            0x76, 0x05, // jbe +5 (morestack)
+            0x48, 0x83, 0xec, 0x50, // sub rsp, 0x50
+            0xc3, // ret
+        ];
+        let decoded = decode(0x4000, &code).unwrap();
+        assert_eq!(decoded.body, Some(0x4006));
+        assert_eq!(decoded.returns, [0x400a]);
+        // A function without the check (NOSPLIT) has no body start apart from its entry.
+        assert_eq!(
+            decode(0x4000, &[0x48, 0x89, 0xd8, 0xc3]).unwrap().body,
+            None
+        );
     }
 
     #[test]

@@ -208,6 +208,7 @@ mod tests {
             name: "net/http.(*Client).Get".into(),
             code: Some((0x1000, 0x1100)),
             returns: vec![0x1050, 0x10f0],
+            entry: Some(0x1006),
             params: vec![
                 value("c", false, &[("rax", pt_regs::RAX)]),
                 value("url", true, &[("rbx", pt_regs::RBX), ("rcx", pt_regs::RCX)]),
