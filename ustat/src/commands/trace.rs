@@ -46,12 +46,13 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let mut pids = args.pid.as_slice();
     // `ustat trace -p PID PROBE...`: no TARGET (the first item has no `/` and names no file),
     // the probes of that one process, also those it registers later.
-    if let ([pid], Target::Path(path)) = (pids, &target) {
-        if !first.contains('/') && !path.exists() {
-            target = Target::Pid(*pid);
-            probes = &args.items[..];
-            pids = &[];
-        }
+    if let ([pid], Target::Path(path)) = (pids, &target)
+        && !first.contains('/')
+        && !path.exists()
+    {
+        target = Target::Pid(*pid);
+        probes = &args.items[..];
+        pids = &[];
     }
     if let Some(spec) = probes
         .iter()

@@ -217,15 +217,13 @@ impl<'a> Reader<'a> {
                     continue;
                 };
                 let code = self.code_range(unit, entry)?;
-                if entry
+                let inlined = entry
                     .attr_value(gimli::DW_AT_inline)
                     .ok()
                     .flatten()
-                    .is_some()
-                {
-                    if let Some(origin) = Self::global(unit, entry.offset()) {
-                        origins.insert(origin, i);
-                    }
+                    .is_some();
+                if inlined && let Some(origin) = Self::global(unit, entry.offset()) {
+                    origins.insert(origin, i);
                 }
                 if found[i].as_ref().is_none_or(|(_, _, c)| c.is_none()) {
                     found[i] = Some((unit_index, entry.offset(), code));
