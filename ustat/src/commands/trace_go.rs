@@ -126,10 +126,10 @@ pub fn plan(
     Ok(())
 }
 
-/// The program at a Go function's entry, inline copies and (for `r:`) RETs for `mode`. Here one program
-/// does every mode (`trace` reads the probe's `TraceConfig::mode`); where the kernel side has
-/// a program per mode (trace-c's later `trace`/`trace_count`/`trace_entry`), this is its
-/// `trace_specs::program(mode)`.
+/// The program at a Go function's entry, its inline copies and (for `r:`) its RETs, for
+/// `mode`. Here one program does every mode (`trace` reads the probe's `TraceConfig::mode`);
+/// where the kernel side has a program per mode (trace-c's later `trace`, `trace_count`,
+/// `trace_entry`), this is its `trace_specs::program(mode)`.
 fn entry_program(_mode: Mode) -> Program {
     Program::Trace
 }
