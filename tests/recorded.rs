@@ -173,7 +173,7 @@ fn the_csv_loop_writes_the_interval_a_stop_cut_short() {
     );
     let node = last.iter().find(|row| row.contains(",8080,")).unwrap();
     assert!(
-        node.ends_with(",150,1,0,,,,,,"),
+        node.ends_with(",150,1,0,,,,,,,2,2"),
         "node's requests, its exit and no losses: {node}"
     );
 }

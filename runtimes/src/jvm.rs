@@ -7,11 +7,13 @@
 use std::path::Path;
 
 use ustat_common::category::{
-    CLASS_LOADED, CLASS_UNLOADED, GC, METHOD_CALL, MONITOR_CONTENDED, OBJECT_ALLOC, POOL_GC_BEGIN,
-    POOL_GC_END, THREAD_STARTED, THREAD_STOPPED,
+    ALLOC_BYTES, CLASS_LOADED, CLASS_UNLOADED, GC, METHOD_CALL, MONITOR_CONTENDED, OBJECT_ALLOC,
+    POOL_GC_BEGIN, POOL_GC_END, THREAD_STARTED, THREAD_STOPPED,
 };
 
-use crate::{Action, Arg, Feature, Flow, Key, Missing, Point, ProcessFacts, Rule, Runtime};
+use crate::{
+    Action, Arg, Feature, Flow, Key, Missing, Point, ProcessFacts, Rule, Runtime, ValueWidth,
+};
 
 pub static JVM: Runtime = Runtime {
     name: "jvm",
@@ -150,9 +152,11 @@ static FEATURES: &[Feature] = &[
             },
         )]],
     ),
-    // object__alloc(thread, class, len, size). OpenJDK 17's interpreter calls the probe
-    // without its size argument, so interpreted allocations carry 0 or a stray register
-    // (seen: about 2^31, or negative); sizes from 1 GiB up are not believed (it is an int).
+    // object__alloc(thread, class, len, size). In OpenJDK 17 the probe's function takes the
+    // size as an `int` that the interpreter and C1 never pass (they call it with the object
+    // only), so their allocations carry a stray register (seen: 0, about 2^31, negative, and
+    // values that add up to GB/s from a 64 MB heap): no size from such a libjvm.so is summed.
+    // Later HotSpots compute the size from the object itself and pass it as a `size_t`.
     hotspot!(
         "allocations",
         "allocations",
@@ -166,7 +170,14 @@ static FEATURES: &[Feature] = &[
                 value: Arg::N(3),
             },
         )
-        .values_below(1 << 30)]],
+        .values_below(1 << 30)
+        .values_only_if(ValueWidth {
+            bytes: 8,
+            category: ALLOC_BYTES,
+            otherwise: "allocated bytes: not traced: this HotSpot's object__alloc probe gets no \
+                        size from interpreted and C1-compiled code (OpenJDK 17 and older; counts \
+                        are exact)",
+        })]],
     ),
     // monitor__contended__enter(thread, monitor, class, len)
     hotspot!(

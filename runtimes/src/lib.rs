@@ -16,7 +16,7 @@ mod rule;
 
 use std::path::Path;
 
-pub use rule::{Action, Arg, Feature, Key, OnDemand, Point, Rule};
+pub use rule::{Action, Arg, CloneCheck, Feature, Key, OnDemand, Point, Rule, ValueWidth};
 
 /// A runtime ustat can trace.
 #[derive(Debug)]

@@ -5,6 +5,9 @@
 //! and 3.12–3.14 do not have). Builds without (pyenv, most images) keep a full symbol table
 //! in libpython: the collector and thread start are uprobed by name.
 //!
+//! Imports are counted on every build with the functions that create module objects (see
+//! `module_created`), on both the `import` statement's path and importlib's.
+//!
 //! The import and call probes are on demand: with their semaphore raised, CPython converts
 //! the module, file or function name to UTF-8 for the probe and does not handle a failure
 //! (python/cpython#156118), so a name that is not UTF-8 (a Latin-1 file name, a
@@ -12,10 +15,11 @@
 
 use std::path::Path;
 
-use ustat_common::category::{GC, IMPORT, METHOD_CALL, THREAD_STARTED};
+use ustat_common::category::{GC, IMPORT, IMPORT_TIME, METHOD_CALL, THREAD_STARTED};
 
 use crate::{
-    Action, Arg, Feature, Flow, Key, Missing, OnDemand, Point, ProcessFacts, Rule, Runtime,
+    Action, Arg, CloneCheck, Feature, Flow, Key, Missing, OnDemand, Point, ProcessFacts, Rule,
+    Runtime,
 };
 
 pub static PYTHON: Runtime = Runtime {
@@ -100,9 +104,7 @@ const SINCE_3_13: &str = "PyThread_start_joinable_thread";
 /// The collector's entry and return: `$generation` is where the generation is, then it
 /// returns Py_ssize_t collected. gc_collect_main(tstate, generation, reason) is 3.10 to 3.13;
 /// 3.9's is collect(tstate, generation, ...); 2.7 to 3.7's collect(generation, ...).
-/// 3.8's exists only as compiler clones: collect.constprop.1 takes the generation in %edi
-/// (the GC state folded in), collect.constprop.0 has it folded in as 2 (PyGC_Collect and
-/// _PyGC_CollectNoFail); their numbers do not say which is which, so neither is used.
+/// 3.8's exists only as compiler clones (see `COLLECTOR_3_8`).
 macro_rules! collector {
     ($symbol:literal, $generation:literal) => {
         collector!($symbol, $generation, None)
@@ -132,6 +134,54 @@ macro_rules! collector {
     };
 }
 
+/// CPython 3.8's collector, `collect(state, generation, n_collected, n_uncollectable,
+/// nofail)`, exists only as two compiler clones, numbered differently by different builds:
+/// one with the GC state folded in, which takes the generation first (`%edi`), for
+/// gc.collect() and automatic collections; one with the state and the generation folded in,
+/// whose first parameter is the `n_collected` pointer (`%rdi`), for `PyGC_Collect` and
+/// `_PyGC_CollectNoFail`, which both collect generation 2 (`NUM_GENERATIONS - 1`). Which is
+/// which is read from each clone's code: how it first uses `%rdi` (`CloneCheck`).
+const COLLECTOR_3_8: &[Rule] = &[
+    Rule::function(
+        "collect",
+        "-4@%edi",
+        Action::SpanBegin {
+            category: GC,
+            subkey: Arg::N(0),
+        },
+    )
+    .clones_checked(&["constprop"], CloneCheck::FirstArgInt32)
+    .if_defined(SINCE_3_8),
+    Rule::function_return(
+        "collect",
+        "-8@%rax",
+        Action::SpanEnd {
+            category: GC,
+            value: Arg::N(0),
+        },
+    )
+    .clones_checked(&["constprop"], CloneCheck::FirstArgInt32),
+    Rule::function(
+        "collect",
+        "-4@$2",
+        Action::SpanBegin {
+            category: GC,
+            subkey: Arg::N(0),
+        },
+    )
+    .clones_checked(&["constprop"], CloneCheck::FirstArgPointer)
+    .if_defined(SINCE_3_8),
+    Rule::function_return(
+        "collect",
+        "-8@%rax",
+        Action::SpanEnd {
+            category: GC,
+            value: Arg::N(0),
+        },
+    )
+    .clones_checked(&["constprop"], CloneCheck::FirstArgPointer),
+];
+
 const fn thread_start(symbol: &'static str) -> Rule {
     Rule::function(
         symbol,
@@ -143,6 +193,44 @@ const fn thread_start(symbol: &'static str) -> Rule {
         },
     )
 }
+
+/// A module loaded: one hit per module object the import system creates. `import x` (C:
+/// `PyImport_ImportModuleLevelObject`) and `importlib.import_module("x")` (Python:
+/// `_gcd_import`) share only Python code, `_bootstrap._find_and_load`, which on a module not
+/// yet loaded creates its module object once, in C, by one of three functions:
+/// `ModuleType.__init__` (`module___init__`, the `tp_init` of `PyModule_Type`: source,
+/// bytecode, frozen and namespace modules, through `_new_module`), `PyModule_Create2` (the
+/// init function of a single-phase extension or built-in module) or
+/// `PyModule_FromDefAndSpec2` (a multi-phase one). Nothing is read from their arguments.
+/// They are plain functions: no USDT semaphore is raised, so none of CPython's probe code
+/// (python/cpython#156118) runs, and this is not on demand.
+const fn module_created(point: Point) -> Rule {
+    Rule::new(
+        point,
+        Action::Count {
+            category: IMPORT,
+            subkey: Arg::None,
+            value: Arg::None,
+        },
+    )
+}
+
+/// Extension and built-in modules, created by their own init function (exported in every
+/// build, stripped or not).
+const C_MODULE_CREATED: [Rule; 2] = [
+    module_created(Point::Function {
+        symbol: "PyModule_Create2",
+        args: "",
+    }),
+    module_created(Point::Function {
+        symbol: "PyModule_FromDefAndSpec2",
+        args: "",
+    }),
+];
+
+/// Where `PyTypeObject::tp_init` is: 0x128 bytes into a type object on x86-64, in every
+/// CPython 3 (`tp_vectorcall_offset` took `tp_print`'s place in 3.8, at the same size).
+const TP_INIT: u64 = 0x128;
 
 static FEATURES: &[Feature] = &[
     Feature {
@@ -204,6 +292,7 @@ static FEATURES: &[Feature] = &[
             ],
             collector!("gc_collect_main", "-4@%esi"),
             collector!("collect", "-4@%esi", Some((SINCE_3_8, true))),
+            COLLECTOR_3_8,
             collector!("collect", "-4@%edi", Some((SINCE_3_8, false))),
         ],
         unavailable: "GC: not traced: this CPython has neither USDT probes nor a collector function ustat \
@@ -223,14 +312,45 @@ static FEATURES: &[Feature] = &[
         on_demand: None,
     },
     Feature {
-        name: "imports",
+        name: "modules",
         categories: &[IMPORT],
+        alternatives: &[
+            // A build with its symbol table (pyenv's libpython).
+            &[
+                module_created(Point::Function {
+                    symbol: "module___init__",
+                    args: "",
+                }),
+                C_MODULE_CREATED[0],
+                C_MODULE_CREATED[1],
+            ],
+            // A stripped executable (Debian's python3.11, not position-independent): the
+            // static module___init__ found through the type it is the tp_init of.
+            &[
+                module_created(Point::Slot {
+                    object: "PyModule_Type",
+                    offset: TP_INIT,
+                    args: "",
+                }),
+                C_MODULE_CREATED[0],
+                C_MODULE_CREATED[1],
+            ],
+        ],
+        unavailable: "imports: not traced: this CPython has no symbol for ModuleType.__init__ \
+                      (module___init__) and its PyModule_Type's slot is filled in at load time",
+        on_demand: None,
+    },
+    // The time of imports, from the import probes: `import` statements only (the C path);
+    // their count is the modules loaded, above.
+    Feature {
+        name: "imports",
+        categories: &[IMPORT_TIME],
         alternatives: &[&[
             Rule::usdt(
                 "python",
                 "import__find__load__start",
                 Action::SpanBegin {
-                    category: IMPORT,
+                    category: IMPORT_TIME,
                     subkey: Arg::None,
                 },
             ),
@@ -238,15 +358,16 @@ static FEATURES: &[Feature] = &[
                 "python",
                 "import__find__load__done",
                 Action::SpanEnd {
-                    category: IMPORT,
+                    category: IMPORT_TIME,
                     value: Arg::None,
                 },
             ),
         ]],
-        unavailable: "imports: not traced: this CPython was built without USDT probes (--with-dtrace)",
+        unavailable: "import times: not traced: this CPython was built without USDT probes \
+                      (--with-dtrace)",
         on_demand: Some(OnDemand {
-            line: "imports: not traced by default: CPython's import probes can end the process on a \
-                   non-UTF-8 module name",
+            line: "import times: not traced by default: CPython's import probes can end the \
+                   process on a non-UTF-8 module name",
             risk: "CPython's code behind its import probes fails on a module name that is not UTF-8 \
                    and leaves an exception that ends the process (python/cpython#156118)",
         }),

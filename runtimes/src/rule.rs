@@ -20,6 +20,16 @@ pub enum Point {
         symbol: &'static str,
         args: &'static str,
     },
+    /// The entry of the function whose address the data object `object` holds `offset`
+    /// bytes in: a C type's slot (`PyModule_Type`'s `tp_init`), which reaches a static
+    /// function of a binary whose symbol table was stripped. Only where the linker wrote the
+    /// address into the file (an executable not built position-independent); in a PIE or a
+    /// shared library the loader writes it, and the rule does not hold.
+    Slot {
+        object: &'static str,
+        offset: u64,
+        args: &'static str,
+    },
 }
 
 /// An argument of the probe (0-based), or none.
@@ -68,6 +78,30 @@ pub enum Action {
     },
 }
 
+/// What a compiler clone's code must show for a rule to hold in it: its parameters are the
+/// function's minus those the compiler folded in, which its name does not say. Checked by
+/// decoding the clone's first instructions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloneCheck {
+    /// The first use of the first argument register reads it as a 32-bit value (`%edi`):
+    /// the clone's first parameter is an `int`.
+    FirstArgInt32,
+    /// The first use of the first argument register reads it whole (`%rdi`): the clone's
+    /// first parameter is a pointer (or another 64-bit value).
+    FirstArgPointer,
+}
+
+/// A summed value that only sites passing it this wide can be trusted with: a runtime whose
+/// probe takes a narrower one is a version whose callers do not all pass it (HotSpot 17's
+/// `object__alloc` takes an `int` size its interpreter never sets). Elsewhere the value is not
+/// summed, and `otherwise`, under `category` (a pseudo-category naming the value), says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueWidth {
+    pub bytes: u8,
+    pub category: u32,
+    pub otherwise: &'static str,
+}
+
 /// Attach `action` at `point`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
@@ -75,6 +109,9 @@ pub struct Rule {
     pub action: Action,
     /// Summed values must be below this (0: no limit); others are garbage, not summed.
     pub value_max: u64,
+    /// The value is summed only at sites that pass it this wide; elsewhere it is not summed
+    /// and the line says why (see `ValueWidth`).
+    pub value_width: Option<ValueWidth>,
     /// Set in the high 32 bits of the subkey, so userspace can tell which rule (and so which
     /// encoding) a subkey came from when a feature has alternatives.
     pub subkey_tag: u32,
@@ -82,6 +119,9 @@ pub struct Rule {
     /// `name.constprop.N`) whose arguments are known to sit where `args` says; the rule
     /// attaches to each such clone as well as to the function itself. Empty: no clone.
     pub clones: &'static [&'static str],
+    /// Where set, a clone is taken only if its code shows this (see `CloneCheck`); the
+    /// function itself too, as the rule is meant for builds where only clones exist.
+    pub clone_check: Option<CloneCheck>,
     /// A library the runtime's binary may link rather than contain this rule's symbol (a
     /// file-name prefix, `libuv.so`): when the binary does not define it, the feature is
     /// planned in the library of that name that the process maps (Debian's libnode links
@@ -100,8 +140,10 @@ impl Rule {
             point,
             action,
             value_max: 0,
+            value_width: None,
             subkey_tag: 0,
             clones: &[],
+            clone_check: None,
             library: None,
             only_if: None,
         }
@@ -115,12 +157,37 @@ impl Rule {
         Self::new(Point::Function { symbol, args }, action)
     }
 
+    /// The function a data object's slot points to (see `Point::Slot`).
+    pub const fn slot(
+        object: &'static str,
+        offset: u64,
+        args: &'static str,
+        action: Action,
+    ) -> Self {
+        Self::new(
+            Point::Slot {
+                object,
+                offset,
+                args,
+            },
+            action,
+        )
+    }
+
     pub const fn function_return(symbol: &'static str, args: &'static str, action: Action) -> Self {
         Self::new(Point::Return { symbol, args }, action)
     }
 
     pub const fn values_below(self, value_max: u64) -> Self {
         Self { value_max, ..self }
+    }
+
+    /// Sum the value only where the site passes it `width.bytes` wide (see `ValueWidth`).
+    pub const fn values_only_if(self, width: ValueWidth) -> Self {
+        Self {
+            value_width: Some(width),
+            ..self
+        }
     }
 
     pub const fn subkey_tag(self, subkey_tag: u32) -> Self {
@@ -131,6 +198,15 @@ impl Rule {
     /// argument layout was checked against the clone's code.
     pub const fn clones(self, clones: &'static [&'static str]) -> Self {
         Self { clones, ..self }
+    }
+
+    /// Attach to these kinds of compiler clone whose code shows `check` (see `CloneCheck`).
+    pub const fn clones_checked(self, clones: &'static [&'static str], check: CloneCheck) -> Self {
+        Self {
+            clones,
+            clone_check: Some(check),
+            ..self
+        }
     }
 
     /// Only in a binary that defines `symbol` (see `only_if`).

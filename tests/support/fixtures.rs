@@ -97,3 +97,60 @@ impl GcStorm {
         Driven::spawn(&mut Command::new(&self.program))
     }
 }
+
+/// `gated_gc.c` built as `python3.11` in its own directory: CPython's GC probes behind
+/// USDT semaphores (see the file).
+pub struct GatedGc {
+    pub dir: tempfile::TempDir,
+    pub program: PathBuf,
+}
+
+impl GatedGc {
+    pub fn build() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ustat-gated-gc-")
+            .tempdir()
+            .expect("tempdir");
+        let program = dir.path().join("python3.11");
+        gcc(&[
+            "-O2".as_ref(),
+            "-o".as_ref(),
+            program.as_os_str(),
+            source("gated_gc.c").as_os_str(),
+        ]);
+        Self { dir, program }
+    }
+
+    pub fn start(&self) -> Driven {
+        Driven::spawn(&mut Command::new(&self.program))
+    }
+}
+
+/// `tests/fixtures/trace/calls.c`: functions with known arguments, called on command, for
+/// the `ustat trace` spec tests.
+pub struct TraceCalls {
+    pub dir: tempfile::TempDir,
+    pub program: PathBuf,
+}
+
+impl TraceCalls {
+    pub fn build() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ustat-trace-calls-")
+            .tempdir()
+            .expect("tempdir");
+        let program = dir.path().join("trace_calls");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/trace/calls.c");
+        gcc(&[
+            "-O2".as_ref(),
+            "-o".as_ref(),
+            program.as_os_str(),
+            source.as_os_str(),
+        ]);
+        Self { dir, program }
+    }
+
+    pub fn start(&self) -> Driven {
+        Driven::spawn(&mut Command::new(&self.program))
+    }
+}

@@ -40,9 +40,16 @@ impl Jvm {
             "javac: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // A collector in `flags` replaces the serial one.
+        let own_gc = flags
+            .iter()
+            .any(|f| f.starts_with("-XX:+Use") && f.ends_with("GC"));
+        let base = BASE_FLAGS
+            .iter()
+            .filter(|f| !(own_gc && **f == "-XX:+UseSerialGC"));
         let mut process = Driven::spawn(
             Command::new(java)
-                .args(BASE_FLAGS)
+                .args(base)
                 .args(flags)
                 .arg("-cp")
                 .arg(dir.path())

@@ -53,8 +53,9 @@ pub mod maps {
     /// `HashMap<u32, ProcessEntry>`: by tgid, each process that hit a probe and has not
     /// exited, with its epoch (the second half of every per-process key).
     pub const PROCS: &str = "PROCS";
-    /// `HashMap<ProcessKey, u64>`: processes that exited (value: when, boot-time ns), so
-    /// userspace reads their last counts and then deletes their keys.
+    /// `HashMap<ProcessKey, ExitRecord>`: processes that exited (when, and what identifies
+    /// them), so userspace reads their last counts, also of processes it never listed, and
+    /// then deletes their keys.
     pub const EXITED: &str = "EXITED";
     /// `Array<PidNamespace>` with one entry: the PID namespace ustat runs in, whose ids the
     /// programs report (all zero: the root namespace, the kernel's own ids).
@@ -62,6 +63,14 @@ pub mod maps {
     /// `PerCpuArray<[u8; NAME_LEN]>` with one entry: where a `CSTR_TEXT` key's string is
     /// read to be hashed (it does not fit on the BPF stack).
     pub const TEXT_SCRATCH: &str = "TEXT_SCRATCH";
+    /// `HashMap<u32, SampleTarget>`: by pid (in ustat's namespace), the processes the CPU
+    /// sampler walks, with their interpreter's layout and addresses (filled by userspace).
+    pub const SAMPLE_TARGETS: &str = "SAMPLE_TARGETS";
+    /// `PerCpuHashMap<SampleKey, u64>`: samples per process and stack, since the process
+    /// became a target.
+    pub const SAMPLE_STACKS: &str = "SAMPLE_STACKS";
+    /// `Array<SampleConfig>` with one entry: what the sampler needs of the kernel.
+    pub const SAMPLE_CONFIG: &str = "SAMPLE_CONFIG";
     /// `Array<TraceConfig>`, indexed by `ProbeSpec::tag`: what `ustat trace`'s programs do
     /// with the values a site's spec locates (format, filter, mode).
     pub const TRACE_CONFIGS: &str = "TRACE_CONFIGS";
@@ -98,6 +107,9 @@ pub mod maps {
         EXITED,
         PID_NAMESPACE,
         TEXT_SCRATCH,
+        SAMPLE_TARGETS,
+        SAMPLE_STACKS,
+        SAMPLE_CONFIG,
         TRACE_CONFIGS,
         TRACE_COUNTS,
         TRACE_STARTS,
@@ -154,8 +166,15 @@ pub mod category {
     pub const RUNTIME_ERROR: u32 = 18;
     /// A request, from its startup to its shutdown (PHP: php-fpm, mod_php, one per CLI run).
     pub const REQUEST: u32 = 19;
+    /// Time in imports, not a count of them: CPython's import probes, which fire on the
+    /// `import` statement's path only, where the modules loaded are counted under `IMPORT`
+    /// from the module objects the import system creates (every path).
+    pub const IMPORT_TIME: u32 = 20;
     /// The highest category: the exit hook clears a thread's open spans of 1..=LAST.
-    pub const LAST: u32 = REQUEST;
+    pub const LAST: u32 = IMPORT_TIME;
+    /// Not counted by the kernel: the bytes of `OBJECT_ALLOC`, named in a "not traced" line
+    /// where a runtime's sizes cannot be trusted (its counts still are).
+    pub const ALLOC_BYTES: u32 = 64;
 }
 
 /// Most calls a thread's shadow stack holds; deeper calls are counted (`lost::TOO_DEEP`)
@@ -352,8 +371,12 @@ pub struct ProbeSpec {
     pub subkey_tag: u32,
     /// Summed values must be below this (0: no limit); others are discarded and counted.
     pub value_max: u64,
+    /// Which runtime binary the site is in (userspace's number for it; 0: none), so a
+    /// process is tied to its runtime by its first hit (`ProcessEntry::origin`).
+    pub origin: u32,
+    pub _pad2: u32,
 }
-const _: () = assert!(size_of::<ProbeSpec>() == 224);
+const _: () = assert!(size_of::<ProbeSpec>() == 232);
 
 impl ProbeSpec {
     pub const EMPTY: Self = Self {
@@ -379,6 +402,8 @@ impl ProbeSpec {
         }; KEY_SLOTS],
         subkey_tag: 0,
         value_max: 0,
+        origin: 0,
+        _pad2: 0,
     };
 }
 
@@ -392,9 +417,6 @@ pub mod event_kind {
     pub const FLOW: u32 = 3;
     /// A `TraceEvent`: a hit of a `ustat trace` probe with its values.
     pub const TRACE: u32 = 4;
-    /// A `TraceEvent` whose values are a new `TRACE_COUNTS` key (`--count`): the text of the
-    /// key's strings, which the key holds only as hashes.
-    pub const TRACE_KEY: u32 = 5;
 }
 
 /// The start of every event in the `EVENTS` ring buffer.
@@ -505,11 +527,12 @@ const _: () = assert!(size_of::<FilterTerm>() == 48);
 
 /// What a `ustat trace` probe does on a hit (`TraceConfig::mode`).
 pub mod trace_mode {
-    /// Send a `TraceEvent`.
+    /// Send a `TraceEvent` (program `trace`).
     pub const PRINT: u8 = 0;
-    /// Count per value in `TRACE_COUNTS`.
+    /// Count per value in `TRACE_COUNTS` (program `trace_count`).
     pub const COUNT: u8 = 1;
-    /// Note when the thread entered, for the return probe (`trace_return`) to time the call.
+    /// Note when the thread entered (program `trace_entry`), for `trace_return` to time the
+    /// call.
     pub const LATENCY: u8 = 2;
 }
 
@@ -538,8 +561,7 @@ const _: () = assert!(
     size_of::<TraceConfig>() == 48 * FILTER_TERMS + 4 * TRACE_FIELDS + 4 * TRACE_STRINGS + 8
 );
 
-/// A hit of a `ustat trace` probe (`event_kind::TRACE`), or a new count key's text
-/// (`event_kind::TRACE_KEY`).
+/// A hit of a `ustat trace` probe (`event_kind::TRACE`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct TraceEvent {
@@ -563,15 +585,21 @@ const _: () = assert!(
     size_of::<TraceEvent>() == 24 + 8 + 8 * TRACE_FIELDS + 8 + 16 + TRACE_STRINGS * TRACE_STR_LEN
 );
 
-/// Key of `TRACE_COUNTS`: a probe and its values (strings as `text_hash` of their bytes).
+/// Key of `TRACE_COUNTS`: a probe and its values, strings by their bytes (zero-padded; a
+/// string field's value is 0), so userspace reads each key's text from the key itself.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TraceCountKey {
     pub probe: u32,
-    pub _pad: u32,
+    pub failed: u16,
+    pub truncated: u16,
     pub values: [u64; TRACE_FIELDS],
+    pub lens: [u16; TRACE_STRINGS],
+    pub _pad: u32,
+    pub strings: [[u8; TRACE_STR_LEN]; TRACE_STRINGS],
 }
-const _: () = assert!(size_of::<TraceCountKey>() == 8 + 8 * TRACE_FIELDS);
+const _: () =
+    assert!(size_of::<TraceCountKey>() == 8 + 8 * TRACE_FIELDS + 8 + TRACE_STRINGS * TRACE_STR_LEN);
 
 /// Key of `TRACE_STARTS`.
 #[repr(C)]
@@ -624,14 +652,42 @@ macro_rules! of_process {
 }
 of_process!(CountKey, HistKey, KeyedKey);
 
+/// Length of a task's `comm` (`TASK_COMM_LEN`), the name `/proc/PID/comm` shows.
+pub const COMM_LEN: usize = 16;
+
 /// Value of `PROCS`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcessEntry {
     /// `bpf_ktime_get_boot_ns()` at the process's first probe hit.
     pub epoch: u64,
+    /// `ProbeSpec::origin` of the site it first hit: its runtime binary.
+    pub origin: u32,
+    /// `process_flags`.
+    pub flags: u32,
+    /// The process's name: its main thread's `comm` once that thread hit a probe or
+    /// exited (what `/proc/PID/comm` shows), until then the first thread's that hit one.
+    pub comm: [u8; COMM_LEN],
 }
-const _: () = assert!(size_of::<ProcessEntry>() == 8);
+const _: () = assert!(size_of::<ProcessEntry>() == 32);
+
+/// Bits of `ProcessEntry::flags`.
+pub mod process_flags {
+    /// `comm` is the main thread's (the thread whose id is the pid).
+    pub const MAIN_COMM: u32 = 1;
+}
+
+/// Value of `EXITED`: a process that exited, and what identifies it when ustat never
+/// listed it (it started and exited between two of ustat's looks at the host).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitRecord {
+    /// `bpf_ktime_get_boot_ns()` at its last thread's exit.
+    pub exited_ns: u64,
+    /// As in `PROCS` when it exited.
+    pub process: ProcessEntry,
+}
+const _: () = assert!(size_of::<ExitRecord>() == 40);
 
 /// Key of the per-process aggregation maps (`COUNTS`, `SPANS`, `METHODS`, `PATHS`).
 #[repr(C)]
@@ -852,6 +908,112 @@ pub struct PidNamespace {
 }
 const _: () = assert!(size_of::<PidNamespace>() == 16);
 
+/// Most frames of one sampled stack, innermost first; a deeper stack keeps its innermost
+/// frames and says it was cut (`sample_status::TRUNCATED`).
+pub const MAX_SAMPLE_DEPTH: usize = 64;
+
+/// Most thread states of one interpreter the sampler looks through for the sampled thread's.
+pub const MAX_SAMPLE_THREADS: u32 = 128;
+
+/// A frame entry that is not a code object: C code called back into the interpreter here
+/// (a CPython 3.12+ shim frame, owned by the C stack).
+pub const SAMPLE_NATIVE: u64 = 1;
+
+/// In a 3.11 frame entry, the low bit set on a code address: the frame was entered from C
+/// (`is_entry`), so C code lies between it and the frame outside it.
+pub const SAMPLE_ENTRY_BIT: u64 = 1;
+
+/// Offsets of 0xffff_ffff are not there (`SampleTarget::cframe_frame`).
+pub const NO_OFFSET: u32 = u32::MAX;
+
+/// What became of one sample (`SampleKey::status`).
+pub mod sample_status {
+    /// The frames were read to the outermost.
+    pub const OK: u32 = 0;
+    /// Only the innermost `MAX_SAMPLE_DEPTH` frames were read.
+    pub const TRUNCATED: u32 = 1;
+    /// The thread has no Python thread state (a thread the interpreter does not know).
+    pub const NO_THREAD_STATE: u32 = 2;
+    /// The thread's state has no frame: it runs C code outside any Python function.
+    pub const NO_FRAME: u32 = 3;
+    /// A read of the process's memory failed part way.
+    pub const READ_FAILED: u32 = 4;
+    /// The interpreter has more threads than `MAX_SAMPLE_THREADS` and this one is beyond.
+    pub const TOO_MANY_THREADS: u32 = 5;
+    /// The process's layout is unknown or failed validation: counted, not walked.
+    pub const UNREADABLE: u32 = 6;
+    /// The kernel's task layout is unknown (no fsbase offset): counted, not walked.
+    pub const NO_TASK_LAYOUT: u32 = 7;
+}
+
+/// How a version chains its frames (`SampleTarget::layout`).
+pub mod frame_layout {
+    /// Nothing to walk: count only.
+    pub const NONE: u8 = 0;
+    /// `PyFrameObject` (2.7-3.10): `f_code`, `f_back`.
+    pub const FRAME_OBJECT: u8 = 1;
+    /// `_PyInterpreterFrame` of 3.11: `f_code`, `previous`, and the `is_entry` byte at
+    /// `frame_owner`.
+    pub const ENTRY_FLAG: u8 = 2;
+    /// `_PyInterpreterFrame` of 3.12+: code, `previous`, and the `owner` byte at
+    /// `frame_owner`; `owner == owner_cstack` is a shim frame of the C stack.
+    pub const OWNER: u8 = 3;
+}
+
+/// Value of `SAMPLE_TARGETS`: where a process's interpreter is and how to read its frames.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleTarget {
+    /// Identifies the process beside its pid (its start time), copied into its keys so a
+    /// reused pid never adds to another process's stacks.
+    pub start: u64,
+    /// The address of its `PyInterpreterState`.
+    pub interp: u64,
+    /// Offsets: the interpreter's first thread state; a thread state's next one, its
+    /// `thread_id` (`pthread_self()`, which is the thread's fs base on x86-64), its frame
+    /// (or its `cframe`, when `cframe_frame` is not `NO_OFFSET`).
+    pub interp_threads: u32,
+    pub tstate_next: u32,
+    pub tstate_thread_id: u32,
+    pub tstate_frame: u32,
+    pub cframe_frame: u32,
+    /// A frame's outer frame, code object, and owner or entry byte.
+    pub frame_previous: u32,
+    pub frame_code: u32,
+    pub frame_owner: u32,
+    /// `frame_layout::*`.
+    pub layout: u8,
+    /// The `owner` value of shim frames (3 in 3.12 and 3.13, 4 from 3.14).
+    pub owner_cstack: u8,
+    pub _pad: [u8; 6],
+}
+const _: () = assert!(size_of::<SampleTarget>() == 56);
+
+/// The one entry of `SAMPLE_CONFIG`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleConfig {
+    /// Offset of `thread.fsbase` in the kernel's `task_struct` (from its BTF); 0: unknown.
+    pub fsbase_offset: u64,
+}
+const _: () = assert!(size_of::<SampleConfig>() == 8);
+
+/// Key of `SAMPLE_STACKS`: one process's stack (code object addresses, innermost first).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SampleKey {
+    pub pid: u32,
+    /// `sample_status::*`.
+    pub status: u32,
+    /// `SampleTarget::start`.
+    pub start: u64,
+    /// Frames read; the entries after them are 0.
+    pub depth: u32,
+    pub _pad: u32,
+    pub frames: [u64; MAX_SAMPLE_DEPTH],
+}
+const _: () = assert!(size_of::<SampleKey>() == 24 + 8 * MAX_SAMPLE_DEPTH);
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all of these are `#[repr(C)]`, made of integers, with no implicit padding
@@ -870,11 +1032,15 @@ mod pod {
     unsafe impl aya::Pod for super::SpanThreadKey {}
     unsafe impl aya::Pod for super::ProcessKey {}
     unsafe impl aya::Pod for super::ProcessEntry {}
+    unsafe impl aya::Pod for super::ExitRecord {}
     unsafe impl aya::Pod for super::PidNamespace {}
     unsafe impl aya::Pod for super::EventHeader {}
     unsafe impl aya::Pod for super::ArgsEvent {}
     unsafe impl aya::Pod for super::NameEvent {}
     unsafe impl aya::Pod for super::FlowEvent {}
+    unsafe impl aya::Pod for super::SampleTarget {}
+    unsafe impl aya::Pod for super::SampleConfig {}
+    unsafe impl aya::Pod for super::SampleKey {}
     unsafe impl aya::Pod for super::TraceConfig {}
     unsafe impl aya::Pod for super::TraceEvent {}
     unsafe impl aya::Pod for super::TraceCountKey {}

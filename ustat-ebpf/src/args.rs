@@ -10,20 +10,13 @@ use ustat_common::{ArgSpec, MAX_ARGS, NO_REG, ProbeSpec, arg_kind, pt_regs};
 /// A register saved in `pt_regs`. The offset comes from a map, so it is checked here:
 /// the context cannot be indexed by a variable, hence the probe read.
 #[inline(always)]
-pub fn register(ctx: &ProbeContext, reg_off: u16) -> Result<u64, i64> {
+pub fn register(regs: *const u8, reg_off: u16) -> Result<u64, i64> {
     if reg_off > pt_regs::LAST || reg_off % 8 != 0 {
         return Err(-1);
     }
     // SAFETY: `regs` points at the kernel's saved registers and the offset is within them.
-    unsafe {
-        bpf_probe_read_kernel(
-            ctx.regs
-                .cast::<u8>()
-                .add(usize::from(reg_off))
-                .cast::<u64>(),
-        )
-    }
-    .map_err(i64::from)
+    unsafe { bpf_probe_read_kernel(regs.add(usize::from(reg_off)).cast::<u64>()) }
+        .map_err(i64::from)
 }
 
 /// Reads exactly `size` bytes, so an argument at the very end of a mapping still reads.
@@ -60,32 +53,46 @@ fn extend(raw: u64, arg: &ArgSpec) -> u64 {
 /// The value of argument `n` of the probe that fired.
 #[inline(always)]
 pub fn read(ctx: &ProbeContext, spec: &ProbeSpec, n: usize) -> Result<u64, i64> {
+    // SAFETY: plain helper; for a uprobe it returns the probed address. Asked only for the
+    // one kind of argument that needs it.
+    let probe = || unsafe { bpf_get_func_ip(ctx.as_ptr()) };
+    read_at(ctx.regs.cast(), probe, spec, n)
+}
+
+/// The value of argument `n`, with the saved registers at `regs` and `probe` giving the
+/// probed address: what `read` does, callable where only those are at hand (a `bpf_loop`
+/// callback).
+#[inline(always)]
+pub fn read_at(
+    regs: *const u8,
+    probe: impl FnOnce() -> u64,
+    spec: &ProbeSpec,
+    n: usize,
+) -> Result<u64, i64> {
     if n >= MAX_ARGS || n >= usize::from(spec.nargs) {
         return Err(-1);
     }
     let arg = &spec.args[n];
     let raw = match arg.kind {
         arg_kind::CONST => arg.val_off as u64,
-        arg_kind::REG => register(ctx, arg.reg_off)?,
+        arg_kind::REG => register(regs, arg.reg_off)?,
         arg_kind::MEM => {
-            let base = register(ctx, arg.reg_off)?;
+            let base = register(regs, arg.reg_off)?;
             user_memory(base.wrapping_add(arg.val_off as u64), arg.size)?
         }
         arg_kind::MEM_INDEXED => {
             let base = match arg.reg_off {
                 NO_REG => 0,
-                reg_off => register(ctx, reg_off)?,
+                reg_off => register(regs, reg_off)?,
             };
-            let index = register(ctx, arg.index_reg_off)?;
+            let index = register(regs, arg.index_reg_off)?;
             let addr = base
                 .wrapping_add(index.wrapping_mul(u64::from(arg.scale)))
                 .wrapping_add(arg.val_off as u64);
             user_memory(addr, arg.size)?
         }
         arg_kind::MEM_PROBE_RELATIVE => {
-            // SAFETY: plain helper; for a uprobe it returns the probed address.
-            let probe = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
-            user_memory(probe.wrapping_add(arg.val_off as u64), arg.size)?
+            user_memory(probe().wrapping_add(arg.val_off as u64), arg.size)?
         }
         _ => return Err(-1),
     };

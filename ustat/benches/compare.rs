@@ -10,8 +10,16 @@
 //! 3. ustat's own CPU time and peak memory at a 1 s refresh, as CSV and as the dashboard,
 //!    tracing 1, 10 and 50 processes;
 //! 4. flow: method entries and returns per second delivered and dropped, beside bpftrace
-//!    printing the same events.
+//!    printing the same events;
+//! 5. sampling stacks: 1, 10 and 50 busy CPython processes at 99 Hz, ustat beside py-spy
+//!    (`compare/sampling.rs`; a table of its own, also target/benchmarks-sampling.md);
+//! 6. attach speed of `ustat trace` specs: every USDT site of libjvm.so, and 500 functions
+//!    matched by one wildcard, beside bpftrace attaching the same.
+//!
+//! `scripts/bench sampling` runs only the sampling part.
 
+#[path = "compare/sampling.rs"]
+mod sampling;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
@@ -382,8 +390,8 @@ fn overhead_rows(rows: &mut Vec<Row>) {
     ));
 }
 
-/// CPU seconds and peak RSS (KiB) of a process, from /proc.
-fn cpu_and_peak(pid: u32) -> (f64, u64) {
+/// CPU seconds (user and system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat
         .rsplit(')')
@@ -394,13 +402,18 @@ fn cpu_and_peak(pid: u32) -> (f64, u64) {
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks as f64 / hz
+}
+
+/// CPU seconds and peak RSS (KiB) of a process, from /proc.
+fn cpu_and_peak(pid: u32) -> (f64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let peak = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
-    (ticks as f64 / hz, peak)
+    (cpu_seconds(pid), peak)
 }
 
 fn resources(rows: &mut Vec<Row>) {
@@ -594,6 +607,151 @@ fn bcc_status() -> String {
     }
 }
 
+/// A program with 500 functions `ustat_bench_fn_000` ... `_499`, waiting on stdin.
+fn wildcard_program(dir: &Path) -> PathBuf {
+    let mut source = String::from("#include <stdio.h>\n");
+    for i in 0..500 {
+        let _ = writeln!(
+            source,
+            "__attribute__((noipa)) int ustat_bench_fn_{i:03}(int x) {{ return x + {i}; }}"
+        );
+    }
+    source.push_str(
+        "int main(void) { char line[64]; setvbuf(stdout, 0, _IOLBF, 0); printf(\"ready\\n\");\n\
+         while (fgets(line, sizeof line, stdin)) printf(\"ok\\n\"); return 0; }\n",
+    );
+    let c = dir.join("wildcard.c");
+    std::fs::write(&c, source).unwrap();
+    let program = dir.join("wildcard");
+    let out = Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(&program)
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    program
+}
+
+/// `ustat trace -p PID SPEC`: (exec to attached, ustat's CPU time planning and attaching)
+/// in ms, and how many sites it attached.
+fn ustat_attach(pid: u32, spec: &str) -> (f64, f64, usize) {
+    let start = Instant::now();
+    let mut child = Command::new(ustat_binary())
+        .args(["trace", "-p", &pid.to_string(), spec])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines(child.stderr.take().unwrap());
+    let (at, line) = loop {
+        let (at, line) = err
+            .recv_timeout(Duration::from_secs(120))
+            .expect("ustat's attach line");
+        if line.starts_with("ustat: tracing") {
+            break (at, line);
+        }
+        assert!(!line.starts_with("ustat: "), "ustat: {line}");
+    };
+    let number_after = |marker: &str| -> f64 {
+        let rest = &line[line
+            .find(marker)
+            .unwrap_or_else(|| panic!("{marker} in {line}"))
+            + marker.len()..];
+        rest.split(' ').next().unwrap().parse().unwrap()
+    };
+    let own = {
+        let marker = " ms of it on ustat's CPU";
+        let end = line
+            .find(marker)
+            .unwrap_or_else(|| panic!("{marker} in {line}"));
+        line[..end]
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+    };
+    let sites = number_after("probes at ") as usize;
+    kill(&mut child, libc::SIGINT);
+    child.wait().unwrap();
+    (at.duration_since(start).as_secs_f64() * 1e3, own, sites)
+}
+
+/// bpftrace attaching `program` to `pid`: exec to its last probe attached, in ms.
+fn bpftrace_attach(pid: u32, program: &str, sites: usize) -> f64 {
+    let start = Instant::now();
+    // bpftrace makes a program per probe and refuses more than 512 of either unless told.
+    let mut child = Command::new("bpftrace")
+        .args(["-p", &pid.to_string(), "-e", program])
+        .env("BPFTRACE_MAX_BPF_PROGS", "4096")
+        .env("BPFTRACE_MAX_PROBES", "4096")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bpftrace (scripts/bench installs it)");
+    let attached = wait_bpftrace_attached(&child, sites);
+    stop_bpftrace(&mut child);
+    attached.duration_since(start).as_secs_f64() * 1e3
+}
+
+/// 5. `ustat trace` attach speed: every USDT site of libjvm.so, 500 wildcard-matched functions.
+fn attach_speed(rows: &mut Vec<Row>) {
+    let (_dir, jvm) = method_loop();
+    let dir = tempfile::tempdir().unwrap();
+    let wildcard = wildcard_program(dir.path());
+    let functions = Driven::spawn(&mut Command::new(&wildcard));
+    let cases = [
+        (
+            "libjvm.so: every USDT site",
+            jvm.pid(),
+            format!("u:{LIBJVM}:*:*"),
+            format!("usdt:{LIBJVM}:*:* {{ }}"),
+        ),
+        (
+            "500 functions matched by a wildcard",
+            functions.pid(),
+            format!("p:{}:ustat_bench_fn_*", wildcard.display()),
+            format!("uprobe:{}:ustat_bench_fn_* {{ }}", wildcard.display()),
+        ),
+    ];
+    for (what, pid, spec, program) in cases {
+        let mut exec = Vec::new();
+        let mut own = Vec::new();
+        let mut bpf = Vec::new();
+        let mut sites = 0;
+        for _ in 0..RUNS {
+            let (e, o, s) = ustat_attach(pid, &spec);
+            exec.push(e);
+            own.push(o);
+            sites = s;
+            bpf.push(bpftrace_attach(pid, &program, s));
+        }
+        let (e, o, b) = (median(exec), median(own), median(bpf));
+        rows.push(row(
+            &format!("trace attach, {what} ({sites} sites): exec to attached (ms)"),
+            format!("{e:.0}"),
+            format!("{b:.0}"),
+            "–",
+            format!("{:.2} ({:.1}x faster)", e / b, b / e),
+        ));
+        rows.push(row(
+            &format!(
+                "trace attach, {what}: ustat's own CPU time, planning + programs + links, without creating its maps (ms)"
+            ),
+            format!("{o:.1}"),
+            "–".into(),
+            "–",
+            "–".into(),
+        ));
+    }
+}
+
 fn main() {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
@@ -601,17 +759,43 @@ fn main() {
         0,
         "the benchmarks load eBPF programs: run them as root"
     );
+    // `cargo bench` passes `--bench`; `scripts/bench sampling` adds `sampling`.
+    if std::env::args().any(|a| a == "sampling") {
+        let table = sampling::table();
+        print!("{table}");
+        let _ = std::fs::write(sampling::target(), &table);
+        return;
+    }
     let started = Instant::now();
     let bcc = bcc_status();
     let mut rows = Vec::new();
-    eprintln!("bench: start-up ...");
-    startup(&mut rows, &bcc);
-    eprintln!("bench: cost per probe hit ...");
-    overhead_rows(&mut rows);
-    eprintln!("bench: flow events ...");
-    flow(&mut rows);
-    eprintln!("bench: ustat's CPU and memory ...");
-    resources(&mut rows);
+    // `USTAT_BENCH_ONLY=attach,flow` runs only those parts (start-up, overhead, flow,
+    // resources, attach); the table then has only their rows.
+    let only = std::env::var("USTAT_BENCH_ONLY").ok();
+    let wanted = |part: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == part))
+    };
+    if wanted("startup") {
+        eprintln!("bench: start-up ...");
+        startup(&mut rows, &bcc);
+    }
+    if wanted("overhead") {
+        eprintln!("bench: cost per probe hit ...");
+        overhead_rows(&mut rows);
+    }
+    if wanted("flow") {
+        eprintln!("bench: flow events ...");
+        flow(&mut rows);
+    }
+    if wanted("resources") {
+        eprintln!("bench: ustat's CPU and memory ...");
+        resources(&mut rows);
+    }
+    if wanted("attach") {
+        eprintln!("bench: attach speed ...");
+        attach_speed(&mut rows);
+    }
 
     let mut table = String::new();
     let _ = writeln!(
@@ -637,4 +821,9 @@ fn main() {
     print!("{table}");
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/benchmarks.md");
     let _ = std::fs::write(target, &table);
+
+    eprintln!("bench: sampling stacks, beside py-spy ...");
+    let sampling = sampling::table();
+    print!("\n{sampling}");
+    let _ = std::fs::write(sampling::target(), &sampling);
 }

@@ -5,7 +5,10 @@
 //! swap another file in between. For a file a process maps, ustat
 //! - resolves the path from `/proc/PID/maps` inside the process's root and follows no
 //!   symbolic link on the way (`openat2` with `RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS`): a
-//!   link there may be another user's, made to point ustat elsewhere;
+//!   link there may be another user's, made to point ustat elsewhere. The kernel shows the
+//!   path from the reader's root where the file is reachable from it, so for a process
+//!   chrooted inside ustat's mount namespace (without `pivot_root`) it is looked up in
+//!   ustat's own root next, the same way;
 //! - opens only regular files, and never a device or FIFO for reading (it looks with
 //!   `O_PATH` first, then reopens the same file non-blocking);
 //! - checks device and inode against the maps entry: a file replaced since it was mapped is
@@ -34,6 +37,20 @@ use crate::{
     process::MappedObject,
 };
 
+/// The error of looking up `path` without following links: a link on it is a refusal.
+fn located_error(path: &Path, e: io::Error) -> OpenError {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => OpenError::Refused {
+            path: path.to_path_buf(),
+            reason: Refusal::Link,
+        },
+        _ => OpenError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
 /// An error about a named file.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -57,6 +74,19 @@ pub enum OpenError {
         #[source]
         source: ElfError,
     },
+}
+
+impl OpenError {
+    /// A symbolic link on the path: said as it is, never looked around.
+    fn is_link(&self) -> bool {
+        matches!(
+            self,
+            OpenError::Refused {
+                reason: Refusal::Link,
+                ..
+            }
+        )
+    }
 }
 
 /// A file's identity: its device (major, minor) and inode, whatever path reaches it.
@@ -187,30 +217,49 @@ impl Binary {
         object: &MappedObject,
         process_uid: u32,
     ) -> Result<Arc<Self>, OpenError> {
-        let shown = &object.path;
-        let io = |source| OpenError::Io {
-            path: shown.clone(),
-            source,
-        };
-        let located = if object.deleted {
+        if object.deleted {
             // Only the mapping itself still reaches a deleted file.
-            open_path(&object.host_path).map_err(io)?
-        } else {
-            open_in_root(pid, shown).map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => OpenError::Refused {
-                    path: shown.clone(),
-                    reason: Refusal::Link,
-                },
-                _ => io(e),
-            })?
-        };
+            let located = open_path(&object.host_path).map_err(|source| OpenError::Io {
+                path: object.path.clone(),
+                source,
+            })?;
+            return Self::checked(located, object, process_uid);
+        }
+        // The process's root first: a process in another mount namespace (a container) has
+        // its paths shown as it sees them. A chrooted one in ustat's has them shown from
+        // ustat's root, where they are looked up next; only the mapped file is taken.
+        let in_process_root = open_in_root(pid, &object.path)
+            .map_err(|e| located_error(&object.path, e))
+            .and_then(|located| Self::checked(located, object, process_uid));
+        match in_process_root {
+            Err(first @ (OpenError::Io { .. } | OpenError::Refused { .. })) if !first.is_link() => {
+                open_in_root(std::process::id(), &object.path)
+                    .map_err(|e| located_error(&object.path, e))
+                    .and_then(|located| Self::checked(located, object, process_uid))
+                    .map_err(|_| first)
+            }
+            other => other,
+        }
+    }
+
+    /// The file an `O_PATH` descriptor found for the mapped `object`, opened if it is the
+    /// mapped file (its device and inode) and trusted.
+    fn checked(
+        located: OwnedFd,
+        object: &MappedObject,
+        process_uid: u32,
+    ) -> Result<Arc<Self>, OpenError> {
+        let shown = &object.path;
         let binary = Self::reopen(located, shown)?;
         let refused = |reason| OpenError::Refused {
             path: shown.clone(),
             reason,
         };
         check_identity(Identity::of_mapping(object), binary.identity).map_err(refused)?;
-        let metadata = binary.file.metadata().map_err(io)?;
+        let metadata = binary.file.metadata().map_err(|source| OpenError::Io {
+            path: shown.clone(),
+            source,
+        })?;
         trust(metadata.uid(), metadata.mode(), process_uid).map_err(refused)?;
         Ok(binary)
     }
@@ -283,10 +332,16 @@ pub fn read_small_text(pid: u32, path: &Path) -> Result<String, OpenError> {
         path: path.to_path_buf(),
         reason,
     };
-    let located = open_in_root(pid, path).map_err(|e| match e.raw_os_error() {
-        Some(libc::ELOOP) => refused(Refusal::Link),
-        _ => io(e),
-    })?;
+    // As for a mapped file's path: the process's root, then ustat's (a chroot).
+    let located = open_in_root(pid, path)
+        .or_else(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => open_in_root(std::process::id(), path).map_err(|_| e),
+            _ => Err(e),
+        })
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refused(Refusal::Link),
+            _ => io(e),
+        })?;
     let file = reopen_regular(located).map_err(|e| match e {
         Reopen::Io(e) => io(e),
         Reopen::Refused(reason) => refused(reason),

@@ -28,6 +28,7 @@ pub enum Category {
     ExceptionCaught,
     RuntimeError,
     Request,
+    ImportTime,
 }
 
 /// Who makes the kernel count a category.
@@ -41,7 +42,7 @@ pub enum FilledBy {
 }
 
 impl Category {
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::Gc,
         Self::ClassLoaded,
         Self::ClassUnloaded,
@@ -61,6 +62,7 @@ impl Category {
         Self::ExceptionCaught,
         Self::RuntimeError,
         Self::Request,
+        Self::ImportTime,
     ];
 
     /// Its number in the kernel's keys.
@@ -85,6 +87,7 @@ impl Category {
             Self::ExceptionCaught => raw::EXCEPTION_CAUGHT,
             Self::RuntimeError => raw::RUNTIME_ERROR,
             Self::Request => raw::REQUEST,
+            Self::ImportTime => raw::IMPORT_TIME,
         }
     }
 
@@ -127,6 +130,8 @@ impl Category {
                 counters.requests += count;
                 counters.request_ns += sum;
             }
+            // Counted by `Import` (the module loads); only the time is added here.
+            Self::ImportTime => counters.import_ns += sum,
             // Pools become `PoolUsage`, method times `Timing`, paths folded stacks: no counter.
             Self::PoolGcBegin | Self::PoolGcEnd | Self::MethodTime | Self::CallPath => {}
         }
@@ -151,6 +156,7 @@ impl Category {
             Self::ExceptionCaught => Some(counters.exceptions_caught),
             Self::RuntimeError => Some(counters.errors),
             Self::Request => Some(counters.requests),
+            Self::ImportTime => None,
             Self::PoolGcBegin | Self::PoolGcEnd | Self::MethodTime | Self::CallPath => None,
         }
     }
@@ -164,6 +170,8 @@ impl Category {
                 "gc_pause_ms_total",
                 "gc_pause_ms_p99",
                 "gc_pause_ms_max",
+                "gc_collections",
+                "gc_pauses",
             ],
             Self::ClassLoaded => &["class_loaded"],
             Self::ClassUnloaded => &["class_unloaded"],
@@ -179,6 +187,8 @@ impl Category {
             Self::ExceptionCaught => &["exceptions_caught"],
             Self::RuntimeError => &["errors"],
             Self::Request => &["requests", "request_ms_total"],
+            // `import_ms_total`, claimed by `Import` (see `export`).
+            Self::ImportTime => &[],
             // In the --methods CSV (MethodTime), or not in a CSV.
             Self::PoolGcBegin | Self::PoolGcEnd | Self::MethodTime | Self::CallPath => &[],
         }
@@ -205,7 +215,8 @@ impl Category {
             | Self::GcSweep
             | Self::ExceptionCaught
             | Self::RuntimeError
-            | Self::Request => None,
+            | Self::Request
+            | Self::ImportTime => None,
         }
     }
 
@@ -230,7 +241,8 @@ impl Category {
             | Self::GcSweep
             | Self::ExceptionCaught
             | Self::RuntimeError
-            | Self::Request => None,
+            | Self::Request
+            | Self::ImportTime => None,
         }
     }
 
@@ -253,7 +265,8 @@ impl Category {
             | Self::GcSweep
             | Self::ExceptionCaught
             | Self::RuntimeError
-            | Self::Request => FilledBy::Runtime,
+            | Self::Request
+            | Self::ImportTime => FilledBy::Runtime,
         }
     }
 }

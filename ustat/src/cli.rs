@@ -72,8 +72,9 @@ pub struct WatchArgs {
     /// With --flow: only calls whose method or function name starts with PREFIX.
     #[arg(long = "method", value_name = "PREFIX", requires = "flow")]
     pub method_prefix: Option<String>,
-    /// With --flow: when it ends, write the call tree as folded stacks (`a;b;c calls`) to FILE.
-    #[arg(long, value_name = "FILE", requires = "flow")]
+    /// When it ends, write folded stacks (`a;b;c count`) to FILE: with --flow the call tree,
+    /// with --csv the sampled Python stacks of the whole run.
+    #[arg(long, value_name = "FILE")]
     pub folded: Option<PathBuf>,
     /// Serve the metrics in the Prometheus text format at http://ADDR/metrics instead of
     /// showing the dashboard: `127.0.0.1:9477`, or `:9477` for every address.
@@ -87,6 +88,13 @@ pub struct WatchArgs {
     /// Stop after COUNT intervals.
     #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+    /// Samples per second of every CPU, for Python stacks (0 turns sampling off).
+    #[arg(long, value_name = "N", default_value = "99",
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub sample_hz: u32,
+    /// With --csv: per interval, a row per process and sampled function to FILE.
+    #[arg(long, value_name = "FILE", requires = "csv")]
+    pub samples: Option<PathBuf>,
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -234,6 +242,29 @@ mod tests {
         assert_eq!(cli.watch.count, Some(3));
         assert!(Cli::try_parse_from(["ustat", "--runtime", "cobol"]).is_err());
         assert!(Cli::try_parse_from(["ustat", "-p", "1", "list", "/bin/true"]).is_err());
+    }
+
+    #[test]
+    fn sampling_options() {
+        let cli = Cli::try_parse_from(["ustat", "--csv", "a.csv"]).unwrap();
+        assert_eq!(cli.watch.sample_hz, 99);
+        let cli = Cli::try_parse_from([
+            "ustat",
+            "--csv",
+            "a.csv",
+            "--samples",
+            "s.csv",
+            "--folded",
+            "f",
+            "--sample-hz",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(cli.watch.sample_hz, 0);
+        assert_eq!(cli.watch.samples, Some(PathBuf::from("s.csv")));
+        assert!(Cli::try_parse_from(["ustat", "--samples", "s.csv"]).is_err());
+        assert!(Cli::try_parse_from(["ustat", "--csv", "--sample-hz", "1001"]).is_err());
+        assert!(Cli::try_parse_from(["ustat", "--csv", "--sample-hz", "-1"]).is_err());
     }
 
     #[test]

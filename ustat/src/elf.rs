@@ -40,6 +40,8 @@ pub enum ElfError {
 pub struct Segment {
     pub vaddr: u64,
     pub memsz: u64,
+    /// Bytes the file has for it (the rest, to `memsz`, is zero-filled: `.bss`).
+    pub filesz: u64,
     pub offset: u64,
     pub executable: bool,
 }
@@ -107,6 +109,7 @@ impl<'data, R: ReadRef<'data>> Elf<'data, R> {
             .map(|ph| Segment {
                 vaddr: ph.p_vaddr(endian),
                 memsz: ph.p_memsz(endian),
+                filesz: ph.p_filesz(endian),
                 offset: ph.p_offset(endian),
                 executable: ph.p_flags(endian) & elf::PF_X != 0,
             })
@@ -126,6 +129,34 @@ impl<'data, R: ReadRef<'data>> Elf<'data, R> {
     /// non-executable one (data, such as a USDT semaphore).
     pub fn file_offset(&self, vaddr: u64, executable: bool) -> Option<u64> {
         file_offset(&self.segments, vaddr, executable)
+    }
+
+    /// The 8-byte little-endian value the file holds at `vaddr` (in a data segment, within
+    /// the bytes the file has for it), as the linker wrote it.
+    pub fn pointer_at(&self, vaddr: u64) -> Option<u64> {
+        let end = vaddr.checked_add(8)?;
+        let segment = self.segments.iter().find(|s| {
+            !s.executable
+                && vaddr >= s.vaddr
+                && s.vaddr.checked_add(s.filesz).is_some_and(|e| end <= e)
+        })?;
+        let offset = segment.offset + (vaddr - segment.vaddr);
+        let bytes = self.file.data().read_bytes_at(offset, 8).ok()?;
+        Some(u64::from_le_bytes(bytes.try_into().ok()?))
+    }
+
+    /// Up to `len` bytes of code the file holds from `vaddr` on (in an executable segment).
+    pub fn code_at(&self, vaddr: u64, len: usize) -> Option<&'data [u8]> {
+        let segment = self
+            .segments
+            .iter()
+            .find(|s| s.executable && vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)?;
+        let into = vaddr - segment.vaddr;
+        let len = (len as u64).min(segment.filesz - into);
+        self.file
+            .data()
+            .read_bytes_at(segment.offset.checked_add(into)?, len)
+            .ok()
     }
 
     /// The section's address and contents, if the file has one by that name.
@@ -426,18 +457,21 @@ mod tests {
         Segment {
             vaddr: 0x400000,
             memsz: 0x1000,
+            filesz: 0x1000,
             offset: 0,
             executable: false,
         },
         Segment {
             vaddr: 0x401000,
             memsz: 0x2000,
+            filesz: 0x2000,
             offset: 0x1000,
             executable: true,
         },
         Segment {
             vaddr: 0x404e10,
             memsz: 0x300,
+            filesz: 0x300,
             offset: 0x3e10,
             executable: false,
         },
@@ -462,6 +496,7 @@ mod tests {
         let top = [Segment {
             vaddr: u64::MAX - 1,
             memsz: 2,
+            filesz: 2,
             offset: u64::MAX,
             executable: true,
         }];

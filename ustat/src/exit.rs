@@ -8,6 +8,7 @@ use crate::{
     process::ProcessError,
     source::SelectionError,
     target::TargetError,
+    trace::resolve::ResolveError,
     usdt::UsdtError,
 };
 
@@ -80,6 +81,14 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         return Some(match e {
             SelectionError::Process(e) => process_code(e),
             SelectionError::NotARuntime { .. } | SelectionError::NestedNamespace { .. } => TARGET,
+        });
+    }
+    if let Some(e) = cause.downcast_ref::<ResolveError>() {
+        return Some(match e {
+            ResolveError::Open(e) => open_code(e),
+            ResolveError::Process(e) => process_code(e),
+            ResolveError::NoProcess { .. } => USAGE,
+            _ => TARGET,
         });
     }
     if let Some(e) = cause.downcast_ref::<TargetError>() {

@@ -52,6 +52,8 @@ pub const COLUMNS: &[&str] = &[
     "errors",
     "requests",
     "request_ms_total",
+    "gc_collections",
+    "gc_pauses",
 ];
 
 /// One row; field order is `COLUMNS` order (checked by a test).
@@ -66,10 +68,10 @@ struct Row {
     gc_pause_ms_total: String,
     gc_pause_ms_p99: String,
     gc_pause_ms_max: String,
-    class_loaded: u64,
-    class_unloaded: u64,
-    threads_started: u64,
-    threads_stopped: u64,
+    class_loaded: Option<u64>,
+    class_unloaded: Option<u64>,
+    threads_started: Option<u64>,
+    threads_stopped: Option<u64>,
     threads_live: u64,
     objects_allocated: Option<u64>,
     bytes_allocated: Option<u64>,
@@ -79,10 +81,10 @@ struct Row {
     gc_gen2: Option<u64>,
     gc_minor: Option<u64>,
     gc_major: Option<u64>,
-    monitor_contended: u64,
+    monitor_contended: Option<u64>,
     imports: Option<u64>,
     import_ms_total: String,
-    http_requests: u64,
+    http_requests: Option<u64>,
     exited: u8,
     lost_events: u64,
     exceptions: Option<u64>,
@@ -91,6 +93,8 @@ struct Row {
     errors: Option<u64>,
     requests: Option<u64>,
     request_ms_total: String,
+    gc_collections: Option<u64>,
+    gc_pauses: Option<u64>,
 }
 
 /// Nanoseconds as milliseconds with microsecond precision: `12.345`.
@@ -105,8 +109,8 @@ pub fn timestamp(at: SystemTime) -> String {
 
 /// What could not be recorded, host-wide: events the ring buffer had no room for, hits an
 /// aggregation map had no room for, spans nested too deep to time, and events of processes
-/// that exited before ustat listed them (no row holds them). (Sizes a runtime passed as
-/// garbage are not in it: their hits are counted.)
+/// that exited before ustat listed them and whose runtime it could not tell (no row holds
+/// them). (Sizes a runtime passed as garbage are not in it: their hits are counted.)
 pub fn lost_events(lost: &Lost) -> u64 {
     lost.ring_full + lost.map_full + lost.too_deep + lost.unlisted_events
 }
@@ -150,13 +154,17 @@ pub fn loss_report(snapshot: &Snapshot) -> Option<String> {
 fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
     let runtime = ustat_runtimes::by_name(p.runtime);
     // A runtime whose GC is not traced (CPython 3.8 without USDT) has empty GC cells.
-    let gc_traced = p.traced.contains(&ustat_common::category::GC);
+    let gc_traced = !p.untraced(ustat_common::category::GC);
     let kind = |kind: &str| {
         (gc_traced && runtime.is_some_and(|r| r.gc_kinds.contains(&kind)))
             .then(|| p.gc_of_kind(kind))
     };
     let pause = |f: fn(&crate::snapshot::PauseStats) -> u64| {
-        p.pause.as_ref().map(|s| ms(f(s))).unwrap_or_default()
+        p.pause
+            .as_ref()
+            .filter(|_| gc_traced)
+            .map(|s| ms(f(s)))
+            .unwrap_or_default()
     };
     let i = &p.interval;
     // Calls and imports can be off (on demand, or not in the binary): empty, not zero.
@@ -177,15 +185,17 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
         },
         gc_pause_ms_p99: pause(|s| s.p99_ns),
         gc_pause_ms_max: pause(|s| s.max_ns),
-        class_loaded: i.class_loaded,
-        class_unloaded: i.class_unloaded,
-        threads_started: i.threads_started,
-        threads_stopped: i.threads_stopped,
+        class_loaded: traced(ustat_common::category::CLASS_LOADED, i.class_loaded),
+        class_unloaded: traced(ustat_common::category::CLASS_UNLOADED, i.class_unloaded),
+        threads_started: traced(ustat_common::category::THREAD_STARTED, i.threads_started),
+        threads_stopped: traced(ustat_common::category::THREAD_STOPPED, i.threads_stopped),
         threads_live: p.threads_live,
         // Allocations can be off (Ruby's are on demand) or absent: empty, not zero.
         objects_allocated: traced(ustat_common::category::OBJECT_ALLOC, i.objects_allocated),
         // Ruby's object probe carries no size: its bytes are empty, not 0.
-        bytes_allocated: traced(ustat_common::category::OBJECT_ALLOC, i.bytes_allocated)
+        // So are sizes a runtime passes that cannot be trusted (OpenJDK 17's).
+        bytes_allocated: (!p.bytes_untraced())
+            .then_some(i.bytes_allocated)
             .filter(|_| runtime.is_some_and(allocation_sizes)),
         method_calls: traced(ustat_common::category::METHOD_CALL, i.method_calls),
         gc_gen0: kind("gen0"),
@@ -193,10 +203,15 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
         gc_gen2: kind("gen2"),
         gc_minor: kind("minor"),
         gc_major: kind("major"),
-        monitor_contended: i.monitor_contended,
-        import_ms_total: imports.map(|_| ms(i.import_ns)).unwrap_or_default(),
+        monitor_contended: traced(
+            ustat_common::category::MONITOR_CONTENDED,
+            i.monitor_contended,
+        ),
+        import_ms_total: traced(ustat_common::category::IMPORT_TIME, i.import_ns)
+            .map(ms)
+            .unwrap_or_default(),
         imports,
-        http_requests: i.http_requests,
+        http_requests: traced(ustat_common::category::HTTP_PARSED, i.http_requests),
         exited: u8::from(p.exited),
         lost_events: lost_in_interval,
         exceptions: traced(ustat_common::category::EXCEPTION, i.exceptions),
@@ -212,6 +227,8 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
         request_ms_total: traced(ustat_common::category::REQUEST, i.request_ns)
             .map(ms)
             .unwrap_or_default(),
+        gc_collections: gc_traced.then_some(p.collections()),
+        gc_pauses: gc_traced.then_some(i.gc_count),
     }
 }
 
@@ -472,8 +489,18 @@ mod tests {
             top_monitors: vec![],
             top_exceptions: vec![],
             pools: vec![],
+            collectors: vec![],
             missing: vec![],
-            traced: vec![category::GC, category::METHOD_CALL],
+            refused: vec![],
+            traced: vec![
+                category::GC,
+                category::METHOD_CALL,
+                category::CLASS_LOADED,
+                category::CLASS_UNLOADED,
+                category::THREAD_STARTED,
+                category::THREAD_STOPPED,
+                category::MONITOR_CONTENDED,
+            ],
         }
     }
 
@@ -499,7 +526,7 @@ mod tests {
         assert_eq!(lines[0], COLUMNS.join(","));
         assert_eq!(
             lines[1],
-            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,,,7,,,,0,2,0,,,0,0,0,,,,,,"
+            "2025-11-25T03:30:01.123Z,1.002,7,jvm,java,2,3.456,2.456,2.456,5,0,0,0,12,,,7,,,,0,2,0,,,,0,0,,,,,,,2,2"
         );
         assert_eq!(lines.len(), 3);
     }
@@ -516,6 +543,42 @@ mod tests {
         assert_eq!(column("imports"), "");
         assert_eq!(column("import_ms_total"), "");
         assert_eq!(column("gc_count"), "2");
+    }
+
+    #[test]
+    fn categories_without_probes_are_empty_not_zero() {
+        let mut python = process(9, "python3.11");
+        python.runtime = "python";
+        python.traced = vec![category::GC];
+        let text = written(&snapshot(vec![python]));
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+        let column = |name: &str| row[COLUMNS.iter().position(|c| *c == name).unwrap()];
+        for name in [
+            "class_loaded",
+            "class_unloaded",
+            "threads_started",
+            "threads_stopped",
+            "monitor_contended",
+            "http_requests",
+        ] {
+            assert_eq!(column(name), "", "{name}");
+        }
+    }
+
+    #[test]
+    fn a_refused_probe_empties_its_columns() {
+        let mut jvm = process(9, "java");
+        jvm.refused = vec![crate::snapshot::Missing {
+            categories: vec![category::GC],
+            text: "cannot attach hotspot:gc__begin in /x/libjvm.so: the kernel refused".into(),
+        }];
+        let text = written(&snapshot(vec![jvm]));
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+        let column = |name: &str| row[COLUMNS.iter().position(|c| *c == name).unwrap()];
+        for name in ["gc_count", "gc_pause_ms_total", "gc_minor", "gc_major"] {
+            assert_eq!(column(name), "", "{name}");
+        }
+        assert_eq!(column("method_calls"), "7");
     }
 
     #[test]

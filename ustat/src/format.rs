@@ -25,6 +25,17 @@ pub fn rate(value: f64) -> String {
     }
 }
 
+/// A percentage in at most 5 characters: `0`, `0.5`, `9.9`, `12`, `250`, `9999`, `10k`
+pub fn percent(value: f64) -> String {
+    if value < 9.95 {
+        rate(value)
+    } else if value < 9999.5 {
+        format!("{value:.0}")
+    } else {
+        count(value.round() as u64)
+    }
+}
+
 /// `999`, `1.2k`, `12k`, `3.4M`
 pub fn count(value: u64) -> String {
     const UNITS: [(u64, &str); 4] = [
@@ -112,6 +123,18 @@ mod tests {
         assert_eq!(rate(2_100_000.0), "2.1M");
         assert_eq!(per_second(5, Duration::from_millis(500)), 10.0);
         assert_eq!(per_second(5, Duration::ZERO), 0.0);
+    }
+
+    #[test]
+    fn percentages_fit_five_characters() {
+        assert_eq!(percent(0.0), "0");
+        assert_eq!(percent(0.51), "0.5");
+        assert_eq!(percent(9.94), "9.9");
+        assert_eq!(percent(9.96), "10");
+        assert_eq!(percent(99.6), "100");
+        assert_eq!(percent(250.0), "250");
+        assert_eq!(percent(9999.4), "9999");
+        assert_eq!(percent(12_345.0), "12k");
     }
 
     #[test]

@@ -38,6 +38,9 @@ struct CounterFamily {
     per_unit: f64,
 }
 
+/// The family of allocated bytes, absent where the sizes cannot be trusted.
+const BYTES_FAMILY: &str = "ustat_allocated_bytes_total";
+
 const fn family(
     name: &'static str,
     help: &'static str,
@@ -85,7 +88,7 @@ const COUNTERS: [CounterFamily; 11] = [
         |c| c.objects_allocated,
     ),
     family(
-        "ustat_allocated_bytes_total",
+        BYTES_FAMILY,
         "Bytes of the objects allocated since ustat started, as the runtime reports them.",
         Category::ObjectAlloc,
         |c| c.bytes_allocated,
@@ -112,8 +115,8 @@ const COUNTERS: [CounterFamily; 11] = [
         per_unit: 1e9,
         ..family(
             "ustat_import_seconds_total",
-            "Time spent in imports since ustat started (CPython).",
-            Category::Import,
+            "Time spent in imports since ustat started (CPython, on demand).",
+            Category::ImportTime,
             |c| c.import_ns,
         )
     },
@@ -141,6 +144,8 @@ struct Series {
     methods: Vec<(String, u64)>,
     /// Categories ustat does not trace in this process: no series for them.
     untraced: Vec<Category>,
+    /// Its allocation sizes cannot be trusted (`ProcessSnapshot::bytes_untraced`).
+    bytes_untraced: bool,
     exit: Option<Exit>,
 }
 
@@ -245,6 +250,7 @@ impl Exporter {
                 threads_live: 0,
                 methods: Vec::new(),
                 untraced: Vec::new(),
+                bytes_untraced: false,
                 exit: None,
             },
         );
@@ -310,6 +316,8 @@ impl Exporter {
                 MetricType::COUNTER,
                 all()
                     .filter(|s| s.traces(family.category))
+                    // Sizes a runtime cannot be trusted with: no byte series at all.
+                    .filter(|s| !(family.name == BYTES_FAMILY && s.bytes_untraced))
                     .map(|s| {
                         counter(
                             &s.labels,
@@ -376,7 +384,7 @@ impl Exporter {
         let lost = &self.lost;
         add(
             "ustat_lost_events_total",
-            "Events the kernel could not record since ustat started, or that no process's series holds (processes that exited before ustat listed them), for the whole host, by reason.",
+            "Events the kernel could not record since ustat started, or that no process's series holds (processes that exited before ustat listed them, whose runtime it could not tell), for the whole host, by reason.",
             MetricType::COUNTER,
             [
                 ("ring_full", lost.ring_full),
@@ -430,6 +438,7 @@ impl Series {
             .into_iter()
             .filter(|c| process.untraced(c.raw()))
             .collect();
+        self.bytes_untraced = process.bytes_untraced();
         if method_top > 0 {
             let mut methods: Vec<(String, u64)> = process
                 .top_methods
@@ -549,7 +558,9 @@ mod tests {
             top_monitors: Vec::new(),
             top_exceptions: Vec::new(),
             pools: Vec::new(),
+            collectors: Vec::new(),
             missing: Vec::new(),
+            refused: Vec::new(),
             traced: vec![Category::Gc.raw(), Category::ThreadStarted.raw()],
         }
     }

@@ -32,6 +32,7 @@ impl Planned {
             program: self.program,
             point: &self.point,
             spec: &self.spec,
+            site: 0,
         }
     }
 }
@@ -187,6 +188,8 @@ pub fn plan_elf<'data, R: ReadRef<'data>>(
         let chosen = feature.alternatives.iter().find_map(|rules| {
             let mut attachments = Vec::new();
             let mut warnings = Vec::new();
+            // Values not summed at some sites (`Rule::value_width`), each with its line.
+            let mut distrusted = Vec::new();
             for rule in *rules {
                 if let Some((symbol, defined)) = rule.only_if
                     && elf.symbol_address(symbol).is_ok() != defined
@@ -203,20 +206,39 @@ pub fn plan_elf<'data, R: ReadRef<'data>>(
                     Point::Return { symbol, args } => {
                         plan_function(elf, symbol, args, true, rule, binary)
                     }
+                    Point::Slot {
+                        object,
+                        offset,
+                        args,
+                    } => plan_slot(elf, object, offset, args, rule, binary),
                 };
-                attachments.extend(planned.ok()?);
+                let planned = planned.ok()?;
+                if let Some(width) = rule.value_width
+                    && planned.iter().any(|p| p.spec.value_arg == NO_ARG)
+                    && !distrusted
+                        .iter()
+                        .any(|m: &Missing| m.text == width.otherwise)
+                {
+                    distrusted.push(Missing {
+                        categories: vec![width.category],
+                        text: width.otherwise.to_string(),
+                    });
+                }
+                attachments.extend(planned);
             }
-            Some((attachments, warnings))
+            Some((attachments, warnings, distrusted))
         });
         match chosen {
-            Some((attachments, warnings)) if feature.on_demand.is_some() => {
+            Some((attachments, warnings, distrusted)) if feature.on_demand.is_some() => {
+                plan.unavailable.extend(distrusted);
                 plan.warnings.extend(warnings);
                 plan.on_demand.push(OnDemandPlan {
                     feature,
                     attachments,
                 });
             }
-            Some((attachments, warnings)) => {
+            Some((attachments, warnings, distrusted)) => {
+                plan.unavailable.extend(distrusted);
                 plan.attachments.extend(attachments);
                 plan.warnings.extend(warnings);
                 plan.resolved.push(feature.name);
@@ -248,6 +270,13 @@ pub enum PlanError {
     Symbol(#[from] SymbolError),
     #[error("symbol {symbol} at {address:#x} is not in an executable segment")]
     NotCode { symbol: String, address: u64 },
+    #[error("{slot} holds no address in the file (the loader writes it)")]
+    NoSlot { slot: String },
+    #[error("no clone of {symbol} has code that shows {check:?}")]
+    NoCloneShows {
+        symbol: String,
+        check: ustat_runtimes::CloneCheck,
+    },
     #[error("the arguments of {symbol}")]
     Spec {
         symbol: String,
@@ -281,7 +310,7 @@ fn only_clones<'data, R: ReadRef<'data>>(feature: &Feature, elf: &Elf<'data, R>)
                     _ => None,
                 }
             }
-            Point::Usdt { .. } => None,
+            Point::Usdt { .. } | Point::Slot { .. } => None,
         })
 }
 
@@ -308,6 +337,7 @@ fn plan_usdt(
             Ok(target) => {
                 let mut spec = target.probe_spec(0);
                 let program = configure(rule, &mut spec);
+                distrust_narrow_value(rule, &mut spec);
                 planned.push(Planned {
                     probe: full.clone(),
                     program,
@@ -331,6 +361,18 @@ fn plan_usdt(
     Ok(planned)
 }
 
+/// Leaves the value unsummed where the site passes it narrower than the rule trusts
+/// (`Rule::value_width`: a runtime version whose callers do not all pass it).
+fn distrust_narrow_value(rule: &Rule, spec: &mut ProbeSpec) {
+    let Some(width) = rule.value_width else {
+        return;
+    };
+    let index = usize::from(spec.value_arg);
+    if index < spec.args.len() && spec.args[index].size != width.bytes {
+        spec.value_arg = NO_ARG;
+    }
+}
+
 /// Resolves no symbols: function argument specs only name registers and memory.
 struct NoSymbols;
 
@@ -348,15 +390,60 @@ fn plan_function<'data, R: ReadRef<'data>>(
     rule: &Rule,
     binary: &Arc<Binary>,
 ) -> Result<Vec<Planned>, PlanError> {
-    let addresses = elf.function_entries(symbol, rule.clones)?;
+    let mut addresses = elf.function_entries(symbol, rule.clones)?;
+    // Where the rule holds only for clones whose code shows it, the others are left out.
+    if let Some(check) = rule.clone_check {
+        addresses.retain(|&address| {
+            elf.code_at(address, crate::clone_code::CODE_BYTES)
+                .is_some_and(|code| crate::clone_code::holds(check, code, address))
+        });
+        if addresses.is_empty() {
+            return Err(PlanError::NoCloneShows {
+                symbol: symbol.to_string(),
+                check,
+            });
+        }
+    }
+    let name = symbol.trim_end_matches('*');
+    plan_entries(elf, name, &addresses, args, retprobe, rule, binary)
+}
+
+/// The entry of the function `object`'s slot at `offset` points to (see `Point::Slot`).
+fn plan_slot<'data, R: ReadRef<'data>>(
+    elf: &Elf<'data, R>,
+    object: &str,
+    offset: u64,
+    args: &str,
+    rule: &Rule,
+    binary: &Arc<Binary>,
+) -> Result<Vec<Planned>, PlanError> {
+    let slot = elf.symbol_address(object)? + offset;
+    let name = format!("{object}+{offset:#x}");
+    let address = elf
+        .pointer_at(slot)
+        .filter(|&address| address != 0)
+        .ok_or_else(|| PlanError::NoSlot { slot: name.clone() })?;
+    plan_entries(elf, &name, &[address], args, false, rule, binary)
+}
+
+/// Entry (or return) probes at these function addresses, reading `args`.
+fn plan_entries<'data, R: ReadRef<'data>>(
+    elf: &Elf<'data, R>,
+    name: &str,
+    addresses: &[u64],
+    args: &str,
+    retprobe: bool,
+    rule: &Rule,
+    binary: &Arc<Binary>,
+) -> Result<Vec<Planned>, PlanError> {
+    let symbol = name;
     let parsed = spec::parse(args).map_err(|source| PlanError::Spec {
         symbol: symbol.to_string(),
         source,
     })?;
-    let name = symbol.trim_end_matches('*');
     let mut planned = Vec::with_capacity(addresses.len());
     // The function and each clone whose arguments the rule vouches for: calls go to one.
-    for address in addresses {
+    for &address in addresses {
         let offset = elf
             .file_offset(address, true)
             .ok_or_else(|| PlanError::NotCode {
@@ -420,6 +507,11 @@ pub fn plan_flow(runtime: &Runtime, binary: &Arc<Binary>) -> Result<Vec<Planned>
             Point::Return { symbol, args } => {
                 plan_function(&elf, symbol, args, true, &rule, binary)
             }
+            Point::Slot {
+                object,
+                offset,
+                args,
+            } => plan_slot(&elf, object, offset, args, &rule, binary),
         }?;
         planned.extend(sites.into_iter().map(|p| Planned { program, ..p }));
     }

@@ -87,6 +87,22 @@ pub fn mapped_objects(pid: u32) -> Result<Vec<MappedObject>, ProcessError> {
     })
 }
 
+/// Where the process mapped the start of the file with this device and inode (its mapping
+/// at file offset 0), to place the file's addresses in the process; None when it maps none.
+pub fn load_address(pid: u32, dev: (i32, i32), inode: u64) -> Result<Option<u64>, ProcessError> {
+    let maps = read_proc(pid, "maps")?;
+    let maps = MemoryMaps::from_buf_read(&maps[..]).map_err(|e| ProcessError::Io {
+        pid,
+        file: "maps",
+        source: io::Error::other(MapsError(e)),
+    })?;
+    Ok(maps
+        .into_iter()
+        .filter(|m| m.dev == dev && m.inode == inode && m.offset == 0)
+        .map(|m| m.address.0)
+        .min())
+}
+
 /// `/proc/PID/maps` did not read as maps.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed maps")]

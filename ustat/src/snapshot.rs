@@ -16,6 +16,7 @@ pub type Name = &'static str;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Counters {
+    /// GC pauses: a JVM's `gc__begin/end` pairs, every GC of the other runtimes.
     pub gc_count: u64,
     pub gc_pause_ns: u64,
     pub class_loaded: u64,
@@ -41,6 +42,10 @@ pub struct Counters {
     /// Requests that ended, and their summed duration (PHP).
     pub requests: u64,
     pub request_ns: u64,
+    /// A JVM's GCs as collections, from its memory managers (`ProcessSnapshot::collectors`):
+    /// a concurrent collector's cycle once however many pauses it makes. Read it through
+    /// `ProcessSnapshot::collections`, which is `gc_count` where the runtime has no managers.
+    pub gc_collections: u64,
 }
 
 /// GC pause percentiles from an HdrHistogram (3 significant digits).
@@ -153,9 +158,18 @@ pub struct ProcessSnapshot {
     pub top_exceptions: Vec<Ranked>,
     #[serde(default)]
     pub pools: Vec<PoolUsage>,
+    /// A JVM's collections by memory manager (`ZGC Cycles`, `G1 Young Generation`, ...):
+    /// interval and since attach.
+    #[serde(default)]
+    pub collectors: Vec<Ranked>,
     /// What this process's runtime or settings do not let ustat see, each with its line.
     #[serde(default, with = "fields::missing")]
     pub missing: Vec<Missing>,
+    /// Probes the kernel refused for this process (another tracer holds the site with
+    /// another semaphore offset, ...): each names probe, file and reason, and its categories
+    /// are not traced.
+    #[serde(default, with = "fields::missing")]
+    pub refused: Vec<Missing>,
     /// The categories its runtime's binary lets ustat trace (`ustat_common::category`).
     #[serde(default)]
     pub traced: Vec<u32>,
@@ -173,7 +187,10 @@ pub struct Sampled {
     pub hz: u32,
     /// Samples that interrupted any of the process's threads on a CPU in the interval.
     pub samples: u64,
-    /// The distinct stacks among them, with their counts (sum of counts = `samples`).
+    /// The distinct stacks among them, with their counts. Their sum is `samples` less the
+    /// samples no stack could be named for (a process whose layout is unreadable, or not
+    /// found yet: its interpreter was still starting); stacks that could be only partly read
+    /// are here, with frames that say so.
     pub stacks: Vec<SampledStack>,
     /// Why the process's frames cannot be read (an unknown or unvalidated layout); its
     /// samples then count, but name nothing.
@@ -216,15 +233,52 @@ pub enum FrameKind {
     Unknown,
 }
 
+/// Whether the runtime has a feature for import time apart from the imports' count.
+fn runtime_times_imports_apart(runtime: &str) -> bool {
+    ustat_runtimes::by_name(runtime).is_some_and(|r| {
+        r.features
+            .iter()
+            .any(|f| f.categories.contains(&ustat_common::category::IMPORT_TIME))
+    })
+}
+
 impl ProcessSnapshot {
     /// Is this category not traced in this process: its runtime has no such events, its
-    /// binary lacks the probes, or its settings keep them off?
+    /// binary lacks the probes, its settings keep them off, or the kernel refused a probe?
+    /// Import time comes with the imports (Ruby's requires, PHP's files), except where the
+    /// runtime traces it apart (`IMPORT_TIME`: CPython's import probes, on demand).
     pub fn untraced(&self, category: u32) -> bool {
-        !self.traced.contains(&category)
-            || self
-                .missing
-                .iter()
-                .any(|m| m.categories.contains(&category))
+        use ustat_common::category::{IMPORT, IMPORT_TIME};
+        if category == IMPORT_TIME && !runtime_times_imports_apart(self.runtime) {
+            return self.untraced(IMPORT);
+        }
+        !self.traced.contains(&category) || self.why_untraced(category).is_some()
+    }
+
+    /// Are the bytes of its allocations not traced (no allocations, or sizes it cannot
+    /// trust: `category::ALLOC_BYTES`)?
+    pub fn bytes_untraced(&self) -> bool {
+        use ustat_common::category::{ALLOC_BYTES, OBJECT_ALLOC};
+        self.untraced(OBJECT_ALLOC) || self.why_untraced(ALLOC_BYTES).is_some()
+    }
+
+    /// The line that says why `category` is not traced, refusals first.
+    pub fn why_untraced(&self, category: u32) -> Option<&Missing> {
+        self.refused
+            .iter()
+            .chain(&self.missing)
+            .find(|m| m.categories.contains(&category))
+    }
+
+    /// Collections in the interval: a JVM's by its memory managers, where they reported any
+    /// (a ZGC or Shenandoah cycle once, however many pauses); elsewhere every GC is one pause
+    /// and one collection.
+    pub fn collections(&self) -> u64 {
+        if self.collectors.is_empty() {
+            self.interval.gc_count
+        } else {
+            self.interval.gc_collections
+        }
     }
 
     pub fn gc_of_kind(&self, kind: &str) -> u64 {

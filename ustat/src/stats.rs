@@ -61,6 +61,7 @@ pub struct Computed {
     pub top_monitors: Vec<Ranked>,
     pub top_exceptions: Vec<Ranked>,
     pub pools: Vec<PoolUsage>,
+    pub collectors: Vec<Ranked>,
     /// Categories that had any hit since attach.
     pub seen: Vec<u32>,
 }
@@ -126,6 +127,22 @@ fn within(stats: PauseStats, total_ns: u64, longest: u64) -> PauseStats {
         p50_ns: stats.p50_ns.min(p99_ns),
         p99_ns,
         max_ns,
+    }
+}
+
+/// The exact longest pause where it is known: the kernel keeps the raw maximum since attach
+/// (`longest`) beside the histogram, so when it grew in the interval (or the interval is the
+/// whole time since attach: `longest_before` 0) it is the interval's longest. Otherwise the
+/// histogram's bucket top stands (within 0.1%, and never above the interval's total).
+fn exact_max(stats: PauseStats, longest: u64, longest_before: u64) -> PauseStats {
+    if longest == 0 || longest <= longest_before {
+        return stats;
+    }
+    PauseStats {
+        max_ns: longest,
+        p99_ns: stats.p99_ns.min(longest),
+        p50_ns: stats.p50_ns.min(longest),
+        ..stats
     }
 }
 
@@ -206,12 +223,17 @@ fn timing(process: ProcessKey, hash: u64, flow: FlowReadings<'_>) -> Option<(Tim
     ))
 }
 
+/// A method's timing from its totals. The mean is the inclusive total over the calls that
+/// returned, so mean x returns = total, also for a recursive method (whose nested calls add
+/// no inclusive time of their own). Exclusive time is bounded by inclusive time: while an
+/// outer call of a recursive method is still open, its returned inner calls have added their
+/// exclusive time but the outer one has not yet added the inclusive time that holds it.
 fn timing_of(totals: &MethodTotals, p99_ns: u64) -> Timing {
     Timing {
         calls: totals.calls,
         total_ns: totals.total_ns,
-        self_ns: totals.self_ns,
-        mean_ns: totals.sum_ns.checked_div(totals.calls).unwrap_or(0),
+        self_ns: totals.self_ns.min(totals.total_ns),
+        mean_ns: totals.total_ns.checked_div(totals.calls).unwrap_or(0),
         p99_ns,
     }
 }
@@ -292,25 +314,38 @@ pub fn compute(
     out.pause_total = pause_stats(gc_buckets().map(|(k, n)| (k.bucket, *n)));
     // The histogram's values are the tops of their buckets (up to 0.1% above the pause), and
     // it is read a moment after the totals; the exact totals bound them.
-    let longest = now
-        .spans
-        .iter()
-        .filter(|(k, _)| k.category == category::GC)
-        .map(|(_, t)| t.max_ns)
-        .max()
-        .unwrap_or(0);
+    let longest_of = |spans: &mut dyn Iterator<Item = (&CountKey, &SpanTotals)>| {
+        spans
+            .filter(|(k, _)| k.category == category::GC)
+            .map(|(_, t)| t.max_ns)
+            .max()
+            .unwrap_or(0)
+    };
+    let longest = longest_of(&mut now.spans.iter().map(|(k, t)| (k, t)));
+    // The previous reading's keys of this process (its spans all share one process key).
+    let longest_before = longest_of(
+        &mut now
+            .spans
+            .iter()
+            .filter_map(|(k, _)| previous.spans.get_key_value(k)),
+    );
     // A GC that ended between the two reads shows in one and not the other: without a GC
     // counted in the interval there are no percentiles to show.
     out.pause = out
         .pause
         .filter(|_| out.interval.gc_count > 0)
-        .map(|p| within(p, out.interval.gc_pause_ns, longest));
+        .map(|p| within(p, out.interval.gc_pause_ns, longest))
+        .map(|p| exact_max(p, longest, longest_before));
+    // Since attach, the longest pause is the kernel's raw maximum, exactly.
     out.pause_total = out
         .pause_total
-        .map(|p| within(p, out.total.gc_pause_ns, longest));
+        .map(|p| within(p, out.total.gc_pause_ns, longest))
+        .map(|p| exact_max(p, longest, 0));
 
     let mut ranked: HashMap<u32, Vec<Ranked>> = HashMap::new();
     let mut pools: HashMap<String, (u64, i128)> = HashMap::new();
+    // Collections per memory manager: every pool it manages gets one begin per collection.
+    let mut collectors: HashMap<String, (u64, u64)> = HashMap::new();
     for (key, value) in &now.keyed {
         let before = previous.keyed.get(key).copied().unwrap_or_default();
         let interval = value.count.saturating_sub(before.count);
@@ -320,7 +355,15 @@ pub fn compute(
         seen.insert(key.category);
         match key.category {
             category::POOL_GC_BEGIN | category::POOL_GC_END => {
-                let pool = pools.entry(label(runtime, key, names)).or_default();
+                let name = label(runtime, key, names);
+                if key.category == category::POOL_GC_BEGIN
+                    && let Some((manager, _)) = name.split_once(": ")
+                {
+                    let counts = collectors.entry(manager.to_string()).or_default();
+                    counts.0 = counts.0.max(interval);
+                    counts.1 = counts.1.max(value.count);
+                }
+                let pool = pools.entry(name).or_default();
                 if key.category == category::POOL_GC_BEGIN {
                     pool.0 += interval;
                     pool.1 += i128::from(interval_value);
@@ -360,8 +403,44 @@ pub fn compute(
         })
         .collect();
     out.pools.sort_by(|a, b| a.name.cmp(&b.name));
+    if collections_by_manager(runtime) {
+        // A pause manager (`ZGC Pauses`) counts pauses, which gc_count has.
+        out.collectors = collectors
+            .into_iter()
+            .filter(|(manager, _)| !manager.ends_with("Pauses"))
+            .map(|(name, (interval, total))| Ranked {
+                name,
+                interval,
+                total,
+                ..Ranked::default()
+            })
+            .collect();
+        out.collectors.sort_by(|a, b| a.name.cmp(&b.name));
+        out.interval.gc_collections = out.collectors.iter().map(|c| c.interval).sum();
+        out.total.gc_collections = out.collectors.iter().map(|c| c.total).sum();
+    }
     out.seen = seen.into_iter().collect();
     out
+}
+
+/// Whether the runtime's collections are counted by its memory managers (HotSpot's pool
+/// probes fire once per pool per collection, a ZGC or Shenandoah cycle once however many
+/// pauses it makes) rather than one per GC pause.
+fn collections_by_manager(runtime: &Runtime) -> bool {
+    use ustat_runtimes::Action;
+    runtime
+        .features
+        .iter()
+        .flat_map(|f| f.alternatives.iter().copied().flatten())
+        .any(|rule| {
+            matches!(
+                rule.action,
+                Action::Keyed {
+                    category: category::POOL_GC_BEGIN,
+                    ..
+                }
+            )
+        })
 }
 
 #[cfg(test)]
@@ -581,6 +660,40 @@ mod tests {
         );
     }
 
+    /// ZGC: its cycle manager's pools each get one begin per cycle, its pause manager's
+    /// (when they fire) one per pause. Collections are the cycles, once per manager.
+    #[test]
+    fn collections_are_counted_once_per_manager_and_pause_managers_are_left_out() {
+        let mut now = Totals::default();
+        let mut names = Names::new();
+        let pools = [
+            (1, "ZGC Cycles", "ZHeap", 5),
+            (2, "ZGC Cycles", "Metaspace", 5),
+            (3, "ZGC Pauses", "ZHeap", 15),
+        ];
+        for (n, manager, pool, count) in pools {
+            let key = keyed_key(category::POOL_GC_BEGIN, n, n + 10);
+            now.keyed.insert(key, CountValue { count, sum: 0 });
+            names.insert(key, [manager.into(), pool.into(), String::new()]);
+        }
+        let computed = compute(
+            &JVM,
+            &by_process(&now)[&ProcessKey::new(PID, 0)],
+            &Totals::default(),
+            &names,
+            FlowReadings::default(),
+            TOP,
+        );
+        assert_eq!(computed.interval.gc_collections, 5);
+        assert_eq!(computed.total.gc_collections, 5);
+        let managers: Vec<(&str, u64)> = computed
+            .collectors
+            .iter()
+            .map(|c| (c.name.as_str(), c.total))
+            .collect();
+        assert_eq!(managers, [("ZGC Cycles", 5)]);
+    }
+
     #[test]
     fn pause_percentiles_never_exceed_the_exact_total_or_longest() {
         // One GC of 10_000_001 ns: its bucket's top is 10_006_143 ns, above the pause itself.
@@ -610,6 +723,77 @@ mod tests {
         let stats = computed.pause.unwrap();
         assert_eq!((stats.p99_ns, stats.max_ns), (pause, pause));
         assert!(pause_stats([(hist_bucket(pause), 1)]).unwrap().max_ns > pause);
+    }
+
+    /// Two GCs in an interval, 1.000 ms and 10_000_001 ns: the histogram's top for the
+    /// longer is above it and below the total, so only the kernel's raw maximum makes the
+    /// interval's max exact; since attach it is exact too.
+    #[test]
+    fn the_longest_pause_is_the_kernel_s_raw_maximum() {
+        let longest = 10_000_001;
+        let mut now = reading(0, 0, &[]);
+        now.spans.insert(
+            count_key(category::GC, 1),
+            SpanTotals {
+                count: 2,
+                total_ns: longest + 1_000_000,
+                max_ns: longest,
+                value_sum: 0,
+            },
+        );
+        now.hist.clear();
+        for pause in [1_000_000, longest] {
+            now.hist.insert(
+                HistKey {
+                    pid: PID,
+                    category: category::GC,
+                    subkey: 0,
+                    bucket: hist_bucket(pause),
+                    epoch: 0,
+                },
+                1,
+            );
+        }
+        assert!(pause_stats([(hist_bucket(longest), 1)]).unwrap().max_ns > longest);
+        let computed = jvm_interval(&now, &Totals::default());
+        assert_eq!(computed.pause.unwrap().max_ns, longest);
+        assert_eq!(computed.pause_total.unwrap().max_ns, longest);
+    }
+
+    /// f() recursing: the outer call 3 ms, the inner ones 2 ms and 1 ms (all returned). The
+    /// inclusive total counts the outer call only, so the mean is total / returns.
+    #[test]
+    fn a_recursive_method_s_mean_is_its_total_over_returns() {
+        let totals = MethodTotals {
+            calls: 3,
+            total_ns: 3_000_000,
+            self_ns: 3_000_000,
+            sum_ns: 6_000_000,
+        };
+        let timing = timing_of(&totals, 0);
+        assert_eq!(timing.mean_ns, 1_000_000);
+        assert_eq!(timing.mean_ns * timing.calls, timing.total_ns);
+    }
+
+    /// The outer call still open: the inner calls returned and added their exclusive time,
+    /// the outer one has added no inclusive time yet.
+    #[test]
+    fn self_time_never_exceeds_total_while_an_outer_call_is_open() {
+        let totals = MethodTotals {
+            calls: 2,
+            total_ns: 0,
+            self_ns: 3_000_000,
+            sum_ns: 3_000_000,
+        };
+        let timing = timing_of(&totals, 0);
+        assert_eq!((timing.total_ns, timing.self_ns), (0, 0));
+        let returned = MethodTotals {
+            calls: 3,
+            total_ns: 6_000_000,
+            self_ns: 6_000_000,
+            sum_ns: 11_000_000,
+        };
+        assert_eq!(timing_of(&returned, 0).self_ns, 6_000_000);
     }
 
     #[test]

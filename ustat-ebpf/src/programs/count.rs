@@ -9,7 +9,7 @@ use super::{COUNTS, accumulate, current_process, spec_of, subkey, summed_value};
 #[uprobe]
 pub fn count(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let Some((process, _)) = current_process() else {
+    let Some((process, _)) = current_process(spec) else {
         return 0;
     };
     let key = CountKey {

@@ -14,9 +14,9 @@ use aya_ebpf::{
     macros::{fentry, raw_tracepoint},
     programs::{FEntryContext, RawTracePointContext},
 };
-use ustat_common::{ProcessKey, SpanThreadKey, category, lost};
+use ustat_common::{ExitRecord, ProcessKey, SpanThreadKey, category, lost};
 
-use super::{EXITED, OPEN_SPANS, PROCS, count_lost, flow::STACKS, pid_tid};
+use super::{EXITED, OPEN_SPANS, PROCS, count_lost, flow::STACKS, name_from_main_thread, pid_tid};
 
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn process_exit(ctx: RawTracePointContext) -> u32 {
@@ -44,10 +44,16 @@ fn exiting(last: bool) {
     let Some((pid, tid)) = pid_tid() else {
         return;
     };
-    // SAFETY: copied at once.
-    let Some(epoch) = (unsafe { PROCS.get(&pid) }).map(|entry| entry.epoch) else {
+    let Some(entry) = PROCS.get_ptr_mut(&pid) else {
         return;
     };
+    // SAFETY: the process's entry; its other threads only ever set the same name.
+    let entry = unsafe { &mut *entry };
+    // The main thread exits before the last one or is the last: either way the process's
+    // name is read from it here, if no probe hit of its own gave it.
+    if tid == pid {
+        name_from_main_thread(entry);
+    }
     for category in 1..=category::LAST {
         let _ = OPEN_SPANS.remove(&SpanThreadKey { tid, category });
     }
@@ -55,10 +61,13 @@ fn exiting(last: bool) {
     if !last {
         return;
     }
-    // SAFETY: plain helper.
-    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let record = ExitRecord {
+        // SAFETY: plain helper.
+        exited_ns: unsafe { bpf_ktime_get_boot_ns() },
+        process: *entry,
+    };
     if EXITED
-        .insert(&ProcessKey::new(pid, epoch), &now, 0)
+        .insert(&ProcessKey::new(pid, record.process.epoch), &record, 0)
         .is_err()
     {
         count_lost(lost::MAP_FULL);

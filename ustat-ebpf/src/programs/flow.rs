@@ -209,7 +209,7 @@ pub fn flow_entry(ctx: ProbeContext) -> u32 {
     // SAFETY: plain helper.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let Some((process, tid)) = current_process() else {
+    let Some((process, tid)) = current_process(spec) else {
         return 0;
     };
     let pid = process.pid;
@@ -318,7 +318,7 @@ pub fn flow_return(ctx: ProbeContext) -> u32 {
     // SAFETY: plain helper, read first so the call's time does not include this program.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let Some((process, tid)) = current_process() else {
+    let Some((process, tid)) = current_process(spec) else {
         return 0;
     };
     let pid = process.pid;

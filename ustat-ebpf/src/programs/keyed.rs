@@ -25,7 +25,7 @@ use super::{
 #[uprobe]
 pub fn keyed(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
-    let Some((process, tid)) = current_process() else {
+    let Some((process, tid)) = current_process(spec) else {
         return 0;
     };
     let mut key = KeyedKey {

@@ -6,12 +6,14 @@ mod exit;
 mod flow;
 mod keyed;
 mod record;
+mod sample;
 mod span;
 mod trace;
 
 use aya_ebpf::{
     EbpfContext as _,
     bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST, bpf_pidns_info},
+    helpers::bpf_get_current_comm,
     helpers::generated::{
         bpf_get_attach_cookie, bpf_get_ns_current_pid_tgid, bpf_ktime_get_boot_ns,
         bpf_probe_read_user_str,
@@ -21,9 +23,9 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use ustat_common::{
-    CountKey, CountValue, HistKey, KeyArg, KeyedKey, MAX_ARGS, NAME_LEN, NO_ARG, PidNamespace,
-    ProbeSpec, ProcessEntry, ProcessKey, SpanStack, SpanThreadKey, SpanTotals, TEXT_HASH_SEED,
-    key_kind, lost, text_hash_step,
+    CountKey, CountValue, ExitRecord, HistKey, KeyArg, KeyedKey, MAX_ARGS, NAME_LEN, NO_ARG,
+    PidNamespace, ProbeSpec, ProcessEntry, ProcessKey, SpanStack, SpanThreadKey, SpanTotals,
+    TEXT_HASH_SEED, key_kind, lost, process_flags, text_hash_step,
 };
 
 use crate::args;
@@ -60,9 +62,12 @@ static EMPTY_SPANS: PerCpuArray<SpanStack> = PerCpuArray::with_max_entries(1, 0)
 static SPANS: PerCpuHashMap<CountKey, SpanTotals> =
     PerCpuHashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
 
+/// GC pauses by HdrHistogram bucket: up to ~1,000 buckets per doubling of the pause, so a
+/// process whose pauses range from 10 us to 30 ms holds ~12,000. Not preallocated: room for
+/// twenty such processes costs only what they use.
 #[map]
 static SPAN_HIST: PerCpuHashMap<HistKey, u64> =
-    PerCpuHashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+    PerCpuHashMap::with_max_entries(262_144, BPF_F_NO_PREALLOC);
 
 #[map]
 static KEYED: PerCpuHashMap<KeyedKey, CountValue> =
@@ -73,9 +78,11 @@ static KEYED: PerCpuHashMap<KeyedKey, CountValue> =
 #[map]
 static PROCS: HashMap<u32, ProcessEntry> = HashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
 
-/// Processes that exited since userspace last looked (it deletes what it read).
+/// Processes that exited since userspace last looked, with what identifies them (it deletes
+/// what it read). Full, an exit is counted as lost (`lost::MAP_FULL`).
 #[map]
-static EXITED: HashMap<ProcessKey, u64> = HashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+static EXITED: HashMap<ProcessKey, ExitRecord> =
+    HashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
 
 /// Keys whose names userspace asks for again (see `ustat_common::maps::NAME_REQUESTS`).
 #[map]
@@ -234,18 +241,30 @@ fn get_or_create<K, V>(
 }
 
 /// The current thread's process and tid: (pid, epoch). A process's first hit records its
-/// epoch in `PROCS`; when `PROCS` is full the hit cannot be keyed and is counted as lost.
+/// epoch in `PROCS`, with what identifies it: the runtime binary of `spec`, the site it hit,
+/// and its name (see `ProcessEntry::comm`). When `PROCS` is full the hit cannot be keyed and
+/// is counted as lost.
 #[inline(always)]
-fn current_process() -> Option<(ProcessKey, u32)> {
+fn current_process(spec: &ProbeSpec) -> Option<(ProcessKey, u32)> {
     let (pid, tid) = pid_tid()?;
-    // SAFETY: copied at once.
-    if let Some(entry) = unsafe { PROCS.get(&pid) } {
+    if let Some(entry) = PROCS.get_ptr_mut(&pid) {
+        // SAFETY: the process's entry; a racing writer writes the same fields alike.
+        let entry = unsafe { &mut *entry };
+        if tid == pid && entry.flags & process_flags::MAIN_COMM == 0 {
+            name_from_main_thread(entry);
+        }
         return Some((ProcessKey::new(pid, entry.epoch), tid));
     }
-    let entry = ProcessEntry {
+    let mut entry = ProcessEntry {
         // SAFETY: plain helper.
         epoch: unsafe { bpf_ktime_get_boot_ns() },
+        origin: spec.origin,
+        flags: 0,
+        comm: bpf_get_current_comm().unwrap_or_default(),
     };
+    if tid == pid {
+        entry.flags |= process_flags::MAIN_COMM;
+    }
     // Another thread of the process may insert first: then its epoch is the one.
     let _ = PROCS.insert(&pid, &entry, BPF_NOEXIST.into());
     // SAFETY: copied at once.
@@ -255,6 +274,15 @@ fn current_process() -> Option<(ProcessKey, u32)> {
             count_lost(lost::MAP_FULL);
             None
         }
+    }
+}
+
+/// Called on the process's main thread: its `comm` is the process's name.
+#[inline(always)]
+fn name_from_main_thread(entry: &mut ProcessEntry) {
+    if let Ok(comm) = bpf_get_current_comm() {
+        entry.comm = comm;
+        entry.flags |= process_flags::MAIN_COMM;
     }
 }
 

@@ -5,8 +5,8 @@
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
 use ustat_common::{
-    CountKey, HistKey, MAX_SPAN_DEPTH, OpenSpan, SpanStack, SpanThreadKey, SpanTotals, hist_bucket,
-    lost,
+    CountKey, HistKey, MAX_SPAN_DEPTH, OpenSpan, SpanStack, SpanThreadKey, SpanTotals, category,
+    hist_bucket, lost,
 };
 
 use super::{
@@ -27,7 +27,7 @@ fn slot(stack: &mut SpanStack, depth: u32) -> &mut OpenSpan {
 pub fn span_begin(ctx: ProbeContext) -> u32 {
     let Some(spec) = spec_of(&ctx) else { return 0 };
     // Registered in PROCS, so the exit hook removes the thread's open spans.
-    let Some((_, tid)) = current_process() else {
+    let Some((_, tid)) = current_process(spec) else {
         return 0;
     };
     let key = SpanThreadKey {
@@ -70,7 +70,7 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
     let Some(stack) = OPEN_SPANS.get_ptr_mut(&key) else {
         return 0;
     };
-    let Some((process, _)) = current_process() else {
+    let Some((process, _)) = current_process(spec) else {
         return 0;
     };
     // SAFETY: as in span_begin.
@@ -100,14 +100,19 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
         }
         t.value_sum += value;
     });
-    let hist_key = HistKey {
-        pid: process.pid,
-        category: spec.tag,
-        subkey: open.subkey,
-        bucket: hist_bucket(duration),
-        epoch: process.epoch,
-    };
-    accumulate(&SPAN_HIST, &hist_key, |n| *n += 1);
+    // Percentiles are shown for GC pauses only, over all kinds: one histogram per process.
+    // A busy CPython's pauses spread over ~12,000 buckets per histogram; keyed by kind too,
+    // and for every span category, a few processes filled the map in minutes.
+    if spec.tag == category::GC {
+        let hist_key = HistKey {
+            pid: process.pid,
+            category: spec.tag,
+            subkey: 0,
+            bucket: hist_bucket(duration),
+            epoch: process.epoch,
+        };
+        accumulate(&SPAN_HIST, &hist_key, |n| *n += 1);
+    }
     0
 }
 

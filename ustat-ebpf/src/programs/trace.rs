@@ -1,14 +1,22 @@
-//! `trace` / `trace_return`: the generic programs of `ustat trace` specs. A site's
-//! `ProbeSpec` (the attach cookie) says where its values are — registers, memory, constants,
-//! whatever the calling convention put there — and its probe's `TraceConfig` (the spec's
-//! `tag`) what to do with them: a filter table evaluated here, then print (a `TraceEvent`
-//! with strings read from user memory), count per value, or time the call.
+//! `trace`, `trace_count`, `trace_entry`, `trace_return`: the generic programs of `ustat
+//! trace` specs. The attach cookie's low 32 bits index a site's `ProbeSpec`, which says where
+//! its values are — registers, memory, constants, whatever the calling convention put there;
+//! its high 32 bits are the probe (the function or USDT probe the event reports). The spec's
+//! `tag` indexes the `TraceConfig` that says what to do with the values: a filter table
+//! evaluated here, then print (a `TraceEvent` with strings read from user memory), count per
+//! value, or time the call. The sites of one spec share one config and, where their
+//! locations are equal, one `ProbeSpec`: 500 functions matched by a wildcard are two map
+//! entries.
 
 use aya_ebpf::{
+    EbpfContext as _,
     bindings::BPF_F_NO_PREALLOC,
     helpers::{
         bpf_get_current_comm, bpf_get_smp_processor_id, bpf_ktime_get_ns,
-        generated::{bpf_probe_read_user, bpf_probe_read_user_str},
+        generated::{
+            bpf_get_attach_cookie, bpf_get_func_ip, bpf_loop, bpf_probe_read_user,
+            bpf_probe_read_user_str,
+        },
     },
     macros::{map, uprobe},
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
@@ -16,12 +24,11 @@ use aya_ebpf::{
 };
 use ustat_common::{
     EventHeader, FILTER_TERMS, FILTER_TEXT_LEN, FilterTerm, HistKey, LatencyThreadKey, MAX_ARGS,
-    ProbeSpec, SpanTotals, TEXT_HASH_SEED, TRACE_FIELDS, TRACE_STR_LEN, TraceConfig, TraceCountKey,
-    TraceEvent, event_kind, field_kind, filter_op, hist_bucket, lost, term_kind, text_hash_step,
-    trace_mode,
+    ProbeSpec, SpanTotals, TRACE_FIELDS, TRACE_STR_LEN, TraceConfig, TraceCountKey, TraceEvent,
+    event_kind, field_kind, filter_op, hist_bucket, lost, term_kind,
 };
 
-use super::{EVENTS, MAX_SPECS, accumulate, count_lost, pid_tid, spec_of};
+use super::{EVENTS, MAX_SPECS, SPECS, accumulate, count_lost, pid_tid};
 use crate::args;
 
 #[map]
@@ -42,6 +49,10 @@ static TRACE_HIST: PerCpuHashMap<HistKey, u64> =
 #[map]
 static TRACE_LATENCY: PerCpuHashMap<u32, SpanTotals> =
     PerCpuHashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
+
+/// Where a `--count` key is built (it does not fit on the BPF stack).
+#[map]
+static COUNT_SCRATCH: PerCpuArray<TraceCountKey> = PerCpuArray::with_max_entries(1, 0);
 
 /// Where an event is built (it does not fit on the BPF stack).
 #[map]
@@ -83,31 +94,63 @@ impl Values {
     }
 }
 
+/// What the `bpf_loop` callback needs to read a site's values: scalars only (the saved
+/// registers' address, the probed address, the spec's index).
+#[repr(C)]
+struct ReadContext {
+    regs: u64,
+    probe: u64,
+    spec: u32,
+    _pad: u32,
+}
+
+/// Reads every slot of the site's spec into `VALUES_SCRATCH`. Through `bpf_loop`, so the
+/// kernel verifies the argument reader once, not once per slot: that was most of the time
+/// it took to load this program.
 #[inline(always)]
-fn read_values(ctx: &ProbeContext, spec: &ProbeSpec) -> Option<&'static Values> {
+fn read_values(ctx: &ProbeContext, cookie: u32, spec: &ProbeSpec) -> Option<&'static Values> {
     let out = VALUES_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: this CPU's scratch entry; no other program runs on this CPU meanwhile.
     let out = unsafe { &mut *out };
     out.failed = 0;
-    let nargs = usize::from(spec.nargs);
-    // Unrolled, as in `record`: straight-line reads prune well in the verifier.
-    macro_rules! read_all {
-        ($($i:literal)*) => {
-            'all: {
-                $(
-                    if $i >= nargs {
-                        break 'all;
-                    }
-                    match args::read(ctx, spec, $i) {
-                        Ok(value) => out.values[$i] = value,
-                        Err(_) => out.failed |= 1 << $i,
-                    }
-                )*
-            }
-        };
+    let mut read = ReadContext {
+        regs: ctx.regs as u64,
+        // SAFETY: plain helper; for a uprobe it returns the probed address.
+        probe: unsafe { bpf_get_func_ip(ctx.as_ptr()) },
+        spec: cookie,
+        _pad: 0,
+    };
+    // SAFETY: `read_one` has the callback signature bpf_loop expects; `read` outlives the call.
+    unsafe {
+        bpf_loop(
+            u32::from(spec.nargs),
+            read_one as *mut core::ffi::c_void,
+            (&mut read as *mut ReadContext).cast(),
+            0,
+        );
     }
-    read_all!(0 1 2 3 4 5 6 7 8 9 10 11);
     Some(out)
+}
+
+/// `bpf_loop` callback: reads slot `index` into `VALUES_SCRATCH`. 0 goes on, 1 stops.
+extern "C" fn read_one(index: u64, context: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: bpf_loop passes the ReadContext `read_values` gave it.
+    let read = unsafe { &*(context as *const ReadContext) };
+    let (Some(spec), Some(out)) = (SPECS.get(read.spec), VALUES_SCRATCH.get_ptr_mut(0)) else {
+        return 1;
+    };
+    // SAFETY: this CPU's scratch entry, as in `read_values`.
+    let out = unsafe { &mut *out };
+    let i = index as usize;
+    if i >= MAX_ARGS {
+        return 1;
+    }
+    let probe = read.probe;
+    match args::read_at(read.regs as *const u8, || probe, spec, i) {
+        Ok(value) => out.values[i & (SLOTS - 1)] = value,
+        Err(_) => out.failed |= 1 << (i & (SLOTS - 1)),
+    }
+    0
 }
 
 /// Whether one term holds. A value that cannot be read fails every comparison.
@@ -200,60 +243,87 @@ fn passes(config: &TraceConfig, values: &Values) -> bool {
     true
 }
 
+/// What every `trace` program does first: find the probe, read its values, apply its
+/// filter. `None`: the hit is not for this program.
+#[inline(always)]
+fn hit(ctx: &ProbeContext) -> Option<(u32, &'static TraceConfig, &'static Values, u32, u32)> {
+    // SAFETY: the helper only reads the cookie stored with the running program's link.
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    let spec = SPECS.get(cookie as u32)?;
+    let config = TRACE_CONFIGS.get(spec.tag)?;
+    let (pid, tid) = pid_tid()?;
+    let values = read_values(ctx, cookie as u32, spec)?;
+    let probe = (cookie >> 32) as u32;
+    passes(config, values).then_some((probe, config, values, pid, tid))
+}
+
+/// Each mode is a program of its own, so the kernel verifies only what a trace uses.
 #[uprobe]
 pub fn trace(ctx: ProbeContext) -> u32 {
-    let Some(spec) = spec_of(&ctx) else { return 0 };
-    let Some(config) = TRACE_CONFIGS.get(spec.tag) else {
+    let Some((probe, config, values, pid, tid)) = hit(&ctx) else {
         return 0;
     };
-    let Some((pid, tid)) = pid_tid() else {
-        return 0;
-    };
-    let Some(values) = read_values(&ctx, spec) else {
-        return 0;
-    };
-    if !passes(config, values) {
-        return 0;
-    }
-    if config.mode == trace_mode::LATENCY {
-        // SAFETY: plain helper.
-        let now = unsafe { bpf_ktime_get_ns() };
-        let Some(key) = call_key(&ctx, config, pid, tid, spec.tag) else {
-            return 0;
-        };
-        if TRACE_STARTS.insert(&key, &now, 0).is_err() {
-            count_lost(lost::MAP_FULL);
-        }
-        return 0;
-    }
     let Some(event) = TRACE_SCRATCH.get_ptr_mut(0) else {
         return 0;
     };
     // SAFETY: this CPU's scratch entry; no other program runs on this CPU meanwhile.
     let event = unsafe { &mut *event };
-    let counting = config.mode == trace_mode::COUNT;
-    fill(event, config, values, spec.tag, pid, tid, counting);
-    if counting {
-        let key = TraceCountKey {
-            probe: spec.tag,
-            _pad: 0,
-            values: event.values,
-        };
-        if accumulate(&TRACE_COUNTS, &key, |count: &mut u64| *count += 1) {
-            // A new key: send its text once (strings are only hashes in the key).
-            event.header.kind = event_kind::TRACE_KEY;
-            if EVENTS.output::<TraceEvent>(&*event, 0).is_err() {
-                count_lost(lost::RING_FULL);
-            }
-        }
-    } else if EVENTS.output::<TraceEvent>(&*event, 0).is_err() {
+    fill(event, config, values, probe, pid, tid);
+    if EVENTS.output::<TraceEvent>(&*event, 0).is_err() {
         count_lost(lost::RING_FULL);
     }
     0
 }
 
-/// Builds the event: header, each field's value, its strings. With `hash_strings`, a
-/// string field's value is the hash of its bytes (a `--count` key).
+#[uprobe]
+pub fn trace_count(ctx: ProbeContext) -> u32 {
+    let Some((probe, config, values, pid, tid)) = hit(&ctx) else {
+        return 0;
+    };
+    let (Some(event), Some(key)) = (TRACE_SCRATCH.get_ptr_mut(0), COUNT_SCRATCH.get_ptr_mut(0))
+    else {
+        return 0;
+    };
+    // SAFETY: this CPU's scratch entries; no other program runs on this CPU meanwhile.
+    let (event, key) = unsafe { (&mut *event, &mut *key) };
+    // Zeroed first: a string read stops at its NUL, and the key compares every byte.
+    event.strings = [[0; TRACE_STR_LEN]; ustat_common::TRACE_STRINGS];
+    fill(event, config, values, probe, pid, tid);
+    key.probe = probe;
+    key.failed = event.failed;
+    key.truncated = event.truncated;
+    key.values = event.values;
+    key.lens = event.lens;
+    key._pad = 0;
+    key.strings = event.strings;
+    // A string's pointer would split one text into many keys.
+    for s in 0..ustat_common::TRACE_STRINGS {
+        let string = &config.strings[s];
+        if string.kind != field_kind::NONE {
+            key.values[usize::from(string.string) & (TRACE_FIELDS - 1)] = 0;
+        }
+    }
+    accumulate(&TRACE_COUNTS, key, |count: &mut u64| *count += 1);
+    0
+}
+
+#[uprobe]
+pub fn trace_entry(ctx: ProbeContext) -> u32 {
+    let Some((probe, config, _, pid, tid)) = hit(&ctx) else {
+        return 0;
+    };
+    // SAFETY: plain helper.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let Some(key) = call_key(&ctx, config, pid, tid, probe) else {
+        return 0;
+    };
+    if TRACE_STARTS.insert(&key, &now, 0).is_err() {
+        count_lost(lost::MAP_FULL);
+    }
+    0
+}
+
+/// Builds the event: header, each field's value, its strings.
 #[inline(always)]
 fn fill(
     event: &mut TraceEvent,
@@ -262,7 +332,6 @@ fn fill(
     probe: u32,
     pid: u32,
     tid: u32,
-    hash_strings: bool,
 ) {
     event.header = EventHeader {
         kind: event_kind::TRACE,
@@ -306,9 +375,6 @@ fn fill(
             event.lens[s] = len as u16;
         }
     }
-    if hash_strings {
-        hash_strings_into_values(event, config);
-    }
 }
 
 /// Reads string `s` into the event's buffer; its length, or -1 when unreadable.
@@ -351,33 +417,6 @@ fn read_string(
     }
 }
 
-/// For a `--count` key: each string field's value becomes the hash of its bytes. Done once
-/// per string buffer, outside the loop over fields, so the verifier walks each byte loop once.
-#[inline(always)]
-fn hash_strings_into_values(event: &mut TraceEvent, config: &TraceConfig) {
-    let mut hashes = [0u64; ustat_common::TRACE_STRINGS];
-    for s in 0..ustat_common::TRACE_STRINGS {
-        let len = usize::from(event.lens[s]);
-        let mut hash = TEXT_HASH_SEED;
-        for j in 0..TRACE_STR_LEN {
-            if j >= len {
-                break;
-            }
-            hash = text_hash_step(hash, event.strings[s][j]);
-        }
-        hashes[s] = hash | 1;
-    }
-    for i in 0..TRACE_FIELDS {
-        let field = &config.fields[i];
-        if i < usize::from(config.nfields)
-            && (field.kind == field_kind::CSTR || field.kind == field_kind::PTR_LEN)
-            && event.failed & (1 << i) == 0
-        {
-            event.values[i] = hashes[usize::from(field.string & 1)];
-        }
-    }
-}
-
 /// Whose call this is: the thread's, or for Go the goroutine's (`g` in R14 under the register
 /// ABI), since a goroutine may resume on another thread before it returns.
 #[inline(always)]
@@ -389,7 +428,7 @@ fn call_key(
     probe: u32,
 ) -> Option<LatencyThreadKey> {
     let thread = if config.by_goroutine != 0 {
-        args::register(ctx, ustat_common::pt_regs::R14).ok()?
+        args::register(ctx.regs.cast(), ustat_common::pt_regs::R14).ok()?
     } else {
         u64::from(tid)
     };
@@ -397,17 +436,23 @@ fn call_key(
 }
 
 #[uprobe]
-pub fn trace_return(_ctx: ProbeContext) -> u32 {
+pub fn trace_return(ctx: ProbeContext) -> u32 {
     // SAFETY: plain helper, read first so the call's time does not include this program's.
     let now = unsafe { bpf_ktime_get_ns() };
-    let Some(spec) = spec_of(&_ctx) else { return 0 };
+    // SAFETY: the helper only reads the cookie stored with the running program's link.
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    let probe = (cookie >> 32) as u32;
     let Some((pid, tid)) = pid_tid() else {
+        return 0;
+    };
+    // The return site shares its entry's spec, so its config says how calls are keyed.
+    let Some(spec) = SPECS.get(cookie as u32) else {
         return 0;
     };
     let Some(config) = TRACE_CONFIGS.get(spec.tag) else {
         return 0;
     };
-    let Some(key) = call_key(&_ctx, config, pid, tid, spec.tag) else {
+    let Some(key) = call_key(&ctx, config, pid, tid, probe) else {
         return 0;
     };
     // SAFETY: copied at once.
@@ -418,13 +463,13 @@ pub fn trace_return(_ctx: ProbeContext) -> u32 {
     let duration = now.saturating_sub(start);
     let bucket = HistKey {
         pid: 0,
-        category: spec.tag,
+        category: probe,
         subkey: 0,
         bucket: hist_bucket(duration),
         epoch: 0,
     };
     accumulate(&TRACE_HIST, &bucket, |count: &mut u64| *count += 1);
-    accumulate(&TRACE_LATENCY, &spec.tag, |totals: &mut SpanTotals| {
+    accumulate(&TRACE_LATENCY, &probe, |totals: &mut SpanTotals| {
         totals.count += 1;
         totals.total_ns += duration;
         if duration > totals.max_ns {

@@ -277,7 +277,7 @@ fn open_uprobe_event(
 }
 
 /// From `<linux/perf_event.h>`; not in the libc crate.
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+pub(super) const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 
 /// `union bpf_attr`'s `link_create` member, for a perf event target. The kernel wants the
 /// bytes it does not know to be zero, and the size we pass covers exactly these fields.
@@ -290,7 +290,11 @@ struct LinkCreateAttr {
     bpf_cookie: u64,
 }
 
-fn link_create(program: BorrowedFd<'_>, event: &OwnedFd, cookie: u64) -> io::Result<OwnedFd> {
+pub(super) fn link_create(
+    program: BorrowedFd<'_>,
+    event: &OwnedFd,
+    cookie: u64,
+) -> io::Result<OwnedFd> {
     let attr = LinkCreateAttr {
         prog_fd: program.as_raw_fd() as u32,
         target_fd: event.as_raw_fd() as u32,

@@ -14,7 +14,7 @@ pub enum Event {
     Names(Box<NameEvent>),
     /// A method entered or returned (`flow_entry`, `flow_return`).
     Flow(FlowEvent),
-    /// A `ustat trace` spec's hit, or a new `--count` key's text (`trace`); boxed for its size.
+    /// A `ustat trace` spec's hit (`trace`); boxed for its size.
     Trace(Box<TraceEvent>),
 }
 
@@ -41,9 +41,7 @@ impl Event {
             event_kind::ARGS => read_kind(kind, bytes).map(Self::Args),
             event_kind::NAMES => read_kind(kind, bytes).map(|e| Self::Names(Box::new(e))),
             event_kind::FLOW => read_kind(kind, bytes).map(Self::Flow),
-            event_kind::TRACE | event_kind::TRACE_KEY => {
-                read_kind(kind, bytes).map(|e| Self::Trace(Box::new(e)))
-            }
+            event_kind::TRACE => read_kind(kind, bytes).map(|e| Self::Trace(Box::new(e))),
             _ => Err(EventError::UnknownKind { kind }),
         }
     }

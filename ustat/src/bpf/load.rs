@@ -55,6 +55,9 @@ pub struct Loaded {
     mode: Option<Mode>,
     /// The mode was set by USTAT_ATTACH: no falling back.
     chosen: bool,
+    /// The object's BTF, loaded into the kernel, for programs with `bpf_loop` callbacks (the
+    /// verifier wants their functions' BTF); or why it could not be loaded.
+    btf: Result<OwnedFd, String>,
 }
 
 fn kernel(what: &'static str, detail: impl std::fmt::Display) -> LoadError {
@@ -69,6 +72,7 @@ impl Loaded {
     pub fn new(bytes: &[u8]) -> Result<Self, LoadError> {
         let chosen = Mode::from_env()?;
         let mut object = aya_obj::Object::parse(bytes).map_err(|e| kernel("object", e))?;
+        let btf = load_object_btf(&mut object);
         let definitions = object.maps.clone();
         let mut created = Vec::with_capacity(definitions.len());
         for (name, definition) in &definitions {
@@ -113,6 +117,7 @@ impl Loaded {
             programs: HashMap::new(),
             mode: chosen,
             chosen: chosen.is_some(),
+            btf,
         })
     }
 
@@ -152,12 +157,47 @@ impl Loaded {
         let function = &self.object.functions[&found.function_key()];
         let license = found.license.clone();
         let instructions = &function.instructions;
+        let btf = if program.uses_callbacks() {
+            let fd = self.btf.as_ref().map_err(|e| {
+                kernel(
+                    "program",
+                    format!("{name} needs the object's BTF, which the kernel refused: {e}"),
+                )
+            })?;
+            Some(FuncBtf {
+                fd: fd.as_fd(),
+                function,
+            })
+        } else {
+            None
+        };
         match program.kind() {
             ProgramKind::Uprobe => {}
             ProgramKind::RawTracepoint => {
                 let kind = bpf_prog_type::BPF_PROG_TYPE_RAW_TRACEPOINT;
-                return prog_load(kind, name, instructions, &license, Attach::NONE, false)
-                    .map_err(|e| refused(kind, name, instructions, &license, Attach::NONE, e));
+                return prog_load(
+                    kind,
+                    name,
+                    instructions,
+                    &license,
+                    Attach::NONE,
+                    None,
+                    false,
+                )
+                .map_err(|e| refused(kind, name, instructions, &license, Attach::NONE, None, e));
+            }
+            ProgramKind::PerfEvent => {
+                let kind = bpf_prog_type::BPF_PROG_TYPE_PERF_EVENT;
+                return prog_load(
+                    kind,
+                    name,
+                    instructions,
+                    &license,
+                    Attach::NONE,
+                    None,
+                    false,
+                )
+                .map_err(|e| refused(kind, name, instructions, &license, Attach::NONE, None, e));
             }
             ProgramKind::FEntry(function) => {
                 let kind = bpf_prog_type::BPF_PROG_TYPE_TRACING;
@@ -165,8 +205,8 @@ impl Loaded {
                     kind: Some(bpf_attach_type::BPF_TRACE_FENTRY),
                     btf_id: kernel_function_id(function)?,
                 };
-                return prog_load(kind, name, instructions, &license, target, false)
-                    .map_err(|e| refused(kind, name, instructions, &license, target, e));
+                return prog_load(kind, name, instructions, &license, target, None, false)
+                    .map_err(|e| refused(kind, name, instructions, &license, target, None, e));
             }
         }
         let kind = bpf_prog_type::BPF_PROG_TYPE_KPROBE;
@@ -177,6 +217,7 @@ impl Loaded {
                 instructions,
                 &license,
                 Attach::to(bpf_attach_type::BPF_TRACE_UPROBE_MULTI),
+                btf,
                 false,
             ) {
                 Ok(fd) => {
@@ -195,17 +236,26 @@ impl Loaded {
                         instructions,
                         &license,
                         Attach::to(bpf_attach_type::BPF_TRACE_UPROBE_MULTI),
+                        btf,
                         e,
                     ));
                 }
             }
         }
-        match prog_load(kind, name, instructions, &license, Attach::NONE, false) {
+        match prog_load(kind, name, instructions, &license, Attach::NONE, btf, false) {
             Ok(fd) => {
                 self.mode = Some(Mode::PerfEvent);
                 Ok(fd)
             }
-            Err(e) => Err(refused(kind, name, instructions, &license, Attach::NONE, e)),
+            Err(e) => Err(refused(
+                kind,
+                name,
+                instructions,
+                &license,
+                Attach::NONE,
+                btf,
+                e,
+            )),
         }
     }
 }
@@ -255,15 +305,55 @@ fn refused(
     instructions: &[aya_obj::generated::bpf_insn],
     license: &CString,
     attach: Attach,
+    btf: Option<FuncBtf<'_>>,
     error: io::Error,
 ) -> LoadError {
-    let log = prog_load(kind, name, instructions, license, attach, true)
+    let log = prog_load(kind, name, instructions, license, attach, btf, true)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
     let tail: Vec<&str> = log.lines().rev().take(8).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
     kernel("program", format!("{name}: {error}\n{}", tail.join("\n")))
+}
+
+/// The object's BTF and a program's function info, for programs with callbacks.
+#[derive(Clone, Copy)]
+struct FuncBtf<'a> {
+    fd: BorrowedFd<'a>,
+    function: &'a aya_obj::Function,
+}
+
+/// Fixes up the object's BTF for this kernel (as aya's loader does) and loads it.
+fn load_object_btf(object: &mut aya_obj::Object) -> Result<OwnedFd, String> {
+    let features = aya::features()
+        .btf()
+        .ok_or("this kernel has no BTF support")?;
+    let btf = object
+        .fixup_and_sanitize_btf(features)
+        .map_err(|e| e.to_string())?
+        .ok_or("the object has no BTF")?;
+    let bytes = btf.to_bytes();
+    let attr = BtfLoadAttr {
+        btf: bytes.as_ptr() as u64,
+        btf_log_buf: 0,
+        btf_size: bytes.len() as u32,
+        btf_log_size: 0,
+        btf_log_level: 0,
+        _pad: 0,
+    };
+    sys::bpf_fd(bpf_cmd::BPF_BTF_LOAD, &attr).map_err(|e| e.to_string())
+}
+
+/// `union bpf_attr` for BPF_BTF_LOAD.
+#[repr(C)]
+struct BtfLoadAttr {
+    btf: u64,
+    btf_log_buf: u64,
+    btf_size: u32,
+    btf_log_size: u32,
+    btf_log_level: u32,
+    _pad: u32,
 }
 
 /// What a program is loaded for: its expected attach type, and for a tracing program the
@@ -331,6 +421,7 @@ fn prog_load(
     instructions: &[aya_obj::generated::bpf_insn],
     license: &CString,
     attach: Attach,
+    btf: Option<FuncBtf<'_>>,
     log: bool,
 ) -> io::Result<OwnedFd> {
     let mut log_buf = if log { vec![0u8; 16 << 20] } else { Vec::new() };
@@ -351,10 +442,10 @@ fn prog_load(
         prog_name,
         prog_ifindex: 0,
         expected_attach_type: attach.kind.map_or(0, |a| a as u32),
-        prog_btf_fd: 0,
-        func_info_rec_size: 0,
-        func_info: 0,
-        func_info_cnt: 0,
+        prog_btf_fd: btf.map_or(0, |b| b.fd.as_raw_fd() as u32),
+        func_info_rec_size: btf.map_or(0, |b| b.function.func_info_rec_size as u32),
+        func_info: btf.map_or(0, |b| b.function.func_info.func_info.as_ptr() as u64),
+        func_info_cnt: btf.map_or(0, |b| b.function.func_info.func_info.len() as u32),
         line_info_rec_size: 0,
         line_info: 0,
         line_info_cnt: 0,

@@ -9,6 +9,7 @@ mod load;
 mod maps;
 mod names;
 pub mod pid_namespace;
+pub mod sampling;
 mod sys;
 mod totals;
 mod trace;
@@ -32,7 +33,7 @@ pub enum Group {
     /// The method entry and return probes of a flow being watched.
     Flow,
 }
-use ustat_common::{ProbeSpec, ProcessKey, maps as map_names};
+use ustat_common::{ExitRecord, ProbeSpec, ProcessKey, maps as map_names};
 
 /// The eBPF object built by `build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ustat"));
@@ -57,9 +58,13 @@ pub enum Program {
     /// Pops it: duration, self time, per-method and per-path totals.
     FlowReturn,
     /// `ustat trace`: reads the values a probe's `TraceConfig` names from the locations its
-    /// spec gives, filters, then prints, counts or notes the call's start.
+    /// spec gives, filters, and sends them with their strings.
     Trace,
-    /// `ustat trace --latency`: times the call `Trace` noted, into a histogram per probe.
+    /// `ustat trace --count`: the same, counted per value in the kernel.
+    TraceCount,
+    /// `ustat trace --latency`, at a function's entry: notes when the thread entered.
+    TraceEntry,
+    /// `ustat trace --latency`, at its return: the call's duration, into a histogram.
     TraceReturn,
     /// On `sched_process_exit`: drops a traced thread's per-thread entries, and records a
     /// traced process's exit in `EXITED` (kernels whose tracepoint tells the last thread).
@@ -69,6 +74,8 @@ pub enum Program {
     /// On entry to `acct_process` (fentry), older kernels: the last thread's part of
     /// `ProcessExit`.
     LastThreadExit,
+    /// On each CPU's clock (a perf event): walks a sampled process's interpreter stack.
+    Sample,
 }
 
 /// What a program attaches to.
@@ -78,6 +85,8 @@ enum ProgramKind {
     RawTracepoint,
     /// Entry of this kernel function.
     FEntry(&'static str),
+    /// A perf event's overflow (the CPU sampler's clock).
+    PerfEvent,
 }
 
 /// Picks the older kernels' exit hook (`acct-process`) on any kernel, for the tests.
@@ -85,9 +94,11 @@ pub const EXIT_HOOK_VARIABLE: &str = "USTAT_EXIT_HOOK";
 
 impl Program {
     /// Every program.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 16] = [
         Self::Record,
         Self::Trace,
+        Self::TraceCount,
+        Self::TraceEntry,
         Self::TraceReturn,
         Self::Count,
         Self::SpanBegin,
@@ -99,6 +110,7 @@ impl Program {
         Self::ProcessExit,
         Self::ThreadExit,
         Self::LastThreadExit,
+        Self::Sample,
     ];
 
     /// The program's function name in the object.
@@ -106,6 +118,8 @@ impl Program {
         match self {
             Self::Record => "record",
             Self::Trace => "trace",
+            Self::TraceCount => "trace_count",
+            Self::TraceEntry => "trace_entry",
             Self::TraceReturn => "trace_return",
             Self::Count => "count",
             Self::SpanBegin => "span_begin",
@@ -117,6 +131,7 @@ impl Program {
             Self::ProcessExit => "process_exit",
             Self::ThreadExit => "thread_exit",
             Self::LastThreadExit => "last_thread_exit",
+            Self::Sample => "sample",
         }
     }
 
@@ -124,8 +139,15 @@ impl Program {
         match self {
             Self::ProcessExit | Self::ThreadExit => ProgramKind::RawTracepoint,
             Self::LastThreadExit => ProgramKind::FEntry("acct_process"),
+            Self::Sample => ProgramKind::PerfEvent,
             _ => ProgramKind::Uprobe,
         }
+    }
+
+    /// Whether it calls `bpf_loop` with a callback of its own: the kernel then needs the
+    /// object's BTF for its functions.
+    fn uses_callbacks(self) -> bool {
+        matches!(self, Self::Trace | Self::TraceCount | Self::TraceEntry)
     }
 
     /// Whether it ends what another program began (a span, a call).
@@ -188,6 +210,10 @@ pub struct Attachment<'a> {
     pub program: Program,
     pub point: &'a ProbePoint,
     pub spec: &'a ProbeSpec,
+    /// Passed to the program in the high 32 bits of the attach cookie (the low 32 are the
+    /// spec's id): `ustat trace` tells its probes apart by it, so the sites of one spec can
+    /// share one spec entry. 0 for programs that do not read it.
+    pub site: u32,
 }
 
 /// Sites of one program in one file, on entry or on return: one `uprobe_multi` link.
@@ -215,6 +241,8 @@ pub struct Tracer {
     exit_hooks: Vec<Link>,
     /// Bumped with every flow filter, so the kernel's cached verdicts go stale.
     flow_generation: u32,
+    /// The CPU sampler's perf event links, one per CPU, while it samples.
+    sample_links: Vec<std::os::fd::OwnedFd>,
 }
 
 impl Drop for Tracer {
@@ -238,6 +266,7 @@ impl Tracer {
             links: Links::default(),
             exit_hooks: Vec::new(),
             flow_generation: 0,
+            sample_links: Vec::new(),
         })
     }
 
@@ -247,8 +276,10 @@ impl Tracer {
         self.loaded.program(program).map(|_| ())
     }
 
-    /// The id of `spec` in the `SPECS` map, adding it if it is new. Identical specs share an id.
-    fn spec_id(&mut self, spec: &ProbeSpec) -> Result<u32, LoadError> {
+    /// The id of `spec`, for a site in the binary `origin`, in the `SPECS` map, adding it if
+    /// it is new. Identical specs of one binary share an id.
+    fn spec_id(&mut self, spec: &ProbeSpec, origin: u32) -> Result<u32, LoadError> {
+        let spec = &ProbeSpec { origin, ..*spec };
         if let Some(&id) = self.specs.get(spec) {
             return Ok(id);
         }
@@ -277,8 +308,9 @@ impl Tracer {
             program,
             point,
             spec,
+            site: 0,
         };
-        match self.attach_all(Group::Main, scope, &[one]).pop() {
+        match self.attach_all(Group::Main, scope, 0, &[one]).pop() {
             Some(error) => Err(error),
             None => Ok(()),
         }
@@ -286,18 +318,20 @@ impl Tracer {
 
     /// Attaches every site in `group` for `scope`; returns the failures, each naming its
     /// probe, file and reason. Where the kernel has `uprobe_multi`, the sites of one program
-    /// in one file share one link.
+    /// in one file share one link. `origin` numbers the runtime binary the sites are in
+    /// (`ProbeSpec::origin`: a process's first hit ties it to it), 0 for none.
     pub fn attach_all(
         &mut self,
         group: Group,
         scope: Scope,
+        origin: u32,
         sites: &[Attachment<'_>],
     ) -> Vec<ProbeAttachError> {
         let mut errors = Vec::new();
         let mut batches: Vec<Batch<'_>> = Vec::new();
         for site in sites {
             let id = match self
-                .spec_id(site.spec)
+                .spec_id(site.spec, origin)
                 .and_then(|id| self.loaded.program(site.program).map(|_| id))
             {
                 Ok(id) => id,
@@ -370,7 +404,7 @@ impl Tracer {
             .iter()
             .map(|(a, _)| a.point.semaphore_offset.unwrap_or(0))
             .collect();
-        let cookies: Vec<u64> = batch.iter().map(|(_, id)| u64::from(*id)).collect();
+        let cookies: Vec<u64> = batch.iter().map(|(a, id)| cookie(a, *id)).collect();
         let fd = self.program_fd(program)?;
         Ok(attach::attach_multi(
             fd,
@@ -390,7 +424,13 @@ impl Tracer {
     ) -> Result<Link, LinkError> {
         let pmu = self.pmu;
         let fd = self.program_fd(program)?;
-        Ok(attach::attach(pmu, fd, site.point, scope, u64::from(*id))?)
+        Ok(attach::attach(
+            pmu,
+            fd,
+            site.point,
+            scope,
+            cookie(site, *id),
+        )?)
     }
 
     fn program_fd(&mut self, program: Program) -> Result<BorrowedFd<'_>, LinkError> {
@@ -430,7 +470,7 @@ impl Tracer {
     }
 
     /// `ustat trace --count`'s counts, summed over CPUs.
-    pub fn trace_counts(&self) -> Result<HashMap<ustat_common::TraceCountKey, u64>, LoadError> {
+    pub fn trace_counts(&self) -> Result<Vec<(ustat_common::TraceCountKey, u64)>, LoadError> {
         trace::counts(&self.loaded)
     }
 
@@ -466,6 +506,7 @@ impl Tracer {
     pub fn detach_all(&mut self) {
         self.links.close_all();
         self.exit_hooks.clear();
+        self.sample_links.clear();
     }
 
     /// The links, for whoever may have to close them when the process must end in a hurry
@@ -557,8 +598,9 @@ impl Tracer {
         !self.exit_hooks.is_empty()
     }
 
-    /// The processes that exited since the last call: their counts are final now.
-    pub fn exited(&mut self) -> Result<HashSet<ProcessKey>, LoadError> {
+    /// The processes that exited since the last call, with what identifies them: their
+    /// counts are final now.
+    pub fn exited(&mut self) -> Result<HashMap<ProcessKey, ExitRecord>, LoadError> {
         totals::take_exited(&mut self.loaded)
     }
 
@@ -572,6 +614,11 @@ impl Tracer {
     pub fn forget_dead_processes(&mut self, alive: impl Fn(u32) -> bool) -> Result<(), LoadError> {
         totals::forget_dead_processes(&mut self.loaded, alive)
     }
+}
+
+/// The attach cookie of a site: its spec's id, and its `site` number above it.
+fn cookie(site: &Attachment<'_>, spec_id: u32) -> u64 {
+    u64::from(spec_id) | u64::from(site.site) << 32
 }
 
 fn load_failure(site: &Attachment<'_>, e: LoadError) -> ProbeAttachError {
@@ -608,9 +655,11 @@ mod tests {
         const KERNEL_ONLY: &[&str] = &[
             "EMPTY_SPANS",
             "EMPTY_STACK",
+            "SAMPLE_SCRATCH",
             "TRACE_SCRATCH",
             "FILTER_SCRATCH",
             "VALUES_SCRATCH",
+            "COUNT_SCRATCH",
         ];
         let named: BTreeSet<&str> = map_names::ALL.iter().chain(KERNEL_ONLY).copied().collect();
         assert_eq!(

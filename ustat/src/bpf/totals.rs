@@ -4,14 +4,14 @@ use std::collections::{HashMap, HashSet};
 
 use aya::Pod;
 use ustat_common::{
-    CountKey, CountValue, HistKey, KeyedKey, OfProcess, ProcessEntry, ProcessKey, SpanStack,
-    SpanThreadKey, SpanTotals, lost, maps,
+    CountKey, CountValue, ExitRecord, HistKey, KeyedKey, OfProcess, ProcessEntry, ProcessKey,
+    SpanStack, SpanThreadKey, SpanTotals, lost, maps,
 };
 
 use super::{
     LoadError,
     load::Loaded,
-    maps::{keys, per_cpu_sum, read_per_cpu, remove_per_cpu_where, remove_where},
+    maps::{hash_map, keys, per_cpu_sum, read_per_cpu, remove_per_cpu_where, remove_where},
 };
 
 /// Cumulative totals since attach, per key.
@@ -62,7 +62,8 @@ pub struct Lost {
     pub too_deep: u64,
     pub bad_values: u64,
     /// Processes that hit probes and exited before ustat listed them (between two looks at
-    /// the host), so they have no row.
+    /// the host) and whose runtime it could not tell (their first hit was in no binary it
+    /// numbered, or not in a selected runtime), so they have no row.
     pub unlisted_processes: u64,
     /// Their events (hits, spans, keyed hits), counted in the kernel but in no row.
     pub unlisted_events: u64,
@@ -118,11 +119,16 @@ pub(super) fn forget_processes(
     super::flow::forget_processes(ebpf, gone)
 }
 
-/// Takes the exits the hook recorded: lists `EXITED` and deletes what it listed (an exit
+/// Takes the exits the hook recorded: reads `EXITED` and deletes what it read (an exit
 /// recorded meanwhile stays for the next call).
-pub(super) fn take_exited(ebpf: &mut Loaded) -> Result<HashSet<ProcessKey>, LoadError> {
-    let taken = remove_where::<ProcessKey, u64>(ebpf, maps::EXITED, |_| true)?;
-    Ok(taken.into_iter().collect())
+pub(super) fn take_exited(ebpf: &mut Loaded) -> Result<HashMap<ProcessKey, ExitRecord>, LoadError> {
+    let mut map = hash_map::<ProcessKey, ExitRecord>(ebpf, maps::EXITED)?;
+    let taken: HashMap<ProcessKey, ExitRecord> = map.iter().filter_map(Result::ok).collect();
+    for key in taken.keys() {
+        // Deleted meanwhile: gone either way.
+        let _ = map.remove(key);
+    }
+    Ok(taken)
 }
 
 pub(super) fn forget_dead_processes(
@@ -154,9 +160,13 @@ pub(super) fn sizes(ebpf: &Loaded) -> Result<MapSizes, LoadError> {
     let hist = per_cpu_keys::<HistKey, u64>(ebpf, maps::SPAN_HIST)?;
     let keyed = per_cpu_keys::<KeyedKey, CountValue>(ebpf, maps::KEYED)?;
     let procs = keys::<u32, ProcessEntry>(ebpf, maps::PROCS)?;
-    let exited = keys::<ProcessKey, u64>(ebpf, maps::EXITED)?;
+    let exited = keys::<ProcessKey, ExitRecord>(ebpf, maps::EXITED)?;
     let open_spans = keys::<SpanThreadKey, SpanStack>(ebpf, maps::OPEN_SPANS)?;
+    let sample_targets = keys::<u32, ustat_common::SampleTarget>(ebpf, maps::SAMPLE_TARGETS)?;
+    let sample_stacks = per_cpu_keys::<ustat_common::SampleKey, u64>(ebpf, maps::SAMPLE_STACKS)?;
     let mut pids = std::collections::BTreeSet::new();
+    pids.extend(sample_targets.iter().copied());
+    pids.extend(sample_stacks.iter().map(|k| k.pid));
     pids.extend(counts.iter().chain(&spans).map(|k| k.pid));
     pids.extend(hist.iter().map(|k| k.pid));
     pids.extend(keyed.iter().map(|k| k.pid));
@@ -171,6 +181,8 @@ pub(super) fn sizes(ebpf: &Loaded) -> Result<MapSizes, LoadError> {
             (maps::PROCS, procs.len()),
             (maps::EXITED, exited.len()),
             (maps::OPEN_SPANS, open_spans.len()),
+            (maps::SAMPLE_TARGETS, sample_targets.len()),
+            (maps::SAMPLE_STACKS, sample_stacks.len()),
         ],
         pids,
     })

@@ -30,8 +30,12 @@ pub(super) fn set_config(
     })
 }
 
-pub(super) fn counts(ebpf: &Loaded) -> Result<HashMap<TraceCountKey, u64>, LoadError> {
-    read_per_cpu(ebpf, maps::TRACE_COUNTS, |t: &mut u64, v: &u64| *t += v)
+pub(super) fn counts(ebpf: &Loaded) -> Result<Vec<(TraceCountKey, u64)>, LoadError> {
+    Ok(
+        read_per_cpu(ebpf, maps::TRACE_COUNTS, |t: &mut u64, v: &u64| *t += v)?
+            .into_iter()
+            .collect(),
+    )
 }
 
 pub(super) fn latencies(ebpf: &Loaded) -> Result<Latencies, LoadError> {

@@ -42,6 +42,7 @@ pub fn start(args: &WatchArgs) -> anyhow::Result<(KernelSource, u32)> {
         top: stats::TOP,
         method_times: false,
         with: args.on_demand(),
+        sample_hz: 0,
     })?;
     source.watch_flow(pid)?;
     let class = args.class.as_deref().unwrap_or("");

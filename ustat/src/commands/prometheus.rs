@@ -84,7 +84,12 @@ fn poll_loop(
     address: SocketAddr,
 ) -> anyhow::Result<()> {
     let method_top = usize::from(args.prometheus_methods);
-    let mut source = KernelSource::start(args.source_options(method_top))?;
+    // No metric reads sampled stacks (yet): the sampler would cost without showing.
+    let options = crate::source::Options {
+        sample_hz: 0,
+        ..args.source_options(method_top)
+    };
+    let mut source = KernelSource::start(options)?;
     eprintln!(
         "ustat: tracing {} runtime processes{}; metrics at http://{address}/metrics every {:.3} s; Ctrl-C to stop",
         source.traced(),

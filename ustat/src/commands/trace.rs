@@ -16,6 +16,11 @@ use crate::{
     exit::UsageError,
     sanitize,
     target::{self, NewMappings, ProbedBinary, Target},
+    trace::{
+        location::UsdtSite,
+        output::{self, Printed},
+        plan,
+    },
     usdt::Probe,
 };
 
@@ -24,6 +29,21 @@ struct TracedSite {
     probe: String,
     signed: Vec<bool>,
 }
+
+/// What the trace has planned so far; grows when a watched process maps new probes.
+#[derive(Default)]
+struct Traced {
+    /// Sites read by the `record` program, each given its index here as its tag.
+    sites: Vec<TracedSite>,
+    /// Probes whose strings ustat knows print them (through the `trace` program), each with
+    /// its id (an index here) in the high half of its sites' cookies.
+    with_strings: Vec<Printed>,
+    /// The `TraceConfig`s of those probes, each written once, by index.
+    configs: Vec<ustat_common::TraceConfig>,
+}
+
+/// A site to attach: its probe's name, where, what to read, the program and its probe id.
+type PlannedSite = (String, ProbePoint, ProbeSpec, Program, u32);
 
 pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let first = args.items.first().map(String::as_str).unwrap_or_default();
@@ -93,9 +113,9 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     };
     let started = std::time::Instant::now();
     let mut tracer = Tracer::load()?;
-    let mut sites = Vec::new();
-    let planned = plan(selected, &mut sites);
-    attach(&mut tracer, &scopes, &planned)?;
+    let mut traced = Traced::default();
+    let planned = plan(selected, &mut traced);
+    attach(&mut tracer, &scopes, &traced, &planned)?;
     match (&target, tracer.attached()) {
         (Target::Pid(pid), 0) => eprintln!(
             "ustat: tracing 0 probe sites, waiting for process {pid} to map a binary with matching probes; Ctrl-C to stop"
@@ -103,7 +123,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
         (_, 0) => anyhow::bail!("none of the selected probe sites can be traced"),
         _ => eprintln!(
             "ustat: tracing {} probe sites ({} attachments through {}, attached in {} ms); Ctrl-C to stop",
-            sites.len(),
+            planned.len(),
             tracer.attached(),
             tracer.attached_through(),
             started.elapsed().as_millis()
@@ -118,7 +138,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
         patterns: probes,
         tracer: &mut tracer,
     });
-    let result = runtime.block_on(print_events(events, &mut sites, args.max_events, watch));
+    let result = runtime.block_on(print_events(events, &mut traced, args.max_events, watch));
     let dropped = tracer.lost()?.ring_full;
     if dropped > 0 {
         eprintln!("ustat: {dropped} events were dropped: the ring buffer was full");
@@ -126,14 +146,14 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     result
 }
 
-/// The sites of the selected probes, each given its index in `sites` as its tag.
-fn plan(
-    selected: Vec<(&ProbedBinary, &Probe)>,
-    sites: &mut Vec<TracedSite>,
-) -> Vec<(String, ProbePoint, ProbeSpec)> {
+/// The sites of the selected probes: known probes through the `trace` program, with their
+/// strings; the others through `record`.
+fn plan(selected: Vec<(&ProbedBinary, &Probe)>, traced: &mut Traced) -> Vec<PlannedSite> {
     let mut planned = Vec::new();
     for (binary, probe) in selected {
         let probe_name = sanitize::text(&probe.full_name());
+        let known = crate::trace::known::spec_for(&probe.provider, &probe.name);
+        let known_id = traced.with_strings.len() as u32;
         for site in &probe.sites {
             let target = match &site.target {
                 Ok(target) => target,
@@ -146,18 +166,45 @@ fn plan(
                     continue;
                 }
             };
-            let spec = target.probe_spec(sites.len() as u32);
-            sites.push(TracedSite {
-                probe: probe_name.clone(),
-                signed: target.signed.clone(),
-            });
             let point = ProbePoint {
                 binary: std::sync::Arc::clone(&binary.binary),
                 offset: target.offset,
                 semaphore_offset: target.semaphore_offset,
                 retprobe: false,
             };
-            planned.push((probe_name.clone(), point, spec));
+            let convention = UsdtSite {
+                probe: &probe_name,
+                args: &target.args,
+            };
+            let compiled = known
+                .as_ref()
+                .and_then(|spec| plan::compile(spec, plan::Mode::Print, &convention, &[]).ok());
+            if let (Some(spec), Some(compiled)) = (&known, compiled) {
+                if traced.with_strings.len() as u32 == known_id {
+                    traced.with_strings.push(Printed {
+                        name: probe_name.clone(),
+                        format: spec.format.clone(),
+                        fields: compiled.fields.clone(),
+                    });
+                }
+                let configs = &mut traced.configs;
+                let config = match configs.iter().position(|c| *c == compiled.config) {
+                    Some(i) => i,
+                    None => {
+                        configs.push(compiled.config);
+                        configs.len() - 1
+                    }
+                };
+                let spec = compiled.probe_spec(config as u32);
+                planned.push((probe_name.clone(), point, spec, Program::Trace, known_id));
+                continue;
+            }
+            let spec = target.probe_spec(traced.sites.len() as u32);
+            traced.sites.push(TracedSite {
+                probe: probe_name.clone(),
+                signed: target.signed.clone(),
+            });
+            planned.push((probe_name.clone(), point, spec, Program::Record, 0));
         }
     }
     planned
@@ -166,21 +213,27 @@ fn plan(
 fn attach(
     tracer: &mut Tracer,
     scopes: &[Scope],
-    planned: &[(String, ProbePoint, ProbeSpec)],
+    traced: &Traced,
+    planned: &[PlannedSite],
 ) -> anyhow::Result<()> {
+    // Written again when more are planned: the same index always holds the same config.
+    for (id, config) in traced.configs.iter().enumerate() {
+        tracer.set_trace_config(id as u32, config)?;
+    }
     let attachments: Vec<Attachment<'_>> = planned
         .iter()
-        .map(|(probe, point, spec)| Attachment {
+        .map(|(probe, point, spec, program, site)| Attachment {
             probe,
-            program: Program::Record,
+            program: *program,
             point,
             spec,
+            site: *site,
         })
         .collect();
     for &scope in scopes {
         // The first failure ends the trace: a trace that silently misses sites would mislead.
         if let Some(error) = tracer
-            .attach_all(Group::Main, scope, &attachments)
+            .attach_all(Group::Main, scope, 0, &attachments)
             .into_iter()
             .next()
         {
@@ -199,7 +252,7 @@ struct Watch<'a> {
 
 impl Watch<'_> {
     /// Attaches the matching probes of the files mapped since the last look.
-    fn poll(&mut self, sites: &mut Vec<TracedSite>) -> anyhow::Result<()> {
+    fn poll(&mut self, traced: &mut Traced) -> anyhow::Result<()> {
         let probed = match self.mappings.poll() {
             Ok(probed) => probed,
             // The process is gone: nothing more will appear.
@@ -213,13 +266,12 @@ impl Watch<'_> {
             if selected.is_empty() {
                 continue;
             }
-            let before = sites.len();
-            let planned = plan(selected, sites);
+            let planned = plan(selected, traced);
             let pid = self.mappings.pid();
-            attach(self.tracer, &[Scope::Process(pid)], &planned)?;
+            attach(self.tracer, &[Scope::Process(pid)], traced, &planned)?;
             eprintln!(
                 "ustat: tracing {} more probe sites in {} (mapped by process {pid} after the trace started)",
-                sites.len() - before,
+                planned.len(),
                 sanitize::text(&binary.path.display().to_string())
             );
         }
@@ -313,7 +365,7 @@ fn glob(pattern: &str, text: &str) -> bool {
 
 async fn print_events(
     events: RingBuf<MapData>,
-    sites: &mut Vec<TracedSite>,
+    traced: &mut Traced,
     max_events: Option<u64>,
     mut watch: Option<Watch<'_>>,
 ) -> anyhow::Result<()> {
@@ -336,7 +388,7 @@ async fn print_events(
                     let mut guard = ready?;
                     let ring = guard.get_inner_mut();
                     while let Some(item) = ring.next() {
-                        if let Some(line) = format_event(&item, sites) {
+                        if let Some(line) = format_event(&item, &traced.sites, &traced.with_strings) {
                             writeln!(out, "{line}")?;
                             printed += 1;
                             if max_events.is_some_and(|max| printed >= max) {
@@ -349,7 +401,7 @@ async fn print_events(
                 }
                 _ = look.tick(), if watch.is_some() => {
                     if let Some(watch) = watch.as_mut() {
-                        watch.poll(sites)?;
+                        watch.poll(traced)?;
                     }
                 }
                 _ = interrupt.recv() => return Ok(out.flush()?),
@@ -371,9 +423,19 @@ async fn print_events(
     }
 }
 
-fn format_event(bytes: &[u8], sites: &[TracedSite]) -> Option<String> {
-    let Ok(Event::Args(event)) = Event::decode(bytes) else {
-        return None;
+fn format_event(bytes: &[u8], sites: &[TracedSite], with_strings: &[Printed]) -> Option<String> {
+    let event = match Event::decode(bytes) {
+        Ok(Event::Args(event)) => event,
+        Ok(Event::Trace(event)) => {
+            let printed = with_strings.get(event.probe as usize)?;
+            let (values, _) = output::values(&event, printed);
+            let header = event.header;
+            return Some(format!(
+                "{} {} {} {} {values}",
+                header.ts_ns, header.pid, header.tid, printed.name
+            ));
+        }
+        _ => return None,
     };
     let header = event.header;
     let site = sites.get(event.tag as usize)?;

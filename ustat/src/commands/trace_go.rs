@@ -19,7 +19,7 @@ use crate::{
     },
 };
 
-use super::trace_specs::{Planned, Probe, probe};
+use super::trace_specs::{Configs, Planned, Probe, probe, program};
 
 /// Whether `binary` is a Go program (its `.go.buildinfo`); `Ok(None)` when it is not.
 pub fn recognise(binary: &Binary) -> anyhow::Result<Option<GoBinary>> {
@@ -53,6 +53,14 @@ fn matching(names: Vec<String>, pattern: &str) -> Vec<String> {
     found
 }
 
+/// Where planning puts what it finds: the probes, their configs and their sites (the state of
+/// `trace_specs`'s planning).
+pub struct Plans<'a> {
+    pub probes: &'a mut Vec<Probe>,
+    pub configs: &'a mut Configs,
+    pub planned: &'a mut Vec<Planned>,
+}
+
 /// Plans `spec` on the Go functions `pattern` matches in `binary`.
 pub fn plan(
     spec: &Spec,
@@ -60,9 +68,13 @@ pub fn plan(
     binary: &Arc<Binary>,
     go: &GoBinary,
     pattern: &str,
-    probes: &mut Vec<Probe>,
-    planned: &mut Vec<Planned>,
+    out: Plans<'_>,
 ) -> anyhow::Result<()> {
+    let Plans {
+        probes,
+        configs,
+        planned,
+    } = out;
     let shown = sanitize::text(&binary.shown().display().to_string());
     let timed = mode == Mode::Latency;
     let at_return = spec.kind == Kind::Return && !timed;
@@ -114,7 +126,12 @@ pub fn plan(
                 });
             return Err(UsageError(go_trace::inlined_only(callees, &function).to_string()).into());
         }
-        plan_function(spec, mode, binary, &elf, &function, probes, planned)?;
+        let out = Plans {
+            probes: &mut *probes,
+            configs: &mut *configs,
+            planned: &mut *planned,
+        };
+        plan_function(spec, mode, binary, &elf, &function, out)?;
     }
     if !any {
         return Err(ResolveError::NoFunction {
@@ -126,23 +143,19 @@ pub fn plan(
     Ok(())
 }
 
-/// The program at a Go function's entry, its inline copies and (for `r:`) its RETs, for
-/// `mode`. Here one program does every mode (`trace` reads the probe's `TraceConfig::mode`);
-/// where the kernel side has a program per mode (trace-c's later `trace`, `trace_count`,
-/// `trace_entry`), this is its `trace_specs::program(mode)`.
-fn entry_program(_mode: Mode) -> Program {
-    Program::Trace
-}
-
 fn plan_function<'d>(
     spec: &Spec,
     mode: Mode,
     binary: &Arc<Binary>,
     elf: &crate::elf::Elf<'d, &'d crate::elf::FileData<'d>>,
     function: &GoFunction,
-    probes: &mut Vec<Probe>,
-    planned: &mut Vec<Planned>,
+    out: Plans<'_>,
 ) -> anyhow::Result<()> {
+    let Plans {
+        probes,
+        configs,
+        planned,
+    } = out;
     let name = sanitize::text(&function.name);
     let id = probes.len() as u32;
     let invalid = |e: plan::CompileError| {
@@ -162,12 +175,15 @@ fn plan_function<'d>(
     };
     let timed = mode == Mode::Latency;
     let mut first: Option<Compiled> = None;
-    let mut add = |compiled: Compiled, program: Program, offset: u64| {
+    let mut add = |mut compiled: Compiled, program: Program, offset: u64| {
+        // Go calls are matched to their returns by goroutine, wherever they resume.
+        compiled.config.by_goroutine = 1;
         planned.push(Planned {
             probe_name: name.clone(),
             program,
             point: point(offset),
-            spec: compiled.probe_spec(id),
+            spec: compiled.probe_spec(configs.id(&compiled.config)),
+            probe: id,
         });
         first.get_or_insert(compiled);
     };
@@ -188,7 +204,7 @@ fn plan_function<'d>(
         };
         let compiled = plan::compile(spec, mode, &abi, &[]).map_err(invalid)?;
         for &ret in &function.returns {
-            add(compiled.clone(), entry_program(mode), offset_of(ret)?);
+            add(compiled.clone(), program(mode), offset_of(ret)?);
         }
     } else {
         // The entry: the function's own code, and the copies inlined elsewhere (a call
@@ -199,7 +215,7 @@ fn plan_function<'d>(
                 point: GoPoint::Entry,
             };
             let compiled = plan::compile(spec, mode, &abi, &[]).map_err(invalid)?;
-            add(compiled.clone(), entry_program(mode), offset_of(start)?);
+            add(compiled.clone(), program(mode), offset_of(start)?);
             if timed {
                 for &ret in &function.returns {
                     add(compiled.clone(), Program::TraceReturn, offset_of(ret)?);
@@ -213,7 +229,7 @@ fn plan_function<'d>(
                     point: GoPoint::Inlined(site),
                 };
                 match plan::compile(spec, mode, &abi, &[]) {
-                    Ok(compiled) => add(compiled, entry_program(mode), offset_of(site.entry)?),
+                    Ok(compiled) => add(compiled, program(mode), offset_of(site.entry)?),
                     Err(e) => eprintln!(
                         "ustat: skipping the copy of {name} inlined into {} at {:#x}: {}",
                         sanitize::text(&site.caller),
@@ -224,15 +240,13 @@ fn plan_function<'d>(
             }
         }
     }
-    let Some(mut compiled) = first else {
+    let Some(compiled) = first else {
         return Err(UsageError(format!(
             "{name}: none of its sites can be traced with `{}`",
             sanitize::text(&spec.text)
         ))
         .into());
     };
-    // Go calls are matched to their returns by goroutine, wherever they resume.
-    compiled.config.by_goroutine = 1;
     probes.push(probe(spec, name, &compiled));
     Ok(())
 }

@@ -2,7 +2,6 @@
 //! counted or timed in the kernel (see `crate::trace`).
 
 use std::{
-    collections::HashMap,
     io::{self, BufWriter, Write as _},
     sync::Arc,
     time::{Duration, Instant, SystemTime},
@@ -13,7 +12,7 @@ use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
 };
-use ustat_common::{ProbeSpec, TraceConfig, TraceCountKey, TraceEvent, event_kind};
+use ustat_common::{ProbeSpec, TraceConfig, TraceEvent};
 
 use crate::{
     binary::Binary,
@@ -31,12 +30,27 @@ use crate::{
     usdt,
 };
 
-/// One probe: a function a spec matched, or a USDT probe; its id is its index.
+/// One probe: a function a spec matched, or a USDT probe; its id (the high half of its
+/// sites' attach cookies) is its index.
 pub(super) struct Probe {
     printed: Printed,
-    config: TraceConfig,
-    /// Whether its fields are all plain values (a `--count` key's text needs no event).
-    has_strings: bool,
+}
+
+/// The distinct `TraceConfig`s, each written once; a spec's sites name theirs by index (the
+/// `tag` of their `ProbeSpec`).
+#[derive(Default)]
+pub(super) struct Configs(Vec<TraceConfig>);
+
+impl Configs {
+    pub(super) fn id(&mut self, config: &TraceConfig) -> u32 {
+        match self.0.iter().position(|c| c == config) {
+            Some(i) => i as u32,
+            None => {
+                self.0.push(*config);
+                (self.0.len() - 1) as u32
+            }
+        }
+    }
 }
 
 /// A site to attach.
@@ -45,6 +59,8 @@ pub(super) struct Planned {
     pub(super) program: Program,
     pub(super) point: ProbePoint,
     pub(super) spec: ProbeSpec,
+    /// The probe's id.
+    pub(super) probe: u32,
 }
 
 pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
@@ -86,21 +102,29 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
         }
     }
     let started = Instant::now();
+    let cpu_started = cpu_time();
     let mut skipped = Vec::new();
     let mut probes: Vec<Probe> = Vec::new();
     let mut planned: Vec<Planned> = Vec::new();
+    let mut configs = Configs::default();
     for spec in &specs {
         let binaries = resolve::binaries(&spec.binary, &args.pid, &spec.text, &mut skipped)?;
         for binary in binaries {
-            plan_spec(spec, mode, &binary, &mut probes, &mut planned)?;
+            plan_spec(spec, mode, &binary, &mut probes, &mut configs, &mut planned)?;
         }
     }
     for line in &skipped {
         eprintln!("ustat: {line}");
     }
+    let planning = started.elapsed();
+    let cpu_planning = cpu_time().saturating_sub(cpu_started);
+    let loading = Instant::now();
     let mut tracer = Tracer::load()?;
-    for (id, probe) in probes.iter().enumerate() {
-        tracer.set_trace_config(id as u32, &probe.config)?;
+    let loading = loading.elapsed();
+    let attaching = Instant::now();
+    let cpu_attaching = cpu_time();
+    for (id, config) in configs.0.iter().enumerate() {
+        tracer.set_trace_config(id as u32, config)?;
     }
     let scopes: Vec<Scope> = if args.pid.is_empty() {
         vec![Scope::AllProcesses]
@@ -114,24 +138,34 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
             program: p.program,
             point: &p.point,
             spec: &p.spec,
+            site: p.probe,
         })
         .collect();
     for &scope in &scopes {
         if let Some(error) = tracer
-            .attach_all(Group::Main, scope, &attachments)
+            .attach_all(Group::Main, scope, 0, &attachments)
             .into_iter()
             .next()
         {
             return Err(error.into());
         }
     }
+    // Planning (finding the functions and sites) and attaching (programs, configs, links)
+    // grow with what is traced; creating the kernel maps is the same for any trace. The CPU
+    // time is ustat's own work in both (the verifier's included), whatever else the host runs.
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let cpu = cpu_planning + cpu_time().saturating_sub(cpu_attaching);
     eprintln!(
-        "ustat: tracing {} probes at {} sites ({} attachments through {}, attached in {} ms); Ctrl-C to stop",
+        "ustat: tracing {} probes at {} sites ({} attachments through {}, attached in {:.1} ms: planning {:.1} ms, attaching {:.1} ms, {:.1} ms of it on ustat's CPU; and {:.1} ms creating the kernel maps); Ctrl-C to stop",
         probes.len(),
         planned.len(),
         tracer.attached(),
         tracer.attached_through(),
-        started.elapsed().as_millis()
+        ms(planning) + ms(attaching.elapsed()),
+        ms(planning),
+        ms(attaching.elapsed()),
+        ms(cpu),
+        ms(loading),
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -142,7 +176,6 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
         json: args.json,
         mode,
         clock: Clock::now(),
-        key_texts: HashMap::new(),
         printed: 0,
         max_events: args.max_events,
     };
@@ -169,6 +202,7 @@ fn plan_spec(
     mode: Mode,
     binary: &Arc<Binary>,
     probes: &mut Vec<Probe>,
+    configs: &mut Configs,
     planned: &mut Vec<Planned>,
 ) -> anyhow::Result<()> {
     let invalid =
@@ -177,10 +211,16 @@ fn plan_spec(
         Point::Function(pattern) => {
             // Go: its own ABI, returns at RET instructions, never a uretprobe.
             if let Some(go) = super::trace_go::recognise(binary)? {
-                return super::trace_go::plan(spec, mode, binary, &go, pattern, probes, planned);
+                let out = super::trace_go::Plans {
+                    probes,
+                    configs,
+                    planned,
+                };
+                return super::trace_go::plan(spec, mode, binary, &go, pattern, out);
             }
             let at_return = spec.kind == Kind::Return && mode != Mode::Latency;
             let compiled = plan::compile(spec, mode, &SysV { at_return }, &[]).map_err(invalid)?;
+            let site_spec = compiled.probe_spec(configs.id(&compiled.config));
             for function in resolve::functions(binary, pattern)? {
                 let id = probes.len() as u32;
                 let name = sanitize::text(&function.name);
@@ -192,16 +232,18 @@ fn plan_spec(
                 };
                 planned.push(Planned {
                     probe_name: name.clone(),
-                    program: Program::Trace,
+                    program: program(mode),
                     point: point(at_return),
-                    spec: compiled.probe_spec(id),
+                    spec: site_spec,
+                    probe: id,
                 });
                 if mode == Mode::Latency {
                     planned.push(Planned {
                         probe_name: name.clone(),
                         program: Program::TraceReturn,
                         point: point(true),
-                        spec: compiled.probe_spec(id),
+                        spec: site_spec,
+                        probe: id,
                     });
                 }
                 probes.push(probe(spec, name, &compiled));
@@ -255,14 +297,15 @@ fn plan_spec(
                         plan::compile(spec, mode, &convention, &defaults).map_err(invalid)?;
                     planned.push(Planned {
                         probe_name: probe_name.clone(),
-                        program: Program::Trace,
+                        program: program(mode),
                         point: ProbePoint {
                             binary: Arc::clone(binary),
                             offset: target.offset,
                             semaphore_offset: target.semaphore_offset,
                             retprobe: false,
                         },
-                        spec: compiled.probe_spec(id),
+                        spec: compiled.probe_spec(configs.id(&compiled.config)),
+                        probe: id,
                     });
                     first.get_or_insert(compiled);
                 }
@@ -275,6 +318,15 @@ fn plan_spec(
     Ok(())
 }
 
+/// The program that does `mode`'s work at a probe.
+pub(super) fn program(mode: Mode) -> Program {
+    match mode {
+        Mode::Print => Program::Trace,
+        Mode::Count => Program::TraceCount,
+        Mode::Latency => Program::TraceEntry,
+    }
+}
+
 pub(super) fn probe(spec: &Spec, name: String, compiled: &Compiled) -> Probe {
     Probe {
         printed: Printed {
@@ -282,8 +334,6 @@ pub(super) fn probe(spec: &Spec, name: String, compiled: &Compiled) -> Probe {
             format: spec.format.clone(),
             fields: compiled.fields.clone(),
         },
-        config: compiled.config,
-        has_strings: compiled.fields.iter().any(|f| f.string.is_some()),
     }
 }
 
@@ -324,8 +374,6 @@ struct Session<'a> {
     json: bool,
     mode: Mode,
     clock: Clock,
-    /// `--count`: the text of each key whose strings the kernel sent.
-    key_texts: HashMap<TraceCountKey, String>,
     printed: u64,
     max_events: Option<u64>,
 }
@@ -373,7 +421,7 @@ impl Session<'_> {
                         out.flush()?;
                     }
                     _ = liveness.tick(), if !pids.is_empty() => {
-                        if pids.iter().all(|&pid| !process::exists(pid)) {
+                        if pids.iter().all(|&pid| !still_running(pid)) {
                             // The last hits may still be in the ring buffer.
                             let ring = events.get_mut();
                             while let Some(item) = ring.next() {
@@ -426,16 +474,6 @@ impl Session<'_> {
         let Some(probe) = self.probes.get(event.probe as usize) else {
             return Ok(false);
         };
-        if event.header.kind == event_kind::TRACE_KEY {
-            let key = TraceCountKey {
-                probe: event.probe,
-                _pad: 0,
-                values: event.values,
-            };
-            let (text, _) = output::values(&event, &probe.printed);
-            self.key_texts.insert(key, text);
-            return Ok(false);
-        }
         if self.mode != Mode::Print {
             return Ok(false);
         }
@@ -463,16 +501,14 @@ impl Session<'_> {
             let Some(probe) = self.probes.get(key.probe as usize) else {
                 continue;
             };
-            let text = match self.key_texts.get(&key) {
-                Some(text) => text.clone(),
-                None if !probe.has_strings => {
-                    // Plain values: the key holds them all.
-                    let mut event = empty_event();
-                    event.values = key.values;
-                    output::values(&event, &probe.printed).0
-                }
-                None => "(text not received: the ring buffer was full)".into(),
-            };
+            // The key holds the values and the strings' bytes: it is the event's text.
+            let mut event = empty_event();
+            event.failed = key.failed;
+            event.truncated = key.truncated;
+            event.values = key.values;
+            event.lens = key.lens;
+            event.strings = key.strings;
+            let text = output::values(&event, &probe.printed).0;
             rows.push((count, &probe.printed.name, text));
         }
         rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| (a.1, &a.2).cmp(&(b.1, &b.2))));
@@ -552,4 +588,32 @@ fn empty_event() -> TraceEvent {
         comm: [0; 16],
         strings: [[0; ustat_common::TRACE_STR_LEN]; ustat_common::TRACE_STRINGS],
     }
+}
+
+/// Whether `pid` still runs: a zombie (exited, not yet reaped by its parent) hits no probe.
+fn still_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may hold anything.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
+}
+
+/// The CPU time ustat has used so far, in user and kernel mode (the verifier runs in ustat's
+/// system calls).
+fn cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes the rusage it is given.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } != 0 {
+        return Duration::ZERO;
+    }
+    // SAFETY: initialised by the successful call above (and zeroed before).
+    let usage = unsafe { usage.assume_init() };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }

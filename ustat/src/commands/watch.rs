@@ -1,6 +1,7 @@
 //! `ustat [-p PID,...] [--csv [FILE]]`: the dashboard, or CSV rows every interval.
 
 use std::{
+    fs::File,
     io::{self, Write},
     path::Path,
     time::{Duration, Instant},
@@ -9,6 +10,8 @@ use std::{
 use crate::{
     cli::WatchArgs,
     export::{self, CsvWriter, MethodsCsvWriter},
+    samples::{self, FoldedStacks},
+    samples_csv::SamplesCsvWriter,
     signals::StopFlag,
     snapshot::Source,
     source::{KernelSource, Options, Selection},
@@ -28,6 +31,7 @@ impl WatchArgs {
             top,
             method_times: self.methods.is_some(),
             with: self.on_demand(),
+            sample_hz: self.sample_hz,
         }
     }
 
@@ -48,8 +52,52 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     match &args.csv {
         _ if args.flow => super::flow::run(args),
         Some(path) => run_csv(args, path),
+        None if args.folded.is_some() => Err(crate::message::UsageError(
+            "--folded writes the call tree with --flow, or the sampled stacks with --csv: give one of them"
+                .into(),
+        )
+        .into()),
         None => super::dashboard::run(args),
     }
+}
+
+/// The files beside the main CSV: `--methods`, `--samples`, and the sampled stacks that
+/// `--folded` writes at the end.
+pub struct Extras<'a, M: Write, S: Write> {
+    pub methods: Option<&'a mut MethodsCsvWriter<M>>,
+    pub samples: Option<&'a mut SamplesCsvWriter<S>>,
+    pub folded: Option<&'a mut FoldedStacks>,
+}
+
+impl<M: Write, S: Write> Extras<'_, M, S> {
+    fn write(&mut self, snapshot: &crate::snapshot::Snapshot) -> io::Result<()> {
+        if let Some(methods) = &mut self.methods {
+            methods.write(snapshot)?;
+        }
+        if let Some(samples) = &mut self.samples {
+            samples.write(snapshot)?;
+        }
+        if let Some(folded) = &mut self.folded {
+            for process in &snapshot.processes {
+                if let Some(sampled) = &process.sampled {
+                    folded.add(
+                        &samples::process_label(process.pid, &process.command),
+                        sampled,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes folded stacks to `file`, a line each.
+fn write_folded(file: File, folded: &FoldedStacks) -> io::Result<()> {
+    let mut out = io::BufWriter::new(file);
+    for line in folded.lines() {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
 }
 
 fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
@@ -64,6 +112,15 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
         Some(path) => Some(MethodsCsvWriter::new(export::create_new(path)?)?),
         None => None,
     };
+    let mut samples = match &args.samples {
+        Some(path) => Some(SamplesCsvWriter::new(export::create_new(path)?)?),
+        None => None,
+    };
+    let folded_file = match &args.folded {
+        Some(path) => Some(export::create_new(path)?),
+        None => None,
+    };
+    let mut folded = FoldedStacks::new();
     let stop = StopFlag::install()?;
     // The methods file has every method; the main file needs no top lists at all.
     let top = if methods.is_some() { usize::MAX } else { 0 };
@@ -91,7 +148,17 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
         next += args.interval;
         stopping
     };
-    csv_loop(&mut source, &mut writer, methods.as_mut(), args.count, wait)
+    let extras = Extras {
+        methods: methods.as_mut(),
+        samples: samples.as_mut(),
+        folded: folded_file.is_some().then_some(&mut folded),
+    };
+    let result = csv_loop_with(&mut source, &mut writer, extras, args.count, wait);
+    // What was sampled until then is written also when the loop failed.
+    if let Some(file) = folded_file {
+        write_folded(file, &folded)?;
+    }
+    result
 }
 
 /// Writes a row per process every interval until `count` intervals are written or
@@ -101,7 +168,23 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
 pub fn csv_loop<S: Source, W: Write, M: Write>(
     source: &mut S,
     writer: &mut CsvWriter<W>,
-    mut methods: Option<&mut MethodsCsvWriter<M>>,
+    methods: Option<&mut MethodsCsvWriter<M>>,
+    count: Option<u64>,
+    wait_interval: impl FnMut(&mut S) -> bool,
+) -> anyhow::Result<()> {
+    let extras = Extras::<M, io::Sink> {
+        methods,
+        samples: None,
+        folded: None,
+    };
+    csv_loop_with(source, writer, extras, count, wait_interval)
+}
+
+/// `csv_loop` with every file beside the main CSV.
+pub fn csv_loop_with<S: Source, W: Write, M: Write, P: Write>(
+    source: &mut S,
+    writer: &mut CsvWriter<W>,
+    mut extras: Extras<'_, M, P>,
     count: Option<u64>,
     mut wait_interval: impl FnMut(&mut S) -> bool,
 ) -> anyhow::Result<()> {
@@ -119,9 +202,7 @@ pub fn csv_loop<S: Source, W: Write, M: Write>(
         if let Some(line) = export::loss_report(&snapshot) {
             eprintln!("{line}");
         }
-        if let Some(methods) = &mut methods {
-            methods.write(&snapshot)?;
-        }
+        extras.write(&snapshot)?;
         intervals += 1;
         if stopping || count.is_some_and(|count| intervals >= count) {
             return Ok(());

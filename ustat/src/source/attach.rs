@@ -9,7 +9,7 @@ use ustat_runtimes::Missing;
 use super::{KernelSource, Selection};
 use crate::{
     binary::{self, Binary, OpenError},
-    bpf::{Group, Scope},
+    bpf::{Group, ProbeAttachError, Scope},
     discovery::Found,
     plan, process, sanitize,
 };
@@ -31,6 +31,56 @@ pub(super) struct Coverage {
     pub(super) unavailable: Vec<Missing>,
     /// On-demand features the binary has that are not attached: a process can ask for them.
     pub(super) deferred: Vec<plan::OnDemandPlan>,
+    /// Probes the kernel refused, each with the categories it leaves untraced.
+    pub(super) refused: Vec<Missing>,
+}
+
+/// The categories a planned site counts into: its spec's tag, for the programs that count.
+fn category_of(planned: &plan::Planned) -> Option<u32> {
+    use crate::bpf::Program;
+    matches!(
+        planned.program,
+        Program::Count
+            | Program::SpanBegin
+            | Program::SpanEnd
+            | Program::SpanSubkey
+            | Program::Keyed
+    )
+    .then_some(planned.spec.tag)
+}
+
+/// The refusals among `errors`, one per probe and reason (a probe's sites fail alike): the
+/// line that names probe, file and reason, and the categories the probe counts into, which
+/// stay untraced — an empty cell, never a 0 that looks real.
+fn refusals(planned: &[plan::Planned], errors: &[ProbeAttachError]) -> Vec<Missing> {
+    let mut refused: Vec<Missing> = Vec::new();
+    for e in errors {
+        let text = sanitize::text(&error_chain(e));
+        if refused.iter().any(|r| r.text == text) {
+            continue;
+        }
+        let mut categories: Vec<u32> = planned
+            .iter()
+            .filter(|p| p.probe == e.probe)
+            .filter_map(category_of)
+            .collect();
+        categories.sort_unstable();
+        categories.dedup();
+        refused.push(Missing { categories, text });
+    }
+    refused
+}
+
+/// `cannot attach P in F: reason: cause`, the error with its sources.
+fn error_chain(e: &ProbeAttachError) -> String {
+    let mut line = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
 }
 
 /// The categories of the features named `resolved`.
@@ -99,6 +149,7 @@ impl KernelSource {
                 Scope::Process(found.pid),
             ),
         };
+        let origin = self.origins.number(found, &key);
         if let Some(coverage) = self.attached.get(&key) {
             return coverage.clone();
         }
@@ -114,12 +165,15 @@ impl KernelSource {
             Ok(plan) => {
                 self.warnings
                     .extend(plan.warnings.iter().map(|w| sanitize::text(w)));
-                self.attach_planned(Group::Main, scope, &plan.attachments);
+                let (_, mut refused) =
+                    self.attach_planned(Group::Main, scope, origin, &plan.attachments);
                 let mut resolved = plan.resolved;
                 let mut deferred = Vec::new();
                 for on_demand in plan.on_demand {
                     if self.options.with.contains(&on_demand.feature.name) {
-                        self.attach_planned(Group::Main, scope, &on_demand.attachments);
+                        let (_, more) =
+                            self.attach_planned(Group::Main, scope, origin, &on_demand.attachments);
+                        refused.extend(more);
                         resolved.push(on_demand.feature.name);
                     } else {
                         deferred.push(on_demand);
@@ -139,6 +193,7 @@ impl KernelSource {
                     traced,
                     unavailable: plan.unavailable,
                     deferred,
+                    refused,
                 }
             }
             Err(e) => {
@@ -158,13 +213,23 @@ impl KernelSource {
         };
         let deferred = std::mem::take(&mut tracked.deferred);
         let runtime = tracked.found.runtime;
+        let origin = self.origins.of(&tracked.found);
         let mut names = Vec::new();
+        let mut refused = Vec::new();
         for on_demand in &deferred {
-            if self.attach_planned(Group::Main, Scope::Process(pid), &on_demand.attachments) > 0 {
+            let (attached, more) = self.attach_planned(
+                Group::Main,
+                Scope::Process(pid),
+                origin,
+                &on_demand.attachments,
+            );
+            refused.extend(more);
+            if attached > 0 {
                 names.push(on_demand.feature.name);
             }
         }
         if let Some(tracked) = self.tracked.get_mut(&pid) {
+            tracked.refused.extend(refused);
             tracked.facts.resolved.extend(names.iter().copied());
             tracked.traced = categories_of(runtime, &tracked.facts.resolved);
             tracked.missing = tracked.missing_lines();
@@ -191,20 +256,26 @@ impl KernelSource {
         ))
     }
 
-    /// Attaches planned sites; a site that fails becomes a warning. Returns how many took.
+    /// Attaches planned sites of the runtime binary numbered `origin` (see `unlisted.rs`); a
+    /// probe that fails becomes a warning (once per probe and reason) and a refusal. Returns
+    /// how many sites took, and the refusals.
     pub(super) fn attach_planned(
         &mut self,
         group: Group,
         scope: Scope,
+        origin: u32,
         planned: &[plan::Planned],
-    ) -> usize {
+    ) -> (usize, Vec<Missing>) {
         let sites: Vec<_> = planned.iter().map(plan::Planned::attachment).collect();
-        let errors = self.tracer.attach_all(group, scope, &sites);
+        let errors = self.tracer.attach_all(group, scope, origin, &sites);
         let attached = sites.len() - errors.len();
-        for e in errors {
-            let message = format!("{:#}", anyhow::Error::from(e));
-            self.warnings.push(sanitize::text(&message));
+        let refused = refusals(planned, &errors);
+        for refusal in &refused {
+            self.warnings.push(format!(
+                "{}; what it counts is not traced (empty CSV cells, – in the dashboard)",
+                refusal.text
+            ));
         }
-        attached
+        (attached, refused)
     }
 }

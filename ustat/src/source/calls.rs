@@ -104,7 +104,8 @@ impl KernelSource {
                 return 0;
             }
         };
-        let attached = self.attach_planned(group, scope, &planned);
+        let origin = self.origins.of(found);
+        let (attached, _) = self.attach_planned(group, scope, origin, &planned);
         self.flow.attached |= attached > 0;
         attached
     }

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ustat_common::ProcessKey;
+use ustat_common::{ExitRecord, ProcessKey};
 
 use super::{KernelSource, processes::Tracked};
 use crate::bpf::Totals;
@@ -17,14 +17,14 @@ impl KernelSource {
     pub(super) fn learn_epochs(
         &mut self,
         totals: &Totals,
-        exited: &HashSet<ProcessKey>,
+        exited: &HashMap<ProcessKey, ExitRecord>,
         gone: &mut [Tracked],
     ) {
         let mut epochs: HashMap<u32, Vec<Epoch>> = HashMap::new();
-        for process in totals.processes().iter().chain(exited) {
+        for process in totals.processes().iter().chain(exited.keys()) {
             epochs.entry(process.pid).or_default().push(Epoch {
                 epoch: process.epoch,
-                exited: exited.contains(process),
+                exited: exited.contains_key(process),
             });
         }
         let mut claimed: HashSet<ProcessKey> = gone

@@ -10,7 +10,9 @@ mod debug;
 mod epochs;
 mod names;
 mod processes;
+mod sampling;
 mod snapshots;
+mod unlisted;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -50,6 +52,8 @@ pub struct Options {
     pub method_times: bool,
     /// On-demand features to attach in every process (`--with`); see `OnDemand`.
     pub with: Vec<&'static str>,
+    /// Samples per second per CPU of CPython stacks; 0: no sampling.
+    pub sample_hz: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +72,8 @@ pub struct KernelSource {
     options: Options,
     discovery: Discovery,
     attached: HashMap<attach::Attached, attach::Coverage>,
+    /// The runtime binaries attached to, numbered for the kernel (see `unlisted.rs`).
+    origins: unlisted::Origins,
     tracked: BTreeMap<u32, processes::Tracked>,
     /// Processes (pid, start time) whose exit was reported while /proc still lists them
     /// (not yet reaped), so discovery does not take them up again.
@@ -83,9 +89,12 @@ pub struct KernelSource {
     name_requests: names::NameRequests,
     /// The loss counters at the previous poll.
     lost: crate::bpf::Lost,
-    /// Processes that exited before discovery listed them, and their events, since start.
+    /// Processes that exited before discovery listed them and cannot be shown (their runtime
+    /// is not known or not selected), and their events, since start.
     unlisted_processes: u64,
     unlisted_events: u64,
+    /// The CPU sampler: each sampled process's state, and the rate (0: off).
+    samplers: sampling::Samplers,
 }
 
 fn nested_namespace(pid: u32) -> String {
@@ -138,6 +147,7 @@ impl KernelSource {
             options,
             discovery: Discovery::default(),
             attached: HashMap::new(),
+            origins: unlisted::Origins::default(),
             tracked: BTreeMap::new(),
             ended: HashSet::new(),
             baseline: snapshots::Baseline::default(),
@@ -150,7 +160,9 @@ impl KernelSource {
             lost: crate::bpf::Lost::default(),
             unlisted_processes: 0,
             unlisted_events: 0,
+            samplers: sampling::Samplers::default(),
         };
+        source.start_sampling();
         if let Err(e) = source.tracer.watch_exits() {
             let e = anyhow::Error::from(e);
             source.warnings.push(sanitize::text(&format!(

@@ -18,6 +18,8 @@ pub(super) struct Tracked {
     pub(super) unavailable: Vec<Missing>,
     pub(super) deferred: Vec<plan::OnDemandPlan>,
     pub(super) missing: Vec<Missing>,
+    /// Probes the kernel refused (see `attach::refusals`).
+    pub(super) refused: Vec<Missing>,
     pub(super) traced: Vec<u32>,
     /// Its epoch in the kernel's keys, once it has any (see `epochs.rs`).
     pub(super) epoch: Option<u64>,
@@ -32,14 +34,29 @@ impl Tracked {
     /// Every line that says what is not traced: features the binary lacks, on-demand ones not
     /// asked for (and how to ask), and what the runtime's settings leave out.
     pub(super) fn missing_lines(&self) -> Vec<Missing> {
-        let mut missing = self.unavailable.clone();
-        missing.extend(self.deferred.iter().map(|plan| Missing {
-            categories: plan.feature.categories.to_vec(),
-            text: on_demand_line(plan.feature),
-        }));
+        let mut missing = self.binary_missing_lines();
         missing.extend((self.found.runtime.missing)(&self.facts));
         missing
     }
+
+    /// The lines about its binary: features it lacks, on-demand ones not asked for.
+    fn binary_missing_lines(&self) -> Vec<Missing> {
+        binary_missing_lines(&self.unavailable, &self.deferred)
+    }
+}
+
+/// The lines about a binary: the features it lacks (`unavailable`), and the on-demand ones
+/// not asked for (`deferred`), with how to ask.
+pub(super) fn binary_missing_lines(
+    unavailable: &[Missing],
+    deferred: &[plan::OnDemandPlan],
+) -> Vec<Missing> {
+    let mut missing = unavailable.to_vec();
+    missing.extend(deferred.iter().map(|plan| Missing {
+        categories: plan.feature.categories.to_vec(),
+        text: on_demand_line(plan.feature),
+    }));
+    missing
 }
 
 /// The detail view's line for an on-demand feature not attached, with how to attach it.
@@ -115,11 +132,14 @@ impl KernelSource {
                 unavailable: coverage.unavailable,
                 deferred: coverage.deferred,
                 missing: Vec::new(),
+                refused: coverage.refused,
                 traced: coverage.traced,
                 found,
                 epoch: None,
             };
             tracked.missing = tracked.missing_lines();
+            let version = tracked.facts.version.clone();
+            self.sample_new(&tracked.found, version.as_deref());
             self.tracked.insert(tracked.found.pid, tracked);
         }
         gone

@@ -10,7 +10,7 @@ use std::{
 
 use ustat_common::{OfProcess as _, ProcessKey};
 
-use super::{KernelSource, processes::Tracked};
+use super::{KernelSource, processes::Tracked, sampling::SampledNow};
 use crate::{
     bpf::{FlowTotals, Totals},
     process,
@@ -74,6 +74,7 @@ impl KernelSource {
         tracked: &Tracked,
         now: &stats::PidTotals,
         exited: bool,
+        sampled: &SampledNow,
     ) -> ProcessSnapshot {
         let found = &tracked.found;
         let from = self.baseline.of(tracked.process());
@@ -106,13 +107,15 @@ impl KernelSource {
                 .filter(|m| !m.categories.iter().any(|c| computed.seen.contains(c)))
                 .cloned()
                 .collect(),
+            refused: tracked.refused.clone(),
             traced: tracked.traced.clone(),
-            sampled: None,
+            sampled: sampled.get(&(found.pid, found.start_time)).cloned(),
             interval: computed.interval,
             total: computed.total,
             pause: computed.pause,
             pause_total: computed.pause_total,
             gc_kinds: computed.gc_kinds,
+            collectors: computed.collectors,
             top_methods: computed.top_methods,
             top_allocations: computed.top_allocations,
             top_monitors: computed.top_monitors,
@@ -147,7 +150,7 @@ impl Source for KernelSource {
         let ended: Vec<u32> = self
             .tracked
             .values()
-            .filter(|t| t.process().is_some_and(|p| exited.contains(&p)))
+            .filter(|t| t.process().is_some_and(|p| exited.contains_key(&p)))
             .map(|t| t.found.pid)
             .collect();
         for pid in ended {
@@ -157,6 +160,7 @@ impl Source for KernelSource {
             }
         }
 
+        let sampled = self.sample_interval(&gone)?;
         let by_process = stats::by_process(&totals);
         let empty = stats::PidTotals::default();
         let of = |t: &Tracked| {
@@ -167,25 +171,34 @@ impl Source for KernelSource {
         let mut processes: Vec<ProcessSnapshot> = self
             .tracked
             .values()
-            .map(|t| self.snapshot_of(t, of(t), false))
+            .map(|t| self.snapshot_of(t, of(t), false, &sampled))
             .collect();
         // A process that exited still reports what it did since the last interval, once.
         for tracked in &gone {
-            processes.push(self.snapshot_of(tracked, of(tracked), true));
+            processes.push(self.snapshot_of(tracked, of(tracked), true, &sampled));
+        }
+        // A process that hit probes and exited before discovery listed it gets its row
+        // from what the kernel recorded at its exit; one that cannot (its runtime binary is
+        // not known, or not selected) has its events counted as lost and shown, never
+        // dropped in silence.
+        let listed: HashSet<ProcessKey> = gone.iter().filter_map(Tracked::process).collect();
+        for (&process, record) in exited.iter().filter(|(p, _)| !listed.contains(p)) {
+            match self.unlisted(process, record) {
+                Some(tracked) => {
+                    processes.push(self.snapshot_of(&tracked, of(&tracked), true, &sampled));
+                    gone.push(tracked);
+                }
+                None => {
+                    self.unlisted_processes += 1;
+                    self.unlisted_events += totals.events_of(process);
+                }
+            }
         }
         // A process that exited comes before a new one that took its pid.
         processes.sort_by_key(|p| (p.pid, !p.exited));
 
-        // A process that hit probes and exited before discovery listed it has no row: its
-        // events are counted as lost and shown, never dropped in silence.
-        let listed: HashSet<ProcessKey> = gone.iter().filter_map(Tracked::process).collect();
-        for process in exited.iter().filter(|p| !listed.contains(p)) {
-            self.unlisted_processes += 1;
-            self.unlisted_events += totals.events_of(*process);
-        }
-
         // Every exited process's keys go, tracked or not, in one pass over each map.
-        let mut forget = exited;
+        let mut forget: HashSet<ProcessKey> = exited.into_keys().collect();
         forget.extend(gone.iter().filter_map(Tracked::process));
         self.tracer.forget_processes(&forget)?;
         if !self.tracer.watches_exits() {

@@ -21,6 +21,7 @@
 //! with `retprobe: false`; [`plan::Site`] carries that choice.
 
 pub mod go;
+pub mod known;
 pub mod location;
 pub mod output;
 pub mod plan;

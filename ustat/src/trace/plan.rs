@@ -203,7 +203,6 @@ pub fn compile(
         config.terms[i] = compiled;
     }
     config.nterms = spec.filter.len() as u8;
-    drop(place);
     for (shape, field) in shapes.iter_mut().zip(&config.fields) {
         shape.signed = slots
             .get(usize::from(field.slot))

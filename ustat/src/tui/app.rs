@@ -9,9 +9,11 @@ use std::{
 use super::{
     flow::{Field, FlowView},
     keys::Mode,
+    sampled::{SampledSince, cpu_percent},
 };
 use crate::{
     category::{CHARTED, Category},
+    samples::{FoldedStacks, process_label},
     snapshot::{ProcessSnapshot, Snapshot},
 };
 
@@ -22,16 +24,19 @@ pub enum Column {
     Pid,
     Command,
     Runtime,
+    /// The share of a CPU the process used, from its samples (`sampled::cpu_percent`).
+    CpuPercent,
     PauseP99,
     /// Events of a category per second.
     Rate(Category),
 }
 
 impl Column {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Pid,
         Self::Command,
         Self::Runtime,
+        Self::CpuPercent,
         Self::Rate(Category::Gc),
         Self::PauseP99,
         Self::Rate(Category::ClassLoaded),
@@ -45,6 +50,7 @@ impl Column {
             Self::Pid => "PID",
             Self::Command => "COMMAND",
             Self::Runtime => "RUNTIME",
+            Self::CpuPercent => "CPU%",
             Self::PauseP99 => "PAUSE p99",
             Self::Rate(category) => category.table_column().map_or("?", |(title, _)| title),
         }
@@ -55,6 +61,8 @@ impl Column {
         match self {
             Self::Pid | Self::Runtime => 8,
             Self::Command => 12,
+            // `CPU%` and its sort arrow; values up to `9999`.
+            Self::CpuPercent => 5,
             Self::PauseP99 => 10,
             Self::Rate(category) => category.table_column().map_or(8, |(_, width)| width),
         }
@@ -66,20 +74,33 @@ impl Column {
     }
 
     /// The value sorted on: numbers for numeric columns.
-    fn key(self, p: &ProcessSnapshot) -> f64 {
+    fn key(self, p: &ProcessSnapshot, interval: Duration) -> f64 {
         match self {
             Self::Pid | Self::Command | Self::Runtime => 0.0,
+            // Processes not sampled sort below those sampled idle.
+            Self::CpuPercent => p
+                .sampled
+                .as_ref()
+                .and_then(|s| cpu_percent(s, interval))
+                .unwrap_or(-1.0),
             Self::PauseP99 => p.pause.map_or(0.0, |s| s.p99_ns as f64),
             Self::Rate(category) => category.count(&p.interval).unwrap_or(0) as f64,
         }
     }
 
-    fn compare(self, a: &ProcessSnapshot, b: &ProcessSnapshot) -> std::cmp::Ordering {
+    fn compare(
+        self,
+        a: &ProcessSnapshot,
+        b: &ProcessSnapshot,
+        interval: Duration,
+    ) -> std::cmp::Ordering {
         match self {
             Self::Pid => a.pid.cmp(&b.pid),
             Self::Command => a.command.cmp(&b.command),
             Self::Runtime => a.runtime.cmp(b.runtime),
-            Self::PauseP99 | Self::Rate(_) => self.key(a).total_cmp(&self.key(b)),
+            Self::CpuPercent | Self::PauseP99 | Self::Rate(_) => {
+                self.key(a, interval).total_cmp(&self.key(b, interval))
+            }
         }
     }
 }
@@ -113,6 +134,7 @@ pub enum Action {
     EditMethod,
     Slower,
     Faster,
+    /// Folded stacks: the flow's call tree in the flow view, the sampled stacks elsewhere.
     ExportFolded,
     /// Typing a filter.
     Type(char),
@@ -139,6 +161,12 @@ pub enum Effect {
     },
     /// Write this process's call tree as folded stacks (then `flow_status`).
     ExportFolded(u32),
+    /// Write these folded lines, the sampled stacks of process `pid`, to a new file (then
+    /// `sampled_written`).
+    ExportSampled {
+        pid: u32,
+        lines: Vec<String>,
+    },
     /// Attach this process's on-demand features (then `on_demand_traced`).
     TraceOnDemand(u32),
 }
@@ -185,6 +213,8 @@ pub struct App {
     /// While paused, the newest snapshot waits here.
     pending: Option<Snapshot>,
     pub history: BTreeMap<u32, History>,
+    /// Each sampled process's stacks since the dashboard first saw it sampled.
+    pub sampled: BTreeMap<u32, SampledSince>,
     pub selected: Option<u32>,
     pub sort: Column,
     pub descending: bool,
@@ -212,6 +242,7 @@ impl App {
             snapshot: None,
             pending: None,
             history: BTreeMap::new(),
+            sampled: BTreeMap::new(),
             selected: None,
             sort: Column::Rate(Category::Gc),
             descending: true,
@@ -255,13 +286,18 @@ impl App {
         }
     }
 
-    /// Takes a new snapshot: history always grows; the screen changes unless paused.
+    /// Takes a new snapshot: history and sampled stacks always grow; the screen changes
+    /// unless paused.
     pub fn apply(&mut self, snapshot: Snapshot) {
         for p in &snapshot.processes {
             self.history.entry(p.pid).or_default().push(p);
+            if let Some(sampled) = &p.sampled {
+                self.sampled.entry(p.pid).or_default().add(sampled);
+            }
         }
-        self.history
-            .retain(|pid, _| snapshot.processes.iter().any(|p| p.pid == *pid));
+        let listed = |pid: &u32| snapshot.processes.iter().any(|p| p.pid == *pid);
+        self.history.retain(|pid, _| listed(pid));
+        self.sampled.retain(|pid, _| listed(pid));
         if self.paused {
             self.pending = Some(snapshot);
         } else {
@@ -275,13 +311,14 @@ impl App {
         let Some(snapshot) = &self.snapshot else {
             return Vec::new();
         };
+        let interval = snapshot.interval;
         let mut rows: Vec<&ProcessSnapshot> = snapshot
             .processes
             .iter()
             .filter(|p| self.runtime.is_none_or(|r| p.runtime == r))
             .collect();
         rows.sort_by(|a, b| {
-            let order = self.sort.compare(a, b);
+            let order = self.sort.compare(a, b, interval);
             let order = if self.descending {
                 order.reverse()
             } else {
@@ -393,9 +430,43 @@ impl App {
                     return Effect::TraceOnDemand(pid);
                 }
             }
+            Action::ExportFolded => {
+                if let Some(pid) = self.selected {
+                    return self.export_sampled(pid);
+                }
+            }
             _ => {}
         }
         Effect::None
+    }
+
+    /// The folded lines of `pid`'s sampled stacks to write, or a line saying why there are
+    /// none.
+    fn export_sampled(&mut self, pid: u32) -> Effect {
+        let command = self.selected_process().map_or("", |p| p.command.as_str());
+        let mut folded = FoldedStacks::new();
+        if let Some(since) = self.sampled.get(&pid) {
+            folded.add(&process_label(pid, command), &since.as_sampled());
+        }
+        let lines: Vec<String> = folded.lines().collect();
+        if lines.is_empty() {
+            let why = match self.sampled.get(&pid) {
+                None => "it is not sampled",
+                Some(since) if since.samples == 0 => "no samples yet",
+                Some(_) => "all its samples fell in stacks beyond those kept",
+            };
+            self.status = Some(format!("PID {pid}: no sampled stacks to write ({why})"));
+            return Effect::None;
+        }
+        Effect::ExportSampled { pid, lines }
+    }
+
+    /// The loop reports where the sampled stacks went (for `Effect::ExportSampled`).
+    pub fn sampled_written(&mut self, pid: u32, result: Result<std::path::PathBuf, String>) {
+        self.status = Some(match result {
+            Ok(path) => format!("PID {pid}: sampled stacks written to {}", path.display()),
+            Err(e) => format!("PID {pid}: sampled stacks not written: {e}"),
+        });
     }
 
     /// The loop reports which on-demand features it attached (for `Effect::TraceOnDemand`).
@@ -512,7 +583,9 @@ pub mod tests {
             top_monitors: vec![],
             top_exceptions: vec![],
             pools: vec![],
+            collectors: vec![],
             missing: vec![],
+            refused: vec![],
             traced: ustat_runtimes::by_name(runtime)
                 .map(|r| {
                     r.features
@@ -579,6 +652,11 @@ pub mod tests {
         assert_eq!(pids(&app), [10, 20, 30]);
         app.update(Action::NextSort); // COMMAND
         assert_eq!(pids(&app), [10, 30, 20]);
+        app.update(Action::NextSort); // RUNTIME
+        app.update(Action::NextSort); // CPU%, biggest first: none sampled, PID order
+        assert_eq!(app.sort, Column::CpuPercent);
+        assert!(app.descending);
+        assert_eq!(pids(&app), [10, 20, 30]);
     }
 
     #[test]
@@ -643,6 +721,93 @@ pub mod tests {
         app.update(Action::TogglePause);
         assert_eq!(pids(&app), [99]);
         assert_eq!(app.update(Action::Quit), Effect::Quit);
+    }
+
+    fn sampled(stacks: &[(&[&str], u64)]) -> crate::snapshot::Sampled {
+        use crate::snapshot::{FrameKind, Sampled, SampledFrame, SampledStack};
+        let stacks: Vec<SampledStack> = stacks
+            .iter()
+            .map(|(names, count)| SampledStack {
+                frames: names
+                    .iter()
+                    .map(|n| SampledFrame {
+                        function: (*n).into(),
+                        file: "w.py".into(),
+                        line: 3,
+                        kind: FrameKind::Managed,
+                    })
+                    .collect(),
+                count: *count,
+            })
+            .collect();
+        Sampled {
+            hz: 99,
+            samples: stacks.iter().map(|s| s.count).sum(),
+            stacks,
+            unreadable: None,
+        }
+    }
+
+    #[test]
+    fn sampled_stacks_add_up_while_paused_and_x_writes_them_as_folded_stacks() {
+        let mut app = App::new(Duration::from_secs(1), String::new());
+        let mut python = process(20, "python", "python3", 0, 0);
+        python.sampled = Some(sampled(&[(&["main", "a"], 3)]));
+        app.apply(snapshot(vec![
+            python.clone(),
+            process(10, "jvm", "java", 1, 0),
+        ]));
+        app.update(Action::TogglePause);
+        python.sampled = Some(sampled(&[(&["main", "a"], 2), (&["main"], 1)]));
+        app.apply(snapshot(vec![
+            python.clone(),
+            process(10, "jvm", "java", 1, 0),
+        ]));
+        // A quiet interval takes nothing away.
+        python.sampled = Some(sampled(&[]));
+        app.apply(snapshot(vec![
+            python.clone(),
+            process(10, "jvm", "java", 1, 0),
+        ]));
+        assert_eq!(app.sampled[&20].samples, 6);
+        assert_eq!(app.sampled[&20].intervals, 3);
+
+        app.selected = Some(20);
+        assert_eq!(
+            app.update(Action::ExportFolded),
+            Effect::ExportSampled {
+                pid: 20,
+                lines: vec![
+                    "python3;main (w.py:3) 1".into(),
+                    "python3;main (w.py:3);a (w.py:3) 5".into()
+                ],
+            }
+        );
+        app.sampled_written(20, Err("Permission denied".into()));
+        assert_eq!(
+            app.status.as_deref(),
+            Some("PID 20: sampled stacks not written: Permission denied")
+        );
+        app.selected = Some(10);
+        assert_eq!(app.update(Action::ExportFolded), Effect::None);
+        assert_eq!(
+            app.status.as_deref(),
+            Some("PID 10: no sampled stacks to write (it is not sampled)")
+        );
+        app.apply(snapshot(vec![process(10, "jvm", "java", 1, 0)]));
+        assert!(app.sampled.is_empty(), "gone processes drop their samples");
+    }
+
+    #[test]
+    fn the_cpu_column_sorts_sampled_processes_above_unsampled_ones() {
+        let mut app = App::new(Duration::from_secs(1), String::new());
+        let mut idle = process(30, "python", "idle", 0, 0);
+        idle.sampled = Some(sampled(&[]));
+        let mut busy = process(20, "python", "busy", 0, 0);
+        busy.sampled = Some(sampled(&[(&["main"], 150)]));
+        app.apply(snapshot(vec![process(10, "jvm", "java", 0, 0), idle, busy]));
+        app.sort = Column::CpuPercent;
+        assert_eq!(pids(&app), [20, 30, 10]);
     }
 
     #[test]

@@ -168,6 +168,9 @@ fn carry_out<S: CallSource>(effect: Effect, source: &mut S, app: &mut App) -> an
             };
             app.flow_status(status);
         }
+        Effect::ExportSampled { pid, lines } => {
+            app.sampled_written(pid, write_folded(&lines, &format!("ustat-samples-{pid}")));
+        }
     }
     if app.view == View::Flow && app.flow.is_none() {
         app.view = View::Table;
@@ -184,13 +187,21 @@ fn export_snapshot(app: &App) -> Result<PathBuf, String> {
 
 /// Writes `pid`'s call tree as folded stacks to a new file in the current directory.
 fn export_folded<S: CallSource>(source: &mut S, pid: u32) -> anyhow::Result<PathBuf> {
-    use std::io::Write as _;
     let lines = source.folded(pid)?;
-    let (path, file) = export::new_file(Path::new("."), &format!("ustat-flow-{pid}"), "folded")?;
+    write_folded(&lines, &format!("ustat-flow-{pid}")).map_err(anyhow::Error::msg)
+}
+
+/// Writes folded lines to a new file `{base}-{time}.folded` in the current directory (an
+/// existing file is never overwritten); its full path.
+fn write_folded(lines: &[String], base: &str) -> Result<PathBuf, String> {
+    use std::io::Write as _;
+    let (path, file) =
+        export::new_file(Path::new("."), base, "folded").map_err(|e| format!("{e:#}"))?;
     let mut out = std::io::BufWriter::new(file);
-    for line in lines {
-        writeln!(out, "{line}")?;
-    }
-    out.flush()?;
-    Ok(std::fs::canonicalize(&path)?)
+    let written = lines
+        .iter()
+        .try_for_each(|line| writeln!(out, "{line}"))
+        .and_then(|()| out.flush());
+    written.map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::canonicalize(&path).map_err(|e| e.to_string())
 }

@@ -49,6 +49,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("e", "write the current snapshot to a new CSV file"),
     ("f", "follow the method calls of the selected process"),
     ("o", "turn on the selected process's on-demand probes"),
+    (
+        "x",
+        "write its sampled stacks as folded stacks to a new file",
+    ),
     ("Space", "pause or resume the display (counting goes on)"),
     ("?  F1", "this help"),
     ("q  Ctrl-C", "quit"),
@@ -110,6 +114,7 @@ fn dashboard(code: KeyCode) -> Action {
         KeyCode::Char('e') => Action::Export,
         KeyCode::Char('f') => Action::OpenFlow,
         KeyCode::Char('o') => Action::TraceOnDemand,
+        KeyCode::Char('x') => Action::ExportFolded,
         KeyCode::Char(' ') => Action::TogglePause,
         KeyCode::Char('?') | KeyCode::F(1) => Action::ToggleHelp,
         _ => Action::None,
@@ -157,7 +162,8 @@ mod tests {
             (KeyCode::Char(' '), Action::TogglePause),
             (KeyCode::Char('?'), Action::ToggleHelp),
             (KeyCode::F(1), Action::ToggleHelp),
-            (KeyCode::Char('x'), Action::None),
+            (KeyCode::Char('x'), Action::ExportFolded),
+            (KeyCode::Char('z'), Action::None),
         ];
         for (code, expected) in table {
             assert_eq!(press(code), expected, "{code:?}");

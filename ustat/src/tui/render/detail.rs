@@ -1,5 +1,5 @@
-//! One process in detail: what is not traced and why, rate charts, GC pauses, top methods
-//! and allocated classes, live threads.
+//! One process in detail: what is not traced and why, rate charts, GC pauses, hot functions
+//! from sampled stacks (`sampled.rs`), top methods and allocated classes, live threads.
 
 use ratatui::{
     Frame,
@@ -10,7 +10,7 @@ use ratatui::{
 };
 use ustat_common::category;
 
-use super::{ACCENT, WARN};
+use super::{ACCENT, WARN, sampled};
 use crate::{
     category::CHARTED,
     format,
@@ -35,10 +35,19 @@ pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &Pr
 
     // Each note wraps to as many lines as it needs.
     let width = usize::from(inner.width.max(1));
-    let missing: u16 = process
-        .missing
+    // Refusals first: a probe the kernel refused, named with its file and reason.
+    let refused: Vec<String> = process
+        .refused
         .iter()
-        .map(|m| (m.text.chars().count() + 2).div_ceil(width) as u16)
+        .map(|m| format!("! refused: {}", m.text))
+        .collect();
+    let note_lines: Vec<String> = refused
+        .into_iter()
+        .chain(process.missing.iter().map(|m| format!("! {}", m.text)))
+        .collect();
+    let missing: u16 = note_lines
+        .iter()
+        .map(|line| line.chars().count().div_ceil(width) as u16)
         .sum();
     let [notes, upper, lower, threads] = Layout::vertical([
         Constraint::Length(missing),
@@ -47,10 +56,9 @@ pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &Pr
         Constraint::Length(3),
     ])
     .areas(inner);
-    let notes_text: Vec<Line> = process
-        .missing
-        .iter()
-        .map(|m| Line::from(format!("! {}", m.text)).fg(WARN))
+    let notes_text: Vec<Line> = note_lines
+        .into_iter()
+        .map(|n| Line::from(n).fg(WARN))
         .collect();
     frame.render_widget(Paragraph::new(notes_text).wrap(Wrap { trim: false }), notes);
 
@@ -60,6 +68,14 @@ pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &Pr
     let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
     draw_pauses(frame, pauses, process, interval);
 
+    // Sampled shares above exact call counts: two answers, never mixed.
+    let lower = if let Some(height) = sampled::height(app, process) {
+        let [hot, ranked] = Layout::vertical([height, Constraint::Fill(2)]).areas(lower);
+        sampled::draw_hot(frame, hot, app, process);
+        ranked
+    } else {
+        lower
+    };
     let [methods, allocations] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(lower);
     draw_ranked(
@@ -186,6 +202,18 @@ fn draw_pauses(
     .header(Row::new(["", "GCs", "p50", "p99", "max"]).style(Style::new().fg(ACCENT)));
     frame.render_widget(table, table_area);
     let mut lines = Vec::new();
+    if !process.collectors.is_empty() {
+        let collectors: Vec<String> = process
+            .collectors
+            .iter()
+            .map(|c| format!("{} {}", c.name, format::count(c.total)))
+            .collect();
+        lines.push(Line::from(format!(
+            "collections: {} · pauses {} (since attach)",
+            collectors.join(" · "),
+            format::count(process.total.gc_count)
+        )));
+    }
     if !process.gc_kinds.is_empty() {
         let kinds: Vec<String> = process
             .gc_kinds
@@ -204,10 +232,14 @@ fn draw_pauses(
     }
     let total = &process.total;
     if total.imports > 0 {
+        let time = if process.untraced(category::IMPORT_TIME) {
+            "their time not traced".to_string()
+        } else {
+            format!("{} in all", format::nanos(total.import_ns))
+        };
         lines.push(Line::from(format!(
-            "imports: {} since attach, {} in all",
+            "imports: {} since attach, {time}",
             format::count(total.imports),
-            format::nanos(total.import_ns)
         )));
     }
     if total.gc_sweeps > 0 {
@@ -283,14 +315,10 @@ fn draw_ranked(
 ) {
     let block = Block::new().borders(Borders::TOP).title(title.bold());
     if process.untraced(category) {
-        let text = process
-            .missing
-            .iter()
-            .find(|m| m.categories.contains(&category))
-            .map_or_else(
-                || format!("not traced: {} has no such probes", process.runtime),
-                |m| m.text.clone(),
-            );
+        let text = process.why_untraced(category).map_or_else(
+            || format!("not traced: {} has no such probes", process.runtime),
+            |m| m.text.clone(),
+        );
         frame.render_widget(
             Paragraph::new(text)
                 .wrap(Wrap { trim: true })
@@ -312,7 +340,10 @@ fn draw_ranked(
     let rows: Vec<Row> = entries
         .iter()
         .map(|e| {
-            let second = if with_bytes {
+            // Sizes the runtime cannot be trusted with: `–` (the notes above say why).
+            let second = if with_bytes && process.bytes_untraced() {
+                "–".to_string()
+            } else if with_bytes {
                 format::bytes(format::per_second(e.interval_value, interval) as u64)
             } else {
                 format::count(e.total)

@@ -118,6 +118,7 @@ pub(super) fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
             ("↑↓", "other process"),
             ("e", "export"),
             ("f", "flow"),
+            ("x", "sampled stacks"),
             ("␣", "pause"),
         ],
         View::Flow => &[

@@ -7,8 +7,8 @@
 //! ├─────────────────────────────────────────────────────────────────────────────┤
 //! │ PID  COMMAND  RUNTIME  GC/s  PAUSE p99  CLASS/s  THREAD/s  ALLOC/s  CALLS/s │ table.rs   (View::Table)
 //! │▶ 4242 java    jvm       3    2.65ms      7        2        15.3k    2.1M    │
-//! │   or: one process — notes, charts | GC pauses, top methods | allocations,   │ detail.rs  (View::Detail)
-//! │       threads                                                               │
+//! │   or: one process — notes, charts | GC pauses, hot functions (sampled.rs),  │ detail.rs  (View::Detail)
+//! │       top methods | allocations, threads                                    │
 //! │   or: flow status, the call tree, per-method timing, the filter being typed │ flow.rs    (View::Flow)
 //! │              ┌ Keys (Esc closes) ─────────────┐                             │ help.rs    (? over any view)
 //! │              └────────────────────────────────┘                             │
@@ -24,6 +24,7 @@ mod detail;
 mod flow;
 mod header;
 mod help;
+mod sampled;
 mod table;
 
 use ratatui::{
@@ -100,7 +101,9 @@ mod tests {
 
     use super::*;
     use crate::{
-        snapshot::{GcKind, PauseStats, PoolUsage, Ranked},
+        snapshot::{
+            FrameKind, GcKind, PauseStats, PoolUsage, Ranked, Sampled, SampledFrame, SampledStack,
+        },
         tui::app::{
             Action, App,
             tests::{process, snapshot},
@@ -223,7 +226,9 @@ mod tests {
         ];
         let mut node = process(8080, "node", "node", 2, 0);
         node.total.http_requests = 1234;
-        let all = vec![rich, plain, odd, python, node];
+        let mut sampled = process(9090, "python", "python3.12", 0, 0);
+        sampled.sampled = Some(busy_samples());
+        let all = vec![rich, plain, odd, python, node, sampled];
         for _ in 0..20 {
             app.apply(snapshot(all.clone()));
         }
@@ -233,6 +238,53 @@ mod tests {
         ];
         app.apply(last);
         app
+    }
+
+    /// One second of a CPython busy in `busy_a` three times as long as in `busy_b`, with a
+    /// recursion, a C function and a frame that could not be named: 99 samples at 99 Hz.
+    fn busy_samples() -> Sampled {
+        let frame = |function: &str, file: &str, line: u32, kind: FrameKind| SampledFrame {
+            function: function.into(),
+            file: file.into(),
+            line,
+            kind,
+        };
+        let python =
+            |function: &str, line: u32| frame(function, "app.py", line, FrameKind::Managed);
+        let stack = |frames: Vec<SampledFrame>, count: u64| SampledStack { frames, count };
+        let top = || vec![python("<module>", 1), python("Server.serve", 10)];
+        let with = |more: Vec<SampledFrame>| [top(), more].concat();
+        let stacks = vec![
+            stack(with(vec![python("busy_a", 20)]), 60),
+            stack(
+                with(vec![frame(
+                    "Handler.busy_b",
+                    "/srv/www/a/long/path/to/the/application/handlers/busy.py",
+                    30,
+                    FrameKind::Managed,
+                )]),
+                20,
+            ),
+            stack(
+                with(vec![
+                    python("walk", 40),
+                    python("walk", 40),
+                    python("walk", 40),
+                ]),
+                10,
+            ),
+            stack(with(vec![frame("time.sleep", "", 0, FrameKind::Native)]), 5),
+            stack(
+                vec![python("<module>", 1), frame("?", "", 0, FrameKind::Unknown)],
+                4,
+            ),
+        ];
+        Sampled {
+            hz: 99,
+            samples: stacks.iter().map(|s| s.count).sum(),
+            stacks,
+            unreadable: None,
+        }
     }
 
     fn render(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
@@ -268,6 +320,67 @@ mod tests {
         app.selected = Some(7070);
         app.update(Action::OpenDetail);
         insta::assert_snapshot!(render(&mut app, 110, 30).backend());
+    }
+
+    #[test]
+    fn detail_of_a_sampled_python() {
+        let mut app = busy_app();
+        app.selected = Some(9090);
+        app.update(Action::OpenDetail);
+        // A quiet interval (no samples) leaves what was sampled before on screen.
+        let mut quiet = app.snapshot.clone().unwrap();
+        for p in &mut quiet.processes {
+            if let Some(sampled) = &mut p.sampled {
+                sampled.samples = 0;
+                sampled.stacks.clear();
+            }
+        }
+        app.apply(quiet);
+        insta::assert_snapshot!(render(&mut app, 110, 34).backend());
+    }
+
+    #[test]
+    fn detail_of_a_python_whose_frames_cannot_be_read() {
+        let mut app = App::new(std::time::Duration::from_secs(1), "PID 9090".into());
+        let mut p = process(9090, "python", "python3.15", 0, 0);
+        p.sampled = Some(Sampled {
+            hz: 99,
+            samples: 97,
+            stacks: vec![],
+            unreadable: Some("_Py_DebugOffsets version 3.15 is not one ustat knows".into()),
+        });
+        app.apply(snapshot(vec![p]));
+        app.update(Action::OpenDetail);
+        insta::assert_snapshot!(render(&mut app, 110, 30).backend());
+    }
+
+    #[test]
+    fn detail_of_a_python_sampled_but_not_on_a_cpu_yet() {
+        let mut app = App::new(std::time::Duration::from_secs(1), "PID 9090".into());
+        let mut p = process(9090, "python", "python3.12", 0, 0);
+        p.sampled = Some(Sampled {
+            hz: 99,
+            ..Sampled::default()
+        });
+        app.apply(snapshot(vec![p]));
+        app.update(Action::OpenDetail);
+        let screen = render(&mut app, 110, 30).backend().to_string();
+        assert!(
+            screen.contains("no samples yet: not on a CPU since sampling began"),
+            "{screen}"
+        );
+        assert!(screen.contains("CPU now 0%"), "{screen}");
+    }
+
+    /// Narrower than every column needs: CPU% is the one that goes.
+    #[test]
+    fn a_narrow_table_drops_the_cpu_column_first() {
+        let mut app = busy_app();
+        let wide = render(&mut app, 100, 12).backend().to_string();
+        assert!(wide.contains("CPU%"), "{wide}");
+        let narrow = render(&mut app, 95, 12).backend().to_string();
+        assert!(!narrow.contains("CPU%"), "{narrow}");
+        assert!(narrow.contains("CALLS/s"), "{narrow}");
     }
 
     /// The flow view after a() -> b, b and a recursive d(), with per-method timing.

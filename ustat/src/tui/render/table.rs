@@ -9,20 +9,45 @@ use ratatui::{
     widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap},
 };
 
-use super::ACCENT;
+use super::{ACCENT, WARN};
 use crate::{
     format,
     snapshot::ProcessSnapshot,
-    tui::app::{App, Column},
+    tui::{
+        app::{App, Column},
+        sampled::cpu_percent,
+    },
 };
+
+/// The columns that fit `width`: CPU% is the first to go when not all do.
+fn columns(width: u16) -> Vec<Column> {
+    // Each column, its one-space gap, and the selection mark.
+    let all: u16 = Column::ALL.iter().map(|c| c.width() + 1).sum::<u16>() + 2;
+    Column::ALL
+        .into_iter()
+        .filter(|c| width >= all || *c != Column::CpuPercent)
+        .collect()
+}
 
 /// A process's cell in a column: `–` where its category is not traced in the process.
 fn cell(column: Column, app: &App, p: &ProcessSnapshot) -> Cell<'static> {
     match column {
+        // `!`: the kernel refused one of its probes; the detail view says which and why.
+        Column::Pid if !p.refused.is_empty() => Cell::from(Line::from(vec![
+            p.pid.to_string().into(),
+            "!".fg(WARN).bold(),
+        ])),
         Column::Pid => Cell::from(p.pid.to_string()),
         Column::Command if p.exited => Cell::from(format!("{} (exited)", p.command)),
         Column::Command => Cell::from(p.command.clone()),
         Column::Runtime => Cell::from(p.runtime),
+        Column::CpuPercent => {
+            let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
+            match p.sampled.as_ref().and_then(|s| cpu_percent(s, interval)) {
+                Some(percent) => Cell::from(format::percent(percent)),
+                None => Cell::from("–").dim(),
+            }
+        }
         Column::PauseP99 => {
             Cell::from(p.pause.map_or("–".to_string(), |s| format::nanos(s.p99_ns)))
         }
@@ -30,7 +55,12 @@ fn cell(column: Column, app: &App, p: &ProcessSnapshot) -> Cell<'static> {
             if p.untraced(category.raw()) {
                 return Cell::from("–").dim();
             }
-            let count = category.count(&p.interval).unwrap_or(0);
+            // GCs as collections: a ZGC cycle once, not once per pause.
+            let count = if category == crate::category::Category::Gc {
+                p.collections()
+            } else {
+                category.count(&p.interval).unwrap_or(0)
+            };
             let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
             Cell::from(format::rate(format::per_second(count, interval)))
         }
@@ -44,7 +74,8 @@ pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &mut App) {
         return;
     }
     let arrow = if app.descending { "▼" } else { "▲" };
-    let header = Row::new(Column::ALL.iter().map(|c| {
+    let columns = columns(area.width);
+    let header = Row::new(columns.iter().map(|c| {
         let title = if *c == app.sort {
             format!("{}{arrow}", c.title())
         } else {
@@ -56,11 +87,11 @@ pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &mut App) {
     let body: Vec<Row> = rows
         .iter()
         .map(|p| {
-            let row = Row::new(Column::ALL.iter().map(|c| cell(*c, app, p)));
+            let row = Row::new(columns.iter().map(|c| cell(*c, app, p)));
             if p.exited { row.dim() } else { row }
         })
         .collect();
-    let widths = Column::ALL.map(|c| match c {
+    let widths = columns.iter().map(|c| match c {
         Column::Command => Constraint::Min(c.width()),
         _ => Constraint::Length(c.width()),
     });
