@@ -143,6 +143,31 @@ fn a_probe_pattern_that_matches_nothing() {
     );
 }
 
+/// A process that lacks the probe asked for is a bad target (4), as everywhere a process has
+/// no such probes.
+#[test]
+fn a_process_without_the_probe_asked_for() {
+    let mut child = Command::new("/usr/bin/python3.11")
+        .args(["-c", "import time; time.sleep(600)"])
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    // Its libpython is mapped once the interpreter runs.
+    support::poll("python to map its binary", || {
+        std::fs::read_to_string(format!("/proc/{pid}/maps"))
+            .ok()?
+            .contains("python3.11")
+            .then_some(())
+    });
+    fails_with(
+        &["trace", &pid, "no_such_probe"],
+        exit::TARGET,
+        &format!("process {pid} has no such probes: no probe matches `no_such_probe`"),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[test]
 fn pid_scope_on_a_pid_target() {
     fails_with(
@@ -212,7 +237,7 @@ fn tracing_without_root() {
     assert_eq!(out.status.code(), Some(i32::from(exit::PRIVILEGE)), "{err}");
     assert!(
         err.trim_end().starts_with(
-            "ustat: ustat lacks CAP_BPF (to load eBPF programs), CAP_PERFMON (to attach uprobes)"
+            "ustat: not permitted: missing CAP_BPF (to load eBPF programs), CAP_PERFMON (to attach uprobes)"
         ),
         "{err}"
     );
@@ -247,6 +272,42 @@ fn an_existing_csv_file_is_never_overwritten() {
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
     assert_eq!(std::fs::read_to_string(&methods).unwrap(), "keep me too");
+}
+
+/// Output names that cannot work are usage errors, caught before anything is traced, and
+/// leave no file behind.
+#[test]
+fn csv_names_that_cannot_work_are_usage_errors_that_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let same = dir.path().join(".").join("out.csv");
+    let missing = dir.path().join("no-such-dir").join("m.csv");
+    let arg = |p: &std::path::Path| p.as_os_str().to_owned();
+    let cases: [(Vec<std::ffi::OsString>, &str); 5] = [
+        (
+            vec!["--csv".into(), arg(&out), "--methods".into(), arg(&same)],
+            "--csv and --methods name the same file",
+        ),
+        (
+            vec!["--csv".into(), "-".into(), "--methods".into(), "-".into()],
+            "--csv and --methods name the same file",
+        ),
+        (
+            vec!["--csv".into(), arg(dir.path())],
+            "is a directory; give a file name in it",
+        ),
+        (vec!["--csv".into(), arg(&missing)], "there is no directory"),
+        // The first file is made, the second cannot be: the first goes again.
+        (
+            vec!["--csv".into(), arg(&out), "--methods".into(), arg(&missing)],
+            "there is no directory",
+        ),
+    ];
+    for (args, message) in cases {
+        fails_with(&args, exit::USAGE, message);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
 }
 
 #[test]

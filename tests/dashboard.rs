@@ -160,7 +160,7 @@ fn the_dashboard_shows_the_jvm_obeys_every_key_and_cleans_up() {
         "{detail}"
     );
     tmux.wait_for("the marker method among the top methods", |s| {
-        s.contains("Workload.marker")
+        s.contains("Workload.marker(int)")
     });
     tmux.press("Escape", "back to the table", |s| {
         s.contains("COMMAND") && !s.contains("Top methods")
@@ -292,16 +292,27 @@ fn the_flow_view_follows_calls_and_obeys_its_keys() {
     tmux.wait_for("the JVM's row", |s| s.contains("jvm"));
     select(&tmux, pid);
     tmux.press("f", "the flow view", |s| {
-        s.contains(" flow ") && s.contains("Workload.marker")
+        s.contains(" flow ") && s.contains("Workload.marker(int)")
     });
     tmux.wait_for("per-method times", |s| {
-        s.contains("Per method since the flow opened") && s.contains("calls    total")
+        s.contains("Per method since the flow first opened") && s.contains("calls    total")
     });
     tmux.press(" ", "paused", |s| s.contains("PAUSED"));
     tmux.press(" ", "resumed", |s| !s.contains("PAUSED"));
-    tmux.press("t", "one thread", |s| !s.contains("thread all"));
+    tmux.press("t", "the thread picker", |s| {
+        s.contains("Threads: Enter shows")
+    });
+    // The newest thread is the spinning one.
+    tmux.send("End");
+    tmux.press("Enter", "one thread", |s| {
+        !s.contains("thread all") && !s.contains("Threads: Enter shows")
+    });
     tmux.press("k", "scrolled back", |s| s.contains("scrolled back"));
-    tmux.press("G", "following again", |s| s.contains("following"));
+    tmux.press("G", "following again", |s| {
+        s.lines()
+            .nth(1)
+            .is_some_and(|l| l.trim_end().ends_with(" live"))
+    });
     tmux.press("+", "a slower threshold", |s| s.contains("slow ≥ 2.00ms"));
     tmux.press("-", "back to 1ms", |s| s.contains("slow ≥ 1.00ms"));
     tmux.press("m", "the method filter prompt", |s| {
@@ -335,7 +346,9 @@ fn the_flow_view_follows_calls_and_obeys_its_keys() {
     let folded = std::fs::read_to_string(&path).unwrap();
     // spin() was entered before the flow began, so its marker() calls are roots.
     assert!(
-        folded.lines().any(|l| l.starts_with("Workload.marker ")),
+        folded
+            .lines()
+            .any(|l| l.starts_with("Workload.marker(int) ")),
         "{folded}"
     );
     tmux.press("?", "the flow help", |s| {
@@ -345,7 +358,7 @@ fn the_flow_view_follows_calls_and_obeys_its_keys() {
         !s.contains("fold or unfold the call")
     });
     tmux.press("BSpace", "back to the detail view", |s| {
-        s.contains("Top methods") && !s.contains("Per method since the flow opened")
+        s.contains("Top methods") && !s.contains("Per method since the flow first opened")
     });
     // Closing the flow loses nothing: the entry probes go before the return probes, so no
     // call piles up unreturned on the spinning thread in between.

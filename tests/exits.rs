@@ -460,8 +460,13 @@ fn flow_step(line: &str) -> Option<(u32, usize, &str, &str)> {
     let rest = fields.next()?;
     let call = rest.trim_start_matches(' ');
     let depth = (rest.len() - call.len()) / 2;
-    let mut words = call.split(' ');
-    Some((tid, depth, words.next()?, words.next()?))
+    // A name may hold spaces (`Workload.run(String, int)`); a return ends with its time.
+    let (arrow, rest) = call.split_once(' ')?;
+    let method = match arrow {
+        "<-" => rest.trim_end_matches(" (unwound)").rsplit_once(' ')?.0,
+        _ => rest,
+    };
+    Some((tid, depth, arrow, method))
 }
 
 /// Returned calls per stack (`a;b;c`), from the flow's text lines (the folded stacks count a
@@ -475,9 +480,9 @@ fn stacks_printed(lines: &[String]) -> BTreeMap<String, u64> {
         let stack = stacks.entry(tid).or_default();
         stack.truncate(depth);
         if arrow == "->" {
-            stack.push(method.to_string());
+            stack.push(method.replace(", ", ","));
         } else {
-            stack.push(method.to_string());
+            stack.push(method.replace(", ", ","));
             *counts.entry(stack.join(";")).or_default() += 1;
             stack.truncate(depth);
         }
@@ -532,7 +537,9 @@ fn a_flow_ended_by_a_signal_writes_the_whole_folded_file() {
     let mut runs = 0;
     while runs < TREES + 1 {
         let line = flow.stdout.next("the flow").expect("the flow ended early");
-        if line.ends_with("<- Workload.run") || line.contains("<- Workload.run ") {
+        if line.ends_with("<- Workload.run(String, int)")
+            || line.contains("<- Workload.run(String, int) ")
+        {
             runs += 1;
         }
         lines.push(line);
@@ -551,15 +558,18 @@ fn a_flow_ended_by_a_signal_writes_the_whole_folded_file() {
 
     let folded = stacks_folded(&std::fs::read_to_string(&folded).unwrap());
     for (stack, calls) in [
-        ("Workload.run", TREES + 1),
-        ("Workload.run;Workload.a", TREES),
-        ("Workload.run;Workload.a;Workload.b", 3 * TREES),
-        ("Workload.run;Workload.a;Workload.c", TREES),
+        ("Workload.run(String,int)", TREES + 1),
+        ("Workload.run(String,int);Workload.a()", TREES),
         (
-            "Workload.run;Workload.d;Workload.d;Workload.d;Workload.d;Workload.d",
+            "Workload.run(String,int);Workload.a();Workload.b()",
+            3 * TREES,
+        ),
+        ("Workload.run(String,int);Workload.a();Workload.c()", TREES),
+        (
+            "Workload.run(String,int);Workload.d(int);Workload.d(int);Workload.d(int);Workload.d(int);Workload.d(int)",
             TREES,
         ),
-        ("Workload.run;Workload.marker", MARKERS),
+        ("Workload.run(String,int);Workload.marker(int)", MARKERS),
     ] {
         assert_eq!(folded.get(stack), Some(&calls), "{stack} in {folded:?}");
     }
@@ -568,7 +578,7 @@ fn a_flow_ended_by_a_signal_writes_the_whole_folded_file() {
     let under_run = |stacks: BTreeMap<String, u64>| -> BTreeMap<String, u64> {
         stacks
             .into_iter()
-            .filter(|(stack, _)| stack.split(';').next() == Some("Workload.run"))
+            .filter(|(stack, _)| stack.split(';').next() == Some("Workload.run(String,int)"))
             .collect()
     };
     assert_eq!(

@@ -31,9 +31,19 @@ fn parse_step(line: &str) -> Step {
     let rest = fields.next().unwrap();
     let trimmed = rest.trim_start_matches(' ');
     let depth = (rest.len() - trimmed.len()) / 2;
-    let mut words = trimmed.split(' ');
-    let arrow = words.next().unwrap().to_string();
-    let method = words.next().unwrap().to_string();
+    // A name may hold spaces (`Workload.run(String, int)`); a return ends with its time.
+    let (arrow, rest) = trimmed.split_once(' ').unwrap();
+    let arrow = arrow.to_string();
+    let method = match arrow.as_str() {
+        "<-" => {
+            rest.trim_end_matches(" (unwound)")
+                .rsplit_once(' ')
+                .unwrap()
+                .0
+        }
+        _ => rest,
+    }
+    .to_string();
     Step {
         tid,
         depth,
@@ -154,29 +164,27 @@ fn jvm_flow_counts_times_and_folded_stacks_are_exact() {
     jvm.send("throw");
     jvm.send("tree");
 
-    let java = |m: &str| format!("Workload.{m}");
-    let first = parse_step(
-        &flow
-            .stdout
-            .wait_for("the first call", |l| l.contains("-> Workload.run")),
-    );
+    let java = |m: &str| support::jvm::workload_method(m);
+    let first = parse_step(&flow.stdout.wait_for("the first call", |l| {
+        l.contains("-> Workload.run(String, int)")
+    }));
     let tid = first.tid;
-    assert_eq!(first, step(tid, 0, "->", "Workload.run"));
+    assert_eq!(first, step(tid, 0, "->", "Workload.run(String, int)"));
     let mut expected = tree_steps(tid, 1, java);
-    expected.push(step(tid, 0, "<-", "Workload.run"));
+    expected.push(step(tid, 0, "<-", "Workload.run(String, int)"));
     // An exception: f throws and e catches; the return probes fire as it unwinds.
-    expected.push(step(tid, 0, "->", "Workload.run"));
+    expected.push(step(tid, 0, "->", "Workload.run(String, int)"));
     expected.extend([
-        step(tid, 1, "->", "Workload.e"),
-        step(tid, 2, "->", "Workload.f"),
-        step(tid, 2, "<-", "Workload.f"),
-        step(tid, 1, "<-", "Workload.e"),
-        step(tid, 0, "<-", "Workload.run"),
+        step(tid, 1, "->", "Workload.e()"),
+        step(tid, 2, "->", "Workload.f()"),
+        step(tid, 2, "<-", "Workload.f()"),
+        step(tid, 1, "<-", "Workload.e()"),
+        step(tid, 0, "<-", "Workload.run(String, int)"),
     ]);
     // After the exception the stack is still in step.
-    expected.push(step(tid, 0, "->", "Workload.run"));
+    expected.push(step(tid, 0, "->", "Workload.run(String, int)"));
     expected.extend(tree_steps(tid, 1, java));
-    expected.push(step(tid, 0, "<-", "Workload.run"));
+    expected.push(step(tid, 0, "<-", "Workload.run(String, int)"));
     let steps: Vec<Step> = flow
         .stdout
         .take(expected.len(), "the flow")
@@ -189,11 +197,11 @@ fn jvm_flow_counts_times_and_folded_stacks_are_exact() {
     assert!(flow.wait().success());
     let lines = std::fs::read_to_string(&folded).unwrap();
     for expected in [
-        "Workload.run;Workload.a 2",
-        "Workload.run;Workload.a;Workload.b 6",
-        "Workload.run;Workload.a;Workload.c 2",
-        "Workload.run;Workload.d;Workload.d;Workload.d;Workload.d;Workload.d 2",
-        "Workload.run;Workload.e;Workload.f 1",
+        "Workload.run(String,int);Workload.a() 2",
+        "Workload.run(String,int);Workload.a();Workload.b() 6",
+        "Workload.run(String,int);Workload.a();Workload.c() 2",
+        "Workload.run(String,int);Workload.d(int);Workload.d(int);Workload.d(int);Workload.d(int);Workload.d(int) 2",
+        "Workload.run(String,int);Workload.e();Workload.f() 1",
     ] {
         assert!(
             lines.lines().any(|l| l == expected),
@@ -212,7 +220,7 @@ fn jvm_method_times_add_up() {
     jvm.send("tree");
     stop(ustat);
     times_are_consistent(&method_times(&methods, jvm.pid()), |m| {
-        format!("Workload.{m}")
+        support::jvm::workload_method(m)
     });
 }
 
@@ -248,6 +256,15 @@ fn python_flow_under_a_profiler_is_exact() {
             .iter()
             .map(|l| parse_step(l)),
     );
+    // A Python function's label is `name (file:line)`: the name is what the tree names.
+    for step in &mut steps {
+        step.method = step
+            .method
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+    }
     assert_eq!(steps, expected);
     flow.signal(libc::SIGINT);
     assert!(flow.wait().success());

@@ -83,7 +83,7 @@ fn csv_rows_add_up_to_exactly_what_the_jvm_did() {
     let method_rows = read_csv(&methods);
     let marker: u64 = method_rows
         .iter()
-        .filter(|r| r["pid"] == pid.to_string() && r["method"] == "Workload.marker")
+        .filter(|r| r["pid"] == pid.to_string() && r["method"] == "Workload.marker(int)")
         .map(|r| r["calls"].parse::<u64>().unwrap())
         .sum();
     assert_eq!(marker, CALLS, "the marker method's own count");

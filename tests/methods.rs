@@ -282,8 +282,8 @@ fn a_jvm_with_100k_methods_gets_every_name() {
     let expected: BTreeSet<String> = (0..CLASSES)
         .flat_map(|class| {
             (0..METHODS_PER_CLASS)
-                .map(move |method| format!("Gen{class}.m{class}_{method}"))
-                .chain([format!("Gen{class}.all")])
+                .map(move |method| format!("Gen{class}.m{class}_{method}()"))
+                .chain([format!("Gen{class}.all()")])
         })
         .collect();
     assert_eq!(expected.len(), CLASSES * (METHODS_PER_CLASS + 1));

@@ -234,7 +234,7 @@ fn each_missing_capability_is_named_with_exit_code_3() {
                 );
                 assert_eq!(err.lines().count(), 1, "{err}");
                 assert!(
-                    err.starts_with(&format!("ustat: ustat lacks {name} (")),
+                    err.starts_with(&format!("ustat: not permitted: missing {name} (")),
                     "{setpriv:?}: {err}"
                 );
             }
@@ -246,6 +246,9 @@ fn each_missing_capability_is_named_with_exit_code_3() {
 fn root_without_capabilities_is_refused_like_anyone() {
     let (status, err) = refused(&root_with(&[]), &["trace", DEBIAN_PYTHON]);
     assert_eq!(status, i32::from(exit::PRIVILEGE), "{err}");
-    assert!(err.starts_with("ustat: ustat lacks CAP_BPF ("), "{err}");
+    assert!(
+        err.starts_with("ustat: not permitted: missing CAP_BPF ("),
+        "{err}"
+    );
     assert!(!err.contains("sudo"), "{err}");
 }

@@ -190,7 +190,7 @@ fn prometheus_queries_show_exactly_the_gcs_and_class_loads_done() {
     prometheus.wait_for_exactly(&jvm_classes, CLASSES as f64);
     prometheus.wait_for_exactly(
         &format!(
-            "ustat_up{{pid=\"{}\",runtime=\"python\",command=\"python3.11\"}}",
+            "ustat_up{{pid=\"{}\",runtime=\"python\",command=\"python3.11 workload.py\"}}",
             python.pid()
         ),
         1.0,
@@ -456,7 +456,7 @@ fn the_service_unit_runs_ustat_with_only_its_capabilities() {
         .stderr
         .wait_for("ustat to attach", |l| l.starts_with("ustat: tracing "));
     let up = format!(
-        "ustat_up{{pid=\"{}\",runtime=\"python\",command=\"python3.11\"}} 1",
+        "ustat_up{{pid=\"{}\",runtime=\"python\",command=\"python3.11 workload.py\"}} 1",
         python.pid()
     );
     poll("the python in the metrics", || {
@@ -464,7 +464,7 @@ fn the_service_unit_runs_ustat_with_only_its_capabilities() {
     });
     assert_eq!(python.send("gc 2"), "ok");
     let gcs = format!(
-        "ustat_gc_total{{pid=\"{}\",runtime=\"python\",command=\"python3.11\",kind=\"gen2\"}} 2",
+        "ustat_gc_total{{pid=\"{}\",runtime=\"python\",command=\"python3.11 workload.py\",kind=\"gen2\"}} 2",
         python.pid()
     );
     poll("2 GCs in the metrics", || {
@@ -525,7 +525,7 @@ fn a_process_in_a_container_cgroup_is_labelled_with_the_container() {
     let ustat = ustat_serving(port, &["-i", "0.5", "-p", &pid]);
     assert_eq!(python.send("gc 1"), "ok");
     let line = format!(
-        "ustat_gc_total{{pid=\"{pid}\",runtime=\"python\",command=\"python3.11\",container=\"{}\",kind=\"gen2\"}} 1",
+        "ustat_gc_total{{pid=\"{pid}\",runtime=\"python\",command=\"python3.11 workload.py\",container=\"{}\",kind=\"gen2\"}} 1",
         &id[..12]
     );
     poll("the GC with its container label", || {

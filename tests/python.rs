@@ -396,7 +396,7 @@ fn the_dashboard_leaves_it_unharmed_and_says_why_calls_are_off() {
             && !s.contains("not traced by default")
     });
     tmux.press("f", "the flow view", |s| {
-        s.contains(&format!("python3.11 (PID {pid}, python)"))
+        s.contains(&format!("python3.11 non_utf8.py (PID {pid}, python)"))
     });
 }
 

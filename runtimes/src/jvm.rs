@@ -196,16 +196,82 @@ static FEATURES: &[Feature] = &[
     ),
 ];
 
-/// `java/lang/String` -> `java.lang.String`
-fn dotted(class: &str) -> String {
-    class.replace('/', ".")
+/// A class name as Java source writes it: `java/lang/String` -> `java.lang.String`, and an
+/// array class's descriptor -> its element type with `[]` per dimension (`[B` -> `byte[]`,
+/// `[[Ljava/lang/String;` -> `java.lang.String[][]`).
+fn class_name(class: &str) -> String {
+    if !class.starts_with('[') {
+        return class.replace('/', ".");
+    }
+    let mut rest = class;
+    match field_type(&mut rest, false) {
+        Some(name) if rest.is_empty() => name,
+        // Not a descriptor HotSpot would pass: shown as it came, dotted.
+        _ => class.replace('/', "."),
+    }
 }
 
-fn key_label(category: u32, [first, second, _]: [&str; 3], _values: [u64; 3]) -> String {
+/// One field type of a descriptor, taken from the front of `rest`: `I` -> `int`,
+/// `Ljava/lang/String;` -> `java.lang.String` (or `String` when `simple`), `[I` -> `int[]`.
+fn field_type(rest: &mut &str, simple: bool) -> Option<String> {
+    let mut dimensions = 0;
+    while let Some(after) = rest.strip_prefix('[') {
+        dimensions += 1;
+        *rest = after;
+    }
+    let mut chars = rest.chars();
+    let base = match chars.next()? {
+        'B' => "byte".to_string(),
+        'C' => "char".to_string(),
+        'D' => "double".to_string(),
+        'F' => "float".to_string(),
+        'I' => "int".to_string(),
+        'J' => "long".to_string(),
+        'S' => "short".to_string(),
+        'Z' => "boolean".to_string(),
+        'V' => "void".to_string(),
+        'L' => {
+            let (class, after) = chars.as_str().split_once(';')?;
+            *rest = after;
+            let name = if simple {
+                class.rsplit('/').next().unwrap_or(class)
+            } else {
+                class
+            };
+            return Some(format!(
+                "{}{}",
+                name.replace('/', "."),
+                "[]".repeat(dimensions)
+            ));
+        }
+        _ => return None,
+    };
+    *rest = chars.as_str();
+    Some(format!("{base}{}", "[]".repeat(dimensions)))
+}
+
+/// A method descriptor's parameters as Java source lists them, with simple class names:
+/// `(ILjava/lang/String;[J)V` -> `(int, String, long[])`. `None` when it is not a
+/// descriptor.
+fn parameters(descriptor: &str) -> Option<String> {
+    let (inside, _return) = descriptor.strip_prefix('(')?.split_once(')')?;
+    let mut rest = inside;
+    let mut types = Vec::new();
+    while !rest.is_empty() {
+        types.push(field_type(&mut rest, true)?);
+    }
+    Some(format!("({})", types.join(", ")))
+}
+
+fn key_label(category: u32, [first, second, third]: [&str; 3], _values: [u64; 3]) -> String {
     match category {
-        METHOD_CALL => format!("{}.{second}", dotted(first)),
+        // Overloads differ only by their signature, so it is part of the name.
+        METHOD_CALL => {
+            let signature = parameters(third).unwrap_or_else(|| third.to_string());
+            format!("{}.{second}{signature}", class_name(first))
+        }
         POOL_GC_BEGIN | POOL_GC_END => format!("{first}: {second}"),
-        _ => dotted(first),
+        _ => class_name(first),
     }
 }
 
@@ -340,6 +406,12 @@ mod tests {
             "{lines:?}"
         );
         assert!(lines[0].contains("-XX:+ExtendedDTraceProbes"), "{lines:?}");
+        // A flag is fixed when the JVM starts: the flow refuses at once.
+        assert!(
+            missing(&facts(&["java"], &[], "17"))
+                .iter()
+                .all(Missing::lasts)
+        );
         let lines = missing(&facts(&["java"], &[], "21.0.2"));
         assert_eq!(lines[0].categories, [METHOD_CALL]);
         assert!(
@@ -402,11 +474,11 @@ mod tests {
                 ["java/lang/String", "hashCode", "()I"],
                 [1, 2, 3]
             ),
-            "java.lang.String.hashCode"
+            "java.lang.String.hashCode()"
         );
         assert_eq!(
             key_label(OBJECT_ALLOC, ["[Ljava/lang/Object;", "", ""], [1, 0, 0]),
-            "[Ljava.lang.Object;"
+            "java.lang.Object[]"
         );
         assert_eq!(
             key_label(
@@ -416,5 +488,34 @@ mod tests {
             ),
             "G1 Young Generation: G1 Eden Space"
         );
+    }
+
+    #[test]
+    fn array_classes_read_as_java_source_writes_them() {
+        let alloc = |class| key_label(OBJECT_ALLOC, [class, "", ""], [1, 0, 0]);
+        assert_eq!(alloc("[B"), "byte[]");
+        assert_eq!(alloc("[[I"), "int[][]");
+        assert_eq!(alloc("[Ljava/lang/String;"), "java.lang.String[]");
+        assert_eq!(alloc("[[[Ljava/util/Map;"), "java.util.Map[][][]");
+        assert_eq!(alloc("java/util/HashMap$Node"), "java.util.HashMap$Node");
+        // Not a descriptor: as it came, never a panic.
+        assert_eq!(alloc("[Q"), "[Q");
+        assert_eq!(alloc("[Ljava/lang/String"), "[Ljava.lang.String");
+        assert_eq!(alloc("[B;"), "[B;");
+    }
+
+    #[test]
+    fn overloads_are_told_apart_by_their_parameters() {
+        let call = |signature| key_label(METHOD_CALL, ["Demo", "work", signature], [1, 2, 3]);
+        assert_eq!(call("()V"), "Demo.work()");
+        assert_eq!(call("(I)V"), "Demo.work(int)");
+        assert_eq!(call("(ILjava/lang/String;)J"), "Demo.work(int, String)");
+        assert_eq!(
+            call("([B[[Ljava/lang/Object;ZD)V"),
+            "Demo.work(byte[], Object[][], boolean, double)"
+        );
+        assert_ne!(call("(I)V"), call("(J)V"));
+        // A signature that does not parse is kept, so overloads still differ.
+        assert_eq!(call("(X)V"), "Demo.work(X)V");
     }
 }

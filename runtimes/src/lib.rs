@@ -191,6 +191,19 @@ pub struct Missing {
     pub text: String,
 }
 
+/// How a runtime's line says its setting is fixed when the process starts (a JVM's
+/// `-XX:` flag, PHP's `USE_ZEND_DTRACE=1`), so what it keeps from ustat stays missing for
+/// the life of the process.
+pub const FIXED_AT_START: &str = "cannot be switched on in a running";
+
+impl Missing {
+    /// Whether it stays missing as long as the process runs (see `FIXED_AT_START`); a
+    /// CPython 3.11 waiting for a profiler, or a Ruby for a TracePoint, may start any time.
+    pub fn lasts(&self) -> bool {
+        self.text.contains(FIXED_AT_START)
+    }
+}
+
 /// Every runtime, in the order ustat checks them.
 pub static ALL: &[&Runtime] = &[
     &jvm::JVM,

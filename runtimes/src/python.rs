@@ -420,6 +420,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_profiler_can_start_any_time() {
+        let facts = ProcessFacts {
+            args: vec![],
+            env: vec![],
+            version: Some("3.11".into()),
+            resolved: vec!["calls"],
+        };
+        let lines = missing(&facts);
+        assert_eq!(lines.len(), 1);
+        assert!(!lines[0].lasts(), "{lines:?}");
+    }
+
+    #[test]
     fn libpython_beats_the_executable() {
         for (name, rank) in [
             ("libpython3.12.so.1.0", Some(0)),

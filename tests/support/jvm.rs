@@ -110,3 +110,14 @@ fn link_tree(from: &Path, to: &Path, copied: &[&Path]) {
     }
     walk(from, from, to, copied);
 }
+
+/// A method of `Workload.java` as ustat names it: class, name and parameters
+/// (`Workload.run(String, int)`).
+pub fn workload_method(name: &str) -> String {
+    let parameters = match name {
+        "run" => "(String, int)",
+        "marker" | "d" => "(int)",
+        _ => "()",
+    };
+    format!("Workload.{name}{parameters}")
+}

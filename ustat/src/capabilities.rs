@@ -91,7 +91,7 @@ impl fmt::Display for Capability {
 #[derive(Debug, thiserror::Error)]
 pub enum CapabilityError {
     #[error(
-        "ustat lacks {}; run it as root, or grant it {}",
+        "not permitted: missing {}; run ustat as root, or grant it {}",
         describe(missing),
         names(TRACING)
     )]
@@ -202,15 +202,15 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "ustat lacks CAP_PERFMON (to attach uprobes) and CAP_SYS_PTRACE (to read other \
-             users' processes); run it as root, or grant it CAP_BPF, CAP_PERFMON, \
+            "not permitted: missing CAP_PERFMON (to attach uprobes) and CAP_SYS_PTRACE (to read other \
+             users' processes); run ustat as root, or grant it CAP_BPF, CAP_PERFMON, \
              CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH and CAP_CHECKPOINT_RESTORE"
         );
         let error = check(0, &[Capability::Bpf]).unwrap_err();
         assert!(
             error
                 .to_string()
-                .starts_with("ustat lacks CAP_BPF (to load eBPF programs); ")
+                .starts_with("not permitted: missing CAP_BPF (to load eBPF programs); ")
         );
     }
 

@@ -6,7 +6,7 @@ use crate::{
     capabilities::CapabilityError,
     export::CreateError,
     process::ProcessError,
-    source::SelectionError,
+    source::{FlowError, SelectionError},
     target::TargetError,
     trace::resolve::ResolveError,
     usdt::UsdtError,
@@ -68,7 +68,9 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
     if let Some(e) = cause.downcast_ref::<CreateError>() {
         return match e {
-            CreateError::Exists { .. } => Some(USAGE),
+            CreateError::Exists { .. }
+            | CreateError::IsDirectory { .. }
+            | CreateError::NoDirectory { .. } => Some(USAGE),
             CreateError::Io { source, .. }
                 if source.kind() == std::io::ErrorKind::PermissionDenied =>
             {
@@ -91,6 +93,9 @@ fn code_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
             _ => TARGET,
         });
     }
+    if cause.is::<FlowError>() {
+        return Some(TARGET);
+    }
     if let Some(e) = cause.downcast_ref::<TargetError>() {
         return Some(target_code(e));
     }
@@ -107,7 +112,9 @@ fn target_code(e: &TargetError) -> u8 {
     match e {
         TargetError::Process(e) => process_code(e),
         TargetError::Usdt(e) => usdt_code(e),
-        TargetError::NoProbesInProcess(_) | TargetError::NotMapped { .. } => TARGET,
+        TargetError::NoProbesInProcess(_)
+        | TargetError::NoSuchProbe { .. }
+        | TargetError::NotMapped { .. } => TARGET,
     }
 }
 

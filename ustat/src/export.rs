@@ -2,6 +2,7 @@
 //! "CSV columns"); new ones only ever go at the end.
 
 use std::{
+    collections::HashMap,
     fs::{File, OpenOptions},
     io::{self, Write},
     path::{Path, PathBuf},
@@ -13,7 +14,7 @@ use serde::Serialize;
 use crate::{
     bpf::Lost,
     sanitize,
-    snapshot::{ProcessSnapshot, Snapshot},
+    snapshot::{ProcessSnapshot, Ranked, Snapshot, Timing},
 };
 
 /// The header, in order.
@@ -338,11 +339,12 @@ impl<W: Write> MethodsCsvWriter<W> {
         let timestamp = timestamp(snapshot.taken_at);
         let interval_s = format!("{:.3}", snapshot.interval.as_secs_f64());
         for process in &snapshot.processes {
-            for method in process
-                .top_methods
-                .iter()
-                .filter(|m| m.interval > 0 || m.timing.is_some_and(|t| t.calls > 0))
-            {
+            for (method, merged) in one_row_per_name(
+                process
+                    .top_methods
+                    .iter()
+                    .filter(|m| m.interval > 0 || m.timing.is_some_and(|t| t.calls > 0)),
+            ) {
                 let timing = method.timing;
                 let row = MethodRow {
                     timestamp: &timestamp,
@@ -355,7 +357,7 @@ impl<W: Write> MethodsCsvWriter<W> {
                     total_ms: timing.map(|t| ms_exact(t.total_ns)),
                     self_ms: timing.map(|t| ms_exact(t.self_ns)),
                     mean_us: timing.map(|t| us(t.mean_ns)),
-                    p99_us: timing.map(|t| us(t.p99_ns)),
+                    p99_us: timing.filter(|_| !merged).map(|t| us(t.p99_ns)),
                 };
                 self.inner.serialize(row).map_err(io::Error::other)?;
             }
@@ -364,10 +366,48 @@ impl<W: Write> MethodsCsvWriter<W> {
     }
 }
 
+/// One entry per method name: two keys the kernel keeps apart can carry one name (a class
+/// loaded twice, a module reloaded), and a row's method must be its key. Their counts and
+/// times add up; a p99 of two histograms is not the p99 of either, so a merged row (`true`)
+/// leaves it empty.
+fn one_row_per_name<'a>(methods: impl Iterator<Item = &'a Ranked>) -> Vec<(Ranked, bool)> {
+    let mut rows: Vec<(Ranked, bool)> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    for method in methods {
+        let Some(&i) = at.get(method.name.as_str()) else {
+            at.insert(&method.name, rows.len());
+            rows.push((method.clone(), false));
+            continue;
+        };
+        let (row, merged) = &mut rows[i];
+        *merged = true;
+        row.interval += method.interval;
+        row.timing = match (row.timing, method.timing) {
+            (Some(a), Some(b)) => {
+                let calls = a.calls + b.calls;
+                let total_ns = a.total_ns + b.total_ns;
+                Some(Timing {
+                    calls,
+                    total_ns,
+                    self_ns: a.self_ns + b.self_ns,
+                    mean_ns: total_ns.checked_div(calls).unwrap_or(0),
+                    p99_ns: 0,
+                })
+            }
+            (a, b) => a.or(b),
+        };
+    }
+    rows
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
     #[error("{path} exists; ustat never overwrites a file: give another name or move it away", path = path.display())]
     Exists { path: PathBuf },
+    #[error("{path} is a directory; give a file name in it", path = path.display())]
+    IsDirectory { path: PathBuf },
+    #[error("cannot create {path}: there is no directory {dir}", path = path.display(), dir = dir.display())]
+    NoDirectory { path: PathBuf, dir: PathBuf },
     #[error("cannot create {path}", path = path.display())]
     Io {
         path: PathBuf,
@@ -383,9 +423,18 @@ pub fn create_new(path: &Path) -> Result<File, CreateError> {
         .create_new(true)
         .open(path)
         .map_err(|source| {
-            if source.kind() == io::ErrorKind::AlreadyExists {
+            if path.is_dir() {
+                CreateError::IsDirectory {
+                    path: path.to_path_buf(),
+                }
+            } else if source.kind() == io::ErrorKind::AlreadyExists {
                 CreateError::Exists {
                     path: path.to_path_buf(),
+                }
+            } else if source.kind() == io::ErrorKind::NotFound {
+                CreateError::NoDirectory {
+                    path: path.to_path_buf(),
+                    dir: directory_of(path).to_path_buf(),
                 }
             } else {
                 CreateError::Io {
@@ -394,6 +443,27 @@ pub fn create_new(path: &Path) -> Result<File, CreateError> {
                 }
             }
         })
+}
+
+/// The directory a file name is in (`.` for a bare name).
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// Whether two output names are the same file: the same name, or names that reach the
+/// same file through their directories (`out.csv`, `./out.csv`, a link to the directory).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return true;
+    }
+    let resolved = |p: &Path| {
+        let dir = directory_of(p).canonicalize().ok()?;
+        Some(dir.join(p.file_name()?))
+    };
+    matches!((resolved(a), resolved(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// A new file in `dir` named `{base}-{time}.{extension}` (`-2`, `-3`, ... before the
@@ -762,5 +832,38 @@ mod tests {
             std::fs::read_to_string(&first).unwrap(),
             std::fs::read_to_string(&second).unwrap()
         );
+    }
+
+    #[test]
+    fn two_keys_of_one_name_are_one_row() {
+        let ranked = |calls, total_ns| Ranked {
+            name: "Demo.work(int)".into(),
+            interval: calls,
+            timing: Some(Timing {
+                calls,
+                total_ns,
+                self_ns: total_ns,
+                mean_ns: total_ns / calls,
+                p99_ns: total_ns,
+            }),
+            ..Ranked::default()
+        };
+        let other = Ranked {
+            name: "Demo.rest()".into(),
+            interval: 1,
+            ..Ranked::default()
+        };
+        let methods = [ranked(2, 200), other.clone(), ranked(3, 900)];
+        let rows = one_row_per_name(methods.iter());
+        assert_eq!(rows.len(), 2);
+        let (work, merged) = &rows[0];
+        assert!(*merged);
+        assert_eq!(work.interval, 5);
+        let timing = work.timing.unwrap();
+        assert_eq!(
+            (timing.calls, timing.total_ns, timing.mean_ns),
+            (5, 1100, 220)
+        );
+        assert_eq!(rows[1], (other, false));
     }
 }

@@ -36,6 +36,15 @@ pub fn percent(value: f64) -> String {
     }
 }
 
+/// A count and its noun, singular for one: `1 process`, `2 processes`, `0 threads`.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// `999`, `1.2k`, `12k`, `3.4M`
 pub fn count(value: u64) -> String {
     const UNITS: [(u64, &str); 4] = [
@@ -163,5 +172,12 @@ mod tests {
         assert_eq!(nanos(9_999), "10.0µs");
         assert_eq!(nanos(999_999), "1.00ms");
         assert_eq!(nanos(999_999_999), "1.00s");
+    }
+
+    #[test]
+    fn one_is_singular() {
+        assert_eq!(plural(1, "process", "processes"), "1 process");
+        assert_eq!(plural(0, "process", "processes"), "0 processes");
+        assert_eq!(plural(2, "thread", "threads"), "2 threads");
     }
 }

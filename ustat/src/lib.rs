@@ -8,6 +8,7 @@ pub mod category;
 pub mod cli;
 pub mod clone_code;
 pub mod clone_name;
+pub mod command_label;
 pub mod commands;
 pub mod container;
 pub mod discovery;

@@ -73,6 +73,21 @@ pub fn exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Is the process still running: it exists and has not exited (a zombie its parent has not
+/// reaped yet has).
+pub fn running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    !matches!(parse_state(&stat), Some(b'Z' | b'X' | b'x'))
+}
+
+/// The state letter of `/proc/PID/stat`, after the command (which may hold `)`).
+fn parse_state(stat: &[u8]) -> Option<u8> {
+    let after_command = stat.iter().rposition(|&b| b == b')')?;
+    stat.get(after_command + 2).copied()
+}
+
 fn read_proc(pid: u32, file: &'static str) -> Result<Vec<u8>, ProcessError> {
     std::fs::read(format!("/proc/{pid}/{file}")).map_err(|e| ProcessError::from_io(pid, file, e))
 }
@@ -212,6 +227,14 @@ fn split_nul(bytes: &[u8]) -> Vec<String> {
 
 /// The names of the process's threads, cleaned of control characters, by thread id.
 pub fn threads(pid: u32) -> Result<Vec<String>, ProcessError> {
+    Ok(threads_by_id(pid)?
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect())
+}
+
+/// The process's threads, (thread id, name cleaned of control characters), by id.
+pub fn threads_by_id(pid: u32) -> Result<Vec<(u32, String)>, ProcessError> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map_err(|e| ProcessError::from_io(pid, "task", e))?;
     let mut threads: Vec<(u32, String)> = dir
@@ -225,7 +248,7 @@ pub fn threads(pid: u32) -> Result<Vec<String>, ProcessError> {
         })
         .collect();
     threads.sort();
-    Ok(threads.into_iter().map(|(_, name)| name).collect())
+    Ok(threads)
 }
 
 /// All processes now.
@@ -235,6 +258,27 @@ pub fn all_pids() -> Vec<u32> {
     };
     dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
         .collect()
+}
+
+/// The first `limit` bytes of the command line, split into arguments (the last one may be
+/// cut): the process writes its own command line, so it is never read whole.
+pub fn args_bounded(pid: u32, limit: u64) -> Result<Vec<String>, ProcessError> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(format!("/proc/{pid}/cmdline"))
+        .map_err(|e| ProcessError::from_io(pid, "cmdline", e))?;
+    let mut bytes = Vec::new();
+    file.take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ProcessError::from_io(pid, "cmdline", e))?;
+    Ok(split_nul(&bytes))
+}
+
+/// What tells the process apart: `comm` and what it runs, from its command line
+/// (`java com.acme.Main`, `python3 -m http.server`; see `command_label`), sanitised.
+pub fn label(pid: u32, runtime: &str) -> Result<String, ProcessError> {
+    let comm = command(pid)?;
+    let args = args_bounded(pid, crate::command_label::READ_LIMIT).unwrap_or_default();
+    Ok(crate::command_label::label(runtime, &comm, &args))
 }
 
 /// The command name (`comm`), with anything unprintable removed.
@@ -309,6 +353,14 @@ mod tests {
             objects[2].host_path,
             Path::new("/proc/42/map_files/7f0000200000-7f0000300000")
         );
+    }
+
+    #[test]
+    fn the_state_comes_after_the_command() {
+        assert_eq!(parse_state(b"42 (a) b) Z 1 2"), Some(b'Z'));
+        assert_eq!(parse_state(b"42 (java) S 1 2"), Some(b'S'));
+        assert_eq!(parse_state(b"garbage"), None);
+        assert!(running(std::process::id()));
     }
 
     #[test]

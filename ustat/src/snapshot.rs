@@ -371,6 +371,10 @@ pub trait CallSource {
     /// Attaches `pid`'s on-demand features (probes ustat leaves off by default because the
     /// runtime's code behind them can fail); returns the names of those that took.
     fn trace_on_demand(&mut self, pid: u32) -> Vec<&'static str>;
+    /// `pid`'s live threads now, (thread id, name), by id; for the flow's thread picker.
+    fn live_threads(&self, _pid: u32) -> Vec<(u32, String)> {
+        Vec::new()
+    }
 }
 
 /// How the snapshot fields that are not plain data are written and read (recordings,

@@ -402,7 +402,7 @@ pub fn compute(
             reclaimed_bytes: reclaimed.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
         })
         .collect();
-    out.pools.sort_by(|a, b| a.name.cmp(&b.name));
+    out.pools.sort_by_key(pool_order);
     if collections_by_manager(runtime) {
         // A pause manager (`ZGC Pauses`) counts pauses, which gc_count has.
         out.collectors = collectors
@@ -441,6 +441,23 @@ fn collections_by_manager(runtime: &Runtime) -> bool {
                 }
             )
         })
+}
+
+/// Where a pool comes in the detail view: the pools a GC changed first, young to old (Eden,
+/// Survivor, Old Gen), then those it left as they were (code heaps, metaspace), by name.
+fn pool_order(pool: &PoolUsage) -> (bool, u8, String) {
+    // `manager: pool`; the pool's own name says its generation.
+    let name = pool.name.rsplit(": ").next().unwrap_or(&pool.name);
+    let generation = if name.contains("Eden") {
+        0
+    } else if name.contains("Survivor") {
+        1
+    } else if name.contains("Old") || name.contains("Tenured") {
+        2
+    } else {
+        3
+    };
+    (pool.reclaimed_bytes == 0, generation, pool.name.clone())
 }
 
 #[cfg(test)]
@@ -550,7 +567,7 @@ mod tests {
         assert_eq!(computed.interval.class_loaded, 0);
         assert_eq!(computed.interval.method_calls, 8);
         assert_eq!(computed.top_methods.len(), 2);
-        assert_eq!(computed.top_methods[0].name, "java.lang.String.run");
+        assert_eq!(computed.top_methods[0].name, "java.lang.String.run()");
         assert_eq!(
             (
                 computed.top_methods[0].interval,
@@ -558,7 +575,7 @@ mod tests {
             ),
             (4, 9)
         );
-        assert_eq!(computed.top_methods[1].name, "java.lang.String.hashCode");
+        assert_eq!(computed.top_methods[1].name, "java.lang.String.hashCode()");
         assert_eq!(
             computed.gc_kinds,
             [GcKind {
@@ -845,5 +862,47 @@ mod tests {
         assert_eq!(stats.p50_ns, raw.value_at_quantile(0.5));
         assert_eq!(stats.p99_ns, raw.value_at_quantile(0.99));
         assert_eq!(stats.max_ns, raw.max());
+    }
+
+    #[test]
+    fn pools_that_changed_come_first_young_to_old() {
+        let pool = |name: &str, reclaimed_bytes| PoolUsage {
+            name: name.into(),
+            gcs: 1,
+            reclaimed_bytes,
+        };
+        let mut pools = [
+            pool("G1 Young Generation: CodeHeap 'non-nmethods'", 0),
+            pool("G1 Young Generation: CodeHeap 'profiled nmethods'", 0),
+            pool("G1 Young Generation: G1 Old Gen", -1024),
+            pool("G1 Young Generation: CodeHeap 'non-profiled nmethods'", 0),
+            pool("G1 Young Generation: G1 Survivor Space", -512),
+            pool("G1 Young Generation: Metaspace", 0),
+            pool("G1 Young Generation: G1 Eden Space", 4096),
+        ];
+        pools.sort_by_key(pool_order);
+        let names: Vec<&str> = pools
+            .iter()
+            .map(|p| p.name.rsplit(": ").next().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "G1 Eden Space",
+                "G1 Survivor Space",
+                "G1 Old Gen",
+                "CodeHeap 'non-nmethods'",
+                "CodeHeap 'non-profiled nmethods'",
+                "CodeHeap 'profiled nmethods'",
+                "Metaspace",
+            ]
+        );
+        // Serial and Parallel GC name their old generation otherwise.
+        let mut serial = [
+            pool("MarkSweepCompact: Tenured Gen", 10),
+            pool("Copy: Eden Space", 5),
+        ];
+        serial.sort_by_key(pool_order);
+        assert_eq!(serial[1].name, "MarkSweepCompact: Tenured Gen");
     }
 }

@@ -44,6 +44,8 @@ pub enum TargetError {
     Usdt(#[from] UsdtError),
     #[error("process {0} maps no binary with USDT probes")]
     NoProbesInProcess(u32),
+    #[error("process {pid} has no such probes: {detail}")]
+    NoSuchProbe { pid: u32, detail: String },
     #[error("process {pid} does not map {path}", path = path.display())]
     NotMapped { pid: u32, path: PathBuf },
 }

@@ -94,7 +94,7 @@ fn run_text(args: &WatchArgs, folded: Option<File>) -> anyhow::Result<()> {
             }
             if checked.elapsed() >= Duration::from_secs(1) {
                 checked = Instant::now();
-                if !process::exists(pid) {
+                if !process::running(pid) {
                     eprintln!("ustat: process {pid} exited");
                     break;
                 }

@@ -91,8 +91,12 @@ fn poll_loop(
     };
     let mut source = KernelSource::start(options)?;
     eprintln!(
-        "ustat: tracing {} runtime processes{}; metrics at http://{address}/metrics every {:.3} s; Ctrl-C to stop",
-        source.traced(),
+        "ustat: tracing {}{}; metrics at http://{address}/metrics every {:.3} s; Ctrl-C to stop",
+        crate::format::plural(
+            source.traced() as u64,
+            "runtime process",
+            "runtime processes"
+        ),
         if args.pid.is_empty() {
             " (and any that start)"
         } else {

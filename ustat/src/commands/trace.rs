@@ -105,11 +105,24 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
         target::check_mapped(binary, pids)?;
     }
     let selected = match select(&binaries, probes) {
-        Err(unmatched) if watched.is_some() => {
+        // A process with no probes yet may register some (libstapsdt): it is watched.
+        Err(unmatched) if watched.is_some() && binaries.is_empty() => {
             eprintln!("ustat: {unmatched}; tracing it when the process maps one");
             select_lenient(&binaries, probes)
         }
-        other => other?,
+        // A process lacking the probe asked for is a bad target, as everywhere a process
+        // has no such probes; in a file named on the command line it is a mistyped pattern.
+        Err(unmatched) => {
+            return Err(match &target {
+                Target::Pid(pid) => target::TargetError::NoSuchProbe {
+                    pid: *pid,
+                    detail: unmatched.0,
+                }
+                .into(),
+                Target::Path(_) => unmatched.into(),
+            });
+        }
+        Ok(selected) => selected,
     };
     let started = std::time::Instant::now();
     let mut tracer = Tracer::load()?;

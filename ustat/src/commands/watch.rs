@@ -9,6 +9,7 @@ use std::{
 
 use crate::{
     cli::WatchArgs,
+    exit::UsageError,
     export::{self, CsvWriter, MethodsCsvWriter},
     samples::{self, FoldedStacks},
     samples_csv::SamplesCsvWriter,
@@ -102,22 +103,38 @@ fn write_folded(file: File, folded: &FoldedStacks) -> io::Result<()> {
 
 fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
     crate::capabilities::require(crate::capabilities::TRACING)?;
-    // The file is created before anything is attached, so a bad name fails at once.
+    if let Some(methods) = &args.methods
+        && export::same_file(path, methods)
+    {
+        return Err(UsageError(format!(
+            "--csv and --methods name the same file ({}): give each its own",
+            methods.display()
+        ))
+        .into());
+    }
+    // The files are created before anything is attached, so a bad name fails at once; if
+    // anything fails before the first row, the files made go again.
+    let mut created = CreatedFiles::default();
     let out: Box<dyn Write> = if path == Path::new("-") {
         Box::new(io::stdout())
     } else {
-        Box::new(export::create_new(path)?)
+        Box::new(created.create(path)?)
     };
     let mut methods = match &args.methods {
-        Some(path) => Some(MethodsCsvWriter::new(export::create_new(path)?)?),
+        Some(path) if path == Path::new("-") => Some(MethodsCsvWriter::new(
+            Box::new(io::stdout()) as Box<dyn Write>,
+        )?),
+        Some(path) => Some(MethodsCsvWriter::new(
+            Box::new(created.create(path)?) as Box<dyn Write>
+        )?),
         None => None,
     };
     let mut samples = match &args.samples {
-        Some(path) => Some(SamplesCsvWriter::new(export::create_new(path)?)?),
+        Some(path) => Some(SamplesCsvWriter::new(created.create(path)?)?),
         None => None,
     };
     let folded_file = match &args.folded {
-        Some(path) => Some(export::create_new(path)?),
+        Some(path) => Some(created.create(path)?),
         None => None,
     };
     let mut folded = FoldedStacks::new();
@@ -125,9 +142,14 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
     // The methods file has every method; the main file needs no top lists at all.
     let top = if methods.is_some() { usize::MAX } else { 0 };
     let mut source = KernelSource::start(args.source_options(top))?;
+    created.keep();
     eprintln!(
-        "ustat: tracing {} runtime processes{}; a CSV row per process every {:.3} s to {}; Ctrl-C to stop",
-        source.traced(),
+        "ustat: tracing {}{}; a CSV row per process every {:.3} s to {}; Ctrl-C to stop",
+        crate::format::plural(
+            source.traced() as u64,
+            "runtime process",
+            "runtime processes"
+        ),
         if args.pid.is_empty() {
             " (and any that start)"
         } else {
@@ -148,17 +170,53 @@ fn run_csv(args: &WatchArgs, path: &Path) -> anyhow::Result<()> {
         next += args.interval;
         stopping
     };
+    // Given PIDs, the run is over when they all are.
+    let until_all_exited = !args.pid.is_empty();
     let extras = Extras {
         methods: methods.as_mut(),
         samples: samples.as_mut(),
         folded: folded_file.is_some().then_some(&mut folded),
     };
-    let result = csv_loop_with(&mut source, &mut writer, extras, args.count, wait);
+    let result = csv_loop_with(
+        &mut source,
+        &mut writer,
+        extras,
+        args.count,
+        until_all_exited,
+        wait,
+    );
     // What was sampled until then is written also when the loop failed.
     if let Some(file) = folded_file {
         write_folded(file, &folded)?;
     }
     result
+}
+
+/// Output files this run created; removed on drop unless kept, so a run that fails before
+/// its first row leaves nothing behind.
+#[derive(Default)]
+struct CreatedFiles {
+    paths: Vec<std::path::PathBuf>,
+}
+
+impl CreatedFiles {
+    fn create(&mut self, path: &Path) -> Result<std::fs::File, export::CreateError> {
+        let file = export::create_new(path)?;
+        self.paths.push(path.to_path_buf());
+        Ok(file)
+    }
+
+    fn keep(&mut self) {
+        self.paths.clear();
+    }
+}
+
+impl Drop for CreatedFiles {
+    fn drop(&mut self) {
+        for path in &self.paths {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Writes a row per process every interval until `count` intervals are written or
@@ -177,15 +235,17 @@ pub fn csv_loop<S: Source, W: Write, M: Write>(
         samples: None,
         folded: None,
     };
-    csv_loop_with(source, writer, extras, count, wait_interval)
+    csv_loop_with(source, writer, extras, count, false, wait_interval)
 }
 
-/// `csv_loop` with every file beside the main CSV.
+/// `csv_loop` with every file beside the main CSV; with `until_all_exited` it also ends
+/// after the interval in which the last traced process exited (its last rows written).
 pub fn csv_loop_with<S: Source, W: Write, M: Write, P: Write>(
     source: &mut S,
     writer: &mut CsvWriter<W>,
     mut extras: Extras<'_, M, P>,
     count: Option<u64>,
+    until_all_exited: bool,
     mut wait_interval: impl FnMut(&mut S) -> bool,
 ) -> anyhow::Result<()> {
     let mut intervals = 0;
@@ -204,7 +264,11 @@ pub fn csv_loop_with<S: Source, W: Write, M: Write, P: Write>(
         }
         extras.write(&snapshot)?;
         intervals += 1;
-        if stopping || count.is_some_and(|count| intervals >= count) {
+        let all_exited = until_all_exited && snapshot.processes.iter().all(|p| p.exited);
+        if all_exited {
+            eprintln!("ustat: every traced process has exited");
+        }
+        if stopping || all_exited || count.is_some_and(|count| intervals >= count) {
             return Ok(());
         }
     }

@@ -68,6 +68,15 @@ pub fn flow_hash(runtime: &Runtime, key: &KeyedKey) -> Option<u64> {
     Some(method_hash(&keys))
 }
 
+/// A method's name as a frame of a folded stack: semicolons separate frames and the last
+/// space the count, so neither is in a name (`Demo.work(int, String)` -> `Demo.work(int,String)`).
+pub fn folded_frame(label: &str) -> String {
+    label
+        .replace(';', ":")
+        .replace(", ", ",")
+        .replace(char::is_whitespace, "_")
+}
+
 /// Folded stacks (`a;b;c calls`), one line per call path of `pid`, for flame-graph tools.
 /// `label` names a method hash.
 pub fn folded(
@@ -91,8 +100,7 @@ pub fn folded(
             while let Some(step) = current
                 && frames.len() < ustat_common::MAX_STACK
             {
-                // Semicolons separate frames: keep them out of names.
-                frames.push(label(step.method).replace(';', ":"));
+                frames.push(folded_frame(&label(step.method)));
                 current = match step.parent {
                     0 => None,
                     parent => of_pid.get(&parent).map(|t| **t),

@@ -20,6 +20,13 @@ use crate::{
     snapshot::CallSource,
 };
 
+/// A flow that cannot start: the process has no call probes that can fire.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("the calls of process {pid} cannot be followed: {reason}")]
+    NoCallProbes { pid: u32, reason: String },
+}
+
 /// Lines kept between two `take_flow` calls; beyond, the oldest go (and are counted).
 const MAX_PENDING: usize = 1 << 20;
 
@@ -119,13 +126,17 @@ impl KernelSource {
             .map(|t| t.found.clone())
             .with_context(|| format!("process {pid} is not traced"))?;
         if found.runtime.flow.is_none() {
-            anyhow::bail!(
-                "{} has no method probes: its calls cannot be followed",
-                found.runtime.name
-            );
+            return Err(FlowError::NoCallProbes {
+                pid,
+                reason: format!("{} has no method probes", found.runtime.name),
+            }
+            .into());
         }
         if let Some(line) = self.calls_not_asked_for(pid) {
             return Err(crate::message::UsageError(line).into());
+        }
+        if let Some(reason) = self.calls_never_fire(pid) {
+            return Err(FlowError::NoCallProbes { pid, reason }.into());
         }
         // With --methods the probes are attached already; twice would push every call twice.
         if !self.options.method_times {
@@ -142,6 +153,25 @@ impl KernelSource {
         self.tracer.set_flow(true, "", "")?;
         self.flow.watched = Some(pid);
         Ok(())
+    }
+
+    /// Why `pid`'s call probes cannot fire while it runs, as the detail view says it: its
+    /// binary lacks them, or a setting fixed at its start keeps them off. A flow would wait
+    /// for calls forever.
+    fn calls_never_fire(&self, pid: u32) -> Option<String> {
+        use ustat_common::category::METHOD_CALL;
+        let tracked = self.tracked.get(&pid)?;
+        // A setting ustat did not read (an options file) may have turned them on after all.
+        if self.baseline.has_hits(pid, METHOD_CALL) {
+            return None;
+        }
+        let calls = |m: &&ustat_runtimes::Missing| m.categories.contains(&METHOD_CALL);
+        tracked
+            .unavailable
+            .iter()
+            .find(calls)
+            .or_else(|| tracked.missing.iter().filter(calls).find(|m| m.lasts()))
+            .map(|m| m.text.clone())
     }
 
     /// Sends only calls whose class (or file) and method (or function) start with these.
@@ -204,6 +234,10 @@ impl KernelSource {
 }
 
 impl CallSource for KernelSource {
+    fn live_threads(&self, pid: u32) -> Vec<(u32, String)> {
+        process::threads_by_id(pid).unwrap_or_default()
+    }
+
     fn watch_flow(&mut self, pid: u32) -> anyhow::Result<()> {
         KernelSource::watch_flow(self, pid)
     }
@@ -239,7 +273,7 @@ impl CallSource for KernelSource {
             .into_iter()
             .find(|(p, _)| *p == pid)
             .map_or("?", |(_, r)| r);
-        let command = process::command(pid).unwrap_or_default();
+        let command = process::label(pid, runtime).unwrap_or_default();
         format!("{command} (PID {pid}, {runtime})")
     }
 

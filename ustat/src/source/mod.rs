@@ -21,6 +21,7 @@ use std::{
 
 use aya::maps::{MapData, RingBuf};
 
+pub use calls::FlowError;
 pub use debug::DEBUG_MAPS_VARIABLE;
 
 use crate::{

@@ -127,7 +127,7 @@ impl KernelSource {
                 resolved: coverage.resolved,
             };
             let mut tracked = Tracked {
-                command: process::command(found.pid).unwrap_or_default(),
+                command: process::label(found.pid, found.runtime.name).unwrap_or_default(),
                 facts,
                 unavailable: coverage.unavailable,
                 deferred: coverage.deferred,

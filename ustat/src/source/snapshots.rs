@@ -53,6 +53,20 @@ impl Baseline {
         }
     }
 
+    /// Whether the last reading holds hits of `category` by `pid` (so it is traced after
+    /// all, whatever the process's settings seemed to say).
+    pub(super) fn has_hits(&self, pid: u32, category: u32) -> bool {
+        self.totals
+            .keyed
+            .keys()
+            .any(|k| k.pid == pid && k.category == category)
+            || self
+                .totals
+                .counts
+                .keys()
+                .any(|k| k.pid == pid && k.category == category)
+    }
+
     /// The reading just taken, and the processes reported from it.
     pub(super) fn replace(
         &mut self,
@@ -127,17 +141,17 @@ impl KernelSource {
 
 impl Source for KernelSource {
     fn poll(&mut self) -> anyhow::Result<Snapshot> {
-        // The interval ends where discovery looks: the snapshot holds the processes found
-        // then, so a process running at its timestamp is in it. (Stamped after the reading,
-        // a process that started during a slow poll was running at the timestamp but missing
-        // from the snapshot.)
+        // Discovery first: a process it finds gone has been reaped, so the exit hook has
+        // already recorded it, and the reading below holds its final counts.
+        let mut gone = self.discover();
+        // The interval ends when the kernel's counts are read, right after discovery: the
+        // timestamp is the end of what the rows count, and interval_s the time since the
+        // last reading, however long discovery took on a loaded host. (Between discovery
+        // and the stamp, microseconds, a process can start unseen until the next interval.)
         let taken_at = SystemTime::now();
         let now = Instant::now();
         let interval = now - self.last_poll;
         self.last_poll = now;
-        // Discovery first: a process it finds gone has been reaped, so the exit hook has
-        // already recorded it, and the reading below holds its final counts.
-        let mut gone = self.discover();
         let exited = self.tracer.exited()?;
         let totals = self.tracer.totals()?;
         self.read_flow_totals()?;

@@ -56,15 +56,40 @@ impl Column {
         }
     }
 
-    /// Its width in the table (the command takes what is left, at least this).
+    /// Its width in the table: its title's, and its widest value's (the command takes what
+    /// is left, at least this).
     pub fn width(self) -> u16 {
         match self {
-            Self::Pid | Self::Runtime => 8,
-            Self::Command => 12,
+            // PIDs go up to 4194304.
+            Self::Pid => 7,
+            Self::Command => 10,
+            Self::Runtime => 7,
             // `CPU%` and its sort arrow; values up to `9999`.
             Self::CpuPercent => 5,
-            Self::PauseP99 => 10,
-            Self::Rate(category) => category.table_column().map_or(8, |(_, width)| width),
+            // `12.3ms`, `999µs`, with room for the title.
+            Self::PauseP99 => 9,
+            // Rates are `12.3`, `999`, `1.2k`, `12k`, `3.4M`: the title is wider.
+            Self::Rate(category) => category
+                .table_column()
+                .map_or(7, |(title, _)| title.chars().count() as u16),
+        }
+    }
+
+    /// Which columns go first when the terminal is too narrow for all: the lowest number
+    /// goes first. PID and COMMAND always stay. A new column takes its place here.
+    pub fn priority(self) -> u8 {
+        match self {
+            Self::Pid | Self::Command => u8::MAX,
+            Self::Rate(Category::Gc) => 90,
+            Self::PauseP99 => 80,
+            Self::Rate(Category::MethodCall) => 70,
+            Self::Rate(Category::ObjectAlloc) => 60,
+            Self::Runtime => 50,
+            Self::Rate(Category::ThreadStarted) => 40,
+            Self::Rate(Category::ClassLoaded) => 30,
+            Self::Rate(_) => 20,
+            // Sampled, where the rest are exact: the first to go.
+            Self::CpuPercent => 10,
         }
     }
 
@@ -139,6 +164,8 @@ pub enum Action {
     /// Typing a filter.
     Type(char),
     Erase,
+    /// Clear what was typed (Ctrl-U).
+    Clear,
     Commit,
     None,
 }
@@ -169,6 +196,8 @@ pub enum Effect {
     },
     /// Attach this process's on-demand features (then `on_demand_traced`).
     TraceOnDemand(u32),
+    /// Open the flow's thread picker with the process's live threads (`FlowView::open_picker`).
+    PickThread,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -492,6 +521,7 @@ impl App {
                 Action::Erase => {
                     text.pop();
                 }
+                Action::Clear => text.clear(),
                 Action::Back => flow.editing = None,
                 Action::Commit if flow.commit_edit() => {
                     return Effect::FilterFlow {
@@ -499,6 +529,19 @@ impl App {
                         method: flow.method_prefix.clone(),
                     };
                 }
+                Action::Quit => return Effect::Quit,
+                _ => {}
+            }
+            return Effect::None;
+        }
+        if flow.picking.is_some() {
+            match action {
+                Action::Up => flow.move_pick(-1),
+                Action::Down => flow.move_pick(1),
+                Action::PageUp | Action::First => flow.move_pick(isize::MIN / 2),
+                Action::PageDown | Action::Last => flow.move_pick(isize::MAX / 2),
+                Action::Fold | Action::Commit => flow.pick(),
+                Action::Back | Action::NextThread => flow.picking = None,
                 Action::Quit => return Effect::Quit,
                 _ => {}
             }
@@ -521,7 +564,7 @@ impl App {
             Action::First => flow.move_cursor(isize::MIN / 2),
             Action::Last => flow.follow_newest(),
             Action::Fold => flow.toggle_fold(),
-            Action::NextThread => flow.next_thread(),
+            Action::NextThread => return Effect::PickThread,
             Action::EditClass => flow.editing = Some((Field::Class, flow.class_prefix.clone())),
             Action::EditMethod => flow.editing = Some((Field::Method, flow.method_prefix.clone())),
             Action::Slower => flow.slower(),

@@ -133,6 +133,10 @@ fn take_flow<S: CallSource>(source: &mut S, app: &mut App) -> anyhow::Result<()>
     };
     flow.push(lines);
     flow.dropped = dropped;
+    // The picker lists the threads alive now.
+    if flow.picking.is_some() {
+        flow.live_threads = source.live_threads(flow.pid);
+    }
     for method in flow.unnamed() {
         let label = source.method_label(flow.pid, method);
         flow.labels.insert(method, label);
@@ -160,6 +164,12 @@ fn carry_out<S: CallSource>(effect: Effect, source: &mut S, app: &mut App) -> an
             app.on_demand_traced(pid, &features);
         }
         Effect::CloseFlow => source.unwatch_flow()?,
+        Effect::PickThread => {
+            if let Some(flow) = &mut app.flow {
+                let live = source.live_threads(flow.pid);
+                flow.open_picker(live);
+            }
+        }
         Effect::FilterFlow { class, method } => source.filter_flow(&class, &method)?,
         Effect::ExportFolded(pid) => {
             let status = match export_folded(source, pid) {

@@ -28,22 +28,35 @@ pub struct FlowView {
     pub threads: BTreeSet<u32>,
     /// Only this thread, when set.
     pub thread: Option<u32>,
+    /// The process's live threads (id, name), while the thread picker is open.
+    pub live_threads: Vec<(u32, String)>,
+    /// The thread picker, open: the row selected (0 is "all threads", then
+    /// `live_threads`).
+    pub picking: Option<usize>,
     /// Entry lines (by seq) whose subtree is folded.
     pub folded: HashSet<u64>,
     /// Returns at least this slow are highlighted.
     pub slow_ns: u64,
-    /// While paused, new lines wait here.
+    /// While paused (or scrolled back), new lines wait in `waiting`.
     pub paused: bool,
     waiting: Vec<FlowLine>,
     /// Follow the newest line; moving the cursor stops following.
     pub follow: bool,
-    /// The selected line, as an index into `visible()`.
+    /// The selected line, as an index into `visible()` (worked out from `anchor` while
+    /// scrolled back).
     pub cursor: usize,
+    /// While scrolled back: the selected line and the top line shown, by seq, so neither
+    /// moves as calls arrive or the oldest lines go.
+    anchor: Option<u64>,
+    top_seq: Option<u64>,
     pub class_prefix: String,
     pub method_prefix: String,
     /// The field being typed, and what has been typed.
     pub editing: Option<(Field, String)>,
+    /// Lines received (entries and returns).
     pub received: u64,
+    /// Calls received: entries.
+    pub calls: u64,
     /// The kernel time of the first call received: line times count from it, so they stay
     /// put while old lines scroll out.
     pub origin_ns: Option<u64>,
@@ -67,16 +80,21 @@ impl FlowView {
             labels: HashMap::new(),
             threads: BTreeSet::new(),
             thread: None,
+            live_threads: Vec::new(),
+            picking: None,
             folded: HashSet::new(),
             slow_ns: 1_000_000,
             paused: false,
             waiting: Vec::new(),
             follow: true,
             cursor: 0,
+            anchor: None,
+            top_seq: None,
             class_prefix: String::new(),
             method_prefix: String::new(),
             editing: None,
             received: 0,
+            calls: 0,
             origin_ns: None,
             dropped: 0,
             status: None,
@@ -97,10 +115,13 @@ impl FlowView {
     /// Takes new lines (kept aside while paused).
     pub fn push(&mut self, lines: Vec<FlowLine>) {
         self.received += lines.len() as u64;
+        self.calls += lines.iter().filter(|l| l.kind == Kind::Entry).count() as u64;
         if self.origin_ns.is_none() {
             self.origin_ns = lines.first().map(|l| l.ts_ns);
         }
-        if self.paused {
+        // Paused, or scrolled back: the lines on screen stay as they are (none added, none
+        // pushed out) until the view follows the newest again.
+        if self.paused || !self.follow {
             self.waiting.extend(lines);
             // Pausing must not grow memory without bound: the oldest waiting lines go.
             if self.waiting.len() > KEEP {
@@ -126,9 +147,15 @@ impl FlowView {
 
     pub fn toggle_pause(&mut self) {
         self.paused = !self.paused;
-        if !self.paused {
+        self.take_waiting();
+    }
+
+    /// Shows the lines held back, once the view neither is paused nor scrolled back.
+    fn take_waiting(&mut self) {
+        if !self.paused && self.follow && !self.waiting.is_empty() {
             let waiting = std::mem::take(&mut self.waiting);
             self.append(waiting);
+            self.cursor = self.visible().len().saturating_sub(1);
         }
     }
 
@@ -173,25 +200,59 @@ impl FlowView {
         shown
     }
 
-    /// Keeps the cursor on a line, on the newest one while following.
+    /// Keeps the cursor on a line: the newest while following, else the line it was on
+    /// (or the next one kept, if that one went).
     pub fn clamp_cursor(&mut self, visible: usize) {
-        if self.follow || self.cursor >= visible {
+        if self.follow {
+            self.cursor = visible.saturating_sub(1);
+            return;
+        }
+        if let Some(anchor) = self.anchor {
+            let shown = self.visible();
+            self.cursor = shown.partition_point(|l| l.seq < anchor);
+        }
+        if self.cursor >= visible {
             self.cursor = visible.saturating_sub(1);
         }
     }
 
+    /// The first of the `height` lines shown: the view moves only to keep the cursor in it,
+    /// so while scrolled back it holds still as calls arrive.
+    pub fn window_top(&mut self, height: usize) -> usize {
+        let shown = self.visible();
+        let mut top = match (self.follow, self.top_seq) {
+            (false, Some(seq)) => shown.partition_point(|l| l.seq < seq),
+            _ => (self.cursor + 1).saturating_sub(height),
+        };
+        if self.cursor < top {
+            top = self.cursor;
+        } else if self.cursor >= top + height {
+            top = (self.cursor + 1).saturating_sub(height);
+        }
+        let seq = shown.get(top).map(|l| l.seq);
+        self.top_seq = seq;
+        top
+    }
+
     pub fn move_cursor(&mut self, delta: isize) {
-        let visible = self.visible().len();
+        let shown = self.visible();
+        let visible = shown.len();
         if visible == 0 {
             return;
         }
         let target = (self.cursor as isize + delta).clamp(0, visible as isize - 1) as usize;
+        let anchor = shown[target].seq;
         self.cursor = target;
         self.follow = target == visible - 1 && delta > 0;
+        self.anchor = (!self.follow).then_some(anchor);
+        self.take_waiting();
     }
 
     pub fn follow_newest(&mut self) {
         self.follow = true;
+        self.anchor = None;
+        self.top_seq = None;
+        self.take_waiting();
         self.cursor = self.visible().len().saturating_sub(1);
     }
 
@@ -205,13 +266,41 @@ impl FlowView {
         }
     }
 
-    /// Shows one thread, the next, ... then all again.
-    pub fn next_thread(&mut self) {
-        self.thread = match self.thread {
-            None => self.threads.iter().next().copied(),
-            Some(current) => self.threads.range(current + 1..).next().copied(),
-        };
-        self.follow_newest();
+    /// Opens the thread picker on the thread shown now.
+    pub fn open_picker(&mut self, live: Vec<(u32, String)>) {
+        self.live_threads = live;
+        let row = self
+            .thread
+            .and_then(|t| self.live_threads.iter().position(|(tid, _)| *tid == t))
+            .map_or(0, |i| i + 1);
+        self.picking = Some(row);
+    }
+
+    /// Moves the picker's selection.
+    pub fn move_pick(&mut self, delta: isize) {
+        if let Some(row) = &mut self.picking {
+            let last = self.live_threads.len() as isize;
+            *row = (*row as isize + delta).clamp(0, last) as usize;
+        }
+    }
+
+    /// Shows the thread picked (or all), and closes the picker.
+    pub fn pick(&mut self) {
+        if let Some(row) = self.picking.take() {
+            self.thread = match row {
+                0 => None,
+                n => self.live_threads.get(n - 1).map(|(tid, _)| *tid),
+            };
+            self.follow_newest();
+        }
+    }
+
+    /// A thread's name, where it is alive.
+    pub fn thread_name(&self, tid: u32) -> Option<&str> {
+        self.live_threads
+            .iter()
+            .find(|(t, _)| *t == tid)
+            .map(|(_, name)| name.as_str())
     }
 
     pub fn slower(&mut self) {
@@ -275,16 +364,13 @@ mod tests {
     }
 
     #[test]
-    fn threads_filter_and_cycle() {
+    fn one_thread_at_a_time() {
         let mut view = view();
         assert_eq!(seqs(&view).len(), 8);
-        view.next_thread();
-        assert_eq!(view.thread, Some(7));
+        view.thread = Some(7);
         assert_eq!(seqs(&view), [0, 1, 3, 4, 6, 7]);
-        view.next_thread();
+        view.thread = Some(8);
         assert_eq!(seqs(&view), [2, 5]);
-        view.next_thread();
-        assert_eq!(view.thread, None);
     }
 
     #[test]
@@ -320,6 +406,8 @@ mod tests {
         view.toggle_pause();
         assert_eq!(seqs(&view).len(), 9);
         assert_eq!(view.received, 9);
+        // Four calls: a, b, x, b, and the one pushed while paused.
+        assert_eq!(view.calls, 5);
     }
 
     #[test]
@@ -335,6 +423,59 @@ mod tests {
         assert_eq!(view.cursor, 4, "scrolled back: stays");
         view.follow_newest();
         assert_eq!(view.cursor, 8);
+    }
+
+    #[test]
+    fn scrolled_back_the_view_holds_still_as_calls_come_and_old_ones_go() {
+        let mut view = FlowView::new(1, String::new());
+        view.push(
+            (0..KEEP as u64)
+                .map(|i| line(i, 1, Kind::Entry, 0, 1))
+                .collect(),
+        );
+        view.clamp_cursor(KEEP);
+        view.window_top(10);
+        view.move_cursor(-20);
+        let on = view.visible()[view.cursor].seq;
+        let top = view.window_top(10);
+        let top_seq = view.visible()[top].seq;
+        // A thousand more calls: as many old ones go, and the indices shift.
+        view.push(
+            (KEEP as u64..KEEP as u64 + 1000)
+                .map(|i| line(i, 1, Kind::Entry, 0, 1))
+                .collect(),
+        );
+        view.clamp_cursor(KEEP);
+        assert_eq!(
+            view.visible()[view.cursor].seq,
+            on,
+            "the cursor stays on its line"
+        );
+        let top = view.window_top(10);
+        assert_eq!(view.visible()[top].seq, top_seq, "the window holds still");
+        // Moving within the window (the cursor is at its top) does not scroll it.
+        view.move_cursor(3);
+        let top = view.window_top(10);
+        assert_eq!(view.visible()[top].seq, top_seq);
+        view.follow_newest();
+        assert_eq!(view.cursor, KEEP - 1);
+    }
+
+    #[test]
+    fn the_thread_picker_lists_live_threads_and_shows_the_one_picked() {
+        let mut view = view();
+        view.open_picker(vec![(7, "main".into()), (8, "worker-1".into())]);
+        assert_eq!(view.picking, Some(0), "all threads first");
+        view.move_pick(2);
+        view.pick();
+        assert_eq!(view.thread, Some(8));
+        assert_eq!(view.thread_name(8), Some("worker-1"));
+        assert_eq!(seqs(&view), [2, 5]);
+        view.open_picker(vec![(7, "main".into()), (8, "worker-1".into())]);
+        assert_eq!(view.picking, Some(2), "opens on the thread shown");
+        view.move_pick(-5);
+        view.pick();
+        assert_eq!(view.thread, None);
     }
 
     #[test]

@@ -22,7 +22,10 @@ pub const FLOW_HELP: &[(&str, &str)] = &[
     ("Home g", "the oldest call kept"),
     ("End G", "follow the newest call"),
     ("Enter z", "fold or unfold the call under the cursor"),
-    ("t", "show one thread, the next, ... then all"),
+    (
+        "t",
+        "pick a thread to show (its live threads by name), or all",
+    ),
     ("/", "filter by class (JVM) or file (Python) prefix"),
     ("m", "filter by method or function prefix"),
     (
@@ -31,7 +34,11 @@ pub const FLOW_HELP: &[(&str, &str)] = &[
     ),
     ("x", "write the call tree as folded stacks to a new file"),
     ("Space", "pause or resume (calls keep arriving)"),
-    ("Esc ← Backspace", "back to the dashboard"),
+    (
+        "Esc ← Backspace",
+        "back to the dashboard (quits `ustat --flow`)",
+    ),
+    ("Ctrl-U", "clear the filter being typed"),
     ("?  F1", "this help"),
     ("q  Ctrl-C", "quit"),
 ];
@@ -62,6 +69,8 @@ pub fn action(key: KeyEvent, mode: Mode) -> Action {
     if key.modifiers.contains(KeyModifiers::CONTROL) {
         return match key.code {
             KeyCode::Char('c') => Action::Quit,
+            // As in a shell: Ctrl-U clears what was typed.
+            KeyCode::Char('u') if mode == Mode::Typing => Action::Clear,
             _ => Action::None,
         };
     }
@@ -172,6 +181,8 @@ mod tests {
         assert_eq!(action(ctrl('c'), Mode::Dashboard), Action::Quit);
         assert_eq!(action(ctrl('c'), Mode::Typing), Action::Quit);
         assert_eq!(action(ctrl('q'), Mode::Dashboard), Action::None);
+        assert_eq!(action(ctrl('u'), Mode::Typing), Action::Clear);
+        assert_eq!(action(ctrl('u'), Mode::Flow), Action::None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use ratatui::{
 };
 use ustat_common::category;
 
-use super::{ACCENT, WARN, sampled};
+use super::{ACCENT, WARN, fit, sampled};
 use crate::{
     category::CHARTED,
     format,
@@ -19,14 +19,16 @@ use crate::{
 };
 
 pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &ProcessSnapshot) {
-    let title = format!(
-        " {} · PID {} · {} · {} threads{} ",
-        process.command,
+    let facts = format!(
+        " · PID {} · {} · {}{} ",
         process.pid,
         process.runtime,
-        process.threads_live,
+        format::plural(process.threads_live, "thread", "threads"),
         if process.exited { " · exited" } else { "" }
     );
+    // The command is cut first: the PID and the rest always show.
+    let room = usize::from(area.width.saturating_sub(2)).saturating_sub(fit::width(&facts) + 1);
+    let title = format!(" {}{facts}", fit::ellipsis(&process.command, room));
     let block = Block::bordered()
         .title(title.bold())
         .border_style(Style::new().fg(ACCENT));
@@ -285,12 +287,20 @@ fn draw_pauses(
         )));
     }
     for pool in &process.pools {
-        lines.push(Line::from(format!(
-            "{}: {} GCs, {} freed",
-            pool.name,
-            pool.gcs,
-            format::signed_bytes(pool.reclaimed_bytes)
-        )));
+        // `manager: pool`; the pool and its figures first, so a narrow panel cuts the
+        // manager's name, not them.
+        let (manager, name) = pool.name.split_once(": ").unwrap_or(("", &pool.name));
+        let text = format!(
+            "{name}: {}, {} freed{}",
+            format::plural(pool.gcs, "GC", "GCs"),
+            format::signed_bytes(pool.reclaimed_bytes),
+            if manager.is_empty() {
+                String::new()
+            } else {
+                format!(" ({manager})")
+            }
+        );
+        lines.push(Line::from(fit::ellipsis(&text, usize::from(rest.width))));
     }
     for monitor in &process.top_monitors {
         lines.push(Line::from(format!(
@@ -337,6 +347,8 @@ fn draw_ranked(
     } else {
         ["/s", "total", "method"]
     };
+    // The name takes what the two figures leave; a longer one ends in `…`.
+    let name_width = usize::from(area.width.saturating_sub(7 + 9 + 2));
     let rows: Vec<Row> = entries
         .iter()
         .map(|e| {
@@ -351,7 +363,7 @@ fn draw_ranked(
             Row::new(vec![
                 Cell::from(format::rate(format::per_second(e.interval, interval))),
                 Cell::from(second),
-                Cell::from(e.name.clone()),
+                Cell::from(fit::ellipsis(&e.name, name_width)),
             ])
         })
         .collect();

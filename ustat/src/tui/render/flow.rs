@@ -9,7 +9,7 @@ use ratatui::{
     widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap},
 };
 
-use super::{ACCENT, badge};
+use super::{ACCENT, badge, fit};
 use crate::{
     flow::Kind,
     format,
@@ -50,12 +50,21 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &mut App) {
     .areas(area);
     draw_status(frame, status, flow);
     draw_calls(frame, body, flow);
+    if flow.picking.is_some() {
+        draw_picker(frame, body, flow);
+    }
     draw_timing(frame, stats, &timing);
     draw_input(frame, input, flow);
 }
 
 fn draw_status(frame: &mut Frame, area: Rect, flow: &FlowView) {
-    let thread = flow.thread.map_or("all".to_string(), |t| t.to_string());
+    let thread = match flow.thread {
+        None => "all".to_string(),
+        Some(tid) => match flow.thread_name(tid) {
+            Some(name) => format!("{tid} {name}"),
+            None => tid.to_string(),
+        },
+    };
     let filter = |prefix: &str| {
         if prefix.is_empty() {
             "any".to_string()
@@ -63,39 +72,90 @@ fn draw_status(frame: &mut Frame, area: Rect, flow: &FlowView) {
             format!("{prefix}*")
         }
     };
-    let mut spans = vec![
-        badge(" flow "),
-        Span::raw(format!(
-            " {} · thread {thread} · {} {} · {} {} · {} calls · slow ≥ {}",
-            flow.title,
-            flow.slots[0],
-            filter(&flow.class_prefix),
-            flow.slots[1],
-            filter(&flow.method_prefix),
-            format::count(flow.received),
-            format::nanos(flow.slow_ns),
-        )),
-    ];
+    let text = format!(
+        " {} · {} {} · thread {thread} · {} {} · {} {} · slow ≥ {}",
+        flow.title,
+        format::count(flow.calls),
+        if flow.calls == 1 { "call" } else { "calls" },
+        flow.slots[0],
+        filter(&flow.class_prefix),
+        flow.slots[1],
+        filter(&flow.method_prefix),
+        format::nanos(flow.slow_ns),
+    );
+    let mut after = Vec::new();
     if flow.dropped > 0 {
-        spans.push(Span::styled(
+        after.push(Span::styled(
             format!(" · {} dropped", format::count(flow.dropped)),
             Style::new().fg(Color::Yellow),
         ));
     }
-    let mode = if flow.paused {
+    after.push(if flow.paused {
         Span::styled("  PAUSED", Style::new().fg(Color::Yellow).bold())
     } else if flow.follow {
-        Span::styled("  following", Style::new().dim())
+        Span::styled("  live", Style::new().dim())
     } else {
-        Span::styled("  scrolled back (End follows)", Style::new().dim())
+        Span::styled("  scrolled back (End: live)", Style::new().dim())
+    });
+    // The badge and the state always show; the description is cut with `…`.
+    frame.render_widget(
+        fit::line(vec![badge(" flow ")], &text, after, usize::from(area.width)),
+        area,
+    );
+}
+
+/// The thread picker over the calls: all threads, then each live one by id and name.
+fn draw_picker(frame: &mut Frame, area: Rect, flow: &FlowView) {
+    let Some(row) = flow.picking else { return };
+    let mut rows = vec!["all threads".to_string()];
+    rows.extend(
+        flow.live_threads
+            .iter()
+            .map(|(tid, name)| format!("{tid:>7}  {name}")),
+    );
+    let width = (rows.iter().map(|r| fit::width(r)).max().unwrap_or(0) + 4)
+        .clamp(38, usize::from(area.width)) as u16;
+    let height = (rows.len() as u16 + 2).min(area.height);
+    let inner_height = usize::from(height.saturating_sub(2)).max(1);
+    // The selected row stays in the box.
+    let start = (row + 1).saturating_sub(inner_height);
+    let lines: Vec<Line> = rows
+        .into_iter()
+        .enumerate()
+        .skip(start)
+        .take(inner_height)
+        .map(|(i, text)| {
+            let line = Line::from(fit::ellipsis(&text, usize::from(width.saturating_sub(2))));
+            if i == row {
+                line.patch_style(Style::new().add_modifier(Modifier::REVERSED))
+            } else {
+                line
+            }
+        })
+        .collect();
+    let popup = Rect {
+        x: area.x + area.width.saturating_sub(width) / 2,
+        y: area.y,
+        width,
+        height,
     };
-    spans.push(mode);
-    frame.render_widget(Line::from(spans), area);
+    frame.render_widget(ratatui::widgets::Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .title(" Threads: Enter shows, Esc closes ")
+                .border_style(Style::new().fg(ACCENT)),
+        ),
+        popup,
+    );
 }
 
 fn draw_calls(frame: &mut Frame, area: Rect, flow: &mut FlowView) {
     let visible_count = flow.visible().len();
     flow.clamp_cursor(visible_count);
+    let height = usize::from(area.height);
+    // The window keeps the cursor in view, at the bottom while following.
+    let start = flow.window_top(height);
     let visible = flow.visible();
     if visible.is_empty() {
         let text = if flow.received == 0 {
@@ -106,9 +166,6 @@ fn draw_calls(frame: &mut Frame, area: Rect, flow: &mut FlowView) {
         frame.render_widget(Paragraph::new(text).dim().wrap(Wrap { trim: true }), area);
         return;
     }
-    let height = usize::from(area.height);
-    // The window keeps the cursor in view, near the bottom while following.
-    let start = (flow.cursor + 1).saturating_sub(height);
     let origin = flow.origin_ns.unwrap_or(0);
     let lines: Vec<Line> = visible
         .iter()
@@ -148,9 +205,10 @@ fn draw_calls(frame: &mut Frame, area: Rect, flow: &mut FlowView) {
                     )
                 }
             };
+            let room = usize::from(area.width).saturating_sub(fit::width(&time));
             let mut line = Line::from(vec![
                 Span::styled(time, Style::new().dim()),
-                Span::styled(text, style),
+                Span::styled(fit::ellipsis(&text, room), style),
             ]);
             if index == flow.cursor {
                 line = line.patch_style(Style::new().add_modifier(Modifier::REVERSED));
@@ -164,7 +222,7 @@ fn draw_calls(frame: &mut Frame, area: Rect, flow: &mut FlowView) {
 fn draw_timing(frame: &mut Frame, area: Rect, methods: &[Ranked]) {
     let block = Block::new()
         .borders(Borders::TOP)
-        .title(" Per method since the flow opened (by self time) ".bold());
+        .title(" Per method since the flow first opened (by self time) ".bold());
     let mut timed: Vec<&Ranked> = methods
         .iter()
         .filter(|m| m.timing_total.is_some_and(|t| t.calls > 0))
@@ -179,6 +237,8 @@ fn draw_timing(frame: &mut Frame, area: Rect, methods: &[Ranked]) {
         );
         return;
     }
+    // The name takes what the five figures leave; a longer one ends in `…`.
+    let name_width = usize::from(area.width.saturating_sub(8 + 4 * 9 + 5));
     let rows: Vec<Row> = timed
         .iter()
         .take(usize::from(TIMING_ROWS))
@@ -190,7 +250,7 @@ fn draw_timing(frame: &mut Frame, area: Rect, methods: &[Ranked]) {
                 Cell::from(format::nanos(t.self_ns)),
                 Cell::from(format::nanos(t.mean_ns)),
                 Cell::from(format::nanos(t.p99_ns)),
-                Cell::from(m.name.clone()),
+                Cell::from(fit::ellipsis(&m.name, name_width)),
             ])
         })
         .collect();
@@ -222,7 +282,7 @@ fn draw_input(frame: &mut Frame, area: Rect, flow: &FlowView) {
                 Span::styled(format!("{what}: "), Style::new().fg(ACCENT)),
                 Span::raw(format!("{text}█")),
                 Span::styled(
-                    "  Enter applies, Esc cancels, empty shows all",
+                    "  Enter applies, Esc cancels, Ctrl-U clears, empty shows all",
                     Style::new().dim(),
                 ),
             ])

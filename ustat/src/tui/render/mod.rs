@@ -21,6 +21,7 @@
 //! Below 40×8 only a one-line summary is drawn (`header::draw_tiny`).
 
 mod detail;
+mod fit;
 mod flow;
 mod header;
 mod help;
@@ -300,6 +301,62 @@ mod tests {
     }
 
     #[test]
+    fn table_at_80_by_24() {
+        let mut app = busy_app();
+        insta::assert_snapshot!(render(&mut app, 80, 24).backend());
+    }
+
+    /// Columns others add degrade well: the least important go first, headers stay whole.
+    #[test]
+    fn narrow_tables_drop_the_least_important_columns_whole() {
+        use super::table::layout;
+        use crate::tui::app::Column;
+        let titles = |width| -> Vec<&str> {
+            layout(
+                &Column::ALL,
+                Column::Rate(crate::category::Category::Gc),
+                width,
+            )
+            .iter()
+            .map(|(c, _)| c.title())
+            .collect()
+        };
+        assert_eq!(titles(200).len(), Column::ALL.len());
+        // At 80 every exact column shows; the sampled CPU% needs a little more room.
+        assert_eq!(titles(80).len(), Column::ALL.len() - 1, "{:?}", titles(80));
+        assert!(!titles(80).contains(&"CPU%"), "{:?}", titles(80));
+        let narrow = titles(60);
+        assert!(narrow.starts_with(&["PID", "COMMAND"]), "{narrow:?}");
+        assert!(
+            narrow.contains(&"GC/s") && !narrow.contains(&"CLASS/s"),
+            "{narrow:?}"
+        );
+        for width in [40, 60, 80, 120, 200] {
+            let columns = layout(
+                &Column::ALL,
+                Column::Rate(crate::category::Category::Gc),
+                width,
+            );
+            let used: u16 = columns.iter().map(|(_, w)| w + 1).sum();
+            assert!(used <= width, "{width}: {columns:?}");
+            for (c, w) in &columns {
+                assert!(usize::from(*w) >= c.title().chars().count(), "{c:?} in {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn long_commands_end_in_an_ellipsis_at_80_columns() {
+        let mut app = busy_app();
+        if let Some(snapshot) = &mut app.snapshot {
+            snapshot.processes[0].command =
+                "java com.example.inventory.InventoryServiceMain".into();
+        }
+        let screen = render(&mut app, 80, 24).backend().to_string();
+        assert!(screen.contains("java com.exam…"), "{screen}");
+    }
+
+    #[test]
     fn detail_of_a_jvm_with_every_probe() {
         let mut app = busy_app();
         app.update(Action::OpenDetail);
@@ -378,7 +435,7 @@ mod tests {
         let mut app = busy_app();
         let wide = render(&mut app, 100, 12).backend().to_string();
         assert!(wide.contains("CPU%"), "{wide}");
-        let narrow = render(&mut app, 95, 12).backend().to_string();
+        let narrow = render(&mut app, 80, 12).backend().to_string();
         assert!(!narrow.contains("CPU%"), "{narrow}");
         assert!(narrow.contains("CALLS/s"), "{narrow}");
     }
@@ -454,6 +511,20 @@ mod tests {
             app.update(Action::Type(c));
         }
         insta::assert_snapshot!(render(&mut app, 100, 24).backend());
+    }
+
+    #[test]
+    fn flow_thread_picker_at_80_by_24() {
+        let mut app = flow_app();
+        if let Some(flow) = &mut app.flow {
+            flow.open_picker(vec![
+                (4242, "java".into()),
+                (4243, "main".into()),
+                (4250, "C2 CompilerThre".into()),
+            ]);
+            flow.move_pick(2);
+        }
+        insta::assert_snapshot!(render(&mut app, 80, 24).backend());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use ratatui::{
 
 use super::{ACCENT, WARN};
 use crate::{
-    format, samples,
+    format, samples, sanitize,
     snapshot::{FrameKind, ProcessSnapshot},
     tui::{
         app::App,
@@ -71,6 +71,8 @@ pub(super) fn draw_hot(frame: &mut Frame, area: Rect, app: &App, process: &Proce
         if since.intervals == 1 { "" } else { "s" }
     ))];
     if let Some(reason) = &since.unreadable {
+        // The reason may quote the process's binary (a version string): untrusted text.
+        let reason = sanitize::text(reason);
         notes.push(
             Line::from(format!(
                 "! frames not readable: {reason}; samples are counted, no function is named"

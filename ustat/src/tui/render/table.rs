@@ -6,10 +6,10 @@ use ratatui::{
     layout::{Alignment, Constraint, Rect},
     style::{Modifier, Style, Stylize as _},
     text::Line,
-    widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap},
+    widgets::{Block, Borders, Cell, HighlightSpacing, Paragraph, Row, Table, TableState, Wrap},
 };
 
-use super::{ACCENT, WARN};
+use super::{ACCENT, WARN, fit};
 use crate::{
     format,
     snapshot::ProcessSnapshot,
@@ -19,18 +19,9 @@ use crate::{
     },
 };
 
-/// The columns that fit `width`: CPU% is the first to go when not all do.
-fn columns(width: u16) -> Vec<Column> {
-    // Each column, its one-space gap, and the selection mark.
-    let all: u16 = Column::ALL.iter().map(|c| c.width() + 1).sum::<u16>() + 2;
-    Column::ALL
-        .into_iter()
-        .filter(|c| width >= all || *c != Column::CpuPercent)
-        .collect()
-}
-
-/// A process's cell in a column: `–` where its category is not traced in the process.
-fn cell(column: Column, app: &App, p: &ProcessSnapshot) -> Cell<'static> {
+/// A process's cell in a column `width` wide: `–` where its category is not traced in the
+/// process; a command cut to the width ends in `…`.
+fn cell(column: Column, width: usize, app: &App, p: &ProcessSnapshot) -> Cell<'static> {
     match column {
         // `!`: the kernel refused one of its probes; the detail view says which and why.
         Column::Pid if !p.refused.is_empty() => Cell::from(Line::from(vec![
@@ -38,8 +29,13 @@ fn cell(column: Column, app: &App, p: &ProcessSnapshot) -> Cell<'static> {
             "!".fg(WARN).bold(),
         ])),
         Column::Pid => Cell::from(p.pid.to_string()),
-        Column::Command if p.exited => Cell::from(format!("{} (exited)", p.command)),
-        Column::Command => Cell::from(p.command.clone()),
+        Column::Command if p.exited => {
+            // What tells the row apart stays; the command is cut before "(exited)" is.
+            let suffix = " (exited)";
+            let command = fit::ellipsis(&p.command, width.saturating_sub(suffix.len()));
+            Cell::from(format!("{command}{suffix}"))
+        }
+        Column::Command => Cell::from(fit::ellipsis(&p.command, width)),
         Column::Runtime => Cell::from(p.runtime),
         Column::CpuPercent => {
             let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
@@ -67,34 +63,77 @@ fn cell(column: Column, app: &App, p: &ProcessSnapshot) -> Cell<'static> {
     }
 }
 
+/// The selection marker's width in front of every row.
+const MARKER: u16 = 1;
+
+/// The columns that fit `width`, in display order, each with its width: every column when
+/// they fit, else the least important go (`Column::priority`) until the rest fit with the
+/// command at its least; the command takes what is left. The `sorted` column has room for
+/// its arrow.
+pub(super) fn layout(columns: &[Column], sorted: Column, width: u16) -> Vec<(Column, u16)> {
+    let width_of = |c: Column| c.width() + u16::from(c == sorted && c != Column::Command);
+    let mut shown: Vec<Column> = columns.to_vec();
+    let needed = |shown: &[Column]| -> u16 {
+        let cells: u16 = shown.iter().map(|c| width_of(*c)).sum();
+        cells + shown.len().saturating_sub(1) as u16 + MARKER
+    };
+    while needed(&shown) > width {
+        let Some(least) = shown
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.priority() < u8::MAX)
+            .min_by_key(|(i, c)| (c.priority(), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        shown.remove(least);
+    }
+    let spare = width.saturating_sub(needed(&shown));
+    shown
+        .into_iter()
+        .map(|c| match c {
+            Column::Command => (c, c.width() + spare),
+            _ => (c, width_of(c)),
+        })
+        .collect()
+}
+
 pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &mut App) {
     let rows = app.rows();
     if rows.is_empty() {
         draw_empty(frame, area, app);
         return;
     }
+    let columns = layout(&Column::ALL, app.sort, area.width);
     let arrow = if app.descending { "▼" } else { "▲" };
-    let columns = columns(area.width);
-    let header = Row::new(columns.iter().map(|c| {
-        let title = if *c == app.sort {
-            format!("{}{arrow}", c.title())
+    // The sorted column is underlined; its arrow shows where the title leaves room.
+    let header = Row::new(columns.iter().map(|(c, width)| {
+        let title = c.title();
+        if *c == app.sort {
+            let text = if fit::width(title) < usize::from(*width) {
+                format!("{title}{arrow}")
+            } else {
+                title.to_string()
+            };
+            Cell::from(text).underlined()
         } else {
-            c.title().to_string()
-        };
-        Cell::from(title)
+            Cell::from(title)
+        }
     }))
     .style(Style::new().add_modifier(Modifier::BOLD).fg(ACCENT));
     let body: Vec<Row> = rows
         .iter()
         .map(|p| {
-            let row = Row::new(columns.iter().map(|c| cell(*c, app, p)));
+            let row = Row::new(
+                columns
+                    .iter()
+                    .map(|(c, width)| cell(*c, usize::from(*width), app, p)),
+            );
             if p.exited { row.dim() } else { row }
         })
         .collect();
-    let widths = columns.iter().map(|c| match c {
-        Column::Command => Constraint::Min(c.width()),
-        _ => Constraint::Length(c.width()),
-    });
+    let widths = columns.iter().map(|(_, width)| Constraint::Length(*width));
     let table = Table::new(body, widths)
         .header(header)
         .block(
@@ -103,7 +142,8 @@ pub(super) fn draw_table(frame: &mut Frame, area: Rect, app: &mut App) {
                 .border_style(Style::new().dim()),
         )
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
-        .highlight_symbol("▶ ");
+        .highlight_symbol("▶")
+        .highlight_spacing(HighlightSpacing::Always);
     let mut state = TableState::default().with_selected(app.selected_index());
     app.page = usize::from(area.height.saturating_sub(3)).max(1);
     frame.render_stateful_widget(table, area, &mut state);
