@@ -552,7 +552,9 @@ pub struct TraceConfig {
     pub nfields: u8,
     /// One of `trace_mode`.
     pub mode: u8,
-    pub _pad: u8,
+    /// 1: a call's entry and return are matched by the goroutine (Go's `g`, in R14), not by
+    /// the thread: a goroutine can move to another thread inside the call.
+    pub by_goroutine: u8,
     pub _pad2: u32,
 }
 const _: () = assert!(
@@ -603,10 +605,13 @@ const _: () =
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LatencyThreadKey {
-    pub tid: u32,
+    /// The thread id, or the goroutine (`g`) where `TraceConfig::by_goroutine` says so.
+    pub thread: u64,
     pub probe: u32,
+    /// The process (a goroutine pointer is unique only within it).
+    pub pid: u32,
 }
-const _: () = assert!(size_of::<LatencyThreadKey>() == 8);
+const _: () = assert!(size_of::<LatencyThreadKey>() == 16);
 
 /// Which process a per-process key belongs to: its pid, and its epoch — when the kernel
 /// first saw it hit a probe, in boot-time nanoseconds (`PROCS`). A pid used again by a later

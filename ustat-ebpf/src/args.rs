@@ -10,7 +10,7 @@ use ustat_common::{ArgSpec, MAX_ARGS, NO_REG, ProbeSpec, arg_kind, pt_regs};
 /// A register saved in `pt_regs`. The offset comes from a map, so it is checked here:
 /// the context cannot be indexed by a variable, hence the probe read.
 #[inline(always)]
-fn register(regs: *const u8, reg_off: u16) -> Result<u64, i64> {
+pub fn register(regs: *const u8, reg_off: u16) -> Result<u64, i64> {
     if reg_off > pt_regs::LAST || reg_off % 8 != 0 {
         return Err(-1);
     }

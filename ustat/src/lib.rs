@@ -17,6 +17,7 @@ pub mod exit;
 pub mod export;
 pub mod flow;
 pub mod format;
+pub mod golang;
 #[cfg(test)]
 mod layering;
 pub mod message;

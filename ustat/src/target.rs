@@ -112,6 +112,67 @@ pub fn probed_binaries(target: &Target) -> Result<Probed, TargetError> {
     }
 }
 
+/// Files a process maps after ustat first looked: the ELF objects with USDT probes that
+/// libstapsdt writes (into `/tmp`) and `dlopen`s when a program registers probes at run time,
+/// or any library loaded later. Each new file is opened as `binary` explains (inside the
+/// process's root, no links, the maps entry's identity, owned by root or the process's user
+/// and writable by no one else: libstapsdt's `mkstemp` file is the process user's, mode 0600).
+#[derive(Debug)]
+pub struct NewMappings {
+    pid: u32,
+    uid: u32,
+    seen: std::collections::HashSet<Identity>,
+}
+
+impl NewMappings {
+    /// Starts watching `pid`; the files it maps now count as seen.
+    pub fn new(pid: u32) -> Result<Self, TargetError> {
+        let uid = process::uid(pid)?;
+        let seen = process::mapped_objects(pid)?
+            .iter()
+            .map(Identity::of_mapping)
+            .collect();
+        Ok(Self { pid, uid, seen })
+    }
+
+    /// The process watched.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The files mapped since the last look that have USDT probes, and one line per file
+    /// skipped. A file that cannot be read yet is looked at again next time.
+    pub fn poll(&mut self) -> Result<Probed, TargetError> {
+        let mut probed = Probed::default();
+        for object in process::mapped_objects(self.pid)? {
+            let identity = Identity::of_mapping(&object);
+            if self.seen.contains(&identity) {
+                continue;
+            }
+            let binary = match Binary::open_mapped(self.pid, &object, self.uid) {
+                Ok(binary) => binary,
+                Err(OpenError::Refused { path, reason }) => {
+                    self.seen.insert(identity);
+                    probed
+                        .skipped
+                        .push(binary::skip_line(self.pid, &path, &reason));
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            self.seen.insert(identity);
+            if let Ok(probes) = usdt::probes_in_binary(&binary) {
+                probed.binaries.push(ProbedBinary {
+                    path: object.path,
+                    binary,
+                    probes,
+                });
+            }
+        }
+        Ok(probed)
+    }
+}
+
 /// Checks that each process maps `binary` (for `trace FILE -p PID`).
 pub fn check_mapped(binary: &ProbedBinary, pids: &[u32]) -> Result<(), TargetError> {
     for &pid in pids {

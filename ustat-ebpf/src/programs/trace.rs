@@ -309,12 +309,14 @@ pub fn trace_count(ctx: ProbeContext) -> u32 {
 
 #[uprobe]
 pub fn trace_entry(ctx: ProbeContext) -> u32 {
-    let Some((probe, _, _, _, tid)) = hit(&ctx) else {
+    let Some((probe, config, _, pid, tid)) = hit(&ctx) else {
         return 0;
     };
     // SAFETY: plain helper.
     let now = unsafe { bpf_ktime_get_ns() };
-    let key = LatencyThreadKey { tid, probe };
+    let Some(key) = call_key(&ctx, config, pid, tid, probe) else {
+        return 0;
+    };
     if TRACE_STARTS.insert(&key, &now, 0).is_err() {
         count_lost(lost::MAP_FULL);
     }
@@ -415,14 +417,44 @@ fn read_string(
     }
 }
 
+/// Whose call this is: the thread's, or for Go the goroutine's (`g` in R14 under the register
+/// ABI), since a goroutine may resume on another thread before it returns.
+#[inline(always)]
+fn call_key(
+    ctx: &ProbeContext,
+    config: &TraceConfig,
+    pid: u32,
+    tid: u32,
+    probe: u32,
+) -> Option<LatencyThreadKey> {
+    let thread = if config.by_goroutine != 0 {
+        args::register(ctx.regs.cast(), ustat_common::pt_regs::R14).ok()?
+    } else {
+        u64::from(tid)
+    };
+    Some(LatencyThreadKey { thread, probe, pid })
+}
+
 #[uprobe]
 pub fn trace_return(ctx: ProbeContext) -> u32 {
     // SAFETY: plain helper, read first so the call's time does not include this program's.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: the helper only reads the cookie stored with the running program's link.
-    let probe = (unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } >> 32) as u32;
-    let Some((_, tid)) = pid_tid() else { return 0 };
-    let key = LatencyThreadKey { tid, probe };
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    let probe = (cookie >> 32) as u32;
+    let Some((pid, tid)) = pid_tid() else {
+        return 0;
+    };
+    // The return site shares its entry's spec, so its config says how calls are keyed.
+    let Some(spec) = SPECS.get(cookie as u32) else {
+        return 0;
+    };
+    let Some(config) = TRACE_CONFIGS.get(spec.tag) else {
+        return 0;
+    };
+    let Some(key) = call_key(&ctx, config, pid, tid, probe) else {
+        return 0;
+    };
     // SAFETY: copied at once.
     let Some(start) = (unsafe { TRACE_STARTS.get(&key) }).copied() else {
         return 0;

@@ -7,5 +7,6 @@ pub mod list;
 pub mod prometheus;
 mod terminal;
 pub mod trace;
+mod trace_go;
 mod trace_specs;
 pub mod watch;

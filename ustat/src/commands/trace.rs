@@ -15,7 +15,7 @@ use crate::{
     cli::TraceArgs,
     exit::UsageError,
     sanitize,
-    target::{self, ProbedBinary, Target},
+    target::{self, NewMappings, ProbedBinary, Target},
     trace::{
         location::UsdtSite,
         output::{self, Printed},
@@ -30,6 +30,21 @@ struct TracedSite {
     signed: Vec<bool>,
 }
 
+/// What the trace has planned so far; grows when a watched process maps new probes.
+#[derive(Default)]
+struct Traced {
+    /// Sites read by the `record` program, each given its index here as its tag.
+    sites: Vec<TracedSite>,
+    /// Probes whose strings ustat knows print them (through the `trace` program), each with
+    /// its id (an index here) in the high half of its sites' cookies.
+    with_strings: Vec<Printed>,
+    /// The `TraceConfig`s of those probes, each written once, by index.
+    configs: Vec<ustat_common::TraceConfig>,
+}
+
+/// A site to attach: its probe's name, where, what to read, the program and its probe id.
+type PlannedSite = (String, ProbePoint, ProbeSpec, Program, u32);
+
 pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     let first = args.items.first().map(String::as_str).unwrap_or_default();
     if crate::trace::spec::looks_like_spec(first) {
@@ -41,13 +56,24 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let target: Target = first.parse().map_err(|e: String| {
+    let mut target: Target = first.parse().map_err(|e: String| {
         UsageError(format!(
             "invalid value '{}' for '<SPEC|TARGET PROBE>': {e}",
             sanitize::text(first)
         ))
     })?;
-    let probes = &args.items[1..];
+    let mut probes = &args.items[1..];
+    let mut pids = args.pid.as_slice();
+    // `ustat trace -p PID PROBE...`: no TARGET (the first item has no `/` and names no file),
+    // the probes of that one process, also those it registers later.
+    if let ([pid], Target::Path(path)) = (pids, &target)
+        && !first.contains('/')
+        && !path.exists()
+    {
+        target = Target::Pid(*pid);
+        probes = &args.items[..];
+        pids = &[];
+    }
     if let Some(spec) = probes
         .iter()
         .find(|p| crate::trace::spec::looks_like_spec(p))
@@ -60,40 +86,87 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     }
     // Before anything else: without root, nothing below can work.
     crate::capabilities::require(crate::capabilities::TRACING)?;
-    let scopes = scopes(&target, &args.pid)?;
-    let probed = target::probed_binaries(&target)?;
+    let scopes = scopes(&target, pids)?;
+    // A process can register probes later (libstapsdt): its maps are watched for them.
+    let watched = match target {
+        Target::Pid(pid) => Some(NewMappings::new(pid)?),
+        Target::Path(_) => None,
+    };
+    let probed = match target::probed_binaries(&target) {
+        Err(target::TargetError::NoProbesInProcess(_)) if watched.is_some() => Default::default(),
+        other => other?,
+    };
     for line in &probed.skipped {
         eprintln!("ustat: {line}");
     }
     let binaries = probed.binaries;
     // `trace FILE -p PID`: a process that does not map the file would never hit its probes.
     for binary in &binaries {
-        target::check_mapped(binary, &args.pid)?;
+        target::check_mapped(binary, pids)?;
     }
-    let selected = select(&binaries, probes).map_err(|e| -> anyhow::Error {
+    let selected = match select(&binaries, probes) {
+        // A process with no probes yet may register some (libstapsdt): it is watched.
+        Err(unmatched) if watched.is_some() && binaries.is_empty() => {
+            eprintln!("ustat: {unmatched}; tracing it when the process maps one");
+            select_lenient(&binaries, probes)
+        }
         // A process lacking the probe asked for is a bad target, as everywhere a process
         // has no such probes; in a file named on the command line it is a mistyped pattern.
-        match &target {
-            crate::target::Target::Pid(pid) => crate::target::TargetError::NoSuchProbe {
-                pid: *pid,
-                detail: e.0,
-            }
-            .into(),
-            _ => e.into(),
+        Err(unmatched) => {
+            return Err(match &target {
+                Target::Pid(pid) => target::TargetError::NoSuchProbe {
+                    pid: *pid,
+                    detail: unmatched.0,
+                }
+                .into(),
+                Target::Path(_) => unmatched.into(),
+            });
         }
-    })?;
+        Ok(selected) => selected,
+    };
     let started = std::time::Instant::now();
     let mut tracer = Tracer::load()?;
-    let mut sites = Vec::new();
-    let mut planned: Vec<(String, ProbePoint, ProbeSpec, Program, u32)> = Vec::new();
-    // Probes whose strings ustat knows print them (through the `trace` program), each with
-    // its id (an index here) in the high half of its sites' cookies.
-    let mut with_strings: Vec<Printed> = Vec::new();
-    let mut configs: Vec<ustat_common::TraceConfig> = Vec::new();
+    let mut traced = Traced::default();
+    let planned = plan(selected, &mut traced);
+    attach(&mut tracer, &scopes, &traced, &planned)?;
+    match (&target, tracer.attached()) {
+        (Target::Pid(pid), 0) => eprintln!(
+            "ustat: tracing 0 probe sites, waiting for process {pid} to map a binary with matching probes; Ctrl-C to stop"
+        ),
+        (_, 0) => anyhow::bail!("none of the selected probe sites can be traced"),
+        _ => eprintln!(
+            "ustat: tracing {} probe sites ({} attachments through {}, attached in {} ms); Ctrl-C to stop",
+            planned.len(),
+            tracer.attached(),
+            tracer.attached_through(),
+            started.elapsed().as_millis()
+        ),
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let events = tracer.take_events()?;
+    let watch = watched.map(|mappings| Watch {
+        mappings,
+        patterns: probes,
+        tracer: &mut tracer,
+    });
+    let result = runtime.block_on(print_events(events, &mut traced, args.max_events, watch));
+    let dropped = tracer.lost()?.ring_full;
+    if dropped > 0 {
+        eprintln!("ustat: {dropped} events were dropped: the ring buffer was full");
+    }
+    result
+}
+
+/// The sites of the selected probes: known probes through the `trace` program, with their
+/// strings; the others through `record`.
+fn plan(selected: Vec<(&ProbedBinary, &Probe)>, traced: &mut Traced) -> Vec<PlannedSite> {
+    let mut planned = Vec::new();
     for (binary, probe) in selected {
         let probe_name = sanitize::text(&probe.full_name());
         let known = crate::trace::known::spec_for(&probe.provider, &probe.name);
-        let known_id = with_strings.len() as u32;
+        let known_id = traced.with_strings.len() as u32;
         for site in &probe.sites {
             let target = match &site.target {
                 Ok(target) => target,
@@ -120,13 +193,14 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
                 .as_ref()
                 .and_then(|spec| plan::compile(spec, plan::Mode::Print, &convention, &[]).ok());
             if let (Some(spec), Some(compiled)) = (&known, compiled) {
-                if with_strings.len() as u32 == known_id {
-                    with_strings.push(Printed {
+                if traced.with_strings.len() as u32 == known_id {
+                    traced.with_strings.push(Printed {
                         name: probe_name.clone(),
                         format: spec.format.clone(),
                         fields: compiled.fields.clone(),
                     });
                 }
+                let configs = &mut traced.configs;
                 let config = match configs.iter().position(|c| *c == compiled.config) {
                     Some(i) => i,
                     None => {
@@ -138,15 +212,25 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
                 planned.push((probe_name.clone(), point, spec, Program::Trace, known_id));
                 continue;
             }
-            let spec = target.probe_spec(sites.len() as u32);
-            sites.push(TracedSite {
+            let spec = target.probe_spec(traced.sites.len() as u32);
+            traced.sites.push(TracedSite {
                 probe: probe_name.clone(),
                 signed: target.signed.clone(),
             });
             planned.push((probe_name.clone(), point, spec, Program::Record, 0));
         }
     }
-    for (id, config) in configs.iter().enumerate() {
+    planned
+}
+
+fn attach(
+    tracer: &mut Tracer,
+    scopes: &[Scope],
+    traced: &Traced,
+    planned: &[PlannedSite],
+) -> anyhow::Result<()> {
+    // Written again when more are planned: the same index always holds the same config.
+    for (id, config) in traced.configs.iter().enumerate() {
         tracer.set_trace_config(id as u32, config)?;
     }
     let attachments: Vec<Attachment<'_>> = planned
@@ -159,7 +243,7 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
             site: *site,
         })
         .collect();
-    for &scope in &scopes {
+    for &scope in scopes {
         // The first failure ends the trace: a trace that silently misses sites would mislead.
         if let Some(error) = tracer
             .attach_all(Group::Main, scope, 0, &attachments)
@@ -169,26 +253,57 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
             return Err(error.into());
         }
     }
-    if tracer.attached() == 0 {
-        anyhow::bail!("none of the selected probe sites can be traced");
+    Ok(())
+}
+
+/// A traced process's new mappings, and what to attach in them.
+struct Watch<'a> {
+    mappings: NewMappings,
+    patterns: &'a [String],
+    tracer: &'a mut Tracer,
+}
+
+impl Watch<'_> {
+    /// Attaches the matching probes of the files mapped since the last look.
+    fn poll(&mut self, traced: &mut Traced) -> anyhow::Result<()> {
+        let probed = match self.mappings.poll() {
+            Ok(probed) => probed,
+            // The process is gone: nothing more will appear.
+            Err(_) => return Ok(()),
+        };
+        for line in &probed.skipped {
+            eprintln!("ustat: {line}");
+        }
+        for binary in &probed.binaries {
+            let selected = select_lenient(std::slice::from_ref(binary), self.patterns);
+            if selected.is_empty() {
+                continue;
+            }
+            let planned = plan(selected, traced);
+            let pid = self.mappings.pid();
+            attach(self.tracer, &[Scope::Process(pid)], traced, &planned)?;
+            eprintln!(
+                "ustat: tracing {} more probe sites in {} (mapped by process {pid} after the trace started)",
+                planned.len(),
+                sanitize::text(&binary.path.display().to_string())
+            );
+        }
+        Ok(())
     }
-    eprintln!(
-        "ustat: tracing {} probe sites ({} attachments through {}, attached in {} ms); Ctrl-C to stop",
-        planned.len(),
-        tracer.attached(),
-        tracer.attached_through(),
-        started.elapsed().as_millis()
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let events = tracer.take_events()?;
-    let result = runtime.block_on(print_events(events, &sites, &with_strings, args.max_events));
-    let dropped = tracer.lost()?.ring_full;
-    if dropped > 0 {
-        eprintln!("ustat: {dropped} events were dropped: the ring buffer was full");
-    }
-    result
+}
+
+/// The probes the patterns select, where some patterns may select nothing (yet).
+fn select_lenient<'a>(
+    binaries: &'a [ProbedBinary],
+    patterns: &[String],
+) -> Vec<(&'a ProbedBinary, &'a Probe)> {
+    binaries
+        .iter()
+        .flat_map(|b| b.probes.iter().map(move |p| (b, p)))
+        .filter(|(_, p)| {
+            patterns.is_empty() || patterns.iter().any(|pattern| probe_matches(pattern, p))
+        })
+        .collect()
 }
 
 /// A PID target is traced in that process only; a path everywhere, or in the `-p` processes.
@@ -263,9 +378,9 @@ fn glob(pattern: &str, text: &str) -> bool {
 
 async fn print_events(
     events: RingBuf<MapData>,
-    sites: &[TracedSite],
-    with_strings: &[Printed],
+    traced: &mut Traced,
     max_events: Option<u64>,
+    mut watch: Option<Watch<'_>>,
 ) -> anyhow::Result<()> {
     // SAFETY: the ring buffer owns its descriptor and keeps it open while registered.
     let mut events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
@@ -276,7 +391,8 @@ async fn print_events(
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut printed = 0u64;
-    let result: io::Result<()> = async {
+    let mut look = tokio::time::interval(std::time::Duration::from_millis(100));
+    let result: anyhow::Result<()> = async {
         writeln!(out, "TIME_NS PID TID PROBE ARGS")?;
         out.flush()?;
         loop {
@@ -285,28 +401,38 @@ async fn print_events(
                     let mut guard = ready?;
                     let ring = guard.get_inner_mut();
                     while let Some(item) = ring.next() {
-                        if let Some(line) = format_event(&item, sites, with_strings) {
+                        if let Some(line) = format_event(&item, &traced.sites, &traced.with_strings) {
                             writeln!(out, "{line}")?;
                             printed += 1;
                             if max_events.is_some_and(|max| printed >= max) {
-                                return out.flush();
+                                return Ok(out.flush()?);
                             }
                         }
                     }
                     guard.clear_ready();
                     out.flush()?;
                 }
-                _ = interrupt.recv() => return out.flush(),
-                _ = terminate.recv() => return out.flush(),
-                _ = hangup.recv() => return out.flush(),
+                _ = look.tick(), if watch.is_some() => {
+                    if let Some(watch) = watch.as_mut() {
+                        watch.poll(traced)?;
+                    }
+                }
+                _ = interrupt.recv() => return Ok(out.flush()?),
+                _ = terminate.recv() => return Ok(out.flush()?),
+                _ = hangup.recv() => return Ok(out.flush()?),
             }
         }
     }
     .await;
     match result {
         // The reader went away (`ustat trace ... | head`): that is how such a pipe ends.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
+        Err(e)
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
 }
 

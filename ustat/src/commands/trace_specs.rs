@@ -32,17 +32,17 @@ use crate::{
 
 /// One probe: a function a spec matched, or a USDT probe; its id (the high half of its
 /// sites' attach cookies) is its index.
-struct Probe {
+pub(super) struct Probe {
     printed: Printed,
 }
 
 /// The distinct `TraceConfig`s, each written once; a spec's sites name theirs by index (the
 /// `tag` of their `ProbeSpec`).
 #[derive(Default)]
-struct Configs(Vec<TraceConfig>);
+pub(super) struct Configs(Vec<TraceConfig>);
 
 impl Configs {
-    fn id(&mut self, config: &TraceConfig) -> u32 {
+    pub(super) fn id(&mut self, config: &TraceConfig) -> u32 {
         match self.0.iter().position(|c| c == config) {
             Some(i) => i as u32,
             None => {
@@ -54,13 +54,13 @@ impl Configs {
 }
 
 /// A site to attach.
-struct Planned {
-    probe_name: String,
-    program: Program,
-    point: ProbePoint,
-    spec: ProbeSpec,
+pub(super) struct Planned {
+    pub(super) probe_name: String,
+    pub(super) program: Program,
+    pub(super) point: ProbePoint,
+    pub(super) spec: ProbeSpec,
     /// The probe's id.
-    probe: u32,
+    pub(super) probe: u32,
 }
 
 pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
@@ -209,6 +209,15 @@ fn plan_spec(
         |e: plan::CompileError| UsageError(format!("`{}`: {e}", sanitize::text(&spec.text)));
     match &spec.point {
         Point::Function(pattern) => {
+            // Go: its own ABI, returns at RET instructions, never a uretprobe.
+            if let Some(go) = super::trace_go::recognise(binary)? {
+                let out = super::trace_go::Plans {
+                    probes,
+                    configs,
+                    planned,
+                };
+                return super::trace_go::plan(spec, mode, binary, &go, pattern, out);
+            }
             let at_return = spec.kind == Kind::Return && mode != Mode::Latency;
             let compiled = plan::compile(spec, mode, &SysV { at_return }, &[]).map_err(invalid)?;
             let site_spec = compiled.probe_spec(configs.id(&compiled.config));
@@ -310,7 +319,7 @@ fn plan_spec(
 }
 
 /// The program that does `mode`'s work at a probe.
-fn program(mode: Mode) -> Program {
+pub(super) fn program(mode: Mode) -> Program {
     match mode {
         Mode::Print => Program::Trace,
         Mode::Count => Program::TraceCount,
@@ -318,7 +327,7 @@ fn program(mode: Mode) -> Program {
     }
 }
 
-fn probe(spec: &Spec, name: String, compiled: &Compiled) -> Probe {
+pub(super) fn probe(spec: &Spec, name: String, compiled: &Compiled) -> Probe {
     Probe {
         printed: Printed {
             name,

@@ -20,6 +20,7 @@
 //! are unsafe are ordinary entry-kind sites at the function's `RET` instructions, attached
 //! with `retprobe: false`; [`plan::Site`] carries that choice.
 
+pub mod go;
 pub mod known;
 pub mod location;
 pub mod output;

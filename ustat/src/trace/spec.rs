@@ -234,11 +234,9 @@ impl Parser<'_> {
             _ => return self.fail(0, "a spec starts with p: (entry), r: (return) or u: (USDT)"),
         };
         self.at = 2;
-        // The probe part ends at the first space, `(` or `"`.
-        let end = self
-            .rest()
-            .find(|c: char| c.is_whitespace() || c == '(' || c == '"')
-            .map_or(self.text.len(), |i| self.at + i);
+        // The probe part ends at the first space, `(` or `"` — except a Go method's receiver,
+        // `.(` up to its `)` (`net/http.(*Client).Get`), which is part of the name.
+        let end = probe_end(self.rest()).map_or(self.text.len(), |i| self.at + i);
         let probe_at = self.at;
         let probe = &self.text[probe_at..end];
         let parts: Vec<&str> = probe.split(':').collect();
@@ -276,7 +274,7 @@ impl Parser<'_> {
             Point::Function(f) if !f.chars().all(|c| symbol_char(c) || c == '*') => {
                 return self.fail(
                     name_at,
-                    "a function name holds letters, digits, _ . $ @ and *",
+                    "a function name holds letters, digits, _ . $ @ and *, and Go's / ( ) - ~ %",
                 );
             }
             _ => {}
@@ -559,7 +557,27 @@ impl Parser<'_> {
 }
 
 fn symbol_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '$' | '@')
+    // Go's names add the import path's `/` (and `-`, `~`, `%` escapes in it) and a pointer
+    // receiver's parentheses: `golang.org/x/net/http2.(*Framer).ReadFrame`.
+    c.is_ascii_alphanumeric()
+        || matches!(c, '_' | '.' | '$' | '@' | '/' | '(' | ')' | '-' | '~' | '%')
+}
+
+/// Where the probe part of `rest` ends: at the first space, `(` or `"`, where a `(` right
+/// after a `.` opens a Go receiver, which runs to its `)`.
+fn probe_end(rest: &str) -> Option<usize> {
+    let mut in_receiver = false;
+    let mut previous = '\0';
+    for (i, c) in rest.char_indices() {
+        match c {
+            '(' if previous == '.' && !in_receiver => in_receiver = true,
+            ')' if in_receiver => in_receiver = false,
+            c if c.is_whitespace() || c == '(' || c == '"' => return Some(i),
+            _ => {}
+        }
+        previous = c;
+    }
+    None
 }
 
 /// `*` matches any run of characters; everything else matches itself.
@@ -691,5 +709,19 @@ mod tests {
             e.to_string(),
             "bad probe spec `p:/bin/ls:main \"%d\"` at column 16: the format has 1 conversions but 0 arguments follow it"
         );
+    }
+
+    #[test]
+    fn go_names_with_paths_and_receivers() {
+        let spec = parse(r#"p::net/http.(*Client).Get (arg2 == "x") "%s", arg2"#).unwrap();
+        assert_eq!(spec.binary, BinaryRef::Executable);
+        assert_eq!(spec.point, Point::Function("net/http.(*Client).Get".into()));
+        assert_eq!(spec.filter.len(), 1);
+        let spec = parse("r:/tmp/app:main.(*T).*").unwrap();
+        assert_eq!(spec.point, Point::Function("main.(*T).*".into()));
+        // A `(` not after a `.` still opens the filter.
+        let spec = parse("p:c:write(arg1 == 1)").unwrap();
+        assert_eq!(spec.point, Point::Function("write".into()));
+        assert_eq!(spec.filter.len(), 1);
     }
 }
