@@ -411,13 +411,13 @@ fn sampled_stacks_show_in_the_dashboard_and_x_writes_them() {
     let is_row = |line: &str| {
         line.trim_start_matches('▶').split_whitespace().next() == Some(&*pid.to_string())
     };
-    // PID, COMMAND, RUNTIME, CPU%: the fourth word of the row.
+    // PID, COMMAND (words of its own: `python3.11 workload.py`), RUNTIME, CPU%: the word
+    // after the runtime's.
     let cpu = move |screen: &str| -> Option<String> {
         let row = screen.lines().find(|l| is_row(l))?;
-        row.trim_start_matches('▶')
-            .split_whitespace()
-            .nth(3)
-            .map(str::to_string)
+        let words: Vec<&str> = row.trim_start_matches('▶').split_whitespace().collect();
+        let runtime = words.iter().position(|w| *w == "python")?;
+        words.get(runtime + 1).map(|w| w.to_string())
     };
 
     let dir = tempfile::tempdir().unwrap();
