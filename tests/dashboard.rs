@@ -299,13 +299,20 @@ fn the_flow_view_follows_calls_and_obeys_its_keys() {
     });
     tmux.press(" ", "paused", |s| s.contains("PAUSED"));
     tmux.press(" ", "resumed", |s| !s.contains("PAUSED"));
-    tmux.press("t", "the thread picker", |s| {
-        s.contains("Threads: Enter shows")
+    let picker = tmux.press("t", "the thread picker", |s| {
+        s.contains("Threads: Enter shows") && s.contains("spinner")
     });
-    // The newest thread is the spinning one.
-    tmux.send("End");
-    tmux.press("Enter", "one thread", |s| {
-        !s.contains("thread all") && !s.contains("Threads: Enter shows")
+    // Rows: `all threads`, then the live threads, oldest first; move down to `spinner`.
+    let rows: Vec<&str> = picker
+        .lines()
+        .skip_while(|l| !l.contains("all threads"))
+        .collect();
+    let down = rows.iter().position(|l| l.contains("spinner")).unwrap();
+    for _ in 0..down {
+        tmux.send("Down");
+    }
+    tmux.press("Enter", "the spinning thread", |s| {
+        s.contains("spinner") && !s.contains("Threads: Enter shows")
     });
     tmux.press("k", "scrolled back", |s| s.contains("scrolled back"));
     tmux.press("G", "following again", |s| {
@@ -467,7 +474,8 @@ fn sampled_stacks_show_in_the_dashboard_and_x_writes_them() {
         .lines()
         .map(|l| {
             let (stack, count) = l.rsplit_once(' ').unwrap();
-            assert!(stack.starts_with("python3.11;"), "{l}");
+            // The command and what it runs, as in the table: `python3.11_busy_loop.py`.
+            assert!(stack.starts_with("python3.11"), "{l}");
             (count.parse().unwrap(), stack)
         })
         .collect();

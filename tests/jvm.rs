@@ -197,7 +197,7 @@ fn a_jdk_25_with_method_and_allocation_probes_counts_exactly() {
 
     let marker: u64 = read_csv(&methods)
         .iter()
-        .filter(|r| r["pid"] == pid.to_string() && r["method"] == "Workload.marker")
+        .filter(|r| r["pid"] == pid.to_string() && r["method"] == "Workload.marker(int)")
         .map(|r| r["calls"].parse::<u64>().unwrap())
         .sum();
     assert_eq!(marker, CALLS, "the marker method's calls");

@@ -199,14 +199,14 @@ fn the_flow_counts_calls_picks_threads_holds_still_and_clears_prompts() {
             .unwrap_or_else(|| panic!("{size}: no call count:\n{screen}"));
         assert!(calls > 0, "{size}");
 
-        // The picker lists the live threads by name; the spinning thread, `Thread-1` (the
-        // warm-up's `Thread-0` is gone), is the newest: the last row.
+        // The picker lists the live threads by name, oldest first; the spinning thread,
+        // `spinner`, is the newest: the last row.
         tmux.press("t", "the thread picker", |s| {
             s.contains("Threads: Enter shows") && s.contains("all threads")
         });
         tmux.send("End");
-        let shown = tmux.press("Enter", "Thread-1 alone", |s| {
-            s.contains(" Thread-1") && !s.contains("Threads: Enter")
+        let shown = tmux.press("Enter", "spinner alone", |s| {
+            s.contains(" spinner") && !s.contains("Threads: Enter")
         });
         // Its calls only: one thread id on every line.
         let tids: std::collections::BTreeSet<&str> = shown

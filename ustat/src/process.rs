@@ -225,30 +225,50 @@ fn split_nul(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// The names of the process's threads, cleaned of control characters, by thread id.
+/// The names of the process's threads, cleaned of control characters, oldest first.
 pub fn threads(pid: u32) -> Result<Vec<String>, ProcessError> {
-    Ok(threads_by_id(pid)?
+    Ok(threads_by_start(pid)?
         .into_iter()
         .map(|(_, name)| name)
         .collect())
 }
 
-/// The process's threads, (thread id, name cleaned of control characters), by id.
-pub fn threads_by_id(pid: u32) -> Result<Vec<(u32, String)>, ProcessError> {
+/// The process's threads, (thread id, name cleaned of control characters), oldest first:
+/// by start time, then id. Not by id alone: thread ids wrap around, so the newest thread
+/// can have the smallest.
+pub fn threads_by_start(pid: u32) -> Result<Vec<(u32, String)>, ProcessError> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map_err(|e| ProcessError::from_io(pid, "task", e))?;
-    let mut threads: Vec<(u32, String)> = dir
+    let mut threads: Vec<(u64, u32, String)> = dir
         .filter_map(|entry| {
             let tid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
             let comm = std::fs::read(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
+            let stat = std::fs::read(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
             Some((
+                start_time_of(&stat).unwrap_or(u64::MAX),
                 tid,
                 crate::sanitize::text(String::from_utf8_lossy(&comm).trim_end()),
             ))
         })
         .collect();
     threads.sort();
-    Ok(threads)
+    Ok(threads
+        .into_iter()
+        .map(|(_, tid, name)| (tid, name))
+        .collect())
+}
+
+/// Field 22 of a `stat` file, the start time in clock ticks since boot. The name before it
+/// (in parentheses) is the task's own and may hold spaces or `)`, so fields are counted from
+/// the last `)`.
+fn start_time_of(stat: &[u8]) -> Option<u64> {
+    let after_name = stat.iter().rposition(|&b| b == b')')? + 1;
+    std::str::from_utf8(&stat[after_name..])
+        .ok()?
+        .split_ascii_whitespace()
+        .nth(22 - 3)?
+        .parse()
+        .ok()
 }
 
 /// All processes now.
@@ -291,6 +311,13 @@ pub fn command(pid: u32) -> Result<String, ProcessError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_start_time_is_counted_from_the_last_parenthesis() {
+        let stat = b"42 (a) b) (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
+        assert_eq!(super::start_time_of(stat), Some(98765));
+        assert_eq!(super::start_time_of(b"42 (cut"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -235,7 +235,7 @@ impl KernelSource {
 
 impl CallSource for KernelSource {
     fn live_threads(&self, pid: u32) -> Vec<(u32, String)> {
-        process::threads_by_id(pid).unwrap_or_default()
+        process::threads_by_start(pid).unwrap_or_default()
     }
 
     fn watch_flow(&mut self, pid: u32) -> anyhow::Result<()> {

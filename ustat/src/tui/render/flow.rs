@@ -104,7 +104,8 @@ fn draw_status(frame: &mut Frame, area: Rect, flow: &FlowView) {
     );
 }
 
-/// The thread picker over the calls: all threads, then each live one by id and name.
+/// The thread picker over the calls: all threads, then each live one, oldest first, by id
+/// and name.
 fn draw_picker(frame: &mut Frame, area: Rect, flow: &FlowView) {
     let Some(row) = flow.picking else { return };
     let mut rows = vec!["all threads".to_string()];
