@@ -212,6 +212,25 @@ pub fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Starts `command`. A program a test has just copied can be "busy" (ETXTBSY) for a moment:
+/// another test thread forked while the copy was open for writing, and its child holds that
+/// descriptor until it execs. That passes within milliseconds, so the start is retried.
+pub fn spawn_retrying_busy_text(command: &mut Command) -> Child {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match command.spawn() {
+            Ok(child) => return child,
+            Err(e)
+                if e.raw_os_error() == Some(libc::ETXTBSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("start {command:?}: {e}"),
+        }
+    }
+}
+
 /// A program driven by one-line commands on stdin, each answered by one line on stdout.
 pub struct Driven {
     pub child: Child,
@@ -222,11 +241,8 @@ pub struct Driven {
 impl Driven {
     /// Starts `command` and waits for its first line (`ready ...`).
     pub fn spawn(command: &mut Command) -> Self {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+        command.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut child = spawn_retrying_busy_text(command);
         let stdin = child.stdin.take().unwrap();
         let stdout = Lines::spawn(child.stdout.take().unwrap());
         let mut driven = Self {
