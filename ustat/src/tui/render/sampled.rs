@@ -21,8 +21,9 @@ use crate::{
 };
 
 /// The runtimes whose detail view has the section even when the process is not sampled, to
-/// say why it is not.
-const SAMPLED_RUNTIMES: [&str; 2] = ["python", "jvm"];
+/// say why it is not: those ustat samples. Others (the JVM, until its frames are walked)
+/// leave the lines to their exact figures; their CPU% cell says `–`.
+const SAMPLED_RUNTIMES: [&str; 1] = ["python"];
 
 /// The section's height in the detail view of `process`: `None` where it has none, a few
 /// lines where it says only why there is no function to list, a share of the rest where it
