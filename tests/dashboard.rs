@@ -215,8 +215,9 @@ fn sigterm_and_sighup_restore_the_terminal_too() {
             .output()
             .unwrap();
         assert!(out.status.success());
-        let after = tmux.wait_for("ustat's exit", |s| {
-            s.contains("USTAT_EXIT=") && s.contains("speed")
+        // `stty -a` prints its flags after its first line: wait for them, not for `speed`.
+        let after = tmux.wait_for("ustat's exit and stty's flags", |s| {
+            s.contains("USTAT_EXIT=") && s.contains("icanon")
         });
         assert!(after.contains("USTAT_EXIT=0"), "SIG{signal}: {after}");
         assert_eq!(tmux.pane("#{alternate_on}"), "0", "SIG{signal}");
