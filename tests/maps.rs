@@ -19,7 +19,7 @@ use std::{
 
 use support::{
     Driven, Ustat,
-    fixtures::GcStorm,
+    fixtures::CProgram,
     interpreters::{DEBIAN_PYTHON, fixture},
     poll, read_csv, stop, sum_for,
 };
@@ -105,7 +105,7 @@ const LATER_GCS: u64 = 7;
 #[test]
 fn a_storm_of_short_processes_leaves_the_maps_as_they_were() {
     let seconds = SECONDS;
-    let storm = GcStorm::build();
+    let storm = CProgram::gc_storm();
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("ustat.csv");
     let maps = dir.path().join("maps.txt");
@@ -274,7 +274,7 @@ const SECOND_GCS: u64 = 9;
 /// each reports its own count, the first on its `exited` row, the second after it.
 #[test]
 fn a_reused_pid_never_merges_two_processes() {
-    let storm = GcStorm::build();
+    let storm = CProgram::gc_storm();
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("ustat.csv");
     let maps = dir.path().join("maps.txt");

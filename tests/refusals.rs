@@ -16,7 +16,7 @@ use std::{
     path::Path,
 };
 
-use support::{csv_ustat, fixtures::GatedGc, poll, read_csv, tmux::Tmux, ustat_binary};
+use support::{csv_ustat, fixtures::CProgram, poll, read_csv, tmux::Tmux, ustat_binary};
 
 /// A uprobe on `offset` in `path` for `pid`, without a semaphore (`ref_ctr_offset` 0): what
 /// a tracer that ignores USDT semaphores holds. Closed when dropped.
@@ -70,7 +70,7 @@ fn site_offset(path: &Path, name: &str) -> u64 {
 
 #[test]
 fn a_refused_probe_leaves_its_columns_empty_and_says_why() {
-    let fixture = GatedGc::build();
+    let fixture = CProgram::gated_gc();
     let mut program = fixture.start();
     let pid = program.pid();
     let _held = hold_site(
@@ -131,7 +131,7 @@ fn a_refused_probe_leaves_its_columns_empty_and_says_why() {
 
 #[test]
 fn the_dashboard_marks_a_refused_probe_and_names_it() {
-    let fixture = GatedGc::build();
+    let fixture = CProgram::gated_gc();
     let program = fixture.start();
     let pid = program.pid();
     let _held = hold_site(

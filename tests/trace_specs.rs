@@ -11,7 +11,7 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use support::{Driven, Ustat, fixtures::TraceCalls, jvm, poll, run_ustat};
+use support::{Driven, Ustat, fixtures::CProgram, jvm, poll, run_ustat};
 
 /// `ustat trace ARGS...`, returned once its probes are attached.
 fn trace(args: &[&str]) -> Ustat {
@@ -65,7 +65,7 @@ fn spec(kind: &str, program: &Path, rest: &str) -> String {
 
 #[test]
 fn entry_arguments_strings_and_filters() {
-    let calls = TraceCalls::build();
+    let calls = CProgram::trace_calls();
     let fixture = calls.start();
     let pid = fixture.pid().to_string();
     let greet = spec("p", &calls.program, r#"ustat_greet "%s x%d", arg1, arg2"#);
@@ -120,7 +120,7 @@ fn entry_arguments_strings_and_filters() {
 
 #[test]
 fn return_values_and_wildcards() {
-    let calls = TraceCalls::build();
+    let calls = CProgram::trace_calls();
     let fixture = calls.start();
     let pid = fixture.pid().to_string();
     let ret = spec("r", &calls.program, r#"ustat_greet "%d", retval"#);
@@ -152,7 +152,7 @@ fn return_values_and_wildcards() {
 
 #[test]
 fn counts_and_latency_in_the_kernel() {
-    let calls = TraceCalls::build();
+    let calls = CProgram::trace_calls();
     let fixture = calls.start();
     let pid = fixture.pid().to_string();
     let greet = spec("p", &calls.program, r#"ustat_greet "%s", arg1"#);
@@ -199,7 +199,7 @@ fn counts_and_latency_in_the_kernel() {
 
 #[test]
 fn json_events_and_summaries() {
-    let calls = TraceCalls::build();
+    let calls = CProgram::trace_calls();
     let fixture = calls.start();
     let pid = fixture.pid().to_string();
     let greet = spec("p", &calls.program, r#"ustat_greet "%s %d", arg1, arg2"#);
@@ -234,7 +234,7 @@ fn json_events_and_summaries() {
 
 #[test]
 fn bad_specs_and_missing_functions() {
-    let calls = TraceCalls::build();
+    let calls = CProgram::trace_calls();
     let path = calls.program.display().to_string();
     let (code, _, err) = run_ustat(&["trace", &format!(r#"p:{path}:ustat_greet "%d""#)]);
     assert_eq!(code, 2, "{err}");

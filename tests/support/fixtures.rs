@@ -70,77 +70,38 @@ impl UsdtFixture {
     }
 }
 
-/// `gc_storm.c` built as `python3.11` in its own directory: CPython's GC probes in a program
-/// that starts in a millisecond (see the file).
-pub struct GcStorm {
+/// A C fixture built with `gcc -O2` into its own directory, started as a `Driven` program.
+pub struct CProgram {
     pub dir: tempfile::TempDir,
     pub program: PathBuf,
 }
 
-impl GcStorm {
-    pub fn build() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("ustat-gc-storm-")
-            .tempdir()
-            .expect("tempdir");
-        let program = dir.path().join("python3.11");
-        gcc(&[
-            "-O2".as_ref(),
-            "-o".as_ref(),
-            program.as_os_str(),
-            source("gc_storm.c").as_os_str(),
-        ]);
-        Self { dir, program }
+impl CProgram {
+    /// `gc_storm.c` built as `python3.11`: CPython's GC probes in a program that starts in a
+    /// millisecond (see the file).
+    pub fn gc_storm() -> Self {
+        Self::build("ustat-gc-storm-", "python3.11", &source("gc_storm.c"))
     }
 
-    pub fn start(&self) -> Driven {
-        Driven::spawn(&mut Command::new(&self.program))
-    }
-}
-
-/// `gated_gc.c` built as `python3.11` in its own directory: CPython's GC probes behind
-/// USDT semaphores (see the file).
-pub struct GatedGc {
-    pub dir: tempfile::TempDir,
-    pub program: PathBuf,
-}
-
-impl GatedGc {
-    pub fn build() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("ustat-gated-gc-")
-            .tempdir()
-            .expect("tempdir");
-        let program = dir.path().join("python3.11");
-        gcc(&[
-            "-O2".as_ref(),
-            "-o".as_ref(),
-            program.as_os_str(),
-            source("gated_gc.c").as_os_str(),
-        ]);
-        Self { dir, program }
+    /// `gated_gc.c` built as `python3.11`: CPython's GC probes behind USDT semaphores (see
+    /// the file).
+    pub fn gated_gc() -> Self {
+        Self::build("ustat-gated-gc-", "python3.11", &source("gated_gc.c"))
     }
 
-    pub fn start(&self) -> Driven {
-        Driven::spawn(&mut Command::new(&self.program))
-    }
-}
-
-/// `tests/fixtures/trace/calls.c`: functions with known arguments, called on command, for
-/// the `ustat trace` spec tests.
-pub struct TraceCalls {
-    pub dir: tempfile::TempDir,
-    pub program: PathBuf,
-}
-
-impl TraceCalls {
-    pub fn build() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("ustat-trace-calls-")
-            .tempdir()
-            .expect("tempdir");
-        let program = dir.path().join("trace_calls");
+    /// `tests/fixtures/trace/calls.c`: functions with known arguments, called on command, for
+    /// the `ustat trace` spec tests.
+    pub fn trace_calls() -> Self {
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/trace/calls.c");
+        Self::build("ustat-trace-calls-", "trace_calls", &source)
+    }
+
+    fn build(prefix: &str, name: &str, source: &Path) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .expect("tempdir");
+        let program = dir.path().join(name);
         gcc(&[
             "-O2".as_ref(),
             "-o".as_ref(),
