@@ -159,6 +159,25 @@ pub fn run(args: &TraceArgs) -> anyhow::Result<()> {
     result
 }
 
+/// Where `site` attaches, or `None` after one line saying why it cannot be traced (both
+/// forms of `ustat trace` skip such a site and trace the others).
+pub(super) fn usable_target<'a>(
+    probe_name: &str,
+    site: &'a crate::usdt::Site,
+) -> Option<&'a crate::usdt::SiteTarget> {
+    match &site.target {
+        Ok(target) => Some(target),
+        Err(reason) => {
+            eprintln!(
+                "ustat: skipping a site of {probe_name} at {:#x}: {}",
+                site.address,
+                sanitize::text(&reason.to_string())
+            );
+            None
+        }
+    }
+}
+
 /// The sites of the selected probes: known probes through the `trace` program, with their
 /// strings; the others through `record`.
 fn plan(selected: Vec<(&ProbedBinary, &Probe)>, traced: &mut Traced) -> Vec<PlannedSite> {
@@ -168,16 +187,8 @@ fn plan(selected: Vec<(&ProbedBinary, &Probe)>, traced: &mut Traced) -> Vec<Plan
         let known = crate::trace::known::spec_for(&probe.provider, &probe.name);
         let known_id = traced.with_strings.len() as u32;
         for site in &probe.sites {
-            let target = match &site.target {
-                Ok(target) => target,
-                Err(reason) => {
-                    eprintln!(
-                        "ustat: skipping a site of {probe_name} at {:#x}: {}",
-                        site.address,
-                        sanitize::text(&reason.to_string())
-                    );
-                    continue;
-                }
+            let Some(target) = usable_target(&probe_name, site) else {
+                continue;
             };
             let point = ProbePoint {
                 binary: std::sync::Arc::clone(&binary.binary),
@@ -349,30 +360,10 @@ fn select<'a>(
 
 /// `provider:name`, or `name` for any provider; `*` matches any run of characters.
 fn probe_matches(pattern: &str, probe: &Probe) -> bool {
+    use crate::trace::spec::glob;
     match pattern.split_once(':') {
         Some((provider, name)) => glob(provider, &probe.provider) && glob(name, &probe.name),
         None => glob(pattern, &probe.name),
-    }
-}
-
-fn glob(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, rest)) => {
-            let Some(mut tail) = text.strip_prefix(head) else {
-                return false;
-            };
-            loop {
-                if glob(rest, tail) {
-                    return true;
-                }
-                let mut chars = tail.chars();
-                if chars.next().is_none() {
-                    return false;
-                }
-                tail = chars.as_str();
-            }
-        }
     }
 }
 
@@ -475,6 +466,7 @@ mod tests {
 
     #[test]
     fn glob_patterns() {
+        use crate::trace::spec::glob;
         assert!(glob("gc__begin", "gc__begin"));
         assert!(!glob("gc__begin", "gc__end"));
         assert!(glob("gc__*", "gc__end"));

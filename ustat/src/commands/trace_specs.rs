@@ -275,16 +275,8 @@ fn plan_spec(
                 let probe_name = sanitize::text(&usdt_probe.full_name());
                 let mut first: Option<Compiled> = None;
                 for site in &usdt_probe.sites {
-                    let target = match &site.target {
-                        Ok(target) => target,
-                        Err(reason) => {
-                            eprintln!(
-                                "ustat: skipping a site of {probe_name} at {:#x}: {}",
-                                site.address,
-                                sanitize::text(&reason.to_string())
-                            );
-                            continue;
-                        }
+                    let Some(target) = super::trace::usable_target(&probe_name, site) else {
+                        continue;
                     };
                     let convention = UsdtSite {
                         probe: &probe_name,
