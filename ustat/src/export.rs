@@ -174,7 +174,7 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
     let imports = traced(ustat_common::category::IMPORT, i.imports);
     Row {
         timestamp: timestamp(snapshot.taken_at),
-        interval_s: format!("{:.3}", snapshot.interval.as_secs_f64()),
+        interval_s: interval_cell(snapshot),
         pid: p.pid,
         runtime: sanitize::csv_cell(p.runtime),
         command: sanitize::csv_cell(&p.command),
@@ -260,12 +260,9 @@ pub struct CsvWriter<W: Write> {
 
 impl<W: Write> CsvWriter<W> {
     pub fn new(out: W) -> io::Result<Self> {
-        let mut inner = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(out);
-        inner.write_record(COLUMNS)?;
-        inner.flush()?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner: with_header(out, COLUMNS)?,
+        })
     }
 
     pub fn write(&mut self, snapshot: &Snapshot) -> io::Result<()> {
@@ -310,6 +307,22 @@ struct MethodRow<'a> {
     p99_us: Option<String>,
 }
 
+/// A CSV writer whose header row, `columns`, is written (and flushed) at once, so a file
+/// names its columns even when no row ever follows.
+pub fn with_header<W: Write>(out: W, columns: &[&str]) -> io::Result<csv::Writer<W>> {
+    let mut inner = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out);
+    inner.write_record(columns)?;
+    inner.flush()?;
+    Ok(inner)
+}
+
+/// An interval's length as the `interval_s` cell: seconds with three decimals.
+pub fn interval_cell(snapshot: &Snapshot) -> String {
+    format!("{:.3}", snapshot.interval.as_secs_f64())
+}
+
 /// Nanoseconds as microseconds with nanosecond precision: `12.345`.
 pub fn us(ns: u64) -> String {
     format!("{}.{:03}", ns / 1_000, ns % 1_000)
@@ -327,17 +340,14 @@ pub struct MethodsCsvWriter<W: Write> {
 
 impl<W: Write> MethodsCsvWriter<W> {
     pub fn new(out: W) -> io::Result<Self> {
-        let mut inner = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(out);
-        inner.write_record(METHOD_COLUMNS)?;
-        inner.flush()?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner: with_header(out, METHOD_COLUMNS)?,
+        })
     }
 
     pub fn write(&mut self, snapshot: &Snapshot) -> io::Result<()> {
         let timestamp = timestamp(snapshot.taken_at);
-        let interval_s = format!("{:.3}", snapshot.interval.as_secs_f64());
+        let interval_s = interval_cell(snapshot);
         for process in &snapshot.processes {
             for (method, merged) in one_row_per_name(
                 process

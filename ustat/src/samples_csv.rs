@@ -49,19 +49,16 @@ pub struct SamplesCsvWriter<W: Write> {
 
 impl<W: Write> SamplesCsvWriter<W> {
     pub fn new(out: W) -> io::Result<Self> {
-        let mut inner = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(out);
-        inner.write_record(COLUMNS)?;
-        inner.flush()?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner: crate::export::with_header(out, COLUMNS)?,
+        })
     }
 
     /// The rows of one interval: every function with samples in it, most self samples
     /// first, and one `(unreadable)` row for samples whose stack could not be named.
     pub fn write(&mut self, snapshot: &Snapshot) -> io::Result<()> {
         let timestamp = timestamp(snapshot.taken_at);
-        let interval_s = format!("{:.3}", snapshot.interval.as_secs_f64());
+        let interval_s = crate::export::interval_cell(snapshot);
         for process in &snapshot.processes {
             let Some(sampled) = &process.sampled else {
                 continue;
