@@ -129,6 +129,13 @@ impl Runtime {
         self.features.iter().find(|f| f.name == name)
     }
 
+    /// Every rule of every feature, in every alternative: what the runtime can attach.
+    pub fn rules(&self) -> impl Iterator<Item = &'static Rule> + '_ {
+        self.features
+            .iter()
+            .flat_map(|f| f.alternatives.iter().copied().flatten())
+    }
+
     /// Whether following calls (the flow, per-method times) raises probes that are on
     /// demand, and so needs the user to ask.
     pub fn flow_on_demand(&self) -> Option<OnDemand> {

@@ -236,20 +236,16 @@ fn row(snapshot: &Snapshot, p: &ProcessSnapshot, lost_in_interval: u64) -> Row {
 /// Whether the runtime's allocation probes carry a size (HotSpot's do, Ruby's do not).
 fn allocation_sizes(runtime: &ustat_runtimes::Runtime) -> bool {
     use ustat_runtimes::{Action, Arg};
-    runtime
-        .features
-        .iter()
-        .flat_map(|f| f.alternatives.iter().copied().flatten())
-        .any(|rule| {
-            matches!(
-                rule.action,
-                Action::Keyed {
-                    category: ustat_common::category::OBJECT_ALLOC,
-                    value: Arg::N(_),
-                    ..
-                }
-            )
-        })
+    runtime.rules().any(|rule| {
+        matches!(
+            rule.action,
+            Action::Keyed {
+                category: ustat_common::category::OBJECT_ALLOC,
+                value: Arg::N(_),
+                ..
+            }
+        )
+    })
 }
 
 /// Writes the header at once, then rows, flushing after each snapshot so a reader (or a

@@ -428,19 +428,15 @@ pub fn compute(
 /// pauses it makes) rather than one per GC pause.
 fn collections_by_manager(runtime: &Runtime) -> bool {
     use ustat_runtimes::Action;
-    runtime
-        .features
-        .iter()
-        .flat_map(|f| f.alternatives.iter().copied().flatten())
-        .any(|rule| {
-            matches!(
-                rule.action,
-                Action::Keyed {
-                    category: category::POOL_GC_BEGIN,
-                    ..
-                }
-            )
-        })
+    runtime.rules().any(|rule| {
+        matches!(
+            rule.action,
+            Action::Keyed {
+                category: category::POOL_GC_BEGIN,
+                ..
+            }
+        )
+    })
 }
 
 /// Where a pool comes in the detail view: the pools a GC changed first, young to old (Eden,
