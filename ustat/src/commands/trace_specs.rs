@@ -12,7 +12,7 @@ use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
 };
-use ustat_common::{ProbeSpec, TraceConfig, TraceEvent};
+use ustat_common::{ProbeSpec, TraceConfig};
 
 use crate::{
     binary::Binary,
@@ -413,7 +413,7 @@ impl Session<'_> {
                         out.flush()?;
                     }
                     _ = liveness.tick(), if !pids.is_empty() => {
-                        if pids.iter().all(|&pid| !still_running(pid)) {
+                        if pids.iter().all(|&pid| !crate::process::running(pid)) {
                             // The last hits may still be in the ring buffer.
                             let ring = events.get_mut();
                             while let Some(item) = ring.next() {
@@ -494,7 +494,7 @@ impl Session<'_> {
                 continue;
             };
             // The key holds the values and the strings' bytes: it is the event's text.
-            let mut event = empty_event();
+            let mut event = output::empty_event();
             event.failed = key.failed;
             event.truncated = key.truncated;
             event.values = key.values;
@@ -566,32 +566,6 @@ impl Session<'_> {
         }
         Ok(())
     }
-}
-
-fn empty_event() -> TraceEvent {
-    TraceEvent {
-        header: Default::default(),
-        probe: 0,
-        failed: 0,
-        truncated: 0,
-        values: [0; ustat_common::TRACE_FIELDS],
-        lens: [0; ustat_common::TRACE_STRINGS],
-        _pad: 0,
-        comm: [0; 16],
-        strings: [[0; ustat_common::TRACE_STR_LEN]; ustat_common::TRACE_STRINGS],
-    }
-}
-
-/// Whether `pid` still runs: a zombie (exited, not yet reaped by its parent) hits no probe.
-fn still_running(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // The state follows the command name, which is in parentheses and may hold anything.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    !matches!(state, Some('Z' | 'X') | None)
 }
 
 /// The CPU time ustat has used so far, in user and kernel mode (the verifier runs in ustat's

@@ -194,23 +194,28 @@ pub fn histogram(buckets: &[(u64, u64)]) -> Vec<String> {
     lines
 }
 
+/// An event with nothing read yet: the base `--count` rebuilds an event on from its key.
+pub fn empty_event() -> TraceEvent {
+    TraceEvent {
+        header: Default::default(),
+        probe: 0,
+        failed: 0,
+        truncated: 0,
+        values: [0; ustat_common::TRACE_FIELDS],
+        lens: [0; ustat_common::TRACE_STRINGS],
+        _pad: 0,
+        comm: [0; 16],
+        strings: [[0; TRACE_STR_LEN]; ustat_common::TRACE_STRINGS],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::trace::spec::Conversion;
 
     fn event() -> TraceEvent {
-        TraceEvent {
-            header: Default::default(),
-            probe: 0,
-            failed: 0,
-            truncated: 0,
-            values: [0; ustat_common::TRACE_FIELDS],
-            lens: [0; ustat_common::TRACE_STRINGS],
-            _pad: 0,
-            comm: [0; 16],
-            strings: [[0; TRACE_STR_LEN]; ustat_common::TRACE_STRINGS],
-        }
+        empty_event()
     }
 
     #[test]
