@@ -146,6 +146,16 @@ fn exact_max(stats: PauseStats, longest: u64, longest_before: u64) -> PauseStats
     }
 }
 
+/// The statistics of a single pause of `ns`.
+fn only_pause(ns: u64) -> PauseStats {
+    PauseStats {
+        count: 1,
+        p50_ns: ns,
+        p99_ns: ns,
+        max_ns: ns,
+    }
+}
+
 /// The label of a keyed entry. Where its names have not arrived yet (they were lost and
 /// are asked for again), a label that says so and stays unique per key.
 fn label(runtime: &Runtime, key: &KeyedKey, names: &Names) -> String {
@@ -331,11 +341,16 @@ pub fn compute(
     );
     // A GC that ended between the two reads shows in one and not the other: without a GC
     // counted in the interval there are no percentiles to show.
-    out.pause = out
-        .pause
-        .filter(|_| out.interval.gc_count > 0)
-        .map(|p| within(p, out.interval.gc_pause_ns, longest))
-        .map(|p| exact_max(p, longest, longest_before));
+    out.pause = match out.interval.gc_count {
+        0 => None,
+        // One pause in the interval: its length is the interval's total, exactly (and is
+        // known even when its bucket was read in the reading before).
+        1 => Some(only_pause(out.interval.gc_pause_ns)),
+        _ => out
+            .pause
+            .map(|p| within(p, out.interval.gc_pause_ns, longest))
+            .map(|p| exact_max(p, longest, longest_before)),
+    };
     // Since attach, the longest pause is the kernel's raw maximum, exactly.
     out.pause_total = out
         .pause_total
@@ -736,6 +751,39 @@ mod tests {
         let stats = computed.pause.unwrap();
         assert_eq!((stats.p99_ns, stats.max_ns), (pause, pause));
         assert!(pause_stats([(hist_bucket(pause), 1)]).unwrap().max_ns > pause);
+    }
+
+    /// A pause whose bucket was read a reading before its totals (it ended between the two
+    /// reads): the interval that counts it still has its exact length as p99 and max.
+    #[test]
+    fn a_single_pause_is_exact_even_when_its_bucket_came_a_reading_early() {
+        let pause = 8_568_123;
+        let bucket = HistKey {
+            pid: PID,
+            category: category::GC,
+            subkey: 0,
+            bucket: hist_bucket(pause),
+            epoch: 0,
+        };
+        let mut before = reading(0, 0, &[]);
+        before.hist.clear();
+        before.hist.insert(bucket, 1);
+        let mut now = before.clone();
+        now.spans.insert(
+            count_key(category::GC, 2),
+            SpanTotals {
+                count: 1,
+                total_ns: pause,
+                max_ns: pause,
+                value_sum: 0,
+            },
+        );
+        let computed = jvm_interval(&now, &before);
+        let stats = computed.pause.unwrap();
+        assert_eq!(
+            (stats.p50_ns, stats.p99_ns, stats.max_ns),
+            (pause, pause, pause)
+        );
     }
 
     /// Two GCs in an interval, 1.000 ms and 10_000_001 ns: the histogram's top for the

@@ -92,14 +92,8 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
         subkey: open.subkey,
         epoch: process.epoch,
     };
-    accumulate(&SPANS, &totals_key, |t: &mut SpanTotals| {
-        t.count += 1;
-        t.total_ns += duration;
-        if duration > t.max_ns {
-            t.max_ns = duration;
-        }
-        t.value_sum += value;
-    });
+    // The histogram before the totals: userspace reads the totals first, so every pause it
+    // counts is already in the histogram it reads next (see `bpf::totals::read`).
     // Percentiles are shown for GC pauses only, over all kinds: one histogram per process.
     // A busy CPython's pauses spread over ~12,000 buckets per histogram; keyed by kind too,
     // and for every span category, a few processes filled the map in minutes.
@@ -113,6 +107,14 @@ pub fn span_end(ctx: ProbeContext) -> u32 {
         };
         accumulate(&SPAN_HIST, &hist_key, |n| *n += 1);
     }
+    accumulate(&SPANS, &totals_key, |t: &mut SpanTotals| {
+        t.count += 1;
+        t.total_ns += duration;
+        if duration > t.max_ns {
+            t.max_ns = duration;
+        }
+        t.value_sum += value;
+    });
     0
 }
 

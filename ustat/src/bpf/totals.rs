@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use aya::Pod;
 use ustat_common::{
     CountKey, CountValue, ExitRecord, HistKey, KeyedKey, OfProcess, ProcessEntry, ProcessKey,
-    SpanStack, SpanThreadKey, SpanTotals, lost, maps,
+    SpanStack, SpanThreadKey, SpanTotals, category, lost, maps,
 };
 
 use super::{
@@ -75,20 +75,49 @@ fn add_counts(total: &mut CountValue, v: &CountValue) {
 }
 
 pub(super) fn read(ebpf: &Loaded) -> Result<Totals, LoadError> {
-    // Durations before totals: a span ends into SPANS first, then SPAN_HIST, so every
-    // duration read has its span in the totals read after it.
-    let hist = read_per_cpu(ebpf, maps::SPAN_HIST, |t: &mut u64, v: &u64| *t += v)?;
-    Ok(Totals {
-        counts: read_per_cpu(ebpf, maps::COUNTS, add_counts)?,
-        spans: read_per_cpu(ebpf, maps::SPANS, |t: &mut SpanTotals, v: &SpanTotals| {
+    // Totals before durations: a pause ends into SPAN_HIST first, then SPANS, so every pause
+    // counted in the totals read is in the histogram read after it. A pause that ended
+    // between the two reads is in the histogram only; it would count in one interval's
+    // percentiles and the next one's GCs, so the pair is read again (a few times at most: a
+    // full SPANS map can keep them apart for good).
+    let mut attempts = 0;
+    let (spans, hist) = loop {
+        let spans = read_per_cpu(ebpf, maps::SPANS, |t: &mut SpanTotals, v: &SpanTotals| {
             t.count += v.count;
             t.total_ns += v.total_ns;
             t.max_ns = t.max_ns.max(v.max_ns);
             t.value_sum += v.value_sum;
-        })?,
+        })?;
+        let hist = read_per_cpu(ebpf, maps::SPAN_HIST, |t: &mut u64, v: &u64| *t += v)?;
+        attempts += 1;
+        if attempts == 3 || !pause_half_recorded(&spans, &hist) {
+            break (spans, hist);
+        }
+    };
+    Ok(Totals {
+        counts: read_per_cpu(ebpf, maps::COUNTS, add_counts)?,
+        spans,
         hist,
         keyed: read_per_cpu(ebpf, maps::KEYED, add_counts)?,
     })
+}
+
+/// Whether a process's histogram holds more pauses than its GC totals: one ended between
+/// the two reads.
+fn pause_half_recorded(
+    spans: &HashMap<CountKey, SpanTotals>,
+    hist: &HashMap<HistKey, u64>,
+) -> bool {
+    let mut in_hist: HashMap<ProcessKey, u64> = HashMap::new();
+    for (key, n) in hist.iter().filter(|(k, _)| k.category == category::GC) {
+        *in_hist.entry(key.process()).or_default() += n;
+    }
+    for (key, totals) in spans.iter().filter(|(k, _)| k.category == category::GC) {
+        if let Some(n) = in_hist.get_mut(&key.process()) {
+            *n = n.saturating_sub(totals.count);
+        }
+    }
+    in_hist.values().any(|&n| n > 0)
 }
 
 pub(super) fn read_lost(ebpf: &Loaded) -> Result<Lost, LoadError> {
