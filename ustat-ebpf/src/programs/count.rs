@@ -2,9 +2,9 @@
 //! the value argument.
 
 use aya_ebpf::{macros::uprobe, programs::ProbeContext};
-use ustat_common::{CountKey, CountValue};
+use ustat_common::{CountKey, CountValue, category};
 
-use super::{COUNTS, accumulate, current_process, spec_of, subkey, summed_value};
+use super::{COUNTS, accumulate, current_process, hotspot, spec_of, subkey, summed_value};
 
 #[uprobe]
 pub fn count(ctx: ProbeContext) -> u32 {
@@ -23,5 +23,9 @@ pub fn count(ctx: ProbeContext) -> u32 {
         v.count += 1;
         v.sum += value;
     });
+    // The CPU sampler names a JVM's methods only while no class unloaded since the sample.
+    if spec.tag == category::CLASS_UNLOADED {
+        hotspot::count_unload(process.pid);
+    }
     0
 }

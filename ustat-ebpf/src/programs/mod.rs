@@ -4,6 +4,7 @@
 mod count;
 mod exit;
 mod flow;
+mod hotspot;
 mod keyed;
 mod record;
 mod sample;

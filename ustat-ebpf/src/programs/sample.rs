@@ -19,7 +19,7 @@ use ustat_common::{
     SampleKey, SampleTarget, frame_layout, sample_status,
 };
 
-use super::{accumulate, pid_tid};
+use super::{accumulate, hotspot, pid_tid};
 
 #[map]
 static SAMPLE_TARGETS: HashMap<u32, SampleTarget> =
@@ -34,16 +34,24 @@ static SAMPLE_CONFIG: Array<SampleConfig> = Array::with_max_entries(1, 0);
 
 /// Where a key is built (it does not fit on the BPF stack).
 #[map]
-static SAMPLE_SCRATCH: PerCpuArray<SampleKey> = PerCpuArray::with_max_entries(1, 0);
+pub(super) static SAMPLE_SCRATCH: PerCpuArray<SampleKey> = PerCpuArray::with_max_entries(1, 0);
 
 #[perf_event]
-pub fn sample(_ctx: PerfEventContext) -> u32 {
+pub fn sample(ctx: PerfEventContext) -> u32 {
     let Some((pid, _tid)) = pid_tid() else {
         return 0;
     };
     // SAFETY: copied at once.
-    let Some(target) = (unsafe { SAMPLE_TARGETS.get(&pid) }).copied() else {
-        return 0;
+    let python = unsafe { SAMPLE_TARGETS.get(&pid) }.copied();
+    let jvm = if python.is_none() {
+        hotspot::target(pid)
+    } else {
+        None
+    };
+    let start = match (&python, &jvm) {
+        (Some(target), _) => target.start,
+        (None, Some(target)) => target.start,
+        (None, None) => return 0,
     };
     let Some(key) = SAMPLE_SCRATCH.get_ptr_mut(0) else {
         return 0;
@@ -51,27 +59,31 @@ pub fn sample(_ctx: PerfEventContext) -> u32 {
     // SAFETY: this CPU's scratch key; no other program runs on this CPU meanwhile.
     let key = unsafe { &mut *key };
     key.pid = pid;
-    key.start = target.start;
-    key._pad = 0;
+    key.start = start;
+    key.generation = 0;
     for i in 0..MAX_SAMPLE_DEPTH {
         key.frames[i] = 0;
     }
     key.depth = 0;
-    key.status = walk(&target, key);
+    key.status = match (&python, &jvm) {
+        (Some(target), _) => walk(target, key),
+        (None, Some(target)) => hotspot::walk(&ctx, target, key),
+        (None, None) => return 0,
+    };
     accumulate(&SAMPLE_STACKS, key, |count| *count += 1);
     0
 }
 
 /// A value of type `T` at `address` in the current process; None when it cannot be read.
 #[inline(always)]
-fn read<T>(address: u64) -> Option<T> {
+pub(super) fn read<T>(address: u64) -> Option<T> {
     // SAFETY: the helper checks the user address and copies size_of::<T>() bytes.
     unsafe { bpf_probe_read_user(address as *const T) }.ok()
 }
 
 /// The current thread's fs base: its `pthread_self()`.
 #[inline(always)]
-fn fs_base() -> Option<u64> {
+pub(super) fn fs_base() -> Option<u64> {
     let offset = SAMPLE_CONFIG.get(0)?.fsbase_offset;
     if offset == 0 {
         return None;

@@ -188,16 +188,10 @@ impl Loaded {
             }
             ProgramKind::PerfEvent => {
                 let kind = bpf_prog_type::BPF_PROG_TYPE_PERF_EVENT;
-                return prog_load(
-                    kind,
-                    name,
-                    instructions,
-                    &license,
-                    Attach::NONE,
-                    None,
-                    false,
-                )
-                .map_err(|e| refused(kind, name, instructions, &license, Attach::NONE, None, e));
+                return prog_load(kind, name, instructions, &license, Attach::NONE, btf, false)
+                    .map_err(|e| {
+                        refused(kind, name, instructions, &license, Attach::NONE, btf, e)
+                    });
             }
             ProgramKind::FEntry(function) => {
                 let kind = bpf_prog_type::BPF_PROG_TYPE_TRACING;

@@ -44,6 +44,17 @@ pub(super) fn hash_map<'a, K: Pod, V: Pod>(
     AyaHashMap::try_from(map_mut(ebpf, name)?).map_err(|e| failed(name, e))
 }
 
+/// The value at `key` of the hash map `name`, if it has one.
+pub(super) fn hash_value<K: Pod, V: Pod>(
+    ebpf: &Loaded,
+    name: &str,
+    key: &K,
+) -> Result<Option<V>, LoadError> {
+    let map: AyaHashMap<&MapData, K, V> =
+        AyaHashMap::try_from(map(ebpf, name)?).map_err(|e| failed(name, e))?;
+    Ok(map.get(key, 0).ok())
+}
+
 /// Every key of the hash map `name`.
 pub(super) fn keys<K: Pod, V: Pod>(ebpf: &Loaded, name: &str) -> Result<Vec<K>, LoadError> {
     let map: AyaHashMap<&MapData, K, V> =

@@ -147,7 +147,10 @@ impl Program {
     /// Whether it calls `bpf_loop` with a callback of its own: the kernel then needs the
     /// object's BTF for its functions.
     fn uses_callbacks(self) -> bool {
-        matches!(self, Self::Trace | Self::TraceCount | Self::TraceEntry)
+        matches!(
+            self,
+            Self::Trace | Self::TraceCount | Self::TraceEntry | Self::Sample
+        )
     }
 
     /// Whether it ends what another program began (a span, a call).

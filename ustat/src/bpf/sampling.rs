@@ -9,7 +9,7 @@ use std::{
 };
 
 use aya_obj::generated::{perf_event_attr, perf_sw_ids, perf_type_id};
-use ustat_common::{SampleConfig, SampleKey, SampleTarget, maps as map_names};
+use ustat_common::{HotspotTarget, SampleConfig, SampleKey, SampleTarget, maps as map_names};
 
 use super::{LoadError, Program, Tracer, attach, maps};
 
@@ -147,6 +147,26 @@ impl Tracer {
             .map_err(|e| maps::failed(map_names::SAMPLE_TARGETS, e))
     }
 
+    /// Makes the JVM `pid` a target of the sampler's HotSpot walker.
+    pub fn set_hotspot_target(
+        &mut self,
+        pid: u32,
+        target: &HotspotTarget,
+    ) -> Result<(), LoadError> {
+        maps::hash_map::<u32, HotspotTarget>(&mut self.loaded, map_names::HOTSPOT_TARGETS)?
+            .insert(pid, target, 0)
+            .map_err(|e| maps::failed(map_names::HOTSPOT_TARGETS, e))
+    }
+
+    /// How many classes the JVM `pid` unloaded since its first probe hit, as the sampler
+    /// tags its samples (`SampleKey::generation`).
+    pub fn unloads(&self, pid: u32) -> Result<u32, LoadError> {
+        Ok(
+            maps::hash_value::<u32, u64>(&self.loaded, map_names::UNLOADS, &pid)?
+                .map_or(0, |n| n as u32),
+        )
+    }
+
     /// Stops walking each (pid, start) whose target is still that process (a new process
     /// may have its pid by now), and forgets those processes' stacks, in one pass over them.
     pub fn forget_sampled(&mut self, gone: &HashSet<(u32, u64)>) -> Result<(), LoadError> {
@@ -160,6 +180,19 @@ impl Tracer {
                 // Removed meanwhile: gone either way.
                 let _ = targets.remove(&pid);
             }
+        }
+        let mut jvms =
+            maps::hash_map::<u32, HotspotTarget>(&mut self.loaded, map_names::HOTSPOT_TARGETS)?;
+        let mut unloads = Vec::new();
+        for &(pid, start) in gone {
+            if jvms.get(&pid, 0).is_ok_and(|t| t.start == start) {
+                let _ = jvms.remove(&pid);
+                unloads.push(pid);
+            }
+        }
+        let mut unload_counts = maps::hash_map::<u32, u64>(&mut self.loaded, map_names::UNLOADS)?;
+        for pid in unloads {
+            let _ = unload_counts.remove(&pid);
         }
         maps::remove_per_cpu_where::<SampleKey, u64>(
             &mut self.loaded,

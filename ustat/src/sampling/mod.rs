@@ -1,14 +1,19 @@
-//! The CPU sampler's userspace half for CPython: finding and checking a process's layout
-//! (`python.rs`), naming code objects (`names.rs`) by reading its memory (`memory.rs`), and
-//! turning the kernel's counted stacks into each interval's `Sampled`.
+//! The CPU sampler's userspace half: finding and checking a process's layout (CPython:
+//! `python.rs`; HotSpot: `hotspot.rs` from its `vmstructs.rs`), naming what the kernel
+//! recorded (`names.rs`, `hotspot::MethodNames`) by reading the process's memory
+//! (`memory.rs`), and turning the kernel's counted stacks into each interval's `Sampled`.
 
+pub mod hotspot;
 pub mod memory;
 pub mod names;
 pub mod python;
+pub mod vmstructs;
 
 use std::collections::HashMap;
 
-use ustat_common::{SAMPLE_ENTRY_BIT, SAMPLE_NATIVE, SampleKey, SampleTarget, sample_status};
+use ustat_common::{
+    HotspotTarget, SAMPLE_ENTRY_BIT, SAMPLE_NATIVE, SampleKey, SampleTarget, sample_status,
+};
 
 use crate::{
     binary::Binary,
@@ -20,14 +25,23 @@ use memory::Remote;
 use names::{CodeNames, unknown};
 use python::{NotReady, Prepared, Symbols};
 
-/// Where one process's sampling stands.
+/// Where one process's sampling stands (`P`: what the kernel walks it with).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
+enum State<P> {
     /// Not walked yet (its interpreter is not set up); the reason, for the record.
     Pending(String),
-    Ready(Prepared),
+    Ready(P),
     /// Never walked: why, in one sentence.
     Unreadable(String),
+}
+
+impl<P> State<P> {
+    fn unreadable(&self) -> Option<&str> {
+        match self {
+            State::Unreadable(why) => Some(why),
+            _ => None,
+        }
+    }
 }
 
 /// One sampled CPython process.
@@ -37,7 +51,7 @@ pub struct ProcessSampler {
     start: u64,
     version: Option<(u32, u32)>,
     symbols: Result<Symbols, String>,
-    state: State,
+    state: State<Prepared>,
     names: CodeNames,
     /// Each stack's count at the previous interval (the kernel's counts only grow).
     previous: HashMap<SampleKey, u64>,
@@ -109,49 +123,46 @@ impl ProcessSampler {
 
     /// Why the process is not walked, when it is not.
     pub fn unreadable(&self) -> Option<&str> {
-        match &self.state {
-            State::Unreadable(why) => Some(why),
-            _ => None,
-        }
+        self.state.unreadable()
     }
 
     /// This interval's samples, from the kernel's counts since the process became a target
     /// (`stacks`: this process's keys; others' are skipped).
     pub fn interval(&mut self, hz: u32, stacks: &[(SampleKey, u64)]) -> Sampled {
         let memory = Remote::new(self.pid);
-        let mut named: HashMap<Vec<SampledFrame>, u64> = HashMap::new();
         let mut frame_of: HashMap<u64, SampledFrame> = HashMap::new();
-        let mut samples = 0;
-        let mut now = HashMap::new();
-        for (key, count) in stacks
-            .iter()
-            .filter(|(k, _)| k.pid == self.pid && k.start == self.start)
-        {
-            let count = *count;
-            now.insert(*key, count);
-            let new = count.saturating_sub(self.previous.get(key).copied().unwrap_or(0));
-            if new == 0 {
-                continue;
-            }
-            samples += new;
-            let frames = match (&self.state, key.status) {
-                (_, sample_status::UNREADABLE | sample_status::NO_TASK_LAYOUT) => continue,
+        let (state, names) = (&self.state, &mut self.names);
+        let (tallied, now) = tally(self.pid, self.start, &self.previous, stacks, |key| {
+            match (state, key.status) {
+                (_, sample_status::UNREADABLE | sample_status::NO_TASK_LAYOUT) => None,
                 (State::Ready(prepared), _) => {
                     let mut name = |address: u64| {
                         frame_of
                             .entry(address)
-                            .or_insert_with(|| self.names.frame(&memory, prepared, address))
+                            .or_insert_with(|| names.frame(&memory, prepared, address))
                             .clone()
                     };
-                    decode(key, &mut name)
+                    Some(decode(key, &mut name))
                 }
                 // Walked with a layout no longer trusted: counted only.
-                _ => continue,
-            };
-            *named.entry(frames).or_default() += new;
-        }
+                _ => None,
+            }
+        });
         self.previous = now;
-        let mut stacks: Vec<SampledStack> = named
+        tallied.into_sampled(hz, self.unreadable())
+    }
+}
+
+/// One interval's samples of a process, before they become a `Sampled`.
+struct Tallied {
+    samples: u64,
+    named: HashMap<Vec<SampledFrame>, u64>,
+}
+
+impl Tallied {
+    fn into_sampled(self, hz: u32, unreadable: Option<&str>) -> Sampled {
+        let mut stacks: Vec<SampledStack> = self
+            .named
             .into_iter()
             .map(|(frames, count)| SampledStack { frames, count })
             .collect();
@@ -162,34 +173,204 @@ impl ProcessSampler {
         });
         Sampled {
             hz,
-            samples,
+            samples: self.samples,
             stacks,
-            unreadable: self.unreadable().map(str::to_string),
+            unreadable: unreadable.map(str::to_string),
         }
     }
+}
+
+/// The samples process (`pid`, `start`) gained since `previous` (the kernel's counts only
+/// grow), each stack named by `name` (None: counted, not named); and the counts now.
+fn tally(
+    pid: u32,
+    start: u64,
+    previous: &HashMap<SampleKey, u64>,
+    stacks: &[(SampleKey, u64)],
+    mut name: impl FnMut(&SampleKey) -> Option<Vec<SampledFrame>>,
+) -> (Tallied, HashMap<SampleKey, u64>) {
+    let mut tallied = Tallied {
+        samples: 0,
+        named: HashMap::new(),
+    };
+    let mut now = HashMap::new();
+    for (key, count) in stacks
+        .iter()
+        .filter(|(k, _)| k.pid == pid && k.start == start)
+    {
+        let count = *count;
+        now.insert(*key, count);
+        let new = count.saturating_sub(previous.get(key).copied().unwrap_or(0));
+        if new == 0 {
+            continue;
+        }
+        tallied.samples += new;
+        if let Some(frames) = name(key) {
+            *tallied.named.entry(frames).or_default() += new;
+        }
+    }
+    (tallied, now)
+}
+
+/// One sampled JVM.
+#[derive(Debug)]
+pub struct JvmSampler {
+    pid: u32,
+    start: u64,
+    /// The process addresses of `vmstructs::SYMBOLS`, or why they are not known.
+    symbols: Result<[u64; 12], String>,
+    state: State<hotspot::Prepared>,
+    names: hotspot::MethodNames,
+    previous: HashMap<SampleKey, u64>,
+}
+
+impl JvmSampler {
+    pub fn new(found: &Found, symbols: Result<[u64; 12], String>) -> Self {
+        Self {
+            pid: found.pid,
+            start: found.start_time,
+            symbols,
+            state: State::Pending("not looked at yet".into()),
+            names: hotspot::MethodNames::default(),
+            previous: HashMap::new(),
+        }
+    }
+
+    /// As `ProcessSampler::prepare`.
+    pub fn prepare(&mut self) -> Option<HotspotTarget> {
+        let State::Pending(_) = self.state else {
+            return None;
+        };
+        let prepared = match &self.symbols {
+            Ok(symbols) => hotspot::prepare(&Remote::new(self.pid), symbols),
+            Err(why) => Err(NotReady::Unreadable(why.clone())),
+        };
+        match prepared {
+            Ok(prepared) => {
+                self.state = State::Ready(prepared);
+                Some(HotspotTarget {
+                    start: self.start,
+                    ..prepared.target
+                })
+            }
+            Err(NotReady::Later(why)) => {
+                self.state = State::Pending(why);
+                None
+            }
+            Err(NotReady::Unreadable(why)) => {
+                self.state = State::Unreadable(why);
+                None
+            }
+        }
+    }
+
+    pub fn counting_target(&self) -> HotspotTarget {
+        HotspotTarget {
+            start: self.start,
+            ..HotspotTarget::default()
+        }
+    }
+
+    pub fn unreadable(&self) -> Option<&str> {
+        self.state.unreadable()
+    }
+
+    /// This interval's samples; `generation` reads the JVM's count of unloaded classes now.
+    /// Names are read as of the count before; if a class unloaded while they were read,
+    /// they are read again as of the count after (so none read across an unload is kept).
+    pub fn interval(
+        &mut self,
+        hz: u32,
+        stacks: &[(SampleKey, u64)],
+        generation: impl Fn() -> u32,
+    ) -> Sampled {
+        let memory = Remote::new(self.pid);
+        let mut now_generation = generation();
+        let mut attempt = 0;
+        let (tallied, now) = loop {
+            let (state, names) = (&self.state, &mut self.names);
+            let result = tally(self.pid, self.start, &self.previous, stacks, |key| {
+                match (state, key.status) {
+                    (_, sample_status::UNREADABLE | sample_status::NO_TASK_LAYOUT) => None,
+                    (State::Ready(prepared), _) => Some(decode_jvm(key, &mut |entry| {
+                        names.frame(&memory, prepared, entry, key.generation, now_generation)
+                    })),
+                    _ => None,
+                }
+            });
+            let after = generation();
+            attempt += 1;
+            if after == now_generation || attempt == 2 {
+                break result;
+            }
+            self.names.forget_generation(now_generation);
+            now_generation = after;
+        };
+        self.previous = now;
+        tallied.into_sampled(hz, self.unreadable())
+    }
+}
+
+/// What a sample's status says, as its one frame, where it says the stack was not read.
+fn status_frame(status: u32, runtime: &str) -> Option<SampledFrame> {
+    let labelled = |function: String, kind| SampledFrame {
+        function,
+        file: String::new(),
+        line: 0,
+        kind,
+    };
+    Some(match status {
+        sample_status::NO_THREAD_STATE => labelled(
+            format!("(thread without {runtime} state)"),
+            FrameKind::Native,
+        ),
+        sample_status::NO_FRAME => labelled(format!("(no {runtime} frame)"), FrameKind::Native),
+        sample_status::NO_JAVA_FRAME => {
+            labelled("(JVM code, no Java frame)".into(), FrameKind::Native)
+        }
+        sample_status::TOO_MANY_THREADS => {
+            labelled("(thread beyond the first 128)".into(), FrameKind::Unknown)
+        }
+        sample_status::READ_FAILED => labelled("(stack unreadable)".into(), FrameKind::Unknown),
+        _ => return None,
+    })
+}
+
+/// A JVM key's frames, outermost first: `Method*`s named by `name`; the JVM's own or native
+/// code the thread was in (innermost) shown as such. A walk that failed part way keeps the
+/// frames it read, under a frame that says the outer ones are missing.
+pub fn decode_jvm(
+    key: &SampleKey,
+    name: &mut impl FnMut(u64) -> SampledFrame,
+) -> Vec<SampledFrame> {
+    let depth = (key.depth as usize).min(key.frames.len());
+    if depth == 0 || key.status == sample_status::NO_JAVA_FRAME {
+        return status_frame(key.status, "Java").into_iter().collect();
+    }
+    let mut frames = Vec::with_capacity(depth + 1);
+    if key.status != sample_status::OK {
+        frames.push(unknown("(outer frames not sampled)"));
+    }
+    for &entry in key.frames[..depth].iter().rev() {
+        if entry == SAMPLE_NATIVE {
+            frames.push(SampledFrame {
+                function: "(JVM or native code)".into(),
+                file: String::new(),
+                line: 0,
+                kind: FrameKind::Native,
+            });
+            continue;
+        }
+        frames.push(name(entry));
+    }
+    frames
 }
 
 /// A key's frames, outermost first, named by `name`; what the status says becomes a frame:
 /// a thread outside Python, a stack cut short, a read that failed.
 pub fn decode(key: &SampleKey, name: &mut impl FnMut(u64) -> SampledFrame) -> Vec<SampledFrame> {
-    let labelled = |function: &str, kind| {
-        vec![SampledFrame {
-            function: function.to_string(),
-            file: String::new(),
-            line: 0,
-            kind,
-        }]
-    };
-    match key.status {
-        sample_status::NO_THREAD_STATE => {
-            return labelled("(thread without Python state)", FrameKind::Native);
-        }
-        sample_status::NO_FRAME => return labelled("(no Python frame)", FrameKind::Native),
-        sample_status::TOO_MANY_THREADS => {
-            return labelled("(thread beyond the first 128)", FrameKind::Unknown);
-        }
-        sample_status::READ_FAILED => return labelled("(stack unreadable)", FrameKind::Unknown),
-        _ => {}
+    if let Some(frame) = status_frame(key.status, "Python") {
+        return vec![frame];
     }
     let depth = (key.depth as usize).min(key.frames.len());
     let mut frames = Vec::with_capacity(depth + 1);
@@ -216,17 +397,27 @@ pub fn decode(key: &SampleKey, name: &mut impl FnMut(u64) -> SampledFrame) -> Ve
     frames
 }
 
-/// The symbols the sampler reads, as a CPython binary's file gives them (read once per
-/// binary, however many processes map it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Symbols the sampler reads, as a runtime binary's file gives them (read once per binary,
+/// however many processes map it).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BinarySymbols {
-    symbols: Symbols,
+    addresses: HashMap<&'static str, u64>,
     /// The virtual address the mapping at file offset 0 starts at, before relocation.
     first_page: u64,
 }
 
+/// The CPython symbols the sampler reads.
+pub const PYTHON_SYMBOLS: [&str; 5] = [
+    "_PyRuntime",
+    "interp_head",
+    "PyCode_Type",
+    "PyFrame_Type",
+    "Py_Version",
+];
+
 impl BinarySymbols {
-    pub fn read(binary: &Binary) -> Result<Self, String> {
+    /// Those of `names` that `binary` defines.
+    pub fn read(binary: &Binary, names: &[&'static str]) -> Result<Self, String> {
         let data = binary.data();
         let elf = binary
             .elf(&data)
@@ -235,35 +426,61 @@ impl BinarySymbols {
             .segments()
             .iter()
             .min_by_key(|s| s.offset)
-            .ok_or("its CPython binary has no loadable segment")?;
-        let at = |name: &str| elf.symbol_address(name).ok();
+            .ok_or("its binary has no loadable segment")?;
+        let addresses = names
+            .iter()
+            .filter_map(|&name| Some((name, elf.symbol_address(name).ok()?)))
+            .collect();
         Ok(Self {
-            symbols: Symbols {
-                runtime: at("_PyRuntime"),
-                interp_head: at("interp_head"),
-                code_type: at("PyCode_Type"),
-                frame_type: at("PyFrame_Type"),
-                py_version: at("Py_Version"),
-            },
+            addresses,
             first_page: (first.vaddr - first.offset) & !0xfff,
         })
     }
 
     /// The symbols' addresses in process `found`, where it mapped the binary.
-    pub fn in_process(&self, found: &Found) -> Result<Symbols, String> {
+    pub fn in_process(&self, found: &Found) -> Result<Placed, String> {
         let load = process::load_address(found.pid, found.binary.dev, found.binary.inode)
             .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?
-            .ok_or("its CPython binary's start is not mapped")?;
+            .ok_or("its binary's start is not mapped")?;
         let bias = load.wrapping_sub(self.first_page);
-        let place = |address: Option<u64>| address.map(|a| a.wrapping_add(bias));
-        let s = &self.symbols;
-        Ok(Symbols {
-            runtime: place(s.runtime),
-            interp_head: place(s.interp_head),
-            code_type: place(s.code_type),
-            frame_type: place(s.frame_type),
-            py_version: place(s.py_version),
-        })
+        Ok(Placed(
+            self.addresses
+                .iter()
+                .map(|(&name, &address)| (name, address.wrapping_add(bias)))
+                .collect(),
+        ))
+    }
+}
+
+/// Symbols' addresses in one process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placed(HashMap<&'static str, u64>);
+
+impl Placed {
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.0.get(name).copied()
+    }
+
+    /// CPython's, as `python::prepare` takes them.
+    pub fn python(&self) -> Symbols {
+        Symbols {
+            runtime: self.get("_PyRuntime"),
+            interp_head: self.get("interp_head"),
+            code_type: self.get("PyCode_Type"),
+            frame_type: self.get("PyFrame_Type"),
+            py_version: self.get("Py_Version"),
+        }
+    }
+
+    /// HotSpot's tables, as `hotspot::prepare` takes them; every one is needed.
+    pub fn hotspot(&self) -> Result<[u64; 12], String> {
+        let mut out = [0; 12];
+        for (slot, name) in out.iter_mut().zip(vmstructs::SYMBOLS) {
+            *slot = self.get(name).ok_or_else(|| {
+                format!("its libjvm exports no {name}, which describes its layout")
+            })?;
+        }
+        Ok(out)
     }
 }
 
@@ -278,7 +495,7 @@ mod tests {
             status,
             start: 2,
             depth: frames.len() as u32,
-            _pad: 0,
+            generation: 0,
             frames: [0; MAX_SAMPLE_DEPTH],
         };
         key.frames[..frames.len()].copy_from_slice(frames);

@@ -1,7 +1,7 @@
-//! The CPU sampler in the source: starting it, making each traced CPython process a target
-//! (one that only counts until its layout is found and checked), and each interval turning
-//! the kernel's counts into every sampled process's `Sampled`; exited processes' targets and
-//! stacks go.
+//! The CPU sampler in the source: starting it, making each traced CPython process and JVM a
+//! target (one that only counts until its layout is found and checked), and each interval
+//! turning the kernel's counts into every sampled process's `Sampled`; exited processes'
+//! targets and stacks go.
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,7 +10,7 @@ use crate::{
     binary::Binary,
     discovery::Found,
     process,
-    sampling::{BinarySymbols, ProcessSampler},
+    sampling::{BinarySymbols, JvmSampler, PYTHON_SYMBOLS, ProcessSampler, vmstructs},
     sanitize,
     snapshot::Sampled,
 };
@@ -18,12 +18,28 @@ use crate::{
 /// A binary's identity: device and inode.
 type BinaryId = ((i32, i32), u64);
 
+/// One sampled process, by the runtime whose frames it walks.
+#[derive(Debug)]
+enum Sampler {
+    Python(Box<ProcessSampler>),
+    Jvm(Box<JvmSampler>),
+}
+
+impl Sampler {
+    fn unreadable(&self) -> Option<&str> {
+        match self {
+            Sampler::Python(s) => s.unreadable(),
+            Sampler::Jvm(s) => s.unreadable(),
+        }
+    }
+}
+
 /// The sampled processes, by (pid, start time), and the rate (0: not sampling).
 #[derive(Debug, Default)]
 pub(super) struct Samplers {
     hz: u32,
-    by_process: HashMap<(u32, u64), ProcessSampler>,
-    /// Each CPython binary's symbols, read once, or why they cannot be.
+    by_process: HashMap<(u32, u64), Sampler>,
+    /// Each runtime binary's symbols, read once, or why they cannot be.
     binaries: HashMap<BinaryId, Result<BinarySymbols, String>>,
     /// What was said about which binary, so each reason is one line, not one per process.
     said: HashSet<(BinaryId, String)>,
@@ -49,9 +65,14 @@ impl KernelSource {
         }
     }
 
-    /// Samples a newly traced process, if it runs CPython and sampling is on.
+    /// Samples a newly traced process, if it runs CPython or HotSpot and sampling is on.
     pub(super) fn sample_new(&mut self, found: &Found, version: Option<&str>) {
-        if self.samplers.hz == 0 || found.runtime.name != "python" {
+        let names: &[&'static str] = match found.runtime.name {
+            "python" => &PYTHON_SYMBOLS,
+            "jvm" => &vmstructs::SYMBOLS,
+            _ => return,
+        };
+        if self.samplers.hz == 0 {
             return;
         }
         let id: BinaryId = (found.binary.dev, found.binary.inode);
@@ -65,24 +86,34 @@ impl KernelSource {
                     .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
                     .and_then(|uid| {
                         Binary::open_mapped(found.pid, &found.binary, uid)
-                            .map_err(|_| "its CPython binary could not be opened".to_string())
+                            .map_err(|_| "its runtime binary could not be opened".to_string())
                     })?;
-                BinarySymbols::read(&binary)
+                BinarySymbols::read(&binary, names)
             })
             .clone()
             .and_then(|symbols| symbols.in_process(found));
-        let mut sampler = ProcessSampler::new(found, symbols, version);
-        // Walked from its first sample when its interpreter is already set up.
-        let target = sampler
-            .prepare()
-            .unwrap_or_else(|| sampler.counting_target());
+        let (sampler, target) = if found.runtime.name == "jvm" {
+            let mut sampler = JvmSampler::new(found, symbols.and_then(|s| s.hotspot()));
+            let target = sampler
+                .prepare()
+                .unwrap_or_else(|| sampler.counting_target());
+            let set = self.tracer.set_hotspot_target(found.pid, &target);
+            (Sampler::Jvm(Box::new(sampler)), set)
+        } else {
+            let mut sampler = ProcessSampler::new(found, symbols.map(|s| s.python()), version);
+            let target = sampler
+                .prepare()
+                .unwrap_or_else(|| sampler.counting_target());
+            let set = self.tracer.set_sample_target(found.pid, &target);
+            (Sampler::Python(Box::new(sampler)), set)
+        };
         if let Some(why) = sampler.unreadable() {
             let line = unreadable_line(found, why);
             if self.samplers.said.insert((id, why.to_string())) {
                 self.warnings.push(line);
             }
         }
-        if let Err(e) = self.tracer.set_sample_target(found.pid, &target) {
+        if let Err(e) = target {
             self.warnings.push(sanitize::text(&format!(
                 "process {} is not sampled: {:#}",
                 found.pid,
@@ -109,8 +140,17 @@ impl KernelSource {
             .collect();
         for (&(pid, _), sampler) in &mut self.samplers.by_process {
             let was_unreadable = sampler.unreadable().is_some();
-            if let Some(target) = sampler.prepare() {
-                self.tracer.set_sample_target(pid, &target)?;
+            match sampler {
+                Sampler::Python(s) => {
+                    if let Some(target) = s.prepare() {
+                        self.tracer.set_sample_target(pid, &target)?;
+                    }
+                }
+                Sampler::Jvm(s) => {
+                    if let Some(target) = s.prepare() {
+                        self.tracer.set_hotspot_target(pid, &target)?;
+                    }
+                }
             }
             if let (false, Some(why)) = (was_unreadable, sampler.unreadable())
                 && let Some(tracked) = self.tracked.get(&pid)
@@ -130,9 +170,17 @@ impl KernelSource {
                 .push((key, count));
         }
         let hz = self.samplers.hz;
+        let tracer = &self.tracer;
         for (&process, sampler) in &mut self.samplers.by_process {
             let mine = stacks.get(&process).map_or(&[][..], Vec::as_slice);
-            out.insert(process, sampler.interval(hz, mine));
+            let sampled = match sampler {
+                Sampler::Python(s) => s.interval(hz, mine),
+                // An unreadable count reads as a new generation: no name is then trusted.
+                Sampler::Jvm(s) => {
+                    s.interval(hz, mine, || tracer.unloads(process.0).unwrap_or(u32::MAX))
+                }
+            };
+            out.insert(process, sampled);
         }
         let forget: HashSet<(u32, u64)> = ended
             .into_iter()
@@ -147,9 +195,14 @@ impl KernelSource {
 /// and reason, as every process of that binary has the same.
 fn unreadable_line(found: &Found, why: &str) -> String {
     sanitize::text(&format!(
-        "process {} ({}): its Python stacks cannot be read: {why}; its samples are counted, not \
+        "process {} ({}): its {} stacks cannot be read: {why}; its samples are counted, not \
          named (said once for this binary)",
         found.pid,
-        found.binary.path.display()
+        found.binary.path.display(),
+        if found.runtime.name == "jvm" {
+            "Java"
+        } else {
+            "Python"
+        },
     ))
 }
