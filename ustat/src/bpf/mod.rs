@@ -663,6 +663,8 @@ mod tests {
             "FILTER_SCRATCH",
             "VALUES_SCRATCH",
             "COUNT_SCRATCH",
+            "HOTSPOT_WALK",
+            "JAVA_THREADS",
         ];
         let named: BTreeSet<&str> = map_names::ALL.iter().chain(KERNEL_ONLY).copied().collect();
         assert_eq!(
