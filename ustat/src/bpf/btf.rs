@@ -2,11 +2,12 @@
 //! kernel struct (the sampler needs `task_struct.thread.fsbase`).
 //!
 //! aya-obj 0.3 parses BTF too but keeps its types and their members crate-private, and
-//! btf-rs is LGPL-2.1+ where ustat is MIT OR Apache-2.0; hence these few hundred lines. The format
-//! is <https://docs.kernel.org/bpf/btf.html>: a header, a type section (each type a 12-byte
-//! `btf_type` followed by kind-dependent data; ids count from 1 in section order) and a
-//! string section of NUL-terminated names. Only the kernel's own (native-endian) layout is
-//! read. Every read is bounds-checked: a malformed file gives a [`BtfError`], never a panic.
+//! btf-rs is LGPL-2.1+ where ustat is MIT OR Apache-2.0; hence these few hundred lines.
+//! The format is <https://docs.kernel.org/bpf/btf.html>: a header, a type section (each
+//! type a 12-byte `btf_type` followed by kind-dependent data; ids count from 1 in section
+//! order) and a string section of NUL-terminated names. Only the kernel's own
+//! (native-endian) layout is read. Every read is bounds-checked: a malformed file gives a
+//! [`BtfError`], never a panic.
 
 use std::{io, path::Path};
 
