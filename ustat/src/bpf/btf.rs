@@ -158,8 +158,8 @@ impl Btf {
         })
     }
 
-    /// The id of the first struct called `name` that has members (not a forward
-    /// declaration), if any.
+    /// The id of the first struct called `name`, if any (a forward declaration of it is
+    /// another kind, skipped).
     pub fn struct_by_name(&self, name: &str) -> Result<Option<u32>, BtfError> {
         for (index, &start) in self.type_starts.iter().enumerate() {
             let header = type_header(&self.data, start)?;
