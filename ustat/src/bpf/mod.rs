@@ -2,6 +2,7 @@
 
 pub mod attach;
 mod batch;
+mod btf;
 pub mod events;
 mod flow;
 mod links;
