@@ -369,10 +369,17 @@ fn the_flow_view_follows_calls_and_obeys_its_keys() {
         s.contains("Top methods") && !s.contains("Per method since the flow first opened")
     });
     // Closing the flow loses nothing: the entry probes go before the return probes, so no
-    // call piles up unreturned on the spinning thread in between.
+    // call piles up unreturned on the spinning thread in between. (Events the ring buffer
+    // had no room for while the flow ran, on a loaded machine, are shown as such: they are
+    // the flow's, not the closing's.)
     std::thread::sleep(Duration::from_millis(1500));
     let closed = tmux.capture();
-    assert!(!closed.contains("lost:"), "{closed}");
+    let header = closed.lines().next().unwrap_or("");
+    if let Some((_, losses)) = header.split_once("lost: ") {
+        for loss in losses.trim().split(", ") {
+            assert!(loss.ends_with("events dropped"), "{closed}");
+        }
+    }
     tmux.press("q", "ustat's exit", |s| s.contains("USTAT_EXIT=0"));
 }
 

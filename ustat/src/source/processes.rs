@@ -117,6 +117,11 @@ impl KernelSource {
             {
                 continue;
             }
+            // A process that already exited (a zombie not yet reaped) is not tracked: the
+            // kernel recorded its exit, and its row comes from that record, once.
+            if !process::running(found.pid) {
+                continue;
+            }
             let coverage = self.attach(&found);
             let facts = ProcessFacts {
                 args: process::args(found.pid).unwrap_or_default(),

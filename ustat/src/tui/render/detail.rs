@@ -18,6 +18,10 @@ use crate::{
     tui::app::App,
 };
 
+/// Entries of "Top methods" and "Top allocated classes" kept in sight beside the sampled
+/// section.
+const RANKED_KEPT: usize = 4;
+
 pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &ProcessSnapshot) {
     let facts = format!(
         " · PID {} · {} · {}{} ",
@@ -70,9 +74,17 @@ pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &Pr
     let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
     draw_pauses(frame, pauses, process, interval);
 
-    // Sampled shares above exact call counts: two answers, never mixed.
+    // Sampled shares above exact call counts: two answers, never mixed. The exact counts
+    // keep room for their first few entries (title, header, rows): on a small terminal the
+    // sampled shares give way, as they are an estimate and the counts are not.
     let lower = if let Some(height) = sampled::height(app, process) {
-        let [hot, ranked] = Layout::vertical([height, Constraint::Fill(2)]).areas(lower);
+        let listed = process
+            .top_methods
+            .len()
+            .max(process.top_allocations.len())
+            .min(RANKED_KEPT) as u16;
+        let ranked_room = Constraint::Min(if listed == 0 { 2 } else { listed + 2 });
+        let [hot, ranked] = Layout::vertical([height, ranked_room]).areas(lower);
         sampled::draw_hot(frame, hot, app, process);
         ranked
     } else {

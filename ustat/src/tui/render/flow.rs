@@ -72,16 +72,18 @@ fn draw_status(frame: &mut Frame, area: Rect, flow: &FlowView) {
             format!("{prefix}*")
         }
     };
+    // What the keys change first, the process (chosen before) last: a narrow terminal cuts
+    // the end, and a threshold or filter just set must stay in sight.
     let text = format!(
-        " {} · {} {} · thread {thread} · {} {} · {} {} · slow ≥ {}",
-        flow.title,
-        format::count(flow.calls),
-        if flow.calls == 1 { "call" } else { "calls" },
+        " slow ≥ {} · thread {thread} · {} {} · {} {} · {} {} · {}",
+        format::nanos(flow.slow_ns),
         flow.slots[0],
         filter(&flow.class_prefix),
         flow.slots[1],
         filter(&flow.method_prefix),
-        format::nanos(flow.slow_ns),
+        format::count(flow.calls),
+        if flow.calls == 1 { "call" } else { "calls" },
+        flow.title,
     );
     let mut after = Vec::new();
     if flow.dropped > 0 {

@@ -1,6 +1,6 @@
-//! The detail view's "Hot functions (sampled)": where a process's CPU time went, from its
-//! sampled stacks since the dashboard first saw it — beside, never mixed with, the exact call
-//! counts of "Top methods".
+//! The detail view's "Hot functions (sampled)" ("Hot methods" for a JVM): where a process's
+//! CPU time went, from its sampled stacks since the dashboard first saw it — beside, never
+//! mixed with, the exact call counts of "Top methods".
 
 use ratatui::{
     Frame,
@@ -21,9 +21,9 @@ use crate::{
 };
 
 /// The runtimes whose detail view has the section even when the process is not sampled, to
-/// say why it is not: those ustat samples. Others (the JVM, until its frames are walked)
-/// leave the lines to their exact figures; their CPU% cell says `–`.
-const SAMPLED_RUNTIMES: [&str; 1] = ["python"];
+/// say why it is not: those ustat samples. Others leave the lines to their exact figures;
+/// their CPU% cell says `–`.
+const SAMPLED_RUNTIMES: [&str; 2] = ["python", "jvm"];
 
 /// The section's height in the detail view of `process`: `None` where it has none, a few
 /// lines where it says only why there is no function to list, a share of the rest where it
@@ -41,19 +41,24 @@ pub(super) fn height(app: &App, process: &ProcessSnapshot) -> Option<Constraint>
 }
 
 pub(super) fn draw_hot(frame: &mut Frame, area: Rect, app: &App, process: &ProcessSnapshot) {
-    let block = Block::new()
-        .borders(Borders::TOP)
-        .title(" Hot functions (sampled, since attach) ".bold());
+    let title = if process.runtime == "jvm" {
+        " Hot methods (sampled, since attach) "
+    } else {
+        " Hot functions (sampled, since attach) "
+    };
+    let block = Block::new().borders(Borders::TOP).title(title.bold());
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let Some(since) = app.sampled.get(&process.pid) else {
-        // A CPython is sampled unless sampling is off or could not start (a warning says
-        // why then).
+        // A CPython or a JVM is sampled unless sampling is off or could not start (a warning
+        // says why then).
         let text = match process.runtime {
-            "python" => {
+            "python" | "jvm" => {
                 "not sampled: sampling is off (--sample-hz 0) or could not start".to_string()
             }
-            runtime => format!("not sampled: ustat samples only CPython's stacks, not {runtime}'s"),
+            runtime => format!(
+                "not sampled: ustat samples only CPython's and HotSpot's stacks, not {runtime}'s"
+            ),
         };
         frame.render_widget(Paragraph::new(text).dim(), inner);
         return;
