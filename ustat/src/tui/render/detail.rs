@@ -74,24 +74,60 @@ pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &Pr
     let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
     draw_pauses(frame, pauses, process, interval);
 
-    // Sampled shares above exact call counts: two answers, never mixed. The exact counts
-    // keep room for their first few entries (title, header, rows): on a small terminal the
-    // sampled shares give way, as they are an estimate and the counts are not.
-    let lower = if let Some(height) = sampled::height(app, process) {
+    // Sampled shares above exact call counts: two answers, never mixed. Where neither exact
+    // list is traced (a JVM without its flags), the `!` lines above say so, and sampled
+    // functions, where there are some to list, take their room.
+    let nothing_exact =
+        process.untraced(category::METHOD_CALL) && process.untraced(category::OBJECT_ALLOC);
+    match sampled::height(app, process) {
+        Some(Constraint::Fill(_)) if nothing_exact => {
+            sampled::draw_hot(frame, lower, app, process);
+        }
+        height => draw_exact_lists(frame, lower, app, process, height, interval),
+    }
+
+    let names = if process.threads.is_empty() {
+        "–".to_string()
+    } else {
+        process.threads.join(", ")
+    };
+    frame.render_widget(
+        Paragraph::new(names).wrap(Wrap { trim: true }).block(
+            Block::new()
+                .borders(Borders::TOP)
+                .title(format!(" Threads ({} live) ", process.threads_live)),
+        ),
+        threads,
+    );
+}
+
+/// "Top methods" and "Top allocated classes", under the sampled section where there is one
+/// (`sampled`: its height). The exact counts keep room for their first few entries (title,
+/// header, rows): on a small terminal the sampled shares give way, as they are an estimate
+/// and the counts are not.
+fn draw_exact_lists(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    process: &ProcessSnapshot,
+    sampled: Option<Constraint>,
+    interval: std::time::Duration,
+) {
+    let area = if let Some(height) = sampled {
         let listed = process
             .top_methods
             .len()
             .max(process.top_allocations.len())
             .min(RANKED_KEPT) as u16;
-        let ranked_room = Constraint::Min(if listed == 0 { 2 } else { listed + 2 });
-        let [hot, ranked] = Layout::vertical([height, ranked_room]).areas(lower);
+        let room = Constraint::Min(if listed == 0 { 2 } else { listed + 2 });
+        let [hot, ranked] = Layout::vertical([height, room]).areas(area);
         sampled::draw_hot(frame, hot, app, process);
         ranked
     } else {
-        lower
+        area
     };
     let [methods, allocations] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(lower);
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
     draw_ranked(
         frame,
         methods,
@@ -111,20 +147,6 @@ pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &Pr
         true,
         process,
         category::OBJECT_ALLOC,
-    );
-
-    let names = if process.threads.is_empty() {
-        "–".to_string()
-    } else {
-        process.threads.join(", ")
-    };
-    frame.render_widget(
-        Paragraph::new(names).wrap(Wrap { trim: true }).block(
-            Block::new()
-                .borders(Borders::TOP)
-                .title(format!(" Threads ({} live) ", process.threads_live)),
-        ),
-        threads,
     );
 }
 

@@ -10,7 +10,7 @@ use ratatui::{
     widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap},
 };
 
-use super::{ACCENT, WARN};
+use super::{ACCENT, WARN, fit};
 use crate::{
     format, samples, sanitize,
     snapshot::{FrameKind, ProcessSnapshot},
@@ -135,7 +135,8 @@ fn draw_functions(frame: &mut Frame, area: Rect, since: &SampledSince) {
                 Cell::from(share(h.total_percent(since.samples))),
                 Cell::from(format::count(h.self_samples)),
                 Cell::from(format::count(h.total_samples)),
-                Cell::from(h.frame.function.clone()),
+                // A name cut short says so (Java's parameter lists run long).
+                Cell::from(fit::ellipsis(&h.frame.function, named)),
                 Cell::from(place),
             ]);
             if h.frame.kind == FrameKind::Unknown {
