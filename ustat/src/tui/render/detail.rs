@@ -22,6 +22,10 @@ use crate::{
 /// section.
 const RANKED_KEPT: usize = 4;
 
+/// Below this many lines, the lower half of the detail view is too small for both the
+/// sampled functions and lists that only say they are not traced.
+const SMALL_LOWER: u16 = 8;
+
 pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &ProcessSnapshot) {
     let facts = format!(
         " · PID {} · {} · {}{} ",
@@ -74,13 +78,13 @@ pub(super) fn draw_detail(frame: &mut Frame, area: Rect, app: &App, process: &Pr
     let interval = app.snapshot.as_ref().map_or(app.interval, |s| s.interval);
     draw_pauses(frame, pauses, process, interval);
 
-    // Sampled shares above exact call counts: two answers, never mixed. Where neither exact
-    // list is traced (a JVM without its flags), the `!` lines above say so, and sampled
-    // functions, where there are some to list, take their room.
+    // Sampled shares above exact call counts: two answers, never mixed. On a small terminal
+    // where neither exact list is traced (a JVM without its flags: the `!` lines above say
+    // so), sampled functions, where there are some to list, take the lists' room.
     let nothing_exact =
         process.untraced(category::METHOD_CALL) && process.untraced(category::OBJECT_ALLOC);
     match sampled::height(app, process) {
-        Some(Constraint::Fill(_)) if nothing_exact => {
+        Some(Constraint::Fill(_)) if nothing_exact && lower.height < SMALL_LOWER => {
             sampled::draw_hot(frame, lower, app, process);
         }
         height => draw_exact_lists(frame, lower, app, process, height, interval),
