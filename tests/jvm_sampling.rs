@@ -17,14 +17,12 @@ use std::{
 };
 
 use support::{
-    Driven, Ustat,
+    Driven,
     jvm::{java, jdk25_java, private_jdk},
-    read_csv, stop,
+    read_csv,
+    sampled::{folded_lines, function, sample},
+    stop,
 };
-
-/// Samples a second per CPU: more than the default, so a few seconds give enough samples
-/// for 5 points on a loaded machine.
-const HZ: &str = "997";
 
 /// The largest difference allowed, in percentage points.
 const POINTS: f64 = 5.0;
@@ -73,32 +71,6 @@ impl Workload {
     }
 }
 
-/// ustat sampling `pid` into a samples CSV and a folded file in `dir`.
-fn sample(dir: &Path, pid: u32) -> Ustat {
-    let csv = dir.join("ustat.csv");
-    let samples = dir.join("samples.csv");
-    let folded = dir.join("stacks.folded");
-    let pid = pid.to_string();
-    let mut ustat = Ustat::spawn(&[
-        "--csv".as_ref(),
-        csv.as_os_str(),
-        "-i".as_ref(),
-        "0.5".as_ref(),
-        "-p".as_ref(),
-        pid.as_ref(),
-        "--sample-hz".as_ref(),
-        HZ.as_ref(),
-        "--samples".as_ref(),
-        samples.as_os_str(),
-        "--folded".as_ref(),
-        folded.as_os_str(),
-    ] as &[&std::ffi::OsStr]);
-    ustat
-        .stderr
-        .wait_for("ustat to attach", |l| l.starts_with("ustat: tracing "));
-    ustat
-}
-
 /// Self samples per function of process `pid` in a samples CSV.
 fn self_samples(path: &Path, pid: u32) -> HashMap<String, u64> {
     let mut out = HashMap::new();
@@ -110,25 +82,6 @@ fn self_samples(path: &Path, pid: u32) -> HashMap<String, u64> {
             row["self_samples"].parse::<u64>().unwrap();
     }
     out
-}
-
-/// The frames of each folded line (process first), with its count.
-fn folded_lines(path: &Path) -> Vec<(Vec<String>, u64)> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .map(|line| {
-            let (stack, count) = line.rsplit_once(' ').expect("a count");
-            (
-                stack.split(';').map(str::to_string).collect(),
-                count.parse().expect("a number"),
-            )
-        })
-        .collect()
-}
-
-/// The method of a folded frame: `Sampled.c(long, long) (Sampled.java)` -> `Sampled.c(long, long)`.
-fn method(frame: &str) -> &str {
-    frame.split(" (").next().unwrap_or(frame)
 }
 
 const HEAVY: &str = "Sampled.heavy(long, long)";
@@ -173,7 +126,7 @@ fn split_and_chain(what: &str, java: &Path, flags: &[&str], warm: bool) {
     // Every sample in c() is under b(), under a(), under chain(), in that order.
     let mut in_c = 0;
     for (frames, count) in folded_lines(&dir.path().join("stacks.folded")) {
-        let methods: Vec<&str> = frames.iter().map(|f| method(f)).collect();
+        let methods: Vec<&str> = frames.iter().map(|f| function(f)).collect();
         if methods.last() != Some(&"Sampled.c(long, long)") {
             continue;
         }

@@ -17,19 +17,17 @@ use std::{
 };
 
 use support::{
-    Driven, Ustat,
+    Driven,
     interpreters::{DEBIAN_PYTHON, fixture, pyenv_python_if_present, test_cache},
-    read_csv, stop, wait_with_deadline,
+    read_csv,
+    sampled::{folded_lines, function, sample},
+    stop, wait_with_deadline,
 };
 
 /// Seconds of each phase of the workload.
 const SPLIT_S: &str = "5";
 const RECURSE_S: &str = "2";
 const ASYNC_S: &str = "2";
-
-/// Samples a second per CPU: more than the default, so a few seconds of a loaded machine's
-/// CPU give enough samples for 5 points.
-const HZ: &str = "997";
 
 /// The largest difference allowed, in percentage points.
 const POINTS: f64 = 5.0;
@@ -50,32 +48,6 @@ fn def_line(name: &str) -> u32 {
         l.starts_with(&format!("def {name}(")) || l.starts_with(&format!("async def {name}("))
     });
     found.expect("the function is in the fixture") as u32 + 1
-}
-
-/// ustat sampling `pid` into a samples CSV and a folded file in `dir`.
-fn sample(dir: &Path, pid: u32) -> Ustat {
-    let csv = dir.join("ustat.csv");
-    let samples = dir.join("samples.csv");
-    let folded = dir.join("stacks.folded");
-    let pid = pid.to_string();
-    let mut ustat = Ustat::spawn(&[
-        "--csv".as_ref(),
-        csv.as_os_str(),
-        "-i".as_ref(),
-        "0.5".as_ref(),
-        "-p".as_ref(),
-        pid.as_ref(),
-        "--sample-hz".as_ref(),
-        HZ.as_ref(),
-        "--samples".as_ref(),
-        samples.as_os_str(),
-        "--folded".as_ref(),
-        folded.as_os_str(),
-    ] as &[&std::ffi::OsStr]);
-    ustat
-        .stderr
-        .wait_for("ustat to attach", |l| l.starts_with("ustat: tracing "));
-    ustat
 }
 
 /// py-spy from `scripts/setup`'s cache, if there.
@@ -112,25 +84,6 @@ fn py_spy_self(raw: &str) -> HashMap<String, u64> {
 fn heavy_share(heavy: u64, light: u64) -> (f64, u64) {
     let both = heavy + light;
     (heavy as f64 * 100.0 / both.max(1) as f64, both)
-}
-
-/// The frames of each folded line (process first), with its count.
-fn folded_lines(path: &Path) -> Vec<(Vec<String>, u64)> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .map(|line| {
-            let (stack, count) = line.rsplit_once(' ').expect("a count");
-            (
-                stack.split(';').map(str::to_string).collect(),
-                count.parse().expect("a number"),
-            )
-        })
-        .collect()
-}
-
-/// The function of a folded frame: `leaf (/x/sampled.py:57)` -> `leaf`.
-fn function(frame: &str) -> &str {
-    frame.split(" (").next().unwrap_or(frame)
 }
 
 /// The Python functions of a folded stack, without the C code between them (3.11 enters

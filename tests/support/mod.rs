@@ -8,6 +8,7 @@
 pub mod fixtures;
 pub mod interpreters;
 pub mod jvm;
+pub mod sampled;
 pub mod tmux;
 
 use std::{

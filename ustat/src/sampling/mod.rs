@@ -35,7 +35,25 @@ enum State<P> {
     Unreadable(String),
 }
 
-impl<P> State<P> {
+impl<P: Copy> State<P> {
+    /// Takes what looking at the process found; what the kernel walks it with, when ready.
+    fn settle(&mut self, prepared: Result<P, NotReady>) -> Option<P> {
+        match prepared {
+            Ok(prepared) => {
+                *self = State::Ready(prepared);
+                Some(prepared)
+            }
+            Err(NotReady::Later(why)) => {
+                *self = State::Pending(why);
+                None
+            }
+            Err(NotReady::Unreadable(why)) => {
+                *self = State::Unreadable(why);
+                None
+            }
+        }
+    }
+
     fn unreadable(&self) -> Option<&str> {
         match self {
             State::Unreadable(why) => Some(why),
@@ -93,24 +111,11 @@ impl ProcessSampler {
             Ok(symbols) => python::prepare(&memory, self.version, symbols),
             Err(why) => Err(NotReady::Unreadable(why.clone())),
         };
-        match prepared {
-            Ok(prepared) => {
-                self.state = State::Ready(prepared);
-                Some(SampleTarget {
-                    start: self.start,
-                    interp: prepared.interp,
-                    ..prepared.layout.kernel
-                })
-            }
-            Err(NotReady::Later(why)) => {
-                self.state = State::Pending(why);
-                None
-            }
-            Err(NotReady::Unreadable(why)) => {
-                self.state = State::Unreadable(why);
-                None
-            }
-        }
+        self.state.settle(prepared).map(|prepared| SampleTarget {
+            start: self.start,
+            interp: prepared.interp,
+            ..prepared.layout.kernel
+        })
     }
 
     /// The target that only counts samples (before the layout is known, or when it is not).
@@ -245,23 +250,10 @@ impl JvmSampler {
             Ok(symbols) => hotspot::prepare(&Remote::new(self.pid), symbols),
             Err(why) => Err(NotReady::Unreadable(why.clone())),
         };
-        match prepared {
-            Ok(prepared) => {
-                self.state = State::Ready(prepared);
-                Some(HotspotTarget {
-                    start: self.start,
-                    ..prepared.target
-                })
-            }
-            Err(NotReady::Later(why)) => {
-                self.state = State::Pending(why);
-                None
-            }
-            Err(NotReady::Unreadable(why)) => {
-                self.state = State::Unreadable(why);
-                None
-            }
-        }
+        self.state.settle(prepared).map(|prepared| HotspotTarget {
+            start: self.start,
+            ..prepared.target
+        })
     }
 
     pub fn counting_target(&self) -> HotspotTarget {
