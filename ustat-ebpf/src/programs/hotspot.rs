@@ -61,8 +61,8 @@ pub(super) struct Walk {
     pc: u64,
     sp: u64,
     fp: u64,
-    /// The walk starts at the interrupted registers (1) rather than an anchor: the first
-    /// frame may then be in its prologue.
+    /// 1 while the next frame is the innermost one, at the interrupted registers (not at an
+    /// anchor): only that frame can be caught in its prologue or epilogue.
     top: u32,
     status: u32,
     blob: [u8; BLOB_READ],
@@ -71,8 +71,8 @@ pub(super) struct Walk {
 #[map]
 static HOTSPOT_WALK: PerCpuArray<Walk> = PerCpuArray::with_max_entries(1, 0);
 
-/// The JVM `pid`'s target, when it is one (a reference into the map: the target is too
-/// big to copy without a call to `memcpy`, which the verifier refuses).
+/// The JVM `pid`'s target, when it is one: a reference into the map, not a copy of its
+/// 224 bytes on every sample.
 #[inline(always)]
 pub(super) fn target(pid: u32) -> Option<&'static HotspotTarget> {
     // SAFETY: a map value; userspace replaces a target whole, and only while the process
@@ -126,11 +126,10 @@ pub(super) fn walk(ctx: &PerfEventContext, target: &HotspotTarget, key: &mut Sam
         let Some(thread) = java_thread(target) else {
             return sample_status::NO_JAVA_FRAME;
         };
-        let t = target;
         let (Some(sp), Some(pc), Some(fp)) = (
-            read::<u64>(thread + u64::from(t.anchor_sp)),
-            read::<u64>(thread + u64::from(t.anchor_pc)),
-            read::<u64>(thread + u64::from(t.anchor_fp)),
+            read::<u64>(thread + u64::from(target.anchor_sp)),
+            read::<u64>(thread + u64::from(target.anchor_pc)),
+            read::<u64>(thread + u64::from(target.anchor_fp)),
         ) else {
             return sample_status::READ_FAILED;
         };

@@ -263,15 +263,16 @@ pub struct MethodNames {
 }
 
 impl MethodNames {
-    /// The frame of a sampled entry (a tagged `Method*`) of a sample of `generation`, when
-    /// the JVM is now at `now`; names read here are remembered as of `now`.
+    /// The frame of a sampled entry (a tagged `Method*`) of a sample of `generation`. Names
+    /// not remembered for that generation are read when the JVM is at it now (`now`; None:
+    /// nothing may be read) and remembered as of it.
     pub fn frame(
         &mut self,
         memory: &Remote,
         process: &Prepared,
         entry: u64,
         generation: u32,
-        now: u32,
+        now: Option<u32>,
     ) -> SampledFrame {
         let method = entry & !hotspot_frame::TAG_MASK;
         if let Some((read_in, frame)) = self.cache.get(&method)
@@ -279,7 +280,7 @@ impl MethodNames {
         {
             return frame.clone();
         }
-        if generation != now {
+        if now != Some(generation) {
             return unknown("(method of a class unloaded since)");
         }
         let Some(mut frame) = read_method(memory, &process.names, method) else {
@@ -291,7 +292,7 @@ impl MethodNames {
         if self.cache.len() >= MAX_CACHED {
             self.cache.clear();
         }
-        self.cache.insert(method, (now, frame.clone()));
+        self.cache.insert(method, (generation, frame.clone()));
         frame
     }
 

@@ -269,34 +269,40 @@ impl JvmSampler {
 
     /// This interval's samples; `generation` reads the JVM's count of unloaded classes now.
     /// Names are read as of the count before; if a class unloaded while they were read,
-    /// they are read again as of the count after (so none read across an unload is kept).
+    /// they are forgotten and read again as of the count after. While classes keep
+    /// unloading (a GC unloading many), the last pass reads nothing and names only what
+    /// was named before: none read across an unload is kept.
     pub fn interval(
         &mut self,
         hz: u32,
         stacks: &[(SampleKey, u64)],
         generation: impl Fn() -> u32,
     ) -> Sampled {
+        const PASSES: usize = 3;
         let memory = Remote::new(self.pid);
-        let mut now_generation = generation();
-        let mut attempt = 0;
+        let mut reading_as_of = Some(generation());
+        let mut pass = 0;
         let (tallied, now) = loop {
+            pass += 1;
             let (state, names) = (&self.state, &mut self.names);
             let result = tally(self.pid, self.start, &self.previous, stacks, |key| {
                 match (state, key.status) {
                     (_, sample_status::UNREADABLE | sample_status::NO_TASK_LAYOUT) => None,
                     (State::Ready(prepared), _) => Some(decode_jvm(key, &mut |entry| {
-                        names.frame(&memory, prepared, entry, key.generation, now_generation)
+                        names.frame(&memory, prepared, entry, key.generation, reading_as_of)
                     })),
                     _ => None,
                 }
             });
+            let Some(before) = reading_as_of else {
+                break result;
+            };
             let after = generation();
-            attempt += 1;
-            if after == now_generation || attempt == 2 {
+            if after == before {
                 break result;
             }
-            self.names.forget_generation(now_generation);
-            now_generation = after;
+            self.names.forget_generation(before);
+            reading_as_of = (pass + 1 < PASSES).then_some(after);
         };
         self.previous = now;
         tallied.into_sampled(hz, self.unreadable())
