@@ -156,9 +156,9 @@ struct Run {
     in_kernel: Option<(f64, f64)>,
 }
 
-/// Medians of `RUNS` runs of ustat sampling `count` busy JVMs, and the load average before
-/// and after.
-fn cost(count: usize) -> (Run, String, String) {
+/// Medians of `RUNS` runs of ustat sampling `count` busy JVMs, each run's throughput lost
+/// (the spread says how far the median can be trusted), and the load average before and after.
+fn cost(count: usize) -> (Run, Vec<f64>, String, String) {
     let load_before = load_average();
     let mut busy = Busy::start(count);
     let mut before = busy.warm_up();
@@ -202,7 +202,8 @@ fn cost(count: usize) -> (Run, String, String) {
             )
         }),
     };
-    (medians, load_before, load_average())
+    let lost = runs.iter().map(|r| r.lost_percent).collect();
+    (medians, lost, load_before, load_average())
 }
 
 /// The 1-, 5- and 15-minute load averages, as `/proc/loadavg` has them.
@@ -226,15 +227,17 @@ pub fn table() -> String {
     let mut loads = Vec::new();
     for count in COUNTS {
         eprintln!("bench: sampling {count} busy JVM(s) ...");
-        let (u, load_before, load_after) = cost(count);
+        let (u, lost, load_before, load_after) = cost(count);
+        let lost: Vec<String> = lost.iter().map(|l| format!("{l:.1}")).collect();
         let jvms = match count {
             1 => "1 JVM".to_string(),
             n => format!("{n} JVMs"),
         };
         let _ = writeln!(
             table,
-            "| {jvms}: throughput lost (% of rounds per CPU second) | {:.1} | not served here |",
+            "| {jvms}: throughput lost (% of rounds per CPU second; the runs) | {:.1} ({}) | not served here |",
             u.lost_percent,
+            lost.join(", "),
         );
         let _ = writeln!(
             table,
@@ -249,9 +252,7 @@ pub fn table() -> String {
                     "{ns:.0} ns; {cpu:.2} %"
                 )),
         );
-        loads.push(format!(
-            "{jvms}: {load_before} before, {load_after} after"
-        ));
+        loads.push(format!("{jvms}: {load_before} before, {load_after} after"));
         // What is measured so far, should a later count not finish.
         eprint!("{table}");
     }
