@@ -14,10 +14,16 @@
 //! 5. sampling stacks: 1, 10 and 50 busy CPython processes at 99 Hz, ustat beside py-spy
 //!    (`compare/sampling.rs`; a table of its own, also target/benchmarks-sampling.md);
 //! 6. attach speed of `ustat trace` specs: every USDT site of libjvm.so, and 500 functions
-//!    matched by one wildcard, beside bpftrace attaching the same.
+//!    matched by one wildcard, beside bpftrace attaching the same;
+//! 7. sampling Java stacks: 1 and 10 busy JVMs at 99 Hz, ustat (async-profiler, where a
+//!    registry serves it) (`compare/jvm_sampling.rs`; a table of its own, also
+//!    target/benchmarks-jvm-sampling.md).
 //!
-//! `scripts/bench sampling` runs only the sampling part.
+//! `scripts/bench sampling` runs only the sampling part, `scripts/bench jvm-sampling` only the
+//! Java one.
 
+#[path = "compare/jvm_sampling.rs"]
+mod jvm_sampling;
 #[path = "compare/sampling.rs"]
 mod sampling;
 #[path = "../../tests/support/mod.rs"]
@@ -390,6 +396,43 @@ fn overhead_rows(rows: &mut Vec<Row>) {
     ));
 }
 
+/// Nanoseconds on a CPU of every thread of `pid` (the scheduler's exact sum, from
+/// `/proc/PID/task/*/schedstat`).
+fn cpu_ns(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// `prog_type` of a perf-event program in fdinfo (uapi `bpf.h`).
+const BPF_PROG_TYPE_PERF_EVENT: u64 = 7;
+
+/// Run time (ns) and runs of the perf-event programs process `pid` holds, from the kernel's
+/// BPF statistics in its fds' fdinfo (counted only while statistics are on).
+fn perf_event_programs(pid: u32) -> (u64, u64) {
+    let mut total = (0, 0);
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return total;
+    };
+    for fd in fds.filter_map(Result::ok) {
+        let Ok(info) = std::fs::read_to_string(fd.path()) else {
+            continue;
+        };
+        let field = |name: &str| -> Option<u64> {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        if field("prog_type:") == Some(BPF_PROG_TYPE_PERF_EVENT) {
+            total.0 += field("run_time_ns:").unwrap_or(0);
+            total.1 += field("run_cnt:").unwrap_or(0);
+        }
+    }
+    total
+}
+
 /// CPU seconds (user and system) a process has used, from /proc.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -759,11 +802,18 @@ fn main() {
         0,
         "the benchmarks load eBPF programs: run them as root"
     );
-    // `cargo bench` passes `--bench`; `scripts/bench sampling` adds `sampling`.
+    // `cargo bench` passes `--bench`; `scripts/bench sampling` adds `sampling`, and
+    // `scripts/bench jvm-sampling` adds `jvm-sampling`.
     if std::env::args().any(|a| a == "sampling") {
         let table = sampling::table();
         print!("{table}");
         let _ = std::fs::write(sampling::target(), &table);
+        return;
+    }
+    if std::env::args().any(|a| a == "jvm-sampling") {
+        let table = jvm_sampling::table();
+        print!("{table}");
+        let _ = std::fs::write(jvm_sampling::target(), &table);
         return;
     }
     let started = Instant::now();
@@ -826,4 +876,9 @@ fn main() {
     let sampling = sampling::table();
     print!("\n{sampling}");
     let _ = std::fs::write(sampling::target(), &sampling);
+
+    eprintln!("bench: sampling Java stacks ...");
+    let jvm = jvm_sampling::table();
+    print!("\n{jvm}");
+    let _ = std::fs::write(jvm_sampling::target(), &jvm);
 }

@@ -27,7 +27,7 @@ use std::{
 };
 
 use crate::{
-    PYTHON, bench_dir, cpu_seconds, kill, lines, median,
+    PYTHON, bench_dir, cpu_ns, cpu_seconds, kill, lines, median, perf_event_programs,
     support::{self, Driven},
 };
 
@@ -40,8 +40,6 @@ const RUNS: usize = 3;
 /// How long a sampler may take to start: ustat prepares each of 50 processes on a host that
 /// their spinning (and py-spy's) keeps fully loaded.
 const START: Duration = Duration::from_secs(600);
-/// `prog_type` of a perf-event program in fdinfo (uapi `bpf.h`).
-const BPF_PROG_TYPE_PERF_EVENT: u64 = 7;
 
 /// The samplers compared, in the table's column order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,19 +104,9 @@ impl Busy {
     }
 }
 
-/// Nanoseconds on a CPU of every thread of `pid` (the scheduler's exact sum, from
-/// `/proc/PID/task/*/schedstat`).
-fn cpu_ns(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
-        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// Lines a sampler printed, read as they come (kept while it runs, so its pipe never
 /// closes under it).
-type Output = Receiver<(Instant, String)>;
+pub type Output = Receiver<(Instant, String)>;
 
 /// A running sampler: its processes, for their CPU time.
 struct Running {
@@ -146,30 +134,13 @@ impl Running {
         self.children.iter().map(|(c, _)| cpu_seconds(c.id())).sum()
     }
 
-    /// Run time (ns) and runs of the perf-event programs the samplers hold, from the kernel's
-    /// BPF statistics in their fds' fdinfo (0 for py-spy, which has none).
+    /// Run time (ns) and runs of the perf-event programs the samplers hold (0 for py-spy,
+    /// which has none).
     fn perf_event_programs(&self) -> (u64, u64) {
-        let mut total = (0, 0);
-        for (child, _) in &self.children {
-            let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fdinfo", child.id())) else {
-                continue;
-            };
-            for fd in fds.filter_map(Result::ok) {
-                let Ok(info) = std::fs::read_to_string(fd.path()) else {
-                    continue;
-                };
-                let field = |name: &str| -> Option<u64> {
-                    info.lines()
-                        .find_map(|l| l.strip_prefix(name))
-                        .and_then(|v| v.trim().parse().ok())
-                };
-                if field("prog_type:") == Some(BPF_PROG_TYPE_PERF_EVENT) {
-                    total.0 += field("run_time_ns:").unwrap_or(0);
-                    total.1 += field("run_cnt:").unwrap_or(0);
-                }
-            }
-        }
-        total
+        self.children
+            .iter()
+            .map(|(child, _)| perf_event_programs(child.id()))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
     }
 
     /// Ends each sampler with SIGINT (py-spy then writes its file), and waits for it.
@@ -194,7 +165,7 @@ impl Drop for Running {
 }
 
 /// `ustat --csv FILE --sample-hz 99 -p PIDS`, returned once it is tracing.
-fn ustat(dir: &Path, pids: &[u32]) -> (Child, Output) {
+pub fn ustat(dir: &Path, pids: &[u32]) -> (Child, Output) {
     let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
     let mut child = Command::new(support::ustat_binary())
         .arg("--csv")
