@@ -72,17 +72,17 @@ fn draw_status(frame: &mut Frame, area: Rect, flow: &FlowView) {
             format!("{prefix}*")
         }
     };
-    // What the keys change first, the process (chosen before) last: a narrow terminal cuts
-    // the end, and a threshold or filter just set must stay in sight.
+    // The live count, then what the keys change, the process (chosen before) last: a narrow
+    // terminal cuts the end, and a threshold or filter just set must stay in sight.
     let text = format!(
-        " slow ≥ {} · thread {thread} · {} {} · {} {} · {} {} · {}",
+        " {} {} · slow ≥ {} · thread {thread} · {} {} · {} {} · {}",
+        format::count(flow.calls),
+        if flow.calls == 1 { "call" } else { "calls" },
         format::nanos(flow.slow_ns),
         flow.slots[0],
         filter(&flow.class_prefix),
         flow.slots[1],
         filter(&flow.method_prefix),
-        format::count(flow.calls),
-        if flow.calls == 1 { "call" } else { "calls" },
         flow.title,
     );
     let mut after = Vec::new();
