@@ -41,6 +41,10 @@ static JAVA_THREADS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(16_384,
 /// JDK 7).
 const ENTRY_FRAME_CALL_WRAPPER: u64 = 6 * 8;
 
+/// Words above a compiled frame searched for its return address when the frame size does
+/// not lead to it (async-profiler looks as far).
+const RETURN_ADDRESS_SEARCH: usize = 7;
+
 /// Bytes of a code blob's header read at once: every field the walk uses lies within.
 const BLOB_READ: usize = 128;
 
@@ -347,8 +351,15 @@ fn compiled(t: &HotspotTarget, w: &mut Walk, key: &mut SampleKey, blob: u64, top
             w.pc = return_pc;
             0
         }
-        // The innermost frame may be in its epilogue, its frame already popped.
-        _ if top => from_partial_frame(t, w),
+        // The innermost frame may be in its epilogue, its frame already popped, or in code
+        // that pushed more below it (a GC barrier's slow path).
+        _ if top => {
+            if from_partial_frame(t, w) == 0 {
+                return 0;
+            }
+            w.status = sample_status::OK;
+            from_return_address_above(t, w, sender_sp)
+        }
         _ => {
             w.status = sample_status::READ_FAILED;
             1
@@ -376,6 +387,31 @@ fn from_partial_frame(t: &HotspotTarget, w: &mut Walk) -> i64 {
         w.sp += 16;
         w.pc = second;
         return 0;
+    }
+    w.status = sample_status::READ_FAILED;
+    1
+}
+
+/// Unwinds an innermost compiled frame whose code pushed words below its frame (x86 code
+/// can, beyond the frame size its blob records): the return address is then one of the few
+/// words above where the frame size puts it, the caller's rbp just below it. The first that
+/// returns into Java code is taken (async-profiler and the OpenTelemetry profiler do the
+/// same); if none does, the walk says so.
+#[inline(always)]
+fn from_return_address_above(t: &HotspotTarget, w: &mut Walk, sender_sp: u64) -> i64 {
+    let Some(words) = read::<[u64; RETURN_ADDRESS_SEARCH + 1]>(sender_sp - 16) else {
+        w.status = sample_status::READ_FAILED;
+        return 1;
+    };
+    // words[0] is where the caller's rbp would be, words[1] the return address: both
+    // were checked already. Each next pair is one more pushed word.
+    for i in 2..=RETURN_ADDRESS_SEARCH {
+        if returns_to_java(t, words[i]) {
+            w.fp = words[i - 1];
+            w.sp = sender_sp + 8 * (i as u64 - 1);
+            w.pc = words[i];
+            return 0;
+        }
     }
     w.status = sample_status::READ_FAILED;
     1
