@@ -170,7 +170,13 @@ fn the_flow_counts_calls_picks_threads_holds_still_and_clears_prompts() {
             ustat_binary().display()
         );
         let tmux = Tmux::start(jvm.dir.path(), width, height, &command);
-        let screen = tmux.wait_for("calls", |s| s.contains("-> Workload.marker(int)"));
+        // A whole frame: tmux may capture one the terminal is still drawing.
+        let screen = tmux.wait_for("calls", |s| {
+            s.contains("-> Workload.marker(int)")
+                && s.contains("Per method since the flow first opened")
+                && s.lines()
+                    .any(|l| l.trim_start().starts_with('?') && l.contains("help"))
+        });
         assert!(fits(&screen, width), "{size}:\n{screen}");
         assert!(screen.contains(" flow "), "{size}: the badge:\n{screen}");
         assert!(
