@@ -195,13 +195,7 @@ fn place(memory: &Remote, layout: &Layout) -> Result<Prepared, NotReady> {
     let r = &layout.roots;
     let unreadable = |what: &str| NotReady::Unreadable(format!("its {what} cannot be read"));
     let u64_at = |address: u64, what: &str| memory.u64(address).map_err(|_| unreadable(what));
-    let u32_at = |address: u64, what: &str| {
-        let mut bytes = [0u8; 4];
-        memory
-            .read(address, &mut bytes)
-            .map(|()| u32::from_le_bytes(bytes))
-            .map_err(|_| unreadable(what))
-    };
+    let u32_at = |address: u64, what: &str| memory.u32(address).map_err(|_| unreadable(what));
     let heaps = u64_at(r.code_heaps, "code cache")?;
     let stubs = u64_at(r.interpreter_code, "interpreter")?;
     if heaps == 0 || stubs == 0 {
@@ -306,16 +300,9 @@ impl MethodNames {
 fn read_method(memory: &Remote, n: &NameOffsets, method: u64) -> Option<SampledFrame> {
     let const_method = memory.u64(method + n.method_const_method).ok()?;
     let pool = memory.u64(const_method + n.const_method_constants).ok()?;
-    let index = |at: u64| -> Option<u16> {
-        let mut bytes = [0u8; 2];
-        memory.read(at, &mut bytes).ok()?;
-        Some(u16::from_le_bytes(bytes))
-    };
-    let length = {
-        let mut bytes = [0u8; 4];
-        memory.read(pool + n.pool_length, &mut bytes).ok()?;
-        i32::from_le_bytes(bytes)
-    };
+    let index = |at: u64| memory.u16(at).ok();
+    // `ConstantPool::_length` is an int: its bits as a u32 give the same value.
+    let length = memory.u32(pool + n.pool_length).ok()? as i32;
     let symbol_at = |i: u16| -> Option<String> {
         if i == 0 || i32::from(i) >= length {
             return None;
@@ -346,9 +333,7 @@ fn read_symbol(memory: &Remote, n: &NameOffsets, symbol: u64) -> Option<String> 
     if symbol == 0 {
         return None;
     }
-    let mut bytes = [0u8; 2];
-    memory.read(symbol + n.symbol_length, &mut bytes).ok()?;
-    let length = usize::from(u16::from_le_bytes(bytes)).min(MAX_SYMBOL);
+    let length = usize::from(memory.u16(symbol + n.symbol_length).ok()?).min(MAX_SYMBOL);
     let body = memory.bytes(symbol + n.symbol_body, length).ok()?;
     Some(String::from_utf8_lossy(&body).into_owned())
 }

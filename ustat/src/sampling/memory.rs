@@ -48,9 +48,22 @@ impl Remote {
     }
 
     pub fn u64(&self, address: u64) -> io::Result<u64> {
-        let mut bytes = [0u8; 8];
+        self.array(address).map(u64::from_le_bytes)
+    }
+
+    pub fn u32(&self, address: u64) -> io::Result<u32> {
+        self.array(address).map(u32::from_le_bytes)
+    }
+
+    pub fn u16(&self, address: u64) -> io::Result<u16> {
+        self.array(address).map(u16::from_le_bytes)
+    }
+
+    /// `N` bytes at `address`, for a fixed-width field.
+    fn array<const N: usize>(&self, address: u64) -> io::Result<[u8; N]> {
+        let mut bytes = [0u8; N];
         self.read(address, &mut bytes)?;
-        Ok(u64::from_le_bytes(bytes))
+        Ok(bytes)
     }
 
     pub fn bytes(&self, address: u64, len: usize) -> io::Result<Vec<u8>> {
